@@ -1,0 +1,1 @@
+"""Payment channel adapters and simulators: WeChat Pay, Alipay, UnionPay."""

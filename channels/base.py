@@ -1,0 +1,171 @@
+"""The contract between the router and a channel adapter.
+
+A channel adapter turns the router's neutral requests (`CreateOrder`, an order number) into one
+channel's wire protocol and back. Adapters declare what they can do as data
+(`Capabilities`), so the router filters candidates before it calls anything. Expected outcomes
+(a QR code, a redirect, "the buyer has not paid yet") are values; only failures raise, from
+the tree in `channels.errors`.
+
+Amounts are integers in the currency's minor unit on both sides of this contract.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+Method = Literal["qr", "web", "h5", "app", "jsapi", "barcode"]
+Wallet = Literal["wechat", "alipay", "unionpay"]
+ActionType = Literal["qr_code", "redirect", "form_post", "app_params", "none"]
+
+METHODS: tuple[Method, ...] = ("qr", "web", "h5", "app", "jsapi", "barcode")
+WALLETS: tuple[Wallet, ...] = ("wechat", "alipay", "unionpay")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a channel account can do, checked by the router before any call."""
+
+    wallet: Wallet
+    methods: frozenset[Method]
+    currencies: frozenset[str]
+    partial_refunds: bool = True
+
+    def supports(self, method: Method, currency: str) -> bool:
+        return method in self.methods and currency in self.currencies
+
+
+@dataclass(frozen=True)
+class CreateOrder:
+    """A payment as the router asks a channel to create it."""
+
+    order_no: str
+    """Our order number at the channel (`out_trade_no`, `orderId`): the payment id."""
+    amount: int
+    currency: str
+    method: Method
+    description: str
+    notify_url: str
+    """Where the channel posts its notification: the router's `/v1/notify/{account}`."""
+    expires_at: datetime | None = None
+    return_url: str | None = None
+    client_ip: str | None = None
+    payer_id: str | None = None
+    auth_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the merchant shows the buyer next. Mirrors the payment's `action` object."""
+
+    type: ActionType
+    qr_code: str | None = None
+    url: str | None = None
+    fields: Mapping[str, str] | None = None
+    params: Mapping[str, str] | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"type": self.type}
+        for name in ("qr_code", "url", "fields", "params"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = dict(value) if isinstance(value, Mapping) else value
+        return out
+
+
+class TradeState(enum.Enum):
+    """A channel's trade state, mapped onto what the router needs to know."""
+
+    PENDING = "pending"
+    """Created, waiting for the buyer (NOTPAY, USERPAYING, WAIT_BUYER_PAY, respCode 03/04/05)."""
+    SUCCEEDED = "succeeded"
+    """Paid (SUCCESS, REFUND: a refunded trade was paid first; TRADE_SUCCESS, TRADE_FINISHED)."""
+    FAILED = "failed"
+    """The buyer's payment failed (PAYERROR)."""
+    CLOSED = "closed"
+    """Closed or revoked before payment (CLOSED, REVOKED, TRADE_CLOSED)."""
+    NOT_FOUND = "not_found"
+    """The channel has no such order."""
+
+
+@dataclass(frozen=True)
+class TradeStatus:
+    """A channel's view of one order, from a query or a notification."""
+
+    order_no: str
+    state: TradeState
+    channel_state: str
+    """The channel's own word for the state (`NOTPAY`, `TRADE_SUCCESS`, ...), for the audit."""
+    channel_trade_no: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+    paid_at: datetime | None = None
+    account_id: str | None = None
+    """The channel-side merchant id the trade belongs to (`mchid`, `app_id`, `merId`)."""
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """A created order: what to show the buyer, and where it stands."""
+
+    action: Action
+    state: TradeState = TradeState.PENDING
+    channel_trade_no: str | None = None
+    paid_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A verified, decoded channel callback."""
+
+    notification_id: str
+    trade: TradeStatus
+    event_type: str
+    """The channel's own event name (`TRANSACTION.SUCCESS`, `trade_status_sync`, ...)."""
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """The HTTP answer a channel expects to a callback, in its own format."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Channel(Protocol):
+    """One configured channel account (for example `wechat_main`)."""
+
+    @property
+    def account(self) -> str:
+        """The account's name in the routing config."""
+        ...
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this account can do."""
+        ...
+
+    async def create(self, order: CreateOrder) -> CreateResult:
+        """Create the order at the channel. Raises a `ChannelError` on failure."""
+        ...
+
+    async def query(self, order_no: str) -> TradeStatus:
+        """The channel's current view of the order; `NOT_FOUND` if it has none."""
+        ...
+
+    async def close(self, order_no: str) -> None:
+        """Close an unpaid order. Closing an order the channel does not know is not an error."""
+        ...
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
+        """Verify and decode a callback. Raises `NotificationRejected`; never does I/O."""
+        ...
+
+    def acknowledgement(self, accepted: bool) -> Acknowledgement:
+        """The answer the channel expects: accepted, or please retry later."""
+        ...
