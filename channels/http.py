@@ -12,7 +12,6 @@ Transport failures become the `channels.errors` tree here:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -76,7 +75,7 @@ async def send(
         raise ChannelUnavailable(f"connect timeout to {_host(request.url)}") from exc
     except aiohttp.ClientConnectorError as exc:
         raise ChannelUnavailable(f"cannot connect to {_host(request.url)}: {exc.os_error}") from exc
-    except (TimeoutError, asyncio.TimeoutError) as exc:
+    except TimeoutError as exc:
         raise ChannelOutcomeUnknown(f"timeout waiting for {_host(request.url)}") from exc
     except aiohttp.ClientError as exc:
         raise ChannelOutcomeUnknown(

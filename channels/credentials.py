@@ -1,0 +1,93 @@
+"""Where a channel account's secrets come from, shared by every channel's config.
+
+The routing config never holds a secret itself: each account names a JSON bundle either as a
+file (relative to the config file's folder) or as an environment variable holding the same
+JSON. Loading errors name the file or variable and the field, never a secret's value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from channels.http import Timeouts
+
+
+class CredentialsError(ValueError):
+    """Credentials that cannot be loaded; the message names the source and the field."""
+
+
+class CredentialsRef(BaseModel):
+    """Exactly one of `file` (a JSON file) or `env` (a variable holding the JSON)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str | None = None
+    env: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CredentialsRef:
+        if (self.file is None) == (self.env is None):
+            raise ValueError("credentials need exactly one of 'file' or 'env'")
+        return self
+
+    def describe(self, base_dir: Path) -> str:
+        """Where the bundle comes from, for messages."""
+        if self.file is not None:
+            return f"credentials file {self.path(base_dir)}"
+        return f"credentials environment variable {self.env}"
+
+    def path(self, base_dir: Path) -> Path:
+        assert self.file is not None
+        return (base_dir / Path(self.file).expanduser()).resolve()
+
+
+class TimeoutsConfig(BaseModel):
+    """Per-account time limits in seconds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connect: float = Field(2.0, gt=0, le=60)
+    total: float = Field(10.0, gt=0, le=300)
+
+    def to_timeouts(self) -> Timeouts:
+        return Timeouts(connect=self.connect, total=self.total)
+
+
+def read_bundle(ref: CredentialsRef, base_dir: Path) -> dict[str, Any]:
+    """The JSON object `ref` points at. Raises `CredentialsError`."""
+    source = ref.describe(base_dir)
+    if ref.file is not None:
+        try:
+            text = ref.path(base_dir).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CredentialsError(f"{source}: cannot read ({exc.strerror})") from None
+    else:
+        assert ref.env is not None
+        value = os.environ.get(ref.env)
+        if not value:
+            raise CredentialsError(f"{source} is not set")
+        text = value
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        # The position is safe to show; the text around it may be a secret.
+        raise CredentialsError(
+            f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    if not isinstance(data, dict):
+        raise CredentialsError(f"{source}: must hold a JSON object")
+    return data
+
+
+def describe_validation_error(source: str, exc: ValidationError) -> CredentialsError:
+    """A `CredentialsError` naming each bad field, without echoing any input value."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        field_name = ".".join(str(part) for part in error["loc"]) or "(bundle)"
+        problems.append(f"{field_name}: {error['msg']}")
+    return CredentialsError(f"{source}: " + "; ".join(problems))

@@ -1,0 +1,165 @@
+"""`WeChatChannel`: one WeChat Pay API v3 account behind the `channels.base.Channel` contract.
+
+The adapter only orchestrates: `channels.wechat.protocol` builds and parses, `channels.http`
+sends. Every 2xx answer must carry a valid platform signature; one that does not is treated as
+"we do not know what happened" (`ChannelOutcomeUnknown`), never as a success.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import aiohttp
+from multidict import CIMultiDict
+
+from channels.base import (
+    Acknowledgement,
+    Capabilities,
+    CreateOrder,
+    CreateResult,
+    Notification,
+    TradeStatus,
+)
+from channels.errors import ChannelOutcomeUnknown, NotificationRejected
+from channels.http import HttpAnswer, HttpRequest, send
+from channels.wechat import protocol
+from channels.wechat.config import (
+    SUPPORTED_METHODS,
+    WeChatAccount,
+    WeChatCredentials,
+    load_credentials,
+)
+from channels.wechat.crypto import VerificationError, verify_answer
+
+Clock = Callable[[], float]
+
+
+class WeChatChannel:
+    """A configured WeChat Pay account (for example `wechat_main`)."""
+
+    def __init__(
+        self,
+        name: str,
+        config: WeChatAccount,
+        credentials: WeChatCredentials,
+        session: aiohttp.ClientSession,
+        now: Clock = time.time,
+    ) -> None:
+        self._name = name
+        self._config = config
+        self._credentials = credentials
+        self._session = session
+        self._now = now
+        self._timeouts = config.timeouts.to_timeouts()
+        self._merchant = protocol.Merchant(
+            mchid=credentials.mchid,
+            appid=credentials.appid,
+            serial_no=credentials.merchant_serial_no,
+            private_key=credentials.merchant_key,
+        )
+        self._platform_keys = {credentials.platform_public_key_id: credentials.platform_key}
+        self._capabilities = Capabilities(
+            wallet="wechat",
+            methods=config.methods or SUPPORTED_METHODS,
+            currencies=frozenset({"CNY"}),
+            partial_refunds=True,
+        )
+
+    def __repr__(self) -> str:
+        return f"WeChatChannel({self._name!r}, mchid={self._credentials.mchid!r})"
+
+    @property
+    def account(self) -> str:
+        return self._name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    async def create(self, order: CreateOrder) -> CreateResult:
+        """Place the order; the result carries the QR code, URL or app parameters."""
+        timestamp, nonce = self._stamp()
+        request = protocol.build_create_request(
+            self._merchant,
+            self._config.base_url,
+            protocol.OrderRequest(
+                method=order.method,
+                out_trade_no=order.order_no,
+                description=order.description,
+                total=order.amount,
+                currency=order.currency,
+                notify_url=order.notify_url,
+                time_expire=order.expires_at,
+                client_ip=order.client_ip,
+                openid=order.payer_id,
+                auth_code=order.auth_code,
+            ),
+            timestamp=timestamp,
+            nonce=nonce,
+        )
+        answer = await self._call(request)
+        sign_time, sign_nonce = self._stamp()
+        return protocol.parse_create_answer(
+            order.method, answer, self._merchant, timestamp=sign_time, nonce=sign_nonce
+        )
+
+    async def query(self, order_no: str) -> TradeStatus:
+        """WeChat's view of the order by our order number."""
+        timestamp, nonce = self._stamp()
+        request = protocol.build_query_request(
+            self._merchant, self._config.base_url, order_no, timestamp=timestamp, nonce=nonce
+        )
+        return protocol.parse_query_answer(await self._call(request), order_no)
+
+    async def close(self, order_no: str) -> None:
+        """Close an unpaid order; an order WeChat does not know is already as good as closed."""
+        timestamp, nonce = self._stamp()
+        request = protocol.build_close_request(
+            self._merchant, self._config.base_url, order_no, timestamp=timestamp, nonce=nonce
+        )
+        protocol.parse_close_answer(await self._call(request))
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
+        """Verify (signature, ±300 s), decrypt and read a payment notification."""
+        try:
+            verify_answer(CIMultiDict(headers), body, self._platform_keys, now=self._now())
+            notification = protocol.decode_notification(
+                body, self._credentials.apiv3_key.get_secret_value()
+            )
+        except VerificationError as exc:
+            raise NotificationRejected(exc.reason, exc.message) from None
+        trade = notification.trade
+        if trade.account_id != self._credentials.mchid:
+            raise NotificationRejected("account", "the notification is for another merchant")
+        return notification
+
+    def acknowledgement(self, accepted: bool) -> Acknowledgement:
+        """200 `{"code":"SUCCESS"}` ends WeChat's retries; 500 `{"code":"FAIL"}` asks again."""
+        if accepted:
+            return Acknowledgement(200, protocol.dump_json(protocol.ACK_ACCEPTED))
+        return Acknowledgement(500, protocol.dump_json(protocol.ACK_REFUSED))
+
+    def _stamp(self) -> tuple[int, str]:
+        return int(self._now()), secrets.token_hex(16).upper()
+
+    async def _call(self, request: HttpRequest) -> HttpAnswer:
+        answer = await send(self._session, request, self._timeouts)
+        if 200 <= answer.status < 300:
+            try:
+                verify_answer(answer.headers, answer.body, self._platform_keys, now=self._now())
+            except VerificationError as exc:
+                raise ChannelOutcomeUnknown(
+                    f"unverifiable {answer.status} answer from WeChat Pay: {exc.message}",
+                    code="ANSWER_SIGNATURE",
+                ) from None
+        return answer
+
+
+def build(
+    name: str, config: WeChatAccount, base_dir: Path, session: aiohttp.ClientSession
+) -> WeChatChannel:
+    """The channel for one routing-config entry; credentials resolved against `base_dir`."""
+    return WeChatChannel(name, config, load_credentials(config.credentials, base_dir), session)

@@ -1,0 +1,143 @@
+"""A WeChat Pay account as the routing config names it, and its credential bundle.
+
+Routing config entry (YAML)::
+
+    wechat_main:
+      type: wechat
+      base_url: http://127.0.0.1:8091
+      credentials: {file: ../.sandbox/wechat/1900000001.json}
+      timeouts: {connect: 2, total: 10}
+      methods: [qr, h5]          # optional subset
+
+The credential bundle is one entry of the simulator's `GET /sim/accounts` answer (and the
+sandbox file `<sandbox_dir>/wechat/1900000001.json`)::
+
+    {"mchid", "appid", "merchant_serial_no", "merchant_private_key",
+     "platform_public_key_id", "platform_public_key", "apiv3_key"}
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from channels.base import Method
+from channels.credentials import (
+    CredentialsError,
+    CredentialsRef,
+    TimeoutsConfig,
+    describe_validation_error,
+    read_bundle,
+)
+from channels.wechat.crypto import load_private_key, load_public_key
+
+__all__ = [
+    "SUPPORTED_METHODS",
+    "CredentialsError",
+    "CredentialsRef",
+    "TimeoutsConfig",
+    "WeChatAccount",
+    "WeChatCredentials",
+    "load_credentials",
+]
+
+SUPPORTED_METHODS: frozenset[Method] = frozenset({"qr", "h5", "jsapi", "app", "barcode"})
+
+
+class WeChatAccount(BaseModel):
+    """One WeChat Pay account in the routing config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["wechat"]
+    base_url: str
+    livemode: bool = False
+    credentials: CredentialsRef
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+    methods: frozenset[Method] | None = None
+    """A subset of the methods WeChat offers; absent: all of them."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or "?" in value:
+            raise ValueError("base_url must be an http(s) URL without a query")
+        return value.rstrip("/")
+
+    @field_validator("methods")
+    @classmethod
+    def _supported(cls, value: frozenset[Method] | None) -> frozenset[Method] | None:
+        if value is not None:
+            unsupported = sorted(value - SUPPORTED_METHODS)
+            if unsupported:
+                raise ValueError(f"WeChat Pay does not offer {', '.join(unsupported)}")
+            if not value:
+                raise ValueError("methods must not be empty")
+        return value
+
+
+class WeChatCredentials(BaseModel):
+    """A merchant's WeChat Pay secrets (public-key mode). Secrets never show in a repr."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mchid: str = Field(pattern=r"^[0-9]{6,32}$")
+    appid: str = Field(pattern=r"^wx[0-9A-Za-z]{16}$")
+    merchant_serial_no: str = Field(pattern=r"^[0-9A-Fa-f]{8,64}$")
+    merchant_private_key: SecretStr
+    platform_public_key_id: str = Field(pattern=r"^PUB_KEY_ID_[0-9A-Za-z]+$")
+    platform_public_key: str
+    apiv3_key: SecretStr
+
+    @field_validator("merchant_private_key")
+    @classmethod
+    def _private_key(cls, value: SecretStr) -> SecretStr:
+        load_private_key(value.get_secret_value())
+        return value
+
+    @field_validator("platform_public_key")
+    @classmethod
+    def _public_key(cls, value: str) -> str:
+        load_public_key(value)
+        return value
+
+    @field_validator("apiv3_key")
+    @classmethod
+    def _apiv3_key(cls, value: SecretStr) -> SecretStr:
+        key = value.get_secret_value()
+        if len(key) != 32 or not key.isascii():
+            raise ValueError("must be 32 ASCII characters")
+        return value
+
+    @cached_property
+    def merchant_key(self) -> rsa.RSAPrivateKey:
+        return load_private_key(self.merchant_private_key.get_secret_value())
+
+    @cached_property
+    def platform_key(self) -> rsa.RSAPublicKey:
+        return load_public_key(self.platform_public_key)
+
+    def bundle(self) -> dict[str, str]:
+        """The JSON bundle, secrets included: only for sandbox files and `/sim/accounts`."""
+        return {
+            "mchid": self.mchid,
+            "appid": self.appid,
+            "merchant_serial_no": self.merchant_serial_no,
+            "merchant_private_key": self.merchant_private_key.get_secret_value(),
+            "platform_public_key_id": self.platform_public_key_id,
+            "platform_public_key": self.platform_public_key,
+            "apiv3_key": self.apiv3_key.get_secret_value(),
+        }
+
+
+def load_credentials(ref: CredentialsRef, base_dir: Path) -> WeChatCredentials:
+    """Read and validate a credential bundle. Raises `CredentialsError`."""
+    data = read_bundle(ref, base_dir)
+    try:
+        return WeChatCredentials.model_validate(data)
+    except ValidationError as exc:
+        raise describe_validation_error(ref.describe(base_dir), exc) from None

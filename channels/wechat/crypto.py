@@ -1,0 +1,252 @@
+"""WeChat Pay API v3 signatures and resource encryption. Pure functions, no I/O.
+
+- Requests carry `Authorization: WECHATPAY2-SHA256-RSA2048 mchid="",nonce_str="",
+  signature="",timestamp="",serial_no=""`, the signature being base64 SHA256withRSA
+  (PKCS#1 v1.5) with the merchant key over `METHOD\\nPATH_WITH_QUERY\\ntimestamp\\nnonce\\nBODY\\n`.
+- Answers and notifications carry `Wechatpay-Timestamp`, `-Nonce`, `-Signature`, `-Serial`
+  (the platform public key id) and `-Signature-Type`, signed with the platform key over
+  `timestamp\\nnonce\\nBODY\\n`.
+- Notification resources are AES-256-GCM with the 32-character APIv3 key, a 12-character
+  nonce and associated data; the ciphertext is base64(ciphertext || tag).
+
+Bodies are bytes throughout: signatures cover the exact bytes on the wire, because every client
+serialises JSON its own way.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
+TIMESTAMP_WINDOW = 300
+"""Seconds either side of now within which a signed timestamp is accepted."""
+
+HEADER_TIMESTAMP = "Wechatpay-Timestamp"
+HEADER_NONCE = "Wechatpay-Nonce"
+HEADER_SIGNATURE = "Wechatpay-Signature"
+HEADER_SERIAL = "Wechatpay-Serial"
+HEADER_SIGNATURE_TYPE = "Wechatpay-Signature-Type"
+
+_AUTH_FIELDS = ("mchid", "nonce_str", "signature", "timestamp", "serial_no")
+_AUTH_PAIR = re.compile(r'\s*([a-z_]+)="([^"]*)"\s*')
+
+
+class VerificationError(Exception):
+    """A signature, timestamp or ciphertext that does not check out."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        """`signature`, `timestamp`, `decrypt` or `malformed`."""
+        self.message = message
+
+
+def load_private_key(pem: str) -> rsa.RSAPrivateKey:
+    """An RSA private key from PEM (PKCS#8 or PKCS#1). Raises `ValueError`."""
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("not a PEM private key") from exc
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("not an RSA private key")
+    return key
+
+
+def load_public_key(pem: str) -> rsa.RSAPublicKey:
+    """An RSA public key from PEM (SubjectPublicKeyInfo). Raises `ValueError`."""
+    try:
+        key = serialization.load_pem_public_key(pem.encode())
+    except (ValueError, TypeError) as exc:
+        raise ValueError("not a PEM public key") from exc
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError("not an RSA public key")
+    return key
+
+
+def private_key_pem(key: rsa.RSAPrivateKey) -> str:
+    """PKCS#8 PEM, the form WeChat hands out as `apiclient_key.pem`."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def public_key_pem(key: rsa.RSAPublicKey) -> str:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def rsa_sign(key: rsa.RSAPrivateKey, message: bytes) -> str:
+    """Base64 SHA256withRSA (PKCS#1 v1.5) signature of `message`."""
+    return base64.b64encode(key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
+
+
+def rsa_verify(key: rsa.RSAPublicKey, message: bytes, signature: str) -> bool:
+    try:
+        raw = base64.b64decode(signature, validate=True)
+        key.verify(raw, message, padding.PKCS1v15(), hashes.SHA256())
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+    return True
+
+
+def request_message(
+    method: str, path_with_query: str, timestamp: str, nonce: str, body: bytes
+) -> bytes:
+    """The bytes a request signature covers."""
+    head = f"{method.upper()}\n{path_with_query}\n{timestamp}\n{nonce}\n".encode()
+    return head + body + b"\n"
+
+
+def answer_message(timestamp: str, nonce: str, body: bytes) -> bytes:
+    """The bytes an answer or notification signature covers (empty body for 204)."""
+    return f"{timestamp}\n{nonce}\n".encode() + body + b"\n"
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """The parts of a request's `Authorization` header."""
+
+    mchid: str
+    nonce_str: str
+    signature: str
+    timestamp: str
+    serial_no: str
+
+    def header(self) -> str:
+        pairs = ",".join(f'{name}="{getattr(self, name)}"' for name in _AUTH_FIELDS)
+        return f"{SIGNATURE_TYPE} {pairs}"
+
+
+def build_authorization(
+    *,
+    mchid: str,
+    serial_no: str,
+    key: rsa.RSAPrivateKey,
+    method: str,
+    path_with_query: str,
+    body: bytes,
+    timestamp: int,
+    nonce: str,
+) -> str:
+    """The `Authorization` header value for one request."""
+    message = request_message(method, path_with_query, str(timestamp), nonce, body)
+    auth = Authorization(mchid, nonce, rsa_sign(key, message), str(timestamp), serial_no)
+    return auth.header()
+
+
+def parse_authorization(value: str) -> Authorization:
+    """Split an `Authorization` header. Raises `VerificationError("malformed")`."""
+    schema, _, rest = value.strip().partition(" ")
+    if schema != SIGNATURE_TYPE:
+        raise VerificationError("malformed", f"authorization schema must be {SIGNATURE_TYPE}")
+    fields: dict[str, str] = {}
+    for part in rest.split(","):
+        match = _AUTH_PAIR.fullmatch(part)
+        if match is None:
+            raise VerificationError("malformed", 'authorization parameters are not name="value"')
+        fields[match.group(1)] = match.group(2)
+    missing = [name for name in _AUTH_FIELDS if not fields.get(name)]
+    if missing:
+        raise VerificationError("malformed", f"authorization lacks {', '.join(missing)}")
+    return Authorization(*(fields[name] for name in _AUTH_FIELDS))
+
+
+def verify_authorization(
+    auth: Authorization,
+    key: rsa.RSAPublicKey,
+    *,
+    method: str,
+    path_with_query: str,
+    body: bytes,
+    now: float,
+) -> None:
+    """Check a parsed request signature. Raises `VerificationError`."""
+    check_timestamp(auth.timestamp, now)
+    message = request_message(method, path_with_query, auth.timestamp, auth.nonce_str, body)
+    if not rsa_verify(key, message, auth.signature):
+        raise VerificationError("signature", "request signature does not verify")
+
+
+def check_timestamp(timestamp: str, now: float) -> None:
+    """Refuse a signed timestamp more than `TIMESTAMP_WINDOW` seconds away from `now`."""
+    if not timestamp.isdigit():
+        raise VerificationError("malformed", "timestamp is not unix seconds")
+    if abs(int(timestamp) - now) > TIMESTAMP_WINDOW:
+        raise VerificationError("timestamp", "timestamp is outside the 300 s window")
+
+
+def sign_answer(
+    key: rsa.RSAPrivateKey, key_id: str, body: bytes, *, timestamp: int, nonce: str
+) -> dict[str, str]:
+    """The five `Wechatpay-*` headers for an answer or a notification."""
+    message = answer_message(str(timestamp), nonce, body)
+    return {
+        HEADER_TIMESTAMP: str(timestamp),
+        HEADER_NONCE: nonce,
+        HEADER_SIGNATURE: rsa_sign(key, message),
+        HEADER_SERIAL: key_id,
+        HEADER_SIGNATURE_TYPE: SIGNATURE_TYPE,
+    }
+
+
+def verify_answer(
+    headers: Mapping[str, str],
+    body: bytes,
+    public_keys: Mapping[str, rsa.RSAPublicKey],
+    *,
+    now: float,
+) -> None:
+    """Check an answer's or notification's signature. `headers` must be case-insensitive.
+
+    `public_keys` maps platform public key ids to keys. Raises `VerificationError`.
+    """
+    values = {}
+    for name in (HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE, HEADER_SERIAL):
+        value = headers.get(name)
+        if not value:
+            raise VerificationError("signature", f"the {name} header is missing")
+        values[name] = value
+    signature_type = headers.get(HEADER_SIGNATURE_TYPE, SIGNATURE_TYPE)
+    if signature_type != SIGNATURE_TYPE:
+        raise VerificationError("signature", f"unsupported signature type {signature_type!r}")
+    key = public_keys.get(values[HEADER_SERIAL])
+    if key is None:
+        raise VerificationError("signature", "signed with an unknown platform key")
+    check_timestamp(values[HEADER_TIMESTAMP], now)
+    message = answer_message(values[HEADER_TIMESTAMP], values[HEADER_NONCE], body)
+    if not rsa_verify(key, message, values[HEADER_SIGNATURE]):
+        raise VerificationError("signature", "signature does not verify")
+
+
+def _aes_key(apiv3_key: str) -> AESGCM:
+    key = apiv3_key.encode()
+    if len(key) != 32:
+        raise ValueError("the APIv3 key must be 32 bytes")
+    return AESGCM(key)
+
+
+def aes_gcm_encrypt(apiv3_key: str, nonce: str, associated_data: str, plaintext: bytes) -> str:
+    """base64(ciphertext || tag), as in a notification's `resource.ciphertext`."""
+    sealed = _aes_key(apiv3_key).encrypt(nonce.encode(), plaintext, associated_data.encode())
+    return base64.b64encode(sealed).decode()
+
+
+def aes_gcm_decrypt(apiv3_key: str, nonce: str, associated_data: str, ciphertext: str) -> bytes:
+    """Open a notification resource. Raises `VerificationError("decrypt")`."""
+    try:
+        sealed = base64.b64decode(ciphertext, validate=True)
+        return _aes_key(apiv3_key).decrypt(nonce.encode(), sealed, associated_data.encode())
+    except (InvalidTag, binascii.Error, ValueError) as exc:
+        raise VerificationError("decrypt", "the resource does not decrypt") from exc

@@ -1,0 +1,125 @@
+"""Sandbox credentials for the WeChat Pay simulator: generated once, reloaded on every start.
+
+Files under `<sandbox_dir>/wechat/` (mode 0600):
+
+- `1900000001.json`: the merchant's credential bundle (`channels.wechat.config.WeChatCredentials`),
+  what a routing config names and what `GET /sim/accounts` hands out;
+- `1900000001.platform-key.pem`: the platform private key, read only by the simulator, which
+  signs answers and notifications with it.
+
+Ids are fixed (`SANDBOX_MCHID`, `SANDBOX_APPID`) so configs can name the file; keys and the
+APIv3 key are random, made once and kept, so restarts keep working.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import ValidationError
+
+from channels.credentials import CredentialsError, describe_validation_error
+from channels.wechat.config import WeChatCredentials
+from channels.wechat.crypto import load_private_key, private_key_pem, public_key_pem
+
+SANDBOX_MCHID = "1900000001"
+SANDBOX_APPID = "wx2b8f6c1d4e9a7035"
+
+
+@dataclass(frozen=True)
+class SandboxAccount:
+    """One sandbox merchant as the simulator sees it."""
+
+    credentials: WeChatCredentials
+    platform_private_key: rsa.RSAPrivateKey
+    credentials_path: Path
+    """The bundle file a routing config can name."""
+
+    @property
+    def mchid(self) -> str:
+        return self.credentials.mchid
+
+    @property
+    def merchant_public_key(self) -> rsa.RSAPublicKey:
+        return self.credentials.merchant_key.public_key()
+
+
+def credentials_path(sandbox_dir: Path, mchid: str = SANDBOX_MCHID) -> Path:
+    return sandbox_dir / "wechat" / f"{mchid}.json"
+
+
+def platform_key_path(sandbox_dir: Path, mchid: str = SANDBOX_MCHID) -> Path:
+    return sandbox_dir / "wechat" / f"{mchid}.platform-key.pem"
+
+
+def ensure_sandbox(sandbox_dir: Path) -> SandboxAccount:
+    """Load the sandbox account under `sandbox_dir`, generating it on first use.
+
+    Safe against concurrent first starts (a file lock); never overwrites existing files.
+    Raises `CredentialsError` when existing files are unreadable or inconsistent.
+    """
+    folder = sandbox_dir / "wechat"
+    folder.mkdir(parents=True, exist_ok=True)
+    bundle_file = credentials_path(sandbox_dir)
+    key_file = platform_key_path(sandbox_dir)
+    with open(folder / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not bundle_file.exists() and not key_file.exists():
+            credentials, platform_key = _generate()
+            _write_secret(key_file, private_key_pem(platform_key))
+            _write_secret(bundle_file, json.dumps(credentials.bundle(), indent=2) + "\n")
+    return _load(bundle_file, key_file)
+
+
+def _generate() -> tuple[WeChatCredentials, rsa.RSAPrivateKey]:
+    merchant_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    platform_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    alphabet = string.ascii_letters + string.digits
+    key_id_tail = secrets.token_hex(11).upper()
+    credentials = WeChatCredentials.model_validate(
+        {
+            "mchid": SANDBOX_MCHID,
+            "appid": SANDBOX_APPID,
+            "merchant_serial_no": secrets.token_hex(20).upper(),
+            "merchant_private_key": private_key_pem(merchant_key),
+            "platform_public_key_id": f"PUB_KEY_ID_01{SANDBOX_MCHID}{key_id_tail}",
+            "platform_public_key": public_key_pem(platform_key.public_key()),
+            "apiv3_key": "".join(secrets.choice(alphabet) for _ in range(32)),
+        }
+    )
+    return credentials, platform_key
+
+
+def _write_secret(path: Path, text: str) -> None:
+    # Written to a private temporary file and renamed, so no reader sees half a key.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
+
+
+def _load(bundle_file: Path, key_file: Path) -> SandboxAccount:
+    try:
+        data = json.loads(bundle_file.read_text(encoding="utf-8"))
+        credentials = WeChatCredentials.model_validate(data)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CredentialsError(f"sandbox file {bundle_file}: unreadable ({exc})") from None
+    except ValidationError as exc:
+        raise describe_validation_error(f"sandbox file {bundle_file}", exc) from None
+    try:
+        platform_key = load_private_key(key_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CredentialsError(f"sandbox file {key_file}: unreadable ({exc})") from None
+    if public_key_pem(platform_key.public_key()) != credentials.platform_public_key:
+        raise CredentialsError(
+            f"sandbox files {bundle_file.name} and {key_file.name} do not belong together; "
+            f"remove both to generate a new sandbox account"
+        )
+    return SandboxAccount(credentials, platform_key, bundle_file)
