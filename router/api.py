@@ -1,0 +1,103 @@
+"""Merchant API routes for payments (`/v1/payments...`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from router.errors import InvalidRequest, NotFound
+from router.http import RUNTIME, json_response, parse_body, principal, validate
+from router.ids import PAYMENT_ID
+from router.models import CreatePaymentRequest, OrderId, PaymentList, PaymentStatus
+from router.payments import PaymentService
+from router.store.payments import StoredPayment
+
+PAYMENTS = web.AppKey("payments", PaymentService)
+
+
+class ListQuery(BaseModel):
+    """Query parameters of `GET /v1/payments`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    merchant_order_id: OrderId | None = None
+    status: PaymentStatus | None = None
+    created_gte: AwareDatetime | None = None
+    created_lt: AwareDatetime | None = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 10
+    starting_after: str | None = None
+
+
+def _payment_id(request: web.Request) -> str:
+    pay_id = request.match_info["id"]
+    if not PAYMENT_ID.match(pay_id):
+        raise NotFound("payment", pay_id)
+    return pay_id
+
+
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def _public(stored: StoredPayment, status: int = 200) -> web.Response:
+    return json_response(stored.payment, status=status)
+
+
+async def create_payment(request: web.Request) -> web.Response:
+    who = principal(request)
+    req = await parse_body(request, CreatePaymentRequest)
+    stored = await request.app[PAYMENTS].create(who.merchant.id, who.livemode, req)
+    return _public(stored, status=201)
+
+
+async def get_payment(request: web.Request) -> web.Response:
+    stored = await request.app[PAYMENTS].get(principal(request).merchant.id, _payment_id(request))
+    return _public(stored)
+
+
+async def close_payment(request: web.Request) -> web.Response:
+    mch = principal(request).merchant.id
+    stored = await request.app[PAYMENTS].close(mch, _payment_id(request))
+    return _public(stored)
+
+
+async def list_payments(request: web.Request) -> web.Response:
+    mch = principal(request).merchant.id
+    for name in request.query:
+        if len(request.query.getall(name)) > 1:
+            raise InvalidRequest("parameter_repeated", f"{name}: given more than once", param=name)
+    query = validate(ListQuery, dict(request.query))
+    cursor = None
+    if query.starting_after is not None:
+        if PAYMENT_ID.match(query.starting_after):
+            cursor = await request.app[RUNTIME].store.payments.get(mch, query.starting_after)
+        if cursor is None:
+            raise InvalidRequest(
+                "resource_missing",
+                f"starting_after: no such payment {query.starting_after!r}",
+                param="starting_after",
+            )
+    page, has_more = await request.app[RUNTIME].store.payments.page(
+        mch,
+        limit=query.limit,
+        merchant_order_id=query.merchant_order_id,
+        status=query.status,
+        created_gte_ms=None
+        if query.created_gte is None
+        else int(query.created_gte.timestamp() * 1000),
+        created_lt_ms=None
+        if query.created_lt is None
+        else int(query.created_lt.timestamp() * 1000),
+        starting_after=cursor,
+    )
+    return json_response(PaymentList(data=[s.payment for s in page], has_more=has_more))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/payments", create_payment)
+    app.router.add_get("/v1/payments", list_payments)
+    app.router.add_get("/v1/payments/{id}", get_payment)
+    app.router.add_post("/v1/payments/{id}/close", close_payment)

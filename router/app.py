@@ -1,0 +1,118 @@
+"""Builds the router's aiohttp application: routes, middlewares, start-up and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from router import api, notify
+from router.api import PAYMENTS
+from router.clock import Clock
+from router.config import load_config
+from router.http import MAX_BODY, RUNTIME, authentication, idempotency, request_context
+from router.openapi import build_spec
+from router.payments import PaymentService
+from router.runtime import Runtime, build_accounts
+from router.settings import Settings
+from router.store import open_store
+from router.worker import RequeryWorker
+
+log = logging.getLogger("payrouter")
+WORKER = web.AppKey("worker", RequeryWorker)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+EMBEDDED_WARNING = (
+    "PAYROUTER_REDIS_URL is not set: using the EMBEDDED in-process store. It is for the sandbox "
+    "only: test keys only, one process only, and everything is lost when the process stops."
+)
+
+
+async def build_app(
+    settings: Settings, *, clock: Clock | None = None, run_worker: bool = True
+) -> web.Application:
+    """Load the routing file, connect the store and build the application.
+
+    Raises `router.config.ConfigError` for an unusable routing file.
+    """
+    clock = clock or Clock()
+    loaded = load_config(settings.routing_path)
+    store = await open_store(settings.redis_url, clock, settings.secret_key)
+    if store.embedded:
+        log.warning(EMBEDDED_WARNING)
+    elif settings.secret_key is None:
+        log.warning(
+            "PAYROUTER_SECRET_KEY is not set: signing secrets are encrypted with a key kept in "
+            "the same Redis. Set it (32 bytes, base64) in production."
+        )
+    session = aiohttp.ClientSession()
+    runtime = Runtime(settings, clock, store, loaded, build_accounts(loaded, session))
+    service = PaymentService(runtime)
+
+    app = web.Application(
+        middlewares=[request_context, authentication, idempotency], client_max_size=MAX_BODY
+    )
+    app[RUNTIME] = runtime
+    app[PAYMENTS] = service
+    app[SESSION] = session
+    app[WORKER] = RequeryWorker(runtime, service)
+    api.add_routes(app)
+    notify.add_routes(app)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
+    if run_worker:
+        app.cleanup_ctx.append(_worker)
+    app.on_cleanup.append(_close)
+    log.info(
+        "routing config %s (version %s): accounts %s",
+        loaded.path,
+        loaded.digest,
+        ", ".join(loaded.config.accounts),
+    )
+    return app
+
+
+async def _worker(app: web.Application) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(app[WORKER].run(stop), name="requery-worker")
+    yield
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=5)
+
+
+async def _close(app: web.Application) -> None:
+    await app[SESSION].close()
+    await app[RUNTIME].store.close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    store_ok = await rt.store.ping()
+    body = {
+        "status": "ready" if store_ok else "unavailable",
+        "store": "embedded" if rt.store.embedded else ("ok" if store_ok else "unreachable"),
+        "config_version": rt.config.digest,
+    }
+    return web.json_response(body, status=200 if store_ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[RUNTIME].metrics.registry
+    return web.Response(
+        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(build_spec())

@@ -1,0 +1,96 @@
+"""The operators' routing file (`config/routing.yaml`): loading, validation, precise errors.
+
+An invalid file is refused with one message per problem, each naming the file, the line, the
+path inside the document and what is wrong, for example:
+
+    config/routing.yaml:7: accounts.wechat_main.base_url: Field required
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from channels.wechat.config import WeChatAccount
+
+AccountName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
+AccountConfig = WeChatAccount
+"""One channel account; becomes a union discriminated by `type` as channels are added."""
+
+
+class RoutingConfig(BaseModel):
+    """The whole routing file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1]
+    accounts: Annotated[dict[AccountName, AccountConfig], Field(min_length=1)]
+
+
+class ConfigError(ValueError):
+    """A routing file that cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: RoutingConfig
+    path: Path
+    base_dir: Path
+    """Credential files named in the config are relative to the config file's folder."""
+    digest: str
+    """sha256 of the file's bytes, shown as the version in force."""
+
+
+def load_config(path: Path) -> LoadedConfig:
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(path, [f"{path}: cannot read: {exc.strerror}"]) from None
+    try:
+        node = yaml.compose(text.decode("utf-8"), Loader=yaml.SafeLoader)
+        document = yaml.safe_load(text)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [f"{path}: not valid YAML: {exc}"]) from None
+    if not isinstance(document, dict):
+        raise ConfigError(path, [f"{path}:1: the document must be a mapping"])
+    try:
+        config = RoutingConfig.model_validate(document)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "(document)"
+            line = _line_of(node, error["loc"])
+            problems.append(f"{path}:{line}: {where}: {error['msg']}")
+        raise ConfigError(path, problems) from None
+    return LoadedConfig(
+        config=config,
+        path=path,
+        base_dir=path.resolve().parent,
+        digest=hashlib.sha256(text).hexdigest()[:12],
+    )
+
+
+def _line_of(node: Any, loc: tuple[int | str, ...]) -> int:
+    """The 1-based line of the deepest YAML node on `loc` that exists."""
+    line = 1 if node is None else node.start_mark.line + 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if part < len(node.value) else None
+        if child is None:
+            break
+        node = child
+        line = node.start_mark.line + 1
+    return line

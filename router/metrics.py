@@ -1,0 +1,59 @@
+"""Prometheus metrics, one registry per application (so tests can run several side by side)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """Every metric the router exports at `/metrics`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.channel_calls = Counter(
+            "payrouter_channel_calls_total",
+            "Calls to channel accounts by operation and outcome.",
+            ["account", "operation", "outcome"],
+            registry=r,
+        )
+        self.channel_latency = Histogram(
+            "payrouter_channel_call_duration_seconds",
+            "Time spent in channel calls.",
+            ["account", "operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.notifications = Counter(
+            "payrouter_channel_notifications_total",
+            "Channel callbacks received, by account and outcome (accepted or why refused).",
+            ["account", "outcome"],
+            registry=r,
+        )
+        self.status_changes = Counter(
+            "payrouter_payment_status_changes_total",
+            "Payment status changes, by new status and what caused them.",
+            ["status", "source"],
+            registry=r,
+        )
+        self.http_requests = Counter(
+            "payrouter_http_requests_total",
+            "HTTP requests served, by method, route and status code.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "payrouter_http_request_duration_seconds",
+            "Time to serve HTTP requests.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.worker_runs = Counter(
+            "payrouter_requery_checks_total",
+            "Payments looked at by the re-query worker, by what it found.",
+            ["outcome"],
+            registry=r,
+        )

@@ -1,0 +1,317 @@
+"""The life of a payment: create at a channel, close, and apply what the channel reports.
+
+Create writes the payment as `processing` before the channel is called, so a crash during the
+call leaves a record the re-query worker resolves (`router.worker`). What happens next depends
+on what the channel did, kept apart by the `channels.errors` tree:
+
+| channel outcome        | payment            | answer                                  |
+|------------------------|--------------------|-----------------------------------------|
+| created                | `pending`          | 201 with the action for the buyer       |
+| rejected (said no)     | `failed`           | 402 channel_error, payment named        |
+| unavailable (not sent) | `failed`           | 503 channel_error, safe to retry        |
+| outcome unknown        | stays `processing` | 502 channel_error; the worker queries   |
+|                        |                    | the channel and closes the order there  |
+
+A `failed` payment gives its merchant_order_id back, so the merchant may create again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any, NoReturn
+
+from channels.base import CreateOrder, CreateResult, TradeState, TradeStatus
+from channels.errors import (
+    ChannelError,
+    ChannelOutcomeUnknown,
+    ChannelRejected,
+)
+from router.clock import rfc3339
+from router.errors import ChannelFailed, Conflict, InvalidRequest, NotFound
+from router.ids import new_id
+from router.models import CreatePaymentRequest, Payment, Routing, RoutingAttempt
+from router.routing import choose
+from router.runtime import Runtime
+from router.store.payments import StoredPayment
+
+log = logging.getLogger("payrouter.payments")
+
+
+class TradeMismatch(Exception):
+    """A channel's report that does not match what we asked it for (amount, currency)."""
+
+
+def _require_method_fields(req: CreatePaymentRequest) -> None:
+    if req.method == "jsapi" and req.payer_id is None:
+        raise InvalidRequest("parameter_missing", "jsapi payments need payer_id", param="payer_id")
+    if req.method == "barcode" and req.auth_code is None:
+        raise InvalidRequest(
+            "parameter_missing", "barcode payments need auth_code", param="auth_code"
+        )
+    if req.method == "h5" and req.client_ip is None:
+        raise InvalidRequest("parameter_missing", "h5 payments need client_ip", param="client_ip")
+    if req.auth_code is not None and req.method != "barcode":
+        raise InvalidRequest(
+            "parameter_unexpected", "auth_code is for barcode payments only", param="auth_code"
+        )
+
+
+class PaymentService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    async def create(
+        self, merchant_id: str, livemode: bool, req: CreatePaymentRequest
+    ) -> StoredPayment:
+        rt = self.rt
+        _require_method_fields(req)
+        decision = choose(
+            rt.accounts,
+            method=req.method,
+            currency=req.currency,
+            wallet=req.wallet,
+            pinned=req.channel,
+            livemode=livemode,
+        )
+        channel = decision.candidates[0]
+        now = rt.clock.utcnow()
+        expires_in = req.expires_in or rt.settings.default_expires_in_s
+        stored = StoredPayment(
+            payment=Payment(
+                id=new_id("pay"),
+                merchant_order_id=req.merchant_order_id,
+                amount=req.amount,
+                currency=req.currency,
+                method=req.method,
+                wallet=channel.capabilities.wallet,
+                channel=channel.account,
+                status="processing",
+                description=req.description,
+                notify_url=req.notify_url,
+                return_url=req.return_url,
+                metadata=req.metadata,
+                routing=Routing(rule=decision.rule),
+                created_at=rfc3339(now),
+                expires_at=rfc3339(now + timedelta(seconds=expires_in)),
+                livemode=livemode,
+            ),
+            merchant_id=merchant_id,
+            created_ms=rt.clock.now_ms(),
+            client_ip=req.client_ip,
+            payer_id=req.payer_id,
+        )
+        due = stored.created_ms + int(rt.settings.workers.processing_grace_s * 1000)
+        created, holder = await rt.store.payments.create(stored, due)
+        if not created:
+            raise Conflict(
+                "duplicate_order",
+                f"merchant_order_id {req.merchant_order_id!r} is already used by payment {holder}",
+                param="merchant_order_id",
+                payment_id=holder,
+            )
+        order = CreateOrder(
+            order_no=stored.payment.id,
+            amount=req.amount,
+            currency=req.currency,
+            method=req.method,
+            description=req.description,
+            notify_url=rt.callback_url(channel.account),
+            expires_at=now + timedelta(seconds=expires_in),
+            return_url=req.return_url,
+            client_ip=req.client_ip,
+            payer_id=req.payer_id,
+            auth_code=req.auth_code,
+        )
+        started = time.perf_counter()
+        try:
+            result = await rt.call(channel.account, "create", lambda: channel.create(order))
+        except ChannelError as exc:
+            ms = int((time.perf_counter() - started) * 1000)
+            await self._create_failed(stored, exc, ms)
+        ms = int((time.perf_counter() - started) * 1000)
+        return await self._created(stored, result, ms)
+
+    async def _created(self, stored: StoredPayment, result: CreateResult, ms: int) -> StoredPayment:
+        rt = self.rt
+        p = stored.payment
+        routing = p.routing.model_copy(
+            update={"attempts": [RoutingAttempt(channel=p.channel, outcome="created", ms=ms)]}
+        )
+        fields: dict[str, Any] = {
+            "action": result.action.as_dict(),
+            "channel_trade_no": result.channel_trade_no,
+            "routing": routing.model_dump(mode="json"),
+        }
+        status = "pending"
+        if result.state is TradeState.SUCCEEDED:
+            status = "succeeded"
+            fields["paid_at"] = rfc3339(result.paid_at or rt.clock.utcnow())
+        applied, _ = await rt.store.payments.transition(
+            stored, status, fields, require="processing"
+        )
+        if applied:
+            rt.metrics.status_changes.labels(status, "create").inc()
+            due = rt.clock.now_ms() + int(rt.settings.workers.requery_after_s * 1000)
+            await rt.store.schedule.put(stored.merchant_id, p.id, due)
+        return await self.reload(stored)
+
+    async def _create_failed(self, stored: StoredPayment, exc: ChannelError, ms: int) -> NoReturn:
+        """Record a failed create and raise the merchant's error for it."""
+        rt = self.rt
+        p = stored.payment
+        outcome = (
+            "rejected"
+            if isinstance(exc, ChannelRejected)
+            else "unknown"
+            if isinstance(exc, ChannelOutcomeUnknown)
+            else "unavailable"
+        )
+        attempt = RoutingAttempt(channel=p.channel, outcome=outcome, ms=ms, code=exc.code or None)
+        routing = p.routing.model_copy(update={"attempts": [attempt]}).model_dump(mode="json")
+        log.warning(
+            "channel create failed payment=%s account=%s outcome=%s code=%s: %s",
+            p.id,
+            p.channel,
+            outcome,
+            exc.code,
+            exc.message,
+        )
+        if isinstance(exc, ChannelOutcomeUnknown):
+            # The order may exist at the channel: leave it processing for the worker, which
+            # queries and closes it there before anything else can happen to this payment.
+            await rt.store.payments.transition(
+                stored, "processing", {"routing": routing}, require="processing"
+            )
+            raise ChannelFailed(
+                "channel_outcome_unknown",
+                f"{p.channel} did not answer in time; the payment stays processing until the "
+                "router has confirmed with the channel",
+                status=502,
+                payment_id=p.id,
+            ) from exc
+        failure = {"code": exc.code or outcome, "message": exc.message}
+        await rt.store.payments.transition(
+            stored, "failed", {"routing": routing, "failure": failure}, require="processing"
+        )
+        rt.metrics.status_changes.labels("failed", "create").inc()
+        await rt.store.schedule.done(stored.merchant_id, p.id)
+        if isinstance(exc, ChannelRejected):
+            raise ChannelFailed(
+                "channel_declined",
+                f"{p.channel} refused the payment: {exc.code} {exc.message}",
+                status=402,
+                payment_id=p.id,
+            ) from exc
+        raise ChannelFailed(
+            "channel_unavailable",
+            f"{p.channel} is unavailable; nothing was created, retry is safe",
+            status=503,
+            payment_id=p.id,
+        ) from exc
+
+    async def get(self, merchant_id: str, pay_id: str) -> StoredPayment:
+        stored = await self.rt.store.payments.get(merchant_id, pay_id)
+        if stored is None:
+            raise NotFound("payment", pay_id)
+        return stored
+
+    async def reload(self, stored: StoredPayment) -> StoredPayment:
+        return await self.get(stored.merchant_id, stored.payment.id)
+
+    async def close(self, merchant_id: str, pay_id: str) -> StoredPayment:
+        stored = await self.get(merchant_id, pay_id)
+        status = stored.payment.status
+        if status == "closed":
+            return stored
+        if status != "pending":
+            raise Conflict(
+                "payment_unexpected_state",
+                f"Only a pending payment can be closed; this one is {status}",
+                param="id",
+                payment_id=pay_id,
+            )
+        await self.close_at_channel(stored, source="close")
+        stored = await self.reload(stored)
+        if stored.payment.status != "closed":
+            raise Conflict(
+                "payment_unexpected_state",
+                f"The payment became {stored.payment.status} before it could be closed",
+                param="id",
+                payment_id=pay_id,
+            )
+        return stored
+
+    async def close_at_channel(self, stored: StoredPayment, *, source: str) -> str:
+        """Close the order at the channel, then the payment. Returns the status now.
+
+        If the channel refuses because the buyer has just paid, the payment follows the
+        channel (queried) instead: the buyer's money decides.
+        """
+        rt = self.rt
+        p = stored.payment
+        account = rt.accounts.get(p.channel)
+        if account is None:
+            raise ChannelFailed(
+                "channel_unavailable", f"channel account {p.channel} is not configured", status=503
+            )
+        channel = account.channel
+        try:
+            await rt.call(p.channel, "close", lambda: channel.close(p.id))
+        except ChannelRejected as exc:
+            trade = await rt.call(p.channel, "query", lambda: channel.query(p.id))
+            if trade.state in (TradeState.PENDING, TradeState.NOT_FOUND):
+                raise ChannelFailed(
+                    "channel_declined",
+                    f"{p.channel} refused to close: {exc.code} {exc.message}",
+                    status=502,
+                    payment_id=p.id,
+                ) from exc
+            return await self.apply_trade(stored, trade, source=source)
+        except ChannelError as exc:
+            raise ChannelFailed(
+                "channel_unavailable",
+                f"{p.channel} could not close the order now: {exc.message}",
+                status=503,
+                payment_id=p.id,
+            ) from exc
+        applied, now = await rt.store.payments.transition(stored, "closed", {})
+        if applied:
+            rt.metrics.status_changes.labels("closed", source).inc()
+            await rt.store.schedule.done(stored.merchant_id, p.id)
+        return now
+
+    async def apply_trade(self, stored: StoredPayment, trade: TradeStatus, *, source: str) -> str:
+        """Move the payment to what the channel reports; never backwards. Returns status now."""
+        rt = self.rt
+        p = stored.payment
+        if (trade.amount is not None and trade.amount != p.amount) or (
+            trade.currency is not None and trade.currency != p.currency
+        ):
+            raise TradeMismatch(
+                f"{p.channel} reports {trade.amount} {trade.currency} for {p.id}, "
+                f"which is {p.amount} {p.currency}"
+            )
+        fields: dict[str, Any] = {}
+        if trade.channel_trade_no:
+            fields["channel_trade_no"] = trade.channel_trade_no
+        if trade.state is TradeState.SUCCEEDED:
+            status = "succeeded"
+            fields["paid_at"] = rfc3339(trade.paid_at or rt.clock.utcnow())
+        elif trade.state is TradeState.FAILED:
+            status = "failed"
+            fields["failure"] = {
+                "code": trade.channel_state,
+                "message": "the buyer's payment failed at the channel",
+            }
+        elif trade.state is TradeState.CLOSED:
+            status = "closed"
+        else:
+            return p.status
+        applied, now = await rt.store.payments.transition(stored, status, fields)
+        if applied:
+            rt.metrics.status_changes.labels(status, source).inc()
+            await rt.store.schedule.done(stored.merchant_id, p.id)
+            log.info("payment %s is %s (from %s via %s)", p.id, status, trade.channel_state, source)
+        return now

@@ -1,0 +1,63 @@
+"""Running the router and the simulators as servers until the process is told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from channels.wechat.simulator import build_app as build_wechat_simulator
+
+from channels.simkit import SimulatorSettings
+
+SIMULATOR_PORTS = {"wechat": 8091}
+"""Default ports, also named by the shipped config/routing.yaml."""
+
+
+@dataclass(frozen=True)
+class SimulatorOptions:
+    host: str = "127.0.0.1"
+    sandbox_dir: Path = Path(".sandbox")
+    seed: int | None = None
+    time_factor: float = 1.0
+    ports: tuple[tuple[str, int], ...] = tuple(SIMULATOR_PORTS.items())
+
+
+async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def start_simulators(options: SimulatorOptions) -> list[web.AppRunner]:
+    runners = []
+    for channel, port in options.ports:
+        if channel != "wechat":
+            raise ValueError(f"no simulator for {channel}")
+        settings = SimulatorSettings(
+            sandbox_dir=options.sandbox_dir,
+            seed=options.seed,
+            time_factor=options.time_factor,
+            public_base_url=f"http://{options.host}:{port}",
+        )
+        runners.append(await start_site(build_wechat_simulator(settings), options.host, port))
+    return runners
+
+
+async def wait_for_stop() -> None:
+    """Return on SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def stop_all(runners: list[web.AppRunner]) -> None:
+    for runner in reversed(runners):
+        await runner.cleanup()

@@ -1,0 +1,98 @@
+"""Process settings, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """An environment variable with a value payrouter cannot use."""
+
+
+@dataclass(frozen=True)
+class Workers:
+    """Timings of the background worker that re-queries and expires payments."""
+
+    poll_interval_s: float = 1.0
+    requery_after_s: float = 30.0
+    """First re-query of a pending payment, in case its notification is lost."""
+    requery_max_s: float = 300.0
+    processing_grace_s: float = 30.0
+    """A payment still `processing` this long after creation lost its creating process."""
+    lease_s: float = 60.0
+    batch: int = 50
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None = None
+    routing_path: Path = Path("config/routing.yaml")
+    admin_token: str | None = field(default=None, repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None
+    """How channels reach this router (callback URLs); default http://host:port."""
+    secret_key: bytes | None = field(default=None, repr=False)
+    default_expires_in_s: int = 7200
+    workers: Workers = field(default_factory=Workers)
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            redis_url=env.get("PAYROUTER_REDIS_URL") or None,
+            routing_path=Path(env.get("PAYROUTER_ROUTING") or "config/routing.yaml"),
+            admin_token=env.get("PAYROUTER_ADMIN_TOKEN") or None,
+            host=env.get("PAYROUTER_HOST") or "127.0.0.1",
+            port=_port(env.get("PAYROUTER_PORT") or "8080"),
+            public_url=env.get("PAYROUTER_PUBLIC_URL") or None,
+            secret_key=_secret_key(env.get("PAYROUTER_SECRET_KEY")),
+            workers=Workers(
+                requery_after_s=_seconds(env, "PAYROUTER_REQUERY_AFTER", 30.0),
+                processing_grace_s=_seconds(env, "PAYROUTER_PROCESSING_GRACE", 30.0),
+            ),
+        )
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SettingsError(f"PAYROUTER_PORT must be a port number, not {value!r}")
+    return int(value)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive")
+    return value
+
+
+def _secret_key(value: str | None) -> bytes | None:
+    if not value:
+        return None
+    try:
+        key = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        # Never echo the value: it is a secret even when malformed.
+        raise SettingsError("PAYROUTER_SECRET_KEY must be 32 bytes, base64-encoded")
+    return key

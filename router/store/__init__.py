@@ -1,0 +1,68 @@
+"""Shared state in Redis: payments, idempotency records, merchants and the re-query schedule.
+
+`open_store(url)` connects to Redis, or with no URL builds the embedded in-process store
+(fakeredis with Lua): the same code and the same scripts, for the sandbox only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from router.clock import Clock
+from router.store.idempotency import IdempotencyStore
+from router.store.merchants import MerchantStore, SecretBox
+from router.store.payments import PaymentStore
+from router.store.schedule import Schedule
+
+
+@dataclass
+class Store:
+    """Every piece of shared state, over one Redis connection pool."""
+
+    redis: aioredis.Redis
+    payments: PaymentStore
+    idempotency: IdempotencyStore
+    merchants: MerchantStore
+    schedule: Schedule
+    embedded: bool
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+async def open_store(url: str | None, clock: Clock, secret_key: bytes | None = None) -> Store:
+    """Connect to `url`, or build the embedded store when `url` is None."""
+    client: aioredis.Redis
+    if url is None:
+        import fakeredis
+
+        client = fakeredis.FakeAsyncRedis(decode_responses=True)
+    else:
+        client = aioredis.Redis.from_url(url, decode_responses=True)
+    box = await SecretBox.load(client, secret_key)
+    return Store(
+        redis=client,
+        payments=PaymentStore(client),
+        idempotency=IdempotencyStore(client, clock),
+        merchants=MerchantStore(client, clock, box, allow_live=url is not None),
+        schedule=Schedule(client),
+        embedded=url is None,
+    )
+
+
+__all__ = [
+    "IdempotencyStore",
+    "MerchantStore",
+    "PaymentStore",
+    "Schedule",
+    "Store",
+    "open_store",
+]

@@ -1,0 +1,88 @@
+"""Every Redis key payrouter uses, in one place.
+
+Keys that belong to one merchant share the hash tag `{mch_...}`, so the multi-key Lua scripts
+that create a payment, move its status and record idempotent answers touch one Redis Cluster
+slot. Keys that must be found without knowing the merchant (API keys, a payment's owner, the
+re-query schedule) are single-key and are only ever used by single-key commands and scripts.
+
+    pr:{mch}:merchant              hash    merchant profile
+    pr:{mch}:pay:{pay_id}          hash    one payment (fields: see router.store.payments)
+    pr:{mch}:payments              zset    payment ids by created_at (ms), for listing
+    pr:{mch}:order:{moid}          string  the payment that holds a merchant_order_id
+    pr:{mch}:orders:{moid}         set     every payment ever created with that id
+    pr:{mch}:idem:{sha256(key)}    hash    an idempotency record (24 h)
+    pr:{mch}:nonce:{sha256(nonce)} string  a signed-request nonce (inside the window)
+    pr:{mch}:keys                  set     the merchant's API key ids
+    pr:merchants                   set     all merchant ids
+    pr:key:{key_id}                hash    an API key: owner, mode, hash, encrypted secret
+    pr:keyhash:{sha256(secret)}    string  key id, for bearer lookup
+    pr:payref:{pay_id}             string  the merchant that owns a payment (callbacks)
+    pr:{sched}:payments            zset    "mch_id/pay_id" by the time it is next due (ms)
+    pr:{sys}:secret-key            string  fallback encryption key (embedded/dev use only)
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+PREFIX = "pr"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def merchant(mch: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:merchant"
+
+
+def payment(mch: str, pay_id: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:pay:{pay_id}"
+
+
+def payments_by_created(mch: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:payments"
+
+
+def order_holder(mch: str, merchant_order_id: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:order:{merchant_order_id}"
+
+
+def order_history(mch: str, merchant_order_id: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:orders:{merchant_order_id}"
+
+
+def idempotency(mch: str, key: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:idem:{_digest(key)}"
+
+
+def nonce(mch: str, value: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:nonce:{_digest(value)}"
+
+
+def merchant_keys(mch: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:keys"
+
+
+def merchants() -> str:
+    return f"{PREFIX}:merchants"
+
+
+def api_key(key_id: str) -> str:
+    return f"{PREFIX}:key:{key_id}"
+
+
+def api_key_hash(secret_hash: str) -> str:
+    return f"{PREFIX}:keyhash:{secret_hash}"
+
+
+def payment_owner(pay_id: str) -> str:
+    return f"{PREFIX}:payref:{pay_id}"
+
+
+def payment_schedule() -> str:
+    return f"{PREFIX}:{{sched}}:payments"
+
+
+def fallback_secret_key() -> str:
+    return f"{PREFIX}:{{sys}}:secret-key"

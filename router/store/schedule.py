@@ -1,0 +1,39 @@
+"""The re-query schedule: which payments a background worker must look at, and when."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from router.store import keys
+from router.store.scripts import CLAIM_DUE
+
+
+def member(mch: str, pay_id: str) -> str:
+    return f"{mch}/{pay_id}"
+
+
+class Schedule:
+    """A sorted set of `mch/pay_id` by due time, shared by every router process."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self._claim = redis.register_script(CLAIM_DUE)
+
+    async def put(self, mch: str, pay_id: str, due_ms: int) -> None:
+        await self._redis.zadd(keys.payment_schedule(), {member(mch, pay_id): due_ms})
+
+    async def claim(self, now_ms: int, lease_ms: int, limit: int) -> list[tuple[str, str]]:
+        """Take up to `limit` due entries; each is hidden from other workers for `lease_ms`."""
+        raw = await self._claim(keys=[keys.payment_schedule()], args=[now_ms, lease_ms, limit])
+        out: list[tuple[str, str]] = []
+        for entry in raw:
+            mch, _, pay_id = str(entry).partition("/")
+            out.append((mch, pay_id))
+        return out
+
+    async def done(self, mch: str, pay_id: str) -> None:
+        await self._redis.zrem(keys.payment_schedule(), member(mch, pay_id))
+
+    async def due_at(self, mch: str, pay_id: str) -> int | None:
+        score = await self._redis.zscore(keys.payment_schedule(), member(mch, pay_id))
+        return None if score is None else int(score)

@@ -1,0 +1,112 @@
+"""The Lua scripts behind every state change. Each runs atomically inside Redis.
+
+A script touches only keys passed in KEYS, all sharing one hash tag (see `router.store.keys`),
+so each works unchanged on Redis Cluster. Status ranks live here because the rule "a status
+never moves backwards" must be enforced where the write happens, not in Python.
+"""
+
+from __future__ import annotations
+
+CREATE_PAYMENT = """
+-- KEYS: payment hash, order holder, order history set, created zset
+-- ARGV: pay_id, created_ms, merchant_order_id, then field/value pairs
+local holder = redis.call('GET', KEYS[2])
+if holder then
+  return {0, holder}
+end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
+return {1, ARGV[1]}
+"""
+
+TRANSITION = """
+-- KEYS: payment hash, order holder of its merchant_order_id
+-- ARGV: new status, required current status ('' = any), then field/value pairs
+-- Returns {applied (0/1), status now}.
+local rank = {processing = 0, pending = 1, succeeded = 2, failed = 2, closed = 2}
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then
+  return {0, ''}
+end
+local wanted = ARGV[1]
+if ARGV[2] ~= '' and ARGV[2] ~= current then
+  return {0, current}
+end
+if wanted ~= current and rank[wanted] <= rank[current] then
+  return {0, current}
+end
+if wanted == current and rank[current] == 2 then
+  return {0, current}
+end
+redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 3))
+if wanted == 'failed' then
+  -- A failed payment gives its merchant_order_id back, so the merchant can try again.
+  local id = redis.call('HGET', KEYS[1], 'id')
+  if redis.call('GET', KEYS[2]) == id then
+    redis.call('DEL', KEYS[2])
+  end
+end
+return {1, wanted}
+"""
+
+IDEMPOTENCY_BEGIN = """
+-- KEYS: idempotency record
+-- ARGV: fingerprint, owner token, now_ms, lease_ms, ttl_s
+-- Returns {'new'} | {'mismatch'} | {'in_flight'} | {'replay', status, body}
+local rec = redis.call('HMGET', KEYS[1], 'fp', 'state', 'lease_until', 'status', 'body')
+if not rec[1] then
+  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'running', 'token', ARGV[2],
+             'lease_until', tonumber(ARGV[3]) + tonumber(ARGV[4]))
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
+  return {'new'}
+end
+if rec[1] ~= ARGV[1] then
+  return {'mismatch'}
+end
+if rec[2] == 'done' then
+  return {'replay', rec[4], rec[5]}
+end
+if tonumber(rec[3]) > tonumber(ARGV[3]) then
+  return {'in_flight'}
+end
+-- The first attempt's process died holding the lease: this request takes over.
+redis.call('HSET', KEYS[1], 'token', ARGV[2], 'lease_until', tonumber(ARGV[3]) + tonumber(ARGV[4]))
+return {'new'}
+"""
+
+IDEMPOTENCY_FINISH = """
+-- KEYS: idempotency record
+-- ARGV: owner token, status, body, ttl_s
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', 'done', 'status', ARGV[2], 'body', ARGV[3])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+return 1
+"""
+
+IDEMPOTENCY_RELEASE = """
+-- KEYS: idempotency record
+-- ARGV: owner token
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] and
+   redis.call('HGET', KEYS[1], 'state') == 'running' then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+CLAIM_DUE = """
+-- KEYS: schedule zset
+-- ARGV: now_ms, lease_ms, limit
+-- Takes up to `limit` members due by now and pushes each one lease ahead, so that another
+-- process polling the same schedule does not take it while this one works on it.
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[2])
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], 'XX', until_ms, member)
+end
+return due
+"""

@@ -1,0 +1,135 @@
+"""The re-query worker: no payment is left stranded.
+
+Every payment not yet final sits in the shared schedule (`router.store.schedule`). Each router
+process polls it; a Lua script hands each due entry to one process at a time, under a lease,
+so any number of processes can run this worker side by side. For each payment it finds:
+
+- `pending`, past `expires_at`: close the order at the channel, then the payment (`closed`);
+  if the buyer paid just before, the channel refuses and the payment follows the channel;
+- `pending`: query the channel, in case its notification was lost; apply what it says, else
+  look again later, backing off from `requery_after` to `requery_max`;
+- `processing` beyond the grace period (its creating process died, or the channel's answer
+  never came): ask the channel; a paid order is `succeeded`, an order that exists is closed
+  there first, and the payment is `failed`; the buyer can never pay for it afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+
+from channels.base import TradeState
+from channels.errors import ChannelError
+from router.models import FINAL_STATUSES
+from router.payments import PaymentService, TradeMismatch
+from router.runtime import Runtime
+from router.store.payments import StoredPayment
+
+log = logging.getLogger("payrouter.worker")
+CONCURRENCY = 10
+
+
+class RequeryWorker:
+    def __init__(self, runtime: Runtime, service: PaymentService) -> None:
+        self.rt = runtime
+        self.service = service
+        self._slots = asyncio.Semaphore(CONCURRENCY)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until `stop` is set."""
+        interval = self.rt.settings.workers.poll_interval_s
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+            except Exception:
+                log.exception("re-query pass failed; retrying")
+                handled = 0
+            if handled == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def run_once(self) -> int:
+        """Check every payment due now (one batch). Returns how many were checked."""
+        w = self.rt.settings.workers
+        due = await self.rt.store.schedule.claim(
+            self.rt.clock.now_ms(), int(w.lease_s * 1000), w.batch
+        )
+        await asyncio.gather(*(self._guarded(mch, pay_id) for mch, pay_id in due))
+        return len(due)
+
+    async def _guarded(self, mch: str, pay_id: str) -> None:
+        async with self._slots:
+            try:
+                outcome = await self.check(mch, pay_id)
+            except ChannelError as exc:
+                outcome = "channel_error"
+                log.warning("re-query of %s failed: %s %s", pay_id, exc.code, exc.message)
+                await self._later(mch, pay_id, self.rt.settings.workers.requery_after_s)
+            except TradeMismatch as exc:
+                outcome = "mismatch"
+                log.error("re-query of %s refused: %s", pay_id, exc)
+                await self._later(mch, pay_id, self.rt.settings.workers.requery_max_s)
+            self.rt.metrics.worker_runs.labels(outcome).inc()
+
+    async def check(self, mch: str, pay_id: str) -> str:
+        """Look at one payment and move it on. Returns what was found, for metrics."""
+        stored = await self.rt.store.payments.get(mch, pay_id)
+        if stored is None or stored.payment.status in FINAL_STATUSES:
+            await self.rt.store.schedule.done(mch, pay_id)
+            return "gone" if stored is None else "final"
+        if stored.payment.status == "processing":
+            return await self._stranded(stored)
+        return await self._pending(stored)
+
+    async def _pending(self, stored: StoredPayment) -> str:
+        rt, p = self.rt, stored.payment
+        now = rt.clock.now()
+        expires = datetime.fromisoformat(p.expires_at).timestamp() if p.expires_at else None
+        if expires is not None and now >= expires:
+            status = await self.service.close_at_channel(stored, source="expiry")
+            return f"expired_{status}"
+        channel = rt.accounts[p.channel].channel
+        trade = await rt.call(p.channel, "query", lambda: channel.query(p.id))
+        status = await self.service.apply_trade(stored, trade, source="requery")
+        if status in FINAL_STATUSES:
+            return f"found_{status}"
+        age = now - stored.created_ms / 1000
+        w = rt.settings.workers
+        wait = min(max(age / 4, w.requery_after_s), w.requery_max_s)
+        if expires is not None:
+            wait = min(wait, max(expires - now, 0.0))
+        await self._later(stored.merchant_id, p.id, wait)
+        return "still_pending"
+
+    async def _stranded(self, stored: StoredPayment) -> str:
+        rt, p = self.rt, stored.payment
+        w = rt.settings.workers
+        age = rt.clock.now() - stored.created_ms / 1000
+        if age < w.processing_grace_s:
+            await self._later(stored.merchant_id, p.id, w.processing_grace_s - age)
+            return "processing_recent"
+        channel = rt.accounts[p.channel].channel
+        trade = await rt.call(p.channel, "query", lambda: channel.query(p.id))
+        if trade.state is TradeState.SUCCEEDED:
+            await self.service.apply_trade(stored, trade, source="requery")
+            return "stranded_succeeded"
+        if trade.state is TradeState.PENDING:
+            # It exists but the buyer was never shown it: close it so it can never be paid.
+            await rt.call(p.channel, "close", lambda: channel.close(p.id))
+        failure = {
+            "code": "channel_outcome_unknown",
+            "message": "the channel's answer to create never arrived; "
+            "the order was closed at the channel",
+        }
+        applied, _ = await rt.store.payments.transition(
+            stored, "failed", {"failure": failure}, require="processing"
+        )
+        if applied:
+            rt.metrics.status_changes.labels("failed", "requery").inc()
+        await rt.store.schedule.done(stored.merchant_id, p.id)
+        return "stranded_failed"
+
+    async def _later(self, mch: str, pay_id: str, seconds: float) -> None:
+        await self.rt.store.schedule.put(mch, pay_id, self.rt.clock.now_ms() + int(seconds * 1000))
