@@ -71,20 +71,33 @@ def choose(
             )
         return Decision(rule="pinned", candidates=[found.channel])
 
+    mode = "live" if livemode else "sandbox"
     usable = [
         c.channel
         for c in accounts.values()
-        if c.livemode == livemode
-        and (wallet is None or c.channel.capabilities.wallet == wallet)
-        and c.channel.capabilities.supports(method, currency)
+        if c.livemode == livemode and (wallet is None or c.channel.capabilities.wallet == wallet)
     ]
     if not usable:
-        param = "wallet" if wallet is not None else "method"
         raise InvalidRequest(
             "no_channel_available",
-            f"No {'live' if livemode else 'sandbox'} channel account takes method {method!r}"
-            + (f" with wallet {wallet!r}" if wallet else "")
-            + f" in {currency}",
-            param=param,
+            f"No {mode} channel account for wallet {wallet!r}"
+            if wallet
+            else f"No {mode} channel account",
+            param="wallet" if wallet else None,
+        )
+    usable = [c for c in usable if method in c.capabilities.methods]
+    if not usable:
+        raise InvalidRequest(
+            "method_unsupported",
+            f"No {mode} channel account takes method {method!r}"
+            + (f" for wallet {wallet!r}" if wallet else ""),
+            param="method",
+        )
+    usable = [c for c in usable if currency in c.capabilities.currencies]
+    if not usable:
+        raise InvalidRequest(
+            "currency_unsupported",
+            f"No {mode} channel account takes {currency} for method {method!r}",
+            param="currency",
         )
     return Decision(rule="default", candidates=usable)

@@ -1,0 +1,188 @@
+"""End-to-end fixtures: a real WeChat Pay simulator and a real router, on loopback ports,
+sharing a real redis-server. Nothing here mocks HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from channels.simkit import SimulatorSettings
+from channels.wechat.sandbox import SandboxAccount, ensure_sandbox
+from channels.wechat.simulator import build_app as build_simulator
+from router.app import WORKER, build_app
+from router.clock import Clock
+from router.http import RUNTIME
+from router.settings import Settings, Workers
+from router.worker import RequeryWorker
+from tests.conftest import loopback_socket, serve, url_of
+
+T = TypeVar("T")
+
+
+class ShiftedClock(Clock):
+    """Real time plus an offset the test can move forward (the simulator keeps real time)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@dataclass
+class Simulator:
+    url: str
+    sandbox: SandboxAccount
+
+
+@dataclass
+class Router:
+    url: str
+    app: web.Application
+    secret: str
+    key_id: str
+    merchant_id: str
+    clock: ShiftedClock
+    http: aiohttp.ClientSession
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secret}"}
+
+    @property
+    def worker(self) -> RequeryWorker:
+        return self.app[WORKER]
+
+    async def request(
+        self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, Any], aiohttp.typedefs.LooseHeaders]:
+        async with self.http.request(
+            method, self.url + path, json=json, headers=self.auth | (headers or {})
+        ) as resp:
+            return resp.status, await resp.json(), resp.headers
+
+    async def create(self, **fields: Any) -> tuple[int, dict[str, Any]]:
+        body = {"amount": 1999, "description": "Demo", "method": "qr"} | fields
+        body.setdefault("merchant_order_id", f"A{time.monotonic_ns()}")
+        status, data, _ = await self.request("POST", "/v1/payments", json=body)
+        return status, data
+
+    async def payment(self, pay_id: str) -> dict[str, Any]:
+        status, data, _ = await self.request("GET", f"/v1/payments/{pay_id}")
+        assert status == 200, data
+        return data
+
+    async def wait_status(self, pay_id: str, wanted: str, timeout: float = 10.0) -> dict[str, Any]:
+        async def check() -> dict[str, Any] | None:
+            data = await self.payment(pay_id)
+            return data if data["status"] == wanted else None
+
+        return await eventually(check, timeout)
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:
+    """Poll `check` until it returns a value; fail after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = await check()
+        if found is not None:
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def simulator(tmp_path: Path, serving: list[web.AppRunner]) -> Simulator:
+    sock = loopback_socket()
+    url = url_of(sock)
+    sandbox_dir = tmp_path / "sandbox"
+    settings = SimulatorSettings(
+        sandbox_dir=sandbox_dir, seed=7, time_factor=0.001, public_base_url=url
+    )
+    serving.append(await serve(build_simulator(settings), sock))
+    return Simulator(url=url, sandbox=ensure_sandbox(sandbox_dir))
+
+
+def routing_yaml(simulator: Simulator, total_timeout: float = 3.0) -> str:
+    return f"""\
+version: 1
+accounts:
+  wechat_main:
+    type: wechat
+    base_url: {simulator.url}
+    credentials:
+      file: {simulator.sandbox.credentials_path}
+    timeouts:
+      connect: 1
+      total: {total_timeout}
+"""
+
+
+FAST_WORKERS = Workers(
+    poll_interval_s=0.05, requery_after_s=0.3, requery_max_s=1.0, processing_grace_s=5.0
+)
+
+
+async def start_router(
+    redis_url: str,
+    simulator: Simulator,
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+    *,
+    run_worker: bool = False,
+    workers: Workers = FAST_WORKERS,
+    merchant: tuple[str, str, str] | None = None,
+) -> Router:
+    config = tmp_path / "routing.yaml"
+    config.write_text(routing_yaml(simulator))
+    sock = loopback_socket()
+    url = url_of(sock)
+    settings = Settings(redis_url=redis_url, routing_path=config, public_url=url)
+    settings = replace(settings, workers=workers)
+    clock = ShiftedClock()
+    app = await build_app(settings, clock=clock, run_worker=run_worker)
+    serving.append(await serve(app, sock))
+    if merchant is None:
+        created, issued = await app[RUNTIME].store.merchants.create("Shop")
+        merchant = (created.id, issued.key.id, issued.secret)
+    mch, key_id, secret = merchant
+    return Router(url, app, secret, key_id, mch, clock, http)
+
+
+@pytest.fixture
+async def router(
+    redis_url: str,
+    simulator: Simulator,
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+) -> Router:
+    """A router with its worker stopped: tests drive `router.worker.run_once()` themselves."""
+    return await start_router(redis_url, simulator, tmp_path, serving, http)
+
+
+async def sim_json(
+    http: aiohttp.ClientSession, simulator: Simulator, method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
+    async with http.request(method, simulator.url + path, json=body) as resp:
+        text = await resp.text()
+        return resp.status, (await resp.json(content_type=None)) if text else None

@@ -1,0 +1,207 @@
+"""The Redis store's scripts, on a real redis-server and on the embedded store alike."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from router.clock import FrozenClock, rfc3339
+from router.ids import new_id
+from router.models import Payment, Routing
+from router.store import Store, open_store
+from router.store.payments import StoredPayment
+
+MCH = "mch_teststore0001"
+
+
+@pytest.fixture(params=["redis", "embedded"])
+async def store(request: pytest.FixtureRequest, clock: FrozenClock) -> AsyncIterator[Store]:
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    opened = await open_store(url, clock)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+def payment(clock: FrozenClock, moid: str = "A1", created_ms: int | None = None) -> StoredPayment:
+    return StoredPayment(
+        payment=Payment(
+            id=new_id("pay"),
+            merchant_order_id=moid,
+            amount=1999,
+            currency="CNY",
+            method="qr",
+            wallet="wechat",
+            channel="wechat_main",
+            status="processing",
+            description="test",
+            routing=Routing(rule="default"),
+            created_at=rfc3339(clock.utcnow()),
+            livemode=False,
+        ),
+        merchant_id=MCH,
+        created_ms=created_ms if created_ms is not None else clock.now_ms(),
+    )
+
+
+async def test_create_holds_the_merchant_order_id(store: Store, clock: FrozenClock) -> None:
+    first = payment(clock)
+    assert await store.payments.create(first, 0) == (True, first.payment.id)
+    second = payment(clock)
+    assert await store.payments.create(second, 0) == (False, first.payment.id)
+    assert await store.payments.get(MCH, second.payment.id) is None
+    loaded = await store.payments.get(MCH, first.payment.id)
+    assert loaded is not None and loaded.payment == first.payment
+    assert await store.payments.owner(first.payment.id) == MCH
+
+
+async def test_status_never_moves_backwards(store: Store, clock: FrozenClock) -> None:
+    p = payment(clock)
+    await store.payments.create(p, 0)
+    assert await store.payments.transition(p, "pending", {"channel_trade_no": "T1"}) == (
+        True,
+        "pending",
+    )
+    assert await store.payments.transition(p, "processing", {}) == (False, "pending")
+    assert await store.payments.transition(p, "succeeded", {"paid_at": "x"}) == (True, "succeeded")
+    for later in ("closed", "failed", "pending", "succeeded"):
+        assert await store.payments.transition(p, later, {"paid_at": "y"}) == (False, "succeeded")
+    loaded = await store.payments.get(MCH, p.payment.id)
+    assert loaded is not None
+    assert loaded.payment.paid_at == "x"
+    assert loaded.payment.channel_trade_no == "T1"
+
+
+async def test_required_status_guards_the_transition(store: Store, clock: FrozenClock) -> None:
+    p = payment(clock)
+    await store.payments.create(p, 0)
+    assert await store.payments.transition(p, "closed", {}, require="pending") == (
+        False,
+        "processing",
+    )
+    assert await store.payments.transition(p, "pending", {}, require="processing") == (
+        True,
+        "pending",
+    )
+
+
+async def test_failed_payment_releases_its_order_id(store: Store, clock: FrozenClock) -> None:
+    p = payment(clock)
+    await store.payments.create(p, 0)
+    await store.payments.transition(p, "failed", {"failure": {"code": "X", "message": "m"}})
+    again = payment(clock)
+    assert await store.payments.create(again, 0) == (True, again.payment.id)
+    page, _ = await store.payments.page(MCH, limit=10, merchant_order_id="A1")
+    assert {s.payment.id for s in page} == {p.payment.id, again.payment.id}
+
+
+async def test_closed_payment_keeps_its_order_id(store: Store, clock: FrozenClock) -> None:
+    p = payment(clock)
+    await store.payments.create(p, 0)
+    await store.payments.transition(p, "closed", {})
+    assert await store.payments.create(payment(clock), 0) == (False, p.payment.id)
+
+
+async def test_concurrent_transitions_apply_once(store: Store, clock: FrozenClock) -> None:
+    p = payment(clock)
+    await store.payments.create(p, 0)
+    results = await asyncio.gather(
+        *(store.payments.transition(p, s, {}) for s in ["succeeded", "closed", "failed"] * 10)
+    )
+    assert sum(applied for applied, _ in results) == 1
+
+
+async def test_pagination_is_stable_with_equal_timestamps(store: Store, clock: FrozenClock) -> None:
+    created = [payment(clock, moid=f"O{i}", created_ms=1000 + i // 5) for i in range(23)]
+    for p in created:
+        await store.payments.create(p, 0)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page, has_more = await store.payments.page(MCH, limit=4, starting_after=cursor)
+        seen += [s.payment.id for s in page]
+        if not has_more:
+            break
+        cursor = page[-1]
+    expected = sorted(created, key=lambda s: (s.created_ms, s.payment.id), reverse=True)
+    assert seen == [s.payment.id for s in expected]
+
+
+async def test_list_filters(store: Store, clock: FrozenClock) -> None:
+    items = [payment(clock, moid=f"O{i}", created_ms=1000 + i) for i in range(10)]
+    for p in items:
+        await store.payments.create(p, 0)
+    for p in items[::2]:
+        await store.payments.transition(p, "pending", {})
+    page, has_more = await store.payments.page(MCH, limit=100, status="pending")
+    assert [s.payment.id for s in page] == [p.payment.id for p in reversed(items[::2])]
+    assert not has_more
+    page, _ = await store.payments.page(MCH, limit=100, created_gte_ms=1003, created_lt_ms=1006)
+    assert [s.created_ms for s in page] == [1005, 1004, 1003]
+
+
+async def test_idempotency_lifecycle(store: Store, clock: FrozenClock) -> None:
+    idem = store.idempotency
+    assert (await idem.begin(MCH, "k1", "fp", "t1")).outcome == "new"
+    assert (await idem.begin(MCH, "k1", "fp", "t2")).outcome == "in_flight"
+    assert (await idem.begin(MCH, "k1", "other", "t2")).outcome == "mismatch"
+    await idem.finish(MCH, "k1", "t1", 201, '{"id": "pay_1"}')
+    replay = await idem.begin(MCH, "k1", "fp", "t3")
+    assert (replay.outcome, replay.status, replay.body) == ("replay", 201, '{"id": "pay_1"}')
+
+
+async def test_idempotency_lease_lets_a_retry_take_over(store: Store, clock: FrozenClock) -> None:
+    idem = store.idempotency
+    assert (await idem.begin(MCH, "k2", "fp", "dead")).outcome == "new"
+    clock.advance(61)
+    assert (await idem.begin(MCH, "k2", "fp", "alive")).outcome == "new"
+    # The process that lost its lease cannot overwrite the new owner's answer.
+    await idem.finish(MCH, "k2", "dead", 500, "late")
+    assert (await idem.begin(MCH, "k2", "fp", "x")).outcome == "in_flight"
+
+
+async def test_idempotency_release_allows_a_rerun(store: Store, clock: FrozenClock) -> None:
+    idem = store.idempotency
+    await idem.begin(MCH, "k3", "fp", "t1")
+    await idem.release(MCH, "k3", "t1")
+    assert (await idem.begin(MCH, "k3", "fp", "t2")).outcome == "new"
+
+
+async def test_schedule_claims_are_leased(store: Store, clock: FrozenClock) -> None:
+    await store.schedule.put(MCH, "pay_a", 1000)
+    await store.schedule.put(MCH, "pay_b", 5000)
+    assert await store.schedule.claim(2000, 60_000, 10) == [(MCH, "pay_a")]
+    assert await store.schedule.claim(2000, 60_000, 10) == []
+    assert await store.schedule.claim(62_001, 60_000, 10) == [(MCH, "pay_b"), (MCH, "pay_a")]
+    await store.schedule.done(MCH, "pay_a")
+    assert await store.schedule.due_at(MCH, "pay_a") is None
+
+
+async def test_keys_hash_secrets_and_rotate(store: Store, clock: FrozenClock) -> None:
+    merchant, issued = await store.merchants.create("Shop")
+    assert issued.secret.startswith("sk_test_")
+    dump = str(await store.redis.hgetall(f"pr:key:{issued.key.id}"))
+    assert issued.secret not in dump
+    found = await store.merchants.key_for_secret(issued.secret)
+    assert found is not None and found.merchant_id == merchant.id
+    assert await store.merchants.signing_secret(issued.key.id) == issued.secret
+    rotated = await store.merchants.rotate(merchant.id, "test", grace_s=60)
+    old = await store.merchants.key(issued.key.id)
+    assert old is not None and old.active(clock.now_ms())
+    clock.advance(61)
+    assert not old.active(clock.now_ms())
+    new = await store.merchants.key_for_secret(rotated.secret)
+    assert new is not None and new.active(clock.now_ms())
+
+
+async def test_embedded_store_refuses_live_keys(clock: FrozenClock) -> None:
+    embedded = await open_store(None, clock)
+    with pytest.raises(ValueError, match="test keys only"):
+        await embedded.merchants.create("Shop", mode="live")
+    await embedded.close()
