@@ -33,6 +33,7 @@ from channels.wechat.config import (
     load_credentials,
 )
 from channels.wechat.crypto import VerificationError, verify_answer
+from channels.wechat.notification import decode_notification
 
 Clock = Callable[[], float]
 
@@ -126,9 +127,7 @@ class WeChatChannel:
         """Verify (signature, ±300 s), decrypt and read a payment notification."""
         try:
             verify_answer(CIMultiDict(headers), body, self._platform_keys, now=self._now())
-            notification = protocol.decode_notification(
-                body, self._credentials.apiv3_key.get_secret_value()
-            )
+            notification = decode_notification(body, self._credentials.apiv3_key.get_secret_value())
         except VerificationError as exc:
             raise NotificationRejected(exc.reason, exc.message) from None
         trade = notification.trade

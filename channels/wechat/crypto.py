@@ -230,6 +230,44 @@ def verify_answer(
         raise VerificationError("signature", "signature does not verify")
 
 
+def jsapi_pay_params(
+    key: rsa.RSAPrivateKey, *, appid: str, prepay_id: str, timestamp: int, nonce: str
+) -> dict[str, str]:
+    """What `WeixinJSBridge.invoke('getBrandWCPayRequest', ...)` needs."""
+    package = f"prepay_id={prepay_id}"
+    message = f"{appid}\n{timestamp}\n{nonce}\n{package}\n".encode()
+    return {
+        "appId": appid,
+        "timeStamp": str(timestamp),
+        "nonceStr": nonce,
+        "package": package,
+        "signType": "RSA",
+        "paySign": rsa_sign(key, message),
+    }
+
+
+def app_pay_params(
+    key: rsa.RSAPrivateKey,
+    *,
+    appid: str,
+    mchid: str,
+    prepay_id: str,
+    timestamp: int,
+    nonce: str,
+) -> dict[str, str]:
+    """What the WeChat app SDK's `PayReq` needs."""
+    message = f"{appid}\n{timestamp}\n{nonce}\n{prepay_id}\n".encode()
+    return {
+        "appid": appid,
+        "partnerid": mchid,
+        "prepayid": prepay_id,
+        "package": "Sign=WXPay",
+        "noncestr": nonce,
+        "timestamp": str(timestamp),
+        "sign": rsa_sign(key, message),
+    }
+
+
 def _aes_key(apiv3_key: str) -> AESGCM:
     key = apiv3_key.encode()
     if len(key) != 32:

@@ -1,10 +1,11 @@
 """WeChat Pay API v3 messages: build signed requests, parse answers. Pure functions, no I/O.
 
-The adapter sends what `build_*_request` returns with `channels.http.send`, checks the answer
-with `verify_answer` and turns it into `channels.base` values with `parse_*_answer`. Signatures
-and encryption live in `channels.wechat.crypto` and are re-exported here. Amounts are integer
-fen; times are RFC 3339 in China time (`2018-06-08T10:34:56+08:00`) on the wire and
-timezone-aware `datetime`s inside.
+The adapter sends what `build_*_request` returns with `channels.http.send`, checks a 2xx
+answer with `channels.wechat.crypto.verify_answer` and turns it into `channels.base` values with
+`parse_*_answer`. Signatures, pay-sign parameters and AES-GCM live in `channels.wechat.crypto`;
+notification envelopes in `channels.wechat.notification`. Amounts are integer fen; times are
+RFC 3339 in China time (`2018-06-08T10:34:56+08:00`) on the wire and timezone-aware
+`datetime`s inside.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 from yarl import URL
 
-from channels.base import Action, CreateResult, Method, Notification, TradeState, TradeStatus
+from channels.base import Action, CreateResult, Method, TradeState, TradeStatus
 from channels.errors import (
     ChannelError,
     ChannelOutcomeUnknown,
@@ -28,52 +29,10 @@ from channels.errors import (
 )
 from channels.http import HttpAnswer, HttpRequest
 from channels.wechat.crypto import (
-    SIGNATURE_TYPE,
-    Authorization,
-    VerificationError,
-    aes_gcm_decrypt,
-    aes_gcm_encrypt,
+    app_pay_params,
     build_authorization,
-    parse_authorization,
-    rsa_sign,
-    sign_answer,
-    verify_answer,
-    verify_authorization,
+    jsapi_pay_params,
 )
-
-__all__ = [
-    "ACK_ACCEPTED",
-    "ACK_REFUSED",
-    "SIGNATURE_TYPE",
-    "TRADE_STATES",
-    "TRADE_TYPES",
-    "Authorization",
-    "Merchant",
-    "OrderRequest",
-    "VerificationError",
-    "aes_gcm_decrypt",
-    "aes_gcm_encrypt",
-    "app_pay_params",
-    "build_authorization",
-    "build_close_request",
-    "build_create_request",
-    "build_notification",
-    "build_query_request",
-    "decode_notification",
-    "error_from_answer",
-    "format_time",
-    "jsapi_pay_params",
-    "map_trade_state",
-    "parse_authorization",
-    "parse_close_answer",
-    "parse_create_answer",
-    "parse_query_answer",
-    "parse_time",
-    "parse_transaction",
-    "sign_answer",
-    "verify_answer",
-    "verify_authorization",
-]
 
 CHINA_TIME = timezone(timedelta(hours=8), "CST")
 USER_AGENT = "payrouter-wechat/0.1"
@@ -332,44 +291,6 @@ def parse_transaction(data: Mapping[str, Any]) -> TradeStatus:
     )
 
 
-def jsapi_pay_params(
-    key: rsa.RSAPrivateKey, *, appid: str, prepay_id: str, timestamp: int, nonce: str
-) -> dict[str, str]:
-    """What `WeixinJSBridge.invoke('getBrandWCPayRequest', ...)` needs."""
-    package = f"prepay_id={prepay_id}"
-    message = f"{appid}\n{timestamp}\n{nonce}\n{package}\n".encode()
-    return {
-        "appId": appid,
-        "timeStamp": str(timestamp),
-        "nonceStr": nonce,
-        "package": package,
-        "signType": "RSA",
-        "paySign": rsa_sign(key, message),
-    }
-
-
-def app_pay_params(
-    key: rsa.RSAPrivateKey,
-    *,
-    appid: str,
-    mchid: str,
-    prepay_id: str,
-    timestamp: int,
-    nonce: str,
-) -> dict[str, str]:
-    """What the WeChat app SDK's `PayReq` needs."""
-    message = f"{appid}\n{timestamp}\n{nonce}\n{prepay_id}\n".encode()
-    return {
-        "appid": appid,
-        "partnerid": mchid,
-        "prepayid": prepay_id,
-        "package": "Sign=WXPay",
-        "noncestr": nonce,
-        "timestamp": str(timestamp),
-        "sign": rsa_sign(key, message),
-    }
-
-
 def parse_create_answer(
     method: Method, answer: HttpAnswer, merchant: Merchant, *, timestamp: int, nonce: str
 ) -> CreateResult:
@@ -447,72 +368,3 @@ def parse_close_answer(answer: HttpAnswer) -> None:
     if answer.status == 404 and error_code(answer) in NOT_FOUND_CODES:
         return
     raise error_from_answer(answer)
-
-
-def build_notification(
-    *,
-    notification_id: str,
-    create_time: datetime,
-    resource: Mapping[str, Any],
-    apiv3_key: str,
-    nonce: str,
-    event_type: str = "TRANSACTION.SUCCESS",
-    summary: str = "支付成功",
-    original_type: str = "transaction",
-) -> bytes:
-    """A notification body with `resource` encrypted (the simulator's side)."""
-    associated_data = original_type
-    ciphertext = aes_gcm_encrypt(apiv3_key, nonce, associated_data, dump_json(resource))
-    return dump_json(
-        {
-            "id": notification_id,
-            "create_time": format_time(create_time),
-            "resource_type": "encrypt-resource",
-            "event_type": event_type,
-            "summary": summary,
-            "resource": {
-                "original_type": original_type,
-                "algorithm": "AEAD_AES_256_GCM",
-                "ciphertext": ciphertext,
-                "associated_data": associated_data,
-                "nonce": nonce,
-            },
-        }
-    )
-
-
-def decode_notification(body: bytes, apiv3_key: str) -> Notification:
-    """Decrypt and read a notification whose signature was already verified.
-
-    Raises `VerificationError` with reason `malformed` or `decrypt`.
-    """
-    try:
-        envelope = decode_object(body)
-        resource = envelope.get("resource")
-        if not isinstance(resource, Mapping):
-            raise ValueError("no resource")
-        if resource.get("algorithm") != "AEAD_AES_256_GCM":
-            raise ValueError("resource algorithm is not AEAD_AES_256_GCM")
-        parts = [resource.get(name) for name in ("ciphertext", "nonce", "associated_data")]
-        ciphertext, nonce, associated = parts
-        if not (isinstance(ciphertext, str) and isinstance(nonce, str)):
-            raise ValueError("resource lacks ciphertext or nonce")
-        event_type = envelope.get("event_type")
-        notification_id = envelope.get("id")
-        if not isinstance(event_type, str) or not isinstance(notification_id, str):
-            raise ValueError("notification lacks id or event_type")
-    except ValueError as exc:
-        raise VerificationError("malformed", f"malformed notification: {exc}") from exc
-    if not event_type.startswith("TRANSACTION.") or resource.get("original_type") not in (
-        "transaction",
-        None,
-    ):
-        raise VerificationError("malformed", f"not a payment notification: {event_type}")
-    plaintext = aes_gcm_decrypt(
-        apiv3_key, nonce, associated if isinstance(associated, str) else "", ciphertext
-    )
-    try:
-        trade = parse_transaction(decode_object(plaintext))
-    except ValueError as exc:
-        raise VerificationError("malformed", f"malformed transaction: {exc}") from exc
-    return Notification(notification_id=notification_id, trade=trade, event_type=event_type)

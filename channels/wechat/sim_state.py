@@ -1,0 +1,176 @@
+"""The WeChat Pay simulator's running state: accounts, orders, faults and notifications.
+
+`channels.wechat.simulator` holds the HTTP side; this module decides what happens: who a
+signed request comes from, what paying an order does, and how its notification is delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import string
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from aiohttp import web
+
+from channels.simkit import FaultBox, Notifier, SimulatorSettings
+from channels.wechat import sim_bill
+from channels.wechat.crypto import (
+    VerificationError,
+    parse_authorization,
+    sign_answer,
+    verify_authorization,
+)
+from channels.wechat.notification import build_notification
+from channels.wechat.protocol import CHINA_TIME
+from channels.wechat.sandbox import SandboxAccount, ensure_sandbox
+from channels.wechat.sim_orders import Order, OrderBook, WeChatError
+
+RETRY_SCHEDULE: tuple[float, ...] = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600)
+RETRY_SCHEDULE += (10800, 10800, 10800, 21600, 21600)
+"""Seconds between notification attempts: 15s,15s,30s,3m,10m,20m,30m×3,60m,3h×3,6h×2."""
+
+_NONCE_ALPHABET = string.ascii_letters + string.digits
+
+
+class WeChatSimulator:
+    """The state of one running simulator: accounts, orders, faults, notifications."""
+
+    def __init__(self, settings: SimulatorSettings) -> None:
+        self.settings = settings
+        self.rng = settings.make_rng()
+        self.faults = FaultBox(self.rng)
+        self.orders = OrderBook(self.rng, lambda: datetime.now(CHINA_TIME))
+        self.notifier = Notifier(
+            schedule=RETRY_SCHEDULE,
+            success=lambda status, body: 200 <= status < 300,
+            time_factor=settings.time_factor,
+        )
+        self.accounts: dict[str, SandboxAccount] = {}
+        self.bills = sim_bill.BillDesk(self.rng)
+        self._timers: set[asyncio.Task[None]] = set()
+
+    def default_account(self) -> SandboxAccount:
+        return next(iter(self.accounts.values()))
+
+    def request_id(self) -> str:
+        return f"{self.rng.getrandbits(128):032X}"
+
+    def sign(self, account: SandboxAccount, body: bytes) -> dict[str, str]:
+        """The five `Wechatpay-*` headers for `body`, signed with the platform key."""
+        return sign_answer(
+            account.platform_private_key,
+            account.credentials.platform_public_key_id,
+            body,
+            timestamp=int(time.time()),
+            nonce=secrets.token_hex(16).upper(),
+        )
+
+    async def authenticate(self, request: web.Request) -> SandboxAccount:
+        """The merchant whose valid signature the request carries. Raises `WeChatError`."""
+        header = request.headers.get("Authorization", "")
+        if not header:
+            raise WeChatError(401, "SIGN_ERROR", "签名错误: 缺少 Authorization 头")
+        try:
+            auth = parse_authorization(header)
+        except VerificationError as exc:
+            raise WeChatError(401, "SIGN_ERROR", f"签名错误: {exc.message}") from None
+        account = self.accounts.get(auth.mchid)
+        if account is None:
+            raise WeChatError(401, "SIGN_ERROR", f"签名错误: 商户号 {auth.mchid} 不存在")
+        if auth.serial_no.upper() != account.credentials.merchant_serial_no.upper():
+            raise WeChatError(401, "SIGN_ERROR", "签名错误: 商户证书序列号不正确")
+        body = await request.read()
+        try:
+            verify_authorization(
+                auth,
+                account.merchant_public_key,
+                method=request.method,
+                path_with_query=request.raw_path,
+                body=body,
+                now=time.time(),
+            )
+        except VerificationError as exc:
+            detail = {
+                "sign_information": {
+                    "method": request.method,
+                    "url": request.raw_path,
+                    "sign_message_length": len(body) + len(request.raw_path) + 40,
+                    "issue": exc.message,
+                }
+            }
+            raise WeChatError(401, "SIGN_ERROR", "签名错误，请检查后再试", detail) from None
+        return account
+
+    def buyer_pays(self, order: Order) -> str:
+        """The buyer pays (or, by the decline rate, fails to). Raises `WeChatError`."""
+        if self.faults.chance(self.faults.faults.decline_rate):
+            self.orders.decline(order)
+        else:
+            self.orders.pay(order)
+            self.notify(order)
+        return order.trade_state
+
+    def notify(self, order: Order) -> None:
+        """Start delivering the order's `TRANSACTION.SUCCESS` notification."""
+        if not order.notify_url:
+            return
+        account = self.accounts[order.mchid]
+        notification_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        nonce = "".join(self.rng.choice(_NONCE_ALPHABET) for _ in range(12))
+        body = build_notification(
+            notification_id=notification_id,
+            create_time=self.orders.now(),
+            resource=order.transaction(),
+            apiv3_key=account.credentials.apiv3_key.get_secret_value(),
+            nonce=nonce,
+        )
+
+        def headers(raw: bytes) -> dict[str, str]:
+            return {"Content-Type": "application/json", **self.sign(account, raw)}
+
+        faults = self.faults.faults
+        order.deliveries += self.notifier.submit(
+            notification_id,
+            order.notify_url,
+            body,
+            headers,
+            delay=faults.notify_delay_ms / 1000,
+            duplicates=faults.duplicate_notifications,
+            drop_first=faults.drop_notifications,
+        )
+
+    def schedule_auto_pay(self, order: Order) -> None:
+        after_ms = self.faults.faults.auto_pay_after_ms
+        if after_ms is None:
+            return
+        task = asyncio.create_task(self._auto_pay(order, self.settings.scaled(after_ms / 1000)))
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    async def _auto_pay(self, order: Order, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if order.trade_state == "NOTPAY":
+            # Expired meanwhile: a real buyer could not pay either.
+            with contextlib.suppress(WeChatError):
+                self.buyer_pays(order)
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        """For `app.cleanup_ctx`: load sandbox keys, run the notifier, stop everything."""
+        account = await asyncio.to_thread(ensure_sandbox, self.settings.sandbox_dir)
+        self.accounts[account.mchid] = account
+        async with self.notifier:
+            yield
+            self.faults.stopping.set()
+            timers = list(self._timers)
+            for task in timers:
+                task.cancel()
+            await asyncio.gather(*timers, return_exceptions=True)
+
+
+SIMULATOR = web.AppKey("wechat_simulator", WeChatSimulator)
+ACCOUNT = web.RequestKey("wechat_account", SandboxAccount)

@@ -1,0 +1,289 @@
+"""A standalone WeChat Pay API v3 simulator, faithful to the wire protocol at the real paths.
+
+Protocol (every answer signed with the platform key and carrying `Request-ID`; requests must be
+signed with the merchant key over the raw path and raw body):
+
+    POST /v3/pay/transactions/{native|h5|jsapi|app|codepay}
+    GET  /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=
+    GET  /v3/pay/transactions/id/{transaction_id}?mchid=
+    POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close          -> 204
+    GET  /v3/bill/tradebill?bill_date=YYYY-MM-DD, then its download_url
+
+Control plane (sandbox only): `GET /sim/accounts`, `POST /sim/buyer/pay|decline {"code"}`,
+`PUT|GET /sim/faults`, `GET /sim/orders/{out_trade_no}`, and the buyer's h5 page.
+
+A paid order's `TRANSACTION.SUCCESS` notification is encrypted with the APIv3 key, signed, and
+posted to its `notify_url` until the merchant answers 2xx, on WeChat's retry schedule scaled
+by the settings' time factor.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from channels.simkit import (
+    FaultBox,
+    SimulatorSettings,
+    control_error,
+    fault_routes,
+    read_json_object,
+)
+from channels.wechat import sim_bill
+from channels.wechat.protocol import dump_json
+from channels.wechat.sim_orders import KINDS, Order, WeChatError, param_error
+from channels.wechat.sim_state import ACCOUNT, SIMULATOR, WeChatSimulator
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_FAULTS = web.AppKey("wechat_faults", FaultBox)
+
+
+def _json(status: int, payload: Any) -> web.Response:
+    return web.Response(status=status, body=dump_json(payload), content_type="application/json")
+
+
+@web.middleware
+async def _protocol_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Faults, authentication, WeChat error bodies and answer signatures for `/v3/`."""
+    sim = request.app[SIMULATOR]
+    if not request.path.startswith("/v3/"):
+        response = await handler(request)
+        response.headers["Request-ID"] = sim.request_id()
+        return response
+    request_id = sim.request_id()
+    fault = await sim.faults.before_protocol_call()
+    account = sim.default_account()
+    try:
+        if fault == "outage":
+            raise WeChatError(503, "SYSTEM_ERROR", "系统繁忙，请稍后重试")
+        if fault == "error":
+            raise WeChatError(500, "SYSTEM_ERROR", "系统异常，请稍后重试")
+        account = await sim.authenticate(request)
+        request[ACCOUNT] = account
+        answer = await handler(request)
+    except WeChatError as exc:
+        answer = _json(exc.status, exc.body())
+    except web.HTTPException as exc:
+        code = "NOT_FOUND" if exc.status == 404 else "INVALID_REQUEST"
+        answer = _json(exc.status, {"code": code, "message": exc.reason})
+    if fault == "timeout":
+        await sim.faults.hang()
+    assert isinstance(answer, web.Response)
+    body = answer.body if isinstance(answer.body, bytes) else b""
+    answer.headers.update(sim.sign(account, body))
+    answer.headers["Request-ID"] = request_id
+    return answer
+
+
+async def _read_body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = json.loads(await request.read())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise WeChatError(400, "PARAM_ERROR", "请求体不是合法的 JSON") from None
+    if not isinstance(data, dict):
+        raise WeChatError(400, "PARAM_ERROR", "请求体须为 JSON 对象")
+    return data
+
+
+def _own_mchid(request: web.Request, mchid: object, location: str) -> None:
+    if not isinstance(mchid, str) or not mchid:
+        raise param_error("/mchid", "必填", location=location)
+    if mchid != request[ACCOUNT].mchid:
+        raise WeChatError(400, "INVALID_REQUEST", "mchid 与认证信息中的商户号不一致")
+
+
+def _public_base(request: web.Request, sim: WeChatSimulator) -> str:
+    return sim.settings.public_base_url or f"{request.scheme}://{request.host}"
+
+
+async def create_order(request: web.Request) -> web.Response:
+    sim = request.app[SIMULATOR]
+    kind = request.match_info["kind"]
+    account = request[ACCOUNT]
+    body = await _read_body(request)
+    base = _public_base(request, sim)
+    order, new = sim.orders.create(kind, account.mchid, account.credentials.appid, body, base)
+    if new and kind == "codepay":
+        sim.buyer_pays(order)
+    elif new:
+        sim.schedule_auto_pay(order)
+    if kind == "codepay" and order.trade_state == "PAYERROR":
+        raise WeChatError(403, "NOT_ENOUGH", "用户余额不足")
+    return _json(200, order.create_answer())
+
+
+async def query_by_out_trade_no(request: web.Request) -> web.Response:
+    sim = request.app[SIMULATOR]
+    mchid = request.query.get("mchid")
+    _own_mchid(request, mchid, "query")
+    order = sim.orders.get(request[ACCOUNT].mchid, request.match_info["out_trade_no"])
+    if order is None:
+        raise WeChatError(404, "ORDER_NOT_EXIST", "订单不存在")
+    return _json(200, order.transaction())
+
+
+async def query_by_transaction_id(request: web.Request) -> web.Response:
+    sim = request.app[SIMULATOR]
+    _own_mchid(request, request.query.get("mchid"), "query")
+    order = sim.orders.get_by_transaction(request[ACCOUNT].mchid, request.match_info["id"])
+    if order is None:
+        raise WeChatError(404, "ORDER_NOT_EXIST", "订单不存在")
+    return _json(200, order.transaction())
+
+
+async def close_order(request: web.Request) -> web.Response:
+    sim = request.app[SIMULATOR]
+    body = await _read_body(request)
+    _own_mchid(request, body.get("mchid"), "body")
+    order = sim.orders.get(request[ACCOUNT].mchid, request.match_info["out_trade_no"])
+    if order is None:
+        raise WeChatError(404, "ORDER_NOT_EXIST", "订单不存在")
+    sim.orders.close(order)
+    return web.Response(status=204)
+
+
+async def trade_bill(request: web.Request) -> web.Response:
+    """`GET /v3/bill/tradebill`: the day's statement, as a hash and a download URL."""
+    sim = request.app[SIMULATOR]
+    account = request[ACCOUNT]
+    raw_date = request.query.get("bill_date", "")
+    try:
+        day = date.fromisoformat(raw_date) if len(raw_date) == 10 else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise param_error("/bill_date", "须为 YYYY-MM-DD", raw_date or None, location="query")
+    bill_type = request.query.get("bill_type", "ALL")
+    if bill_type not in sim_bill.BILL_TYPES:
+        raise param_error("/bill_type", "须为 ALL、SUCCESS 或 REFUND", bill_type, location="query")
+    tar_type = request.query.get("tar_type")
+    if tar_type not in (None, "GZIP"):
+        raise param_error("/tar_type", "仅支持 GZIP", tar_type, location="query")
+    if day > sim.orders.now().date():
+        raise WeChatError(400, "INVALID_REQUEST", "账单日期不能晚于今天")
+    text = sim_bill.statement(sim.orders, account.mchid, day, bill_type)
+    if text is None:
+        raise WeChatError(400, "NO_STATEMENT_EXIST", "账单文件不存在")
+    bill = sim_bill.Bill(account.mchid, text.encode(), gzipped=tar_type == "GZIP")
+    token = sim.bills.issue(bill)
+    url = f"{_public_base(request, sim)}/v3/billdownload/file?token={token}"
+    return _json(200, {"hash_type": "SHA1", "hash_value": bill.sha1, "download_url": url})
+
+
+async def download_bill(request: web.Request) -> web.Response:
+    """The statement file itself (gzip when asked for), for the merchant that asked."""
+    bill = request.app[SIMULATOR].bills.get(request.query.get("token", ""))
+    if bill is None or bill.mchid != request[ACCOUNT].mchid:
+        raise WeChatError(404, "RESOURCE_NOT_EXISTS", "账单文件不存在或已过期")
+    return web.Response(body=bill.download(), content_type="application/octet-stream")
+
+
+async def sim_accounts(request: web.Request) -> web.Response:
+    sim = request.app[SIMULATOR]
+    bundles = [account.credentials.bundle() for account in sim.accounts.values()]
+    return web.json_response({"accounts": bundles})
+
+
+async def _buyer_order(request: web.Request) -> Order | web.Response:
+    data = await read_json_object(request)
+    if isinstance(data, web.Response):
+        return data
+    code = data.get("code")
+    if not isinstance(code, str) or not code:
+        return control_error(400, "code: required string", "code")
+    order = request.app[SIMULATOR].orders.find_by_code(code)
+    if order is None:
+        return control_error(404, "no order has this code", "code")
+    return order
+
+
+def _buyer_answer(order: Order) -> web.Response:
+    return web.json_response(
+        {
+            "out_trade_no": order.out_trade_no,
+            "trade_state": order.trade_state,
+            "transaction_id": order.transaction_id,
+        }
+    )
+
+
+async def buyer_pay(request: web.Request) -> web.Response:
+    order = await _buyer_order(request)
+    if isinstance(order, web.Response):
+        return order
+    try:
+        request.app[SIMULATOR].buyer_pays(order)
+    except WeChatError as exc:
+        return control_error(409, exc.message)
+    return _buyer_answer(order)
+
+
+async def buyer_decline(request: web.Request) -> web.Response:
+    order = await _buyer_order(request)
+    if isinstance(order, web.Response):
+        return order
+    try:
+        request.app[SIMULATOR].orders.decline(order)
+    except WeChatError as exc:
+        return control_error(409, exc.message)
+    return _buyer_answer(order)
+
+
+async def sim_order(request: web.Request) -> web.Response:
+    sim = request.app[SIMULATOR]
+    mchid = request.query.get("mchid") or sim.default_account().mchid
+    order = sim.orders.get(mchid, request.match_info["out_trade_no"])
+    if order is None:
+        return control_error(404, "no such order", "out_trade_no")
+    return web.json_response(order.as_dict())
+
+
+async def h5_page(request: web.Request) -> web.Response:
+    """The page an h5_url opens: the simulated WeChat cashier, with pay and decline buttons."""
+    order = request.app[SIMULATOR].orders.find_by_code(request.query.get("prepay_id", ""))
+    if order is None:
+        return web.Response(status=404, text="unknown prepay_id")
+    total = f"{order.total // 100}.{order.total % 100:02d}"
+    code = html.escape(json.dumps(order.code))
+    page = f"""<!doctype html><meta charset="utf-8"><title>WeChat Pay (simulator)</title>
+<h1>{html.escape(order.description)}</h1><p>¥{total} · {html.escape(order.out_trade_no)}
+· <b id="state">{order.trade_state}</b></p>
+<button onclick="act('pay')">Pay</button> <button onclick="act('decline')">Decline</button>
+<script>async function act(what) {{
+  const r = await fetch('/sim/buyer/' + what, {{method: 'POST',
+    headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify({{code: {code}}})}});
+  const j = await r.json(); document.getElementById('state').textContent =
+    j.trade_state || (j.error && j.error.message); }}</script>"""
+    return web.Response(text=page, content_type="text/html")
+
+
+def build_app(settings: SimulatorSettings) -> web.Application:
+    """The simulator as an aiohttp application; keys are loaded (or made) at start-up."""
+    sim = WeChatSimulator(settings)
+    app = web.Application(middlewares=[_protocol_middleware])
+    app[SIMULATOR] = sim
+    app.cleanup_ctx.append(sim.lifecycle)
+    kinds = "|".join(KINDS)
+    app.add_routes(
+        [
+            web.post(f"/v3/pay/transactions/{{kind:{kinds}}}", create_order),
+            web.get("/v3/pay/transactions/out-trade-no/{out_trade_no}", query_by_out_trade_no),
+            web.get("/v3/pay/transactions/id/{id}", query_by_transaction_id),
+            web.post("/v3/pay/transactions/out-trade-no/{out_trade_no}/close", close_order),
+            web.get("/v3/bill/tradebill", trade_bill),
+            web.get("/v3/billdownload/file", download_bill),
+            web.get("/sim/accounts", sim_accounts),
+            web.post("/sim/buyer/pay", buyer_pay),
+            web.post("/sim/buyer/decline", buyer_decline),
+            web.get("/sim/orders/{out_trade_no}", sim_order),
+            web.get("/sim/h5/checkmweb", h5_page),
+            *fault_routes(_FAULTS),
+        ]
+    )
+    app[_FAULTS] = sim.faults
+    return app
