@@ -30,7 +30,7 @@ M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 RUNTIME = web.AppKey("runtime", Runtime)
-PRINCIPAL = "principal"
+PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9_\-.]{8,64}$")
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 MAX_BODY = 64 * 1024
@@ -159,8 +159,7 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 def principal(request: web.Request) -> Principal:
-    found: Principal = request[PRINCIPAL]
-    return found
+    return request[PRINCIPAL]
 
 
 async def parse_body(request: web.Request, model: type[M]) -> M:

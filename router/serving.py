@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
-from channels.wechat.simulator import build_app as build_wechat_simulator
 
 from channels.simkit import SimulatorSettings
+from channels.wechat.simulator import build_app as build_wechat_simulator
 
 SIMULATOR_PORTS = {"wechat": 8091}
 """Default ports, also named by the shipped config/routing.yaml."""

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from channels.simkit import SimulatorSettings
 from channels.wechat.sandbox import SandboxAccount, ensure_sandbox
@@ -66,7 +67,7 @@ class Router:
 
     async def request(
         self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, Any], aiohttp.typedefs.LooseHeaders]:
+    ) -> tuple[int, dict[str, Any], CIMultiDictProxy[str]]:
         async with self.http.request(
             method, self.url + path, json=json, headers=self.auth | (headers or {})
         ) as resp:

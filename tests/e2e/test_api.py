@@ -62,7 +62,6 @@ BAD_BODIES: list[tuple[str, Any, int, str]] = [
     ("too much metadata", body_with(metadata={f"k{i}": "v" for i in range(21)}), 400, "metadata"),
     ("unknown field", body_with(colour="red"), 400, "colour"),
     ("array body", [GOOD], 400, "body"),
-    ("null body", None, 400, "body"),
 ]
 
 
@@ -83,8 +82,10 @@ async def test_malformed_bodies_name_the_field(
 
 RAW_BODIES = [
     (b"{not json", "body"),
+    (b"null", "body"),
+    (b"", "amount"),
     (b"\xff\xfe", "body"),
-    (b"[" * 100_000, "body"),
+    (b"[" * 30_000, "body"),
     (b'{"amount": NaN, "merchant_order_id": "x", "description": "d", "method": "qr"}', "amount"),
 ]
 
@@ -141,7 +142,7 @@ async def test_malformed_headers_name_the_header(
     code, data, _ = await router.request("POST", "/v1/payments", json=GOOD, headers=headers)
     assert code == status, data
     assert data["error"]["param"] == param
-    listed, page, _ = await router.request("GET", "/v1/payments")
+    _listed, page, _ = await router.request("GET", "/v1/payments")
     assert page["data"] == []
 
 
@@ -162,7 +163,7 @@ async def test_unknown_payment_and_route(router: Router) -> None:
 
 async def test_payments_of_other_merchants_are_invisible(router: Router) -> None:
     _, created = await router.create()
-    other, issued = await router.app[RUNTIME].store.merchants.create("Other")
+    _other, issued = await router.app[RUNTIME].store.merchants.create("Other")
     headers = {"Authorization": f"Bearer {issued.secret}"}
     async with router.http.get(f"{router.url}/v1/payments/{created['id']}", headers=headers) as r:
         assert r.status == 404
@@ -205,7 +206,7 @@ async def test_fifty_concurrent_creates_make_one_channel_order(
     _, page, _ = await router.request("GET", "/v1/payments?merchant_order_id=BURST-1")
     assert [p["id"] for p in page["data"]] == list(ids)
     code, order = await sim_json(http, simulator, "GET", f"/sim/orders/{ids.pop()}")
-    assert code == 200 and order["trade_state"] == "NOTPAY"
+    assert code == 200 and order["order"]["trade_state"] == "NOTPAY"
     calls = router.app[RUNTIME].metrics.channel_calls.labels("wechat_main", "create", "ok")
     assert calls._value.get() == 1
 
@@ -269,7 +270,7 @@ async def test_signed_requests(router: Router) -> None:
 
 async def test_merchant_that_requires_signatures(router: Router) -> None:
     store = router.app[RUNTIME].store
-    merchant, issued = await store.merchants.create("Strict", require_signed=True)
+    _merchant, issued = await store.merchants.create("Strict", require_signed=True)
     async with router.http.get(
         f"{router.url}/v1/payments", headers={"Authorization": f"Bearer {issued.secret}"}
     ) as resp:

@@ -12,9 +12,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from channels.wechat.crypto import sign_answer
-from channels.wechat.protocol import build_notification
+from channels.wechat.notification import build_notification
 from router.http import RUNTIME
-from tests.e2e.conftest import Router, Simulator, sim_json
+from tests.e2e.conftest import Router, Simulator
 
 
 def transaction(sim: Simulator, pay_id: str, total: int, state: str = "SUCCESS") -> dict[str, Any]:

@@ -108,7 +108,7 @@ async def test_expired_payment_is_closed_at_the_channel_too(
     closed = await router.payment(created["id"])
     assert closed["status"] == "closed"
     _, order = await sim_json(http, simulator, "GET", f"/sim/orders/{created['id']}")
-    assert order["trade_state"] == "CLOSED"
+    assert order["order"]["trade_state"] == "CLOSED"
     # The buyer can no longer pay it.
     code, _ = await sim_json(
         http, simulator, "POST", "/sim/buyer/pay", {"code": created["action"]["qr_code"]}
@@ -133,7 +133,7 @@ async def test_close_endpoint(
     status, again, _ = await router.request("POST", f"/v1/payments/{created['id']}/close")
     assert status == 200 and again["status"] == "closed"
     _, order = await sim_json(http, simulator, "GET", f"/sim/orders/{created['id']}")
-    assert order["trade_state"] == "CLOSED"
+    assert order["order"]["trade_state"] == "CLOSED"
 
     _, paid = await router.create()
     await sim_json(http, simulator, "POST", "/sim/buyer/pay", {"code": paid["action"]["qr_code"]})
@@ -188,7 +188,7 @@ async def test_unknown_outcome_is_resolved_by_the_worker(
     assert failed["status"] == "failed"
     assert failed["failure"]["code"] == "channel_outcome_unknown"
     _, order = await sim_json(http, simulator, "GET", f"/sim/orders/{pay_id}")
-    assert order["trade_state"] == "CLOSED"
+    assert order["order"]["trade_state"] == "CLOSED"
 
 
 async def test_two_routers_share_the_work(
