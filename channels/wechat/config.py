@@ -18,12 +18,21 @@ sandbox file `<sandbox_dir>/wechat/1900000001.json`)::
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from channels.base import Method
 from channels.credentials import (
@@ -81,7 +90,11 @@ class WeChatAccount(BaseModel):
 
 
 class WeChatCredentials(BaseModel):
-    """A merchant's WeChat Pay secrets (public-key mode). Secrets never show in a repr."""
+    """A merchant's WeChat Pay secrets (public-key mode). Secrets never show in a repr.
+
+    Build it with `model_validate` (not `model_copy(update=...)`, which skips validation and
+    would keep the previously parsed keys).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -93,17 +106,8 @@ class WeChatCredentials(BaseModel):
     platform_public_key: str
     apiv3_key: SecretStr
 
-    @field_validator("merchant_private_key")
-    @classmethod
-    def _private_key(cls, value: SecretStr) -> SecretStr:
-        load_private_key(value.get_secret_value())
-        return value
-
-    @field_validator("platform_public_key")
-    @classmethod
-    def _public_key(cls, value: str) -> str:
-        load_public_key(value)
-        return value
+    _merchant_key: rsa.RSAPrivateKey = PrivateAttr()
+    _platform_key: rsa.RSAPublicKey = PrivateAttr()
 
     @field_validator("apiv3_key")
     @classmethod
@@ -113,13 +117,30 @@ class WeChatCredentials(BaseModel):
             raise ValueError("must be 32 ASCII characters")
         return value
 
-    @cached_property
-    def merchant_key(self) -> rsa.RSAPrivateKey:
-        return load_private_key(self.merchant_private_key.get_secret_value())
+    @model_validator(mode="after")
+    def _load_keys(self) -> WeChatCredentials:
+        # Parsed once here: loading an RSA private key checks it, which takes tens of ms.
+        try:
+            self._merchant_key = load_private_key(self.merchant_private_key.get_secret_value())
+        except ValueError as exc:
+            raise PydanticCustomError(
+                "pem", "merchant_private_key: {problem}", {"problem": str(exc)}
+            ) from None
+        try:
+            self._platform_key = load_public_key(self.platform_public_key)
+        except ValueError as exc:
+            raise PydanticCustomError(
+                "pem", "platform_public_key: {problem}", {"problem": str(exc)}
+            ) from None
+        return self
 
-    @cached_property
+    @property
+    def merchant_key(self) -> rsa.RSAPrivateKey:
+        return self._merchant_key
+
+    @property
     def platform_key(self) -> rsa.RSAPublicKey:
-        return load_public_key(self.platform_public_key)
+        return self._platform_key
 
     def bundle(self) -> dict[str, str]:
         """The JSON bundle, secrets included: only for sandbox files and `/sim/accounts`."""

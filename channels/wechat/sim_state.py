@@ -159,13 +159,17 @@ class WeChatSimulator:
             with contextlib.suppress(WeChatError):
                 self.buyer_pays(order)
 
+    async def on_shutdown(self, app: web.Application) -> None:
+        """For `app.on_shutdown`: end injected hangs before the server waits for handlers."""
+        self.faults.stopping.set()
+
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         """For `app.cleanup_ctx`: load sandbox keys, run the notifier, stop everything."""
         account = await asyncio.to_thread(ensure_sandbox, self.settings.sandbox_dir)
         self.accounts[account.mchid] = account
         async with self.notifier:
             yield
-            self.faults.stopping.set()
+            await self.on_shutdown(app)
             timers = list(self._timers)
             for task in timers:
                 task.cancel()

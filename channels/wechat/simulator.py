@@ -268,6 +268,7 @@ def build_app(settings: SimulatorSettings) -> web.Application:
     app = web.Application(middlewares=[_protocol_middleware])
     app[SIMULATOR] = sim
     app.cleanup_ctx.append(sim.lifecycle)
+    app.on_shutdown.append(sim.on_shutdown)
     kinds = "|".join(KINDS)
     app.add_routes(
         [
