@@ -38,6 +38,12 @@ class Metrics:
             ["status", "source"],
             registry=r,
         )
+        self.conflicts = Counter(
+            "payrouter_payment_conflicts_total",
+            "Channel reports that contradict a payment's final status (need review).",
+            ["account"],
+            registry=r,
+        )
         self.http_requests = Counter(
             "payrouter_http_requests_total",
             "HTTP requests served, by method, route and status code.",

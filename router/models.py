@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_serializer,
+)
 
 from channels.base import ActionType, Method, Wallet
 
@@ -65,13 +74,18 @@ class CreatePaymentRequest(BaseModel):
 
 
 class Action(BaseModel):
-    """What the merchant shows the buyer next."""
+    """What the merchant shows the buyer next; only the members its type uses are present."""
 
     type: ActionType
     qr_code: str | None = None
     url: str | None = None
     fields: dict[str, str] | None = None
     params: dict[str, str] | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v is not None}
 
 
 class Failure(BaseModel):

@@ -58,7 +58,7 @@ IDEMPOTENCY_PARAM = {
 
 def build_spec() -> dict[str, Any]:
     _, defs = models_json_schema(
-        [(m, "serialization") for m in (CreatePaymentRequest, Payment, PaymentList, ErrorResponse)],
+        [(m, "validation") for m in (CreatePaymentRequest, Payment, PaymentList, ErrorResponse)],
         ref_template="#/components/schemas/{model}",
     )
     return {

@@ -314,4 +314,16 @@ class PaymentService:
             rt.metrics.status_changes.labels(status, source).inc()
             await rt.store.schedule.done(stored.merchant_id, p.id)
             log.info("payment %s is %s (from %s via %s)", p.id, status, trade.channel_state, source)
+        elif now != status:
+            # A final state is never rewritten, but a channel that disagrees with it (paid after
+            # we closed, say) means money may have moved: someone must look at it.
+            rt.metrics.conflicts.labels(p.channel).inc()
+            log.error(
+                "payment %s is %s but %s reports %s via %s: not applied, needs review",
+                p.id,
+                now,
+                p.channel,
+                trade.channel_state,
+                source,
+            )
         return now

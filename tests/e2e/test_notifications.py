@@ -156,3 +156,5 @@ async def test_late_notification_never_undoes_a_final_state(
     body, headers = notification(simulator, transaction(simulator, created["id"], 500))
     assert await post(router, body, headers) == 200
     assert (await router.payment(created["id"]))["status"] == "closed"
+    conflicts = router.app[RUNTIME].metrics.conflicts.labels("wechat_main")
+    assert conflicts._value.get() == 1
