@@ -160,6 +160,10 @@ def create_payload(merchant: Merchant, order: OrderRequest) -> dict[str, Any]:
         "out_trade_no": order.out_trade_no,
     }
     if order.time_expire is not None:
+        if order.time_expire.tzinfo is None:
+            raise ChannelRejected(
+                "expires_at must be timezone-aware", code="PARAM_ERROR", fault="request"
+            )
         payload["time_expire"] = format_time(order.time_expire)
     if order.method != "barcode":
         payload["notify_url"] = order.notify_url

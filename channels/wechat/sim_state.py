@@ -22,6 +22,7 @@ from channels.wechat import sim_bill
 from channels.wechat.crypto import (
     VerificationError,
     parse_authorization,
+    request_message,
     sign_answer,
     verify_authorization,
 )
@@ -95,11 +96,17 @@ class WeChatSimulator:
                 now=time.time(),
             )
         except VerificationError as exc:
+            # Like WeChat, say what was verified so a client can diff its own message.
+            message = request_message(
+                request.method, request.raw_path, auth.timestamp, auth.nonce_str, body
+            )
             detail = {
                 "sign_information": {
                     "method": request.method,
                     "url": request.raw_path,
-                    "sign_message_length": len(body) + len(request.raw_path) + 40,
+                    "timestamp": auth.timestamp,
+                    "nonce_str": auth.nonce_str,
+                    "sign_message_length": len(message),
                     "issue": exc.message,
                 }
             }

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
@@ -39,6 +40,8 @@ from channels.wechat.protocol import dump_json
 from channels.wechat.sim_orders import KINDS, Order, WeChatError, param_error
 from channels.wechat.sim_state import ACCOUNT, SIMULATOR, WeChatSimulator
 
+_log = logging.getLogger(__name__)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _FAULTS = web.AppKey("wechat_faults", FaultBox)
 
@@ -52,7 +55,11 @@ async def _protocol_middleware(request: web.Request, handler: Handler) -> web.St
     """Faults, authentication, WeChat error bodies and answer signatures for `/v3/`."""
     sim = request.app[SIMULATOR]
     if not request.path.startswith("/v3/"):
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers["Request-ID"] = sim.request_id()
+            raise
         response.headers["Request-ID"] = sim.request_id()
         return response
     request_id = sim.request_id()
@@ -71,6 +78,10 @@ async def _protocol_middleware(request: web.Request, handler: Handler) -> web.St
     except web.HTTPException as exc:
         code = "NOT_FOUND" if exc.status == 404 else "INVALID_REQUEST"
         answer = _json(exc.status, {"code": code, "message": exc.reason})
+    except Exception:
+        # A simulator bug still answers like WeChat would: signed, with a Request-ID.
+        _log.exception("WeChat simulator failed on %s %s", request.method, request.path)
+        answer = _json(500, {"code": "SYSTEM_ERROR", "message": "系统异常，请稍后重试"})
     if fault == "timeout":
         await sim.faults.hang()
     assert isinstance(answer, web.Response)
@@ -101,7 +112,7 @@ def _public_base(request: web.Request, sim: WeChatSimulator) -> str:
     return sim.settings.public_base_url or f"{request.scheme}://{request.host}"
 
 
-async def create_order(request: web.Request) -> web.Response:
+async def _create_order(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR]
     kind = request.match_info["kind"]
     account = request[ACCOUNT]
@@ -117,7 +128,7 @@ async def create_order(request: web.Request) -> web.Response:
     return _json(200, order.create_answer())
 
 
-async def query_by_out_trade_no(request: web.Request) -> web.Response:
+async def _query_by_out_trade_no(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR]
     mchid = request.query.get("mchid")
     _own_mchid(request, mchid, "query")
@@ -127,7 +138,7 @@ async def query_by_out_trade_no(request: web.Request) -> web.Response:
     return _json(200, order.transaction())
 
 
-async def query_by_transaction_id(request: web.Request) -> web.Response:
+async def _query_by_transaction_id(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR]
     _own_mchid(request, request.query.get("mchid"), "query")
     order = sim.orders.get_by_transaction(request[ACCOUNT].mchid, request.match_info["id"])
@@ -136,7 +147,7 @@ async def query_by_transaction_id(request: web.Request) -> web.Response:
     return _json(200, order.transaction())
 
 
-async def close_order(request: web.Request) -> web.Response:
+async def _close_order(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR]
     body = await _read_body(request)
     _own_mchid(request, body.get("mchid"), "body")
@@ -147,7 +158,7 @@ async def close_order(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def trade_bill(request: web.Request) -> web.Response:
+async def _trade_bill(request: web.Request) -> web.Response:
     """`GET /v3/bill/tradebill`: the day's statement, as a hash and a download URL."""
     sim = request.app[SIMULATOR]
     account = request[ACCOUNT]
@@ -175,7 +186,7 @@ async def trade_bill(request: web.Request) -> web.Response:
     return _json(200, {"hash_type": "SHA1", "hash_value": bill.sha1, "download_url": url})
 
 
-async def download_bill(request: web.Request) -> web.Response:
+async def _download_bill(request: web.Request) -> web.Response:
     """The statement file itself (gzip when asked for), for the merchant that asked."""
     bill = request.app[SIMULATOR].bills.get(request.query.get("token", ""))
     if bill is None or bill.mchid != request[ACCOUNT].mchid:
@@ -183,7 +194,7 @@ async def download_bill(request: web.Request) -> web.Response:
     return web.Response(body=bill.download(), content_type="application/octet-stream")
 
 
-async def sim_accounts(request: web.Request) -> web.Response:
+async def _sim_accounts(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR]
     bundles = [account.credentials.bundle() for account in sim.accounts.values()]
     return web.json_response({"accounts": bundles})
@@ -212,7 +223,7 @@ def _buyer_answer(order: Order) -> web.Response:
     )
 
 
-async def buyer_pay(request: web.Request) -> web.Response:
+async def _buyer_pay(request: web.Request) -> web.Response:
     order = await _buyer_order(request)
     if isinstance(order, web.Response):
         return order
@@ -223,7 +234,7 @@ async def buyer_pay(request: web.Request) -> web.Response:
     return _buyer_answer(order)
 
 
-async def buyer_decline(request: web.Request) -> web.Response:
+async def _buyer_decline(request: web.Request) -> web.Response:
     order = await _buyer_order(request)
     if isinstance(order, web.Response):
         return order
@@ -234,7 +245,7 @@ async def buyer_decline(request: web.Request) -> web.Response:
     return _buyer_answer(order)
 
 
-async def sim_order(request: web.Request) -> web.Response:
+async def _sim_order(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR]
     mchid = request.query.get("mchid") or sim.default_account().mchid
     order = sim.orders.get(mchid, request.match_info["out_trade_no"])
@@ -243,7 +254,7 @@ async def sim_order(request: web.Request) -> web.Response:
     return web.json_response(order.as_dict())
 
 
-async def h5_page(request: web.Request) -> web.Response:
+async def _h5_page(request: web.Request) -> web.Response:
     """The page an h5_url opens: the simulated WeChat cashier, with pay and decline buttons."""
     order = request.app[SIMULATOR].orders.find_by_code(request.query.get("prepay_id", ""))
     if order is None:
@@ -272,17 +283,17 @@ def build_app(settings: SimulatorSettings) -> web.Application:
     kinds = "|".join(KINDS)
     app.add_routes(
         [
-            web.post(f"/v3/pay/transactions/{{kind:{kinds}}}", create_order),
-            web.get("/v3/pay/transactions/out-trade-no/{out_trade_no}", query_by_out_trade_no),
-            web.get("/v3/pay/transactions/id/{id}", query_by_transaction_id),
-            web.post("/v3/pay/transactions/out-trade-no/{out_trade_no}/close", close_order),
-            web.get("/v3/bill/tradebill", trade_bill),
-            web.get("/v3/billdownload/file", download_bill),
-            web.get("/sim/accounts", sim_accounts),
-            web.post("/sim/buyer/pay", buyer_pay),
-            web.post("/sim/buyer/decline", buyer_decline),
-            web.get("/sim/orders/{out_trade_no}", sim_order),
-            web.get("/sim/h5/checkmweb", h5_page),
+            web.post(f"/v3/pay/transactions/{{kind:{kinds}}}", _create_order),
+            web.get("/v3/pay/transactions/out-trade-no/{out_trade_no}", _query_by_out_trade_no),
+            web.get("/v3/pay/transactions/id/{id}", _query_by_transaction_id),
+            web.post("/v3/pay/transactions/out-trade-no/{out_trade_no}/close", _close_order),
+            web.get("/v3/bill/tradebill", _trade_bill),
+            web.get("/v3/billdownload/file", _download_bill),
+            web.get("/sim/accounts", _sim_accounts),
+            web.post("/sim/buyer/pay", _buyer_pay),
+            web.post("/sim/buyer/decline", _buyer_decline),
+            web.get("/sim/orders/{out_trade_no}", _sim_order),
+            web.get("/sim/h5/checkmweb", _h5_page),
             *fault_routes(_FAULTS),
         ]
     )

@@ -568,6 +568,8 @@ def test_create_request_inputs_per_method() -> None:
     assert payload["scene_info"] == {"payer_client_ip": "203.0.113.9", "h5_info": {"type": "Wap"}}
     with pytest.raises(ChannelRejected, match="client_ip"):
         protocol.create_payload(MERCHANT, replace(order, client_ip=None))
+    with pytest.raises(ChannelRejected, match="timezone-aware"):
+        protocol.create_payload(MERCHANT, replace(order, time_expire=datetime(2030, 1, 1)))
     jsapi = replace(order, method="jsapi", openid="oX")
     assert protocol.create_payload(MERCHANT, jsapi)["payer"] == {"openid": "oX"}
     with pytest.raises(ChannelRejected, match="web"):
