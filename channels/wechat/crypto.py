@@ -6,6 +6,8 @@
 - Answers and notifications carry `Wechatpay-Timestamp`, `-Nonce`, `-Signature`, `-Serial`
   (the platform public key id) and `-Signature-Type`, signed with the platform key over
   `timestamp\\nnonce\\nBODY\\n`.
+- The buyer-side pay-sign parameters (jsapi `paySign` over `appId\ntimeStamp\nnonceStr\n
+  package\n`, app `sign` over `appid\ntimestamp\nnoncestr\nprepayid\n`) use the merchant key.
 - Notification resources are AES-256-GCM with the 32-character APIv3 key, a 12-character
   nonce and associated data; the ciphertext is base64(ciphertext || tag).
 

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from pydantic import ValidationError
 
+from channels.base import Channel
 from channels.credentials import CredentialsError, CredentialsRef
 from channels.wechat import WeChatAccount, WeChatChannel, build, load_credentials
 from channels.wechat.sandbox import (
@@ -63,7 +64,7 @@ async def test_channel_capabilities(tmp_path: Path) -> None:
     sandbox = ensure_sandbox(tmp_path)
     config = account(methods=["qr", "h5"])
     async with aiohttp.ClientSession() as session:
-        channel = WeChatChannel("wechat_qr", config, sandbox.credentials, session)
+        channel: Channel = WeChatChannel("wechat_qr", config, sandbox.credentials, session)
     assert channel.account == "wechat_qr"
     assert channel.capabilities.wallet == "wechat"
     assert channel.capabilities.methods == frozenset({"qr", "h5"})
