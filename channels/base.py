@@ -39,11 +39,28 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class OrderRef:
+    """How the router names an order it created, for query and close.
+
+    Some channels identify an order by more than its number (UnionPay: `merId + orderId +
+    txnTime`), so the router passes the creation time it sent, and what the channel returned.
+    """
+
+    order_no: str
+    """The payment id; an adapter maps it to its channel's order-number rules and back."""
+    created_at: datetime
+    """The moment the router created the payment (timezone-aware): UnionPay's `txnTime`."""
+    channel_trade_no: str | None = None
+
+
+@dataclass(frozen=True)
 class CreateOrder:
     """A payment as the router asks a channel to create it."""
 
     order_no: str
-    """Our order number at the channel (`out_trade_no`, `orderId`): the payment id."""
+    """Our order number: the payment id (adapters map it to their channel's rules)."""
+    created_at: datetime
+    """Timezone-aware; the same value later arrives in `OrderRef.created_at`."""
     amount: int
     currency: str
     method: Method
@@ -118,13 +135,54 @@ class CreateResult:
 
 
 @dataclass(frozen=True)
+class RefundOrder:
+    """A refund as the router asks a channel to make it (and later asks about it)."""
+
+    refund_no: str
+    """Our refund number (`out_refund_no`, `out_request_no`, `orderId`): the refund id."""
+    created_at: datetime
+    """When the router created the refund (timezone-aware): UnionPay's `txnTime`."""
+    payment: OrderRef
+    amount: int
+    """The amount of this refund, minor units."""
+    total: int
+    """The payment's whole amount, minor units."""
+    currency: str
+    notify_url: str
+    reason: str | None = None
+
+
+class RefundState(enum.Enum):
+    PENDING = "pending"
+    """Accepted, not finished (PROCESSING, respCode 03/04/05)."""
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    """The channel gave up (CLOSED, ABNORMAL, a refused refund)."""
+    NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True)
+class RefundStatus:
+    """A channel's view of one refund, from the refund call, a query or a notification."""
+
+    refund_no: str
+    state: RefundState
+    channel_state: str
+    order_no: str | None = None
+    channel_refund_no: str | None = None
+    amount: int | None = None
+    refunded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Notification:
-    """A verified, decoded channel callback."""
+    """A verified, decoded channel callback: about a payment, or about a refund."""
 
     notification_id: str
-    trade: TradeStatus
     event_type: str
     """The channel's own event name (`TRANSACTION.SUCCESS`, `trade_status_sync`, ...)."""
+    trade: TradeStatus | None = None
+    refund: RefundStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -154,12 +212,21 @@ class Channel(Protocol):
         """Create the order at the channel. Raises a `ChannelError` on failure."""
         ...
 
-    async def query(self, order_no: str) -> TradeStatus:
+    async def query(self, order: OrderRef) -> TradeStatus:
         """The channel's current view of the order; `NOT_FOUND` if it has none."""
         ...
 
-    async def close(self, order_no: str) -> None:
+    async def close(self, order: OrderRef) -> None:
         """Close an unpaid order. Closing an order the channel does not know is not an error."""
+        ...
+
+    async def refund(self, refund: RefundOrder) -> RefundStatus:
+        """Ask for a refund. Sending the same `refund_no` again must not refund twice (every
+        channel dedupes on it), so the router may resend after an unknown outcome."""
+        ...
+
+    async def query_refund(self, refund: RefundOrder) -> RefundStatus:
+        """The channel's current view of the refund; `NOT_FOUND` if it has none."""
         ...
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
