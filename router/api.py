@@ -1,21 +1,31 @@
-"""Merchant API routes for payments (`/v1/payments...`)."""
+"""Merchant API routes for payments and refunds (`/v1/payments...`, `/v1/refunds...`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from router.errors import InvalidRequest, NotFound
 from router.http import RUNTIME, json_response, parse_body, principal, validate
-from router.ids import PAYMENT_ID
-from router.models import CreatePaymentRequest, OrderId, PaymentList, PaymentStatus
+from router.ids import PAYMENT_ID, REFUND_ID
+from router.models import (
+    CreatePaymentRequest,
+    CreateRefundRequest,
+    OrderId,
+    PaymentList,
+    PaymentStatus,
+    RefundList,
+)
 from router.payments import PaymentService
+from router.refunds import RefundService
 from router.store.payments import StoredPayment
 
+Q = TypeVar("Q", bound=BaseModel)
 PAYMENTS = web.AppKey("payments", PaymentService)
+REFUNDS = web.AppKey("refunds", RefundService)
 
 
 class ListQuery(BaseModel):
@@ -29,6 +39,22 @@ class ListQuery(BaseModel):
     created_lt: AwareDatetime | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 10
     starting_after: str | None = None
+
+
+class RefundListQuery(BaseModel):
+    """Query parameters of `GET /v1/payments/{id}/refunds`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: Annotated[int, Field(ge=1, le=100)] = 10
+    starting_after: str | None = None
+
+
+def _query(request: web.Request, model: type[Q]) -> Q:
+    for name in request.query:
+        if len(request.query.getall(name)) > 1:
+            raise InvalidRequest("parameter_repeated", f"{name}: given more than once", param=name)
+    return validate(model, dict(request.query))
 
 
 def _payment_id(request: web.Request) -> str:
@@ -66,10 +92,7 @@ async def close_payment(request: web.Request) -> web.Response:
 
 async def list_payments(request: web.Request) -> web.Response:
     mch = principal(request).merchant.id
-    for name in request.query:
-        if len(request.query.getall(name)) > 1:
-            raise InvalidRequest("parameter_repeated", f"{name}: given more than once", param=name)
-    query = validate(ListQuery, dict(request.query))
+    query = _query(request, ListQuery)
     cursor = None
     if query.starting_after is not None:
         if PAYMENT_ID.match(query.starting_after):
@@ -96,8 +119,51 @@ async def list_payments(request: web.Request) -> web.Response:
     return json_response(PaymentList(data=[s.payment for s in page], has_more=has_more))
 
 
+async def create_refund(request: web.Request) -> web.Response:
+    mch = principal(request).merchant.id
+    req = await parse_body(request, CreateRefundRequest)
+    stored, new = await request.app[REFUNDS].create(mch, _payment_id(request), req)
+    return json_response(stored.refund, status=201 if new else 200)
+
+
+async def get_refund(request: web.Request) -> web.Response:
+    re_id = request.match_info["id"]
+    if not REFUND_ID.match(re_id):
+        raise NotFound("refund", re_id)
+    stored = await request.app[REFUNDS].get(principal(request).merchant.id, re_id)
+    return json_response(stored.refund)
+
+
+async def list_refunds(request: web.Request) -> web.Response:
+    mch = principal(request).merchant.id
+    pay_id = _payment_id(request)
+    await request.app[PAYMENTS].get(mch, pay_id)
+    query = _query(request, RefundListQuery)
+    cursor = None
+    if query.starting_after is not None:
+        if REFUND_ID.match(query.starting_after):
+            cursor = await request.app[RUNTIME].store.refunds.get(mch, query.starting_after)
+        if cursor is None or cursor.refund.payment != pay_id:
+            raise InvalidRequest(
+                "resource_missing",
+                f"starting_after: no such refund of this payment {query.starting_after!r}",
+                param="starting_after",
+            )
+    page, has_more = await request.app[RUNTIME].store.refunds.of_payment(
+        mch, pay_id, limit=query.limit, starting_after=cursor
+    )
+    return json_response(
+        RefundList(
+            data=[s.refund for s in page], has_more=has_more, url=f"/v1/payments/{pay_id}/refunds"
+        )
+    )
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/payments", create_payment)
     app.router.add_get("/v1/payments", list_payments)
     app.router.add_get("/v1/payments/{id}", get_payment)
     app.router.add_post("/v1/payments/{id}/close", close_payment)
+    app.router.add_post("/v1/payments/{id}/refunds", create_refund)
+    app.router.add_get("/v1/payments/{id}/refunds", list_refunds)
+    app.router.add_get("/v1/refunds/{id}", get_refund)

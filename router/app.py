@@ -12,12 +12,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import api, notify
-from router.api import PAYMENTS
+from router.api import PAYMENTS, REFUNDS
 from router.clock import Clock
 from router.config import load_config
 from router.http import MAX_BODY, RUNTIME, authentication, idempotency, request_context
 from router.openapi import build_spec
 from router.payments import PaymentService
+from router.refunds import RefundService
 from router.runtime import Runtime, build_accounts
 from router.settings import Settings
 from router.store import open_store
@@ -52,14 +53,16 @@ async def build_app(
     session = aiohttp.ClientSession()
     runtime = Runtime(settings, clock, store, loaded, build_accounts(loaded, session))
     service = PaymentService(runtime)
+    refunds = RefundService(runtime, service)
 
     app = web.Application(
         middlewares=[request_context, authentication, idempotency], client_max_size=MAX_BODY
     )
     app[RUNTIME] = runtime
     app[PAYMENTS] = service
+    app[REFUNDS] = refunds
     app[SESSION] = session
-    app[WORKER] = RequeryWorker(runtime, service)
+    app[WORKER] = RequeryWorker(runtime, service, refunds)
     api.add_routes(app)
     notify.add_routes(app)
     app.router.add_get("/healthz", healthz)

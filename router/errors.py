@@ -33,12 +33,14 @@ class ApiError(Exception):
         param: str | None = None,
         status: int | None = None,
         payment_id: str | None = None,
+        refund_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.param = param
         self.payment_id = payment_id
+        self.refund_id = refund_id
         if status is not None:
             self.status = status
 
@@ -51,6 +53,8 @@ class ApiError(Exception):
         }
         if self.payment_id is not None:
             error["payment_id"] = self.payment_id
+        if self.refund_id is not None:
+            error["refund_id"] = self.refund_id
         return {"error": error}
 
 

@@ -21,3 +21,4 @@ def id_pattern(prefix: str) -> re.Pattern[str]:
 
 PAYMENT_ID = id_pattern("pay")
 MERCHANT_ID = id_pattern("mch")
+REFUND_ID = id_pattern("re")

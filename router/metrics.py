@@ -38,6 +38,12 @@ class Metrics:
             ["status", "source"],
             registry=r,
         )
+        self.refund_status_changes = Counter(
+            "payrouter_refund_status_changes_total",
+            "Refund status changes, by new status and what caused them.",
+            ["status", "source"],
+            registry=r,
+        )
         self.conflicts = Counter(
             "payrouter_payment_conflicts_total",
             "Channel reports that contradict a payment's final status (need review).",

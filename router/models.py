@@ -143,6 +143,50 @@ class PaymentList(BaseModel):
     url: str = "/v1/payments"
 
 
+RefundStatusName = Literal["pending", "succeeded", "failed"]
+
+
+class CreateRefundRequest(BaseModel):
+    """`POST /v1/payments/{id}/refunds`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Annotated[StrictInt, Field(ge=1, le=MAX_AMOUNT)] | None = Field(
+        default=None, description="Minor units; absent: everything not yet refunded."
+    )
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=80)] | None = None
+    merchant_refund_id: OrderId | None = Field(
+        default=None,
+        description="The merchant's own id for this refund: asking again with it returns "
+        "the same refund instead of refunding twice.",
+    )
+
+
+class Refund(BaseModel):
+    """A refund of all or part of a payment."""
+
+    id: str
+    object: Literal["refund"] = "refund"
+    payment: str
+    amount: int
+    currency: str
+    status: RefundStatusName
+    reason: str | None = None
+    merchant_refund_id: str | None = None
+    channel_refund_no: str | None = None
+    failure: Failure | None = None
+    created_at: str
+    succeeded_at: str | None = None
+    livemode: bool
+
+
+class RefundList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Refund]
+    has_more: bool
+    url: str
+
+
 class ErrorBody(BaseModel):
     type: Literal[
         "invalid_request_error",
@@ -157,6 +201,7 @@ class ErrorBody(BaseModel):
     message: str
     param: str | None = None
     payment_id: str | None = None
+    refund_id: str | None = None
 
 
 class ErrorResponse(BaseModel):

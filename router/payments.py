@@ -22,13 +22,13 @@ import time
 from datetime import timedelta
 from typing import Any, NoReturn
 
-from channels.base import CreateOrder, CreateResult, TradeState, TradeStatus
+from channels.base import CreateOrder, CreateResult, OrderRef, TradeState, TradeStatus
 from channels.errors import (
     ChannelError,
     ChannelOutcomeUnknown,
     ChannelRejected,
 )
-from router.clock import rfc3339
+from router.clock import from_ms, rfc3339
 from router.errors import ChannelFailed, Conflict, InvalidRequest, NotFound
 from router.ids import new_id
 from router.models import CreatePaymentRequest, Payment, Routing, RoutingAttempt
@@ -37,6 +37,15 @@ from router.runtime import Runtime
 from router.store.payments import StoredPayment
 
 log = logging.getLogger("payrouter.payments")
+
+
+def order_ref(stored: StoredPayment) -> OrderRef:
+    """How the channel knows this payment's order."""
+    return OrderRef(
+        order_no=stored.payment.id,
+        created_at=from_ms(stored.created_ms),
+        channel_trade_no=stored.payment.channel_trade_no,
+    )
 
 
 class TradeMismatch(Exception):
@@ -76,7 +85,8 @@ class PaymentService:
             livemode=livemode,
         )
         channel = decision.candidates[0]
-        now = rt.clock.utcnow()
+        now_ms = rt.clock.now_ms()
+        now = from_ms(now_ms)
         expires_in = req.expires_in or rt.settings.default_expires_in_s
         stored = StoredPayment(
             payment=Payment(
@@ -98,7 +108,7 @@ class PaymentService:
                 livemode=livemode,
             ),
             merchant_id=merchant_id,
-            created_ms=rt.clock.now_ms(),
+            created_ms=now_ms,
             client_ip=req.client_ip,
             payer_id=req.payer_id,
         )
@@ -113,6 +123,7 @@ class PaymentService:
             )
         order = CreateOrder(
             order_no=stored.payment.id,
+            created_at=now,
             amount=req.amount,
             currency=req.currency,
             method=req.method,
@@ -151,10 +162,16 @@ class PaymentService:
         applied, _ = await rt.store.payments.transition(
             stored, status, fields, require="processing"
         )
-        if applied:
+        if applied and status == "succeeded":
             rt.metrics.status_changes.labels(status, "create").inc()
-            due = rt.clock.now_ms() + int(rt.settings.workers.requery_after_s * 1000)
-            await rt.store.schedule.put(stored.merchant_id, p.id, due)
+            await rt.store.schedule.done(stored.merchant_id, p.id)
+        elif applied:
+            rt.metrics.status_changes.labels(status, "create").inc()
+            # A barcode buyer is confirming on their phone right now: look again in a second.
+            wait = 1.0 if p.method == "barcode" else rt.settings.workers.requery_after_s
+            await rt.store.schedule.put(
+                stored.merchant_id, p.id, rt.clock.now_ms() + int(wait * 1000)
+            )
         return await self.reload(stored)
 
     async def _create_failed(self, stored: StoredPayment, exc: ChannelError, ms: int) -> NoReturn:
@@ -258,9 +275,9 @@ class PaymentService:
             )
         channel = account.channel
         try:
-            await rt.call(p.channel, "close", lambda: channel.close(p.id))
+            await rt.call(p.channel, "close", lambda: channel.close(order_ref(stored)))
         except ChannelRejected as exc:
-            trade = await rt.call(p.channel, "query", lambda: channel.query(p.id))
+            trade = await rt.call(p.channel, "query", lambda: channel.query(order_ref(stored)))
             if trade.state in (TradeState.PENDING, TradeState.NOT_FOUND):
                 raise ChannelFailed(
                     "channel_declined",

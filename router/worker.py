@@ -11,6 +11,10 @@ so any number of processes can run this worker side by side. For each payment it
 - `processing` beyond the grace period (its creating process died, or the channel's answer
   never came): ask the channel; a paid order is `succeeded`, an order that exists is closed
   there first, and the payment is `failed`; the buyer can never pay for it afterwards.
+- a `pending` barcode payment (the buyer is confirming on their phone): query on UnionPay's
+  suggested schedule, 1, 2, 4, 8, 16, 32 s apart.
+- a `pending` refund: ask the channel, and re-send the same refund if it has none
+  (`router.refunds.RefundService.settle`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from datetime import datetime
 from channels.base import TradeState
 from channels.errors import ChannelError
 from router.models import FINAL_STATUSES
-from router.payments import PaymentService, TradeMismatch
+from router.payments import PaymentService, TradeMismatch, order_ref
+from router.refunds import RefundService
 from router.runtime import Runtime
 from router.store.payments import StoredPayment
 
@@ -32,9 +37,10 @@ CONCURRENCY = 10
 
 
 class RequeryWorker:
-    def __init__(self, runtime: Runtime, service: PaymentService) -> None:
+    def __init__(self, runtime: Runtime, service: PaymentService, refunds: RefundService) -> None:
         self.rt = runtime
         self.service = service
+        self.refunds = refunds
         self._slots = asyncio.Semaphore(CONCURRENCY)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -73,8 +79,11 @@ class RequeryWorker:
                 await self._later(mch, pay_id, self.rt.settings.workers.requery_max_s)
             self.rt.metrics.worker_runs.labels(outcome).inc()
 
-    async def check(self, mch: str, pay_id: str) -> str:
-        """Look at one payment and move it on. Returns what was found, for metrics."""
+    async def check(self, mch: str, object_id: str) -> str:
+        """Look at one payment or refund and move it on. Returns what was found, for metrics."""
+        if object_id.startswith("re_"):
+            return await self._refund(mch, object_id)
+        pay_id = object_id
         stored = await self.rt.store.payments.get(mch, pay_id)
         if stored is None or stored.payment.status in FINAL_STATUSES:
             await self.rt.store.schedule.done(mch, pay_id)
@@ -91,13 +100,16 @@ class RequeryWorker:
             status = await self.service.close_at_channel(stored, source="expiry")
             return f"expired_{status}"
         channel = rt.accounts[p.channel].channel
-        trade = await rt.call(p.channel, "query", lambda: channel.query(p.id))
+        trade = await rt.call(p.channel, "query", lambda: channel.query(order_ref(stored)))
         status = await self.service.apply_trade(stored, trade, source="requery")
         if status in FINAL_STATUSES:
             return f"found_{status}"
         age = now - stored.created_ms / 1000
         w = rt.settings.workers
-        wait = min(max(age / 4, w.requery_after_s), w.requery_max_s)
+        if p.method == "barcode":
+            wait = min(max(age, 1.0), 32.0)
+        else:
+            wait = min(max(age / 4, w.requery_after_s), w.requery_max_s)
         if expires is not None:
             wait = min(wait, max(expires - now, 0.0))
         await self._later(stored.merchant_id, p.id, wait)
@@ -111,13 +123,13 @@ class RequeryWorker:
             await self._later(stored.merchant_id, p.id, w.processing_grace_s - age)
             return "processing_recent"
         channel = rt.accounts[p.channel].channel
-        trade = await rt.call(p.channel, "query", lambda: channel.query(p.id))
+        trade = await rt.call(p.channel, "query", lambda: channel.query(order_ref(stored)))
         if trade.state is TradeState.SUCCEEDED:
             await self.service.apply_trade(stored, trade, source="requery")
             return "stranded_succeeded"
         if trade.state is TradeState.PENDING:
             # It exists but the buyer was never shown it: close it so it can never be paid.
-            await rt.call(p.channel, "close", lambda: channel.close(p.id))
+            await rt.call(p.channel, "close", lambda: channel.close(order_ref(stored)))
         failure = {
             "code": "channel_outcome_unknown",
             "message": "the channel's answer to create never arrived; "
@@ -130,6 +142,19 @@ class RequeryWorker:
             rt.metrics.status_changes.labels("failed", "requery").inc()
         await rt.store.schedule.done(stored.merchant_id, p.id)
         return "stranded_failed"
+
+    async def _refund(self, mch: str, re_id: str) -> str:
+        stored = await self.rt.store.refunds.get(mch, re_id)
+        if stored is None or stored.refund.status != "pending":
+            await self.rt.store.schedule.done(mch, re_id)
+            return "gone" if stored is None else "final"
+        found = await self.refunds.settle(stored)
+        now = await self.rt.store.refunds.get(mch, re_id)
+        if now is not None and now.refund.status == "pending":
+            age = self.rt.clock.now() - stored.created_ms / 1000
+            w = self.rt.settings.workers
+            await self._later(mch, re_id, min(max(age / 4, w.requery_after_s), w.requery_max_s))
+        return found
 
     async def _later(self, mch: str, pay_id: str, seconds: float) -> None:
         await self.rt.store.schedule.put(mch, pay_id, self.rt.clock.now_ms() + int(seconds * 1000))

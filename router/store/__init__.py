@@ -1,4 +1,4 @@
-"""Shared state in Redis: payments, idempotency records, merchants and the re-query schedule.
+"""Shared state in Redis: payments, refunds, idempotency records, merchants, the schedule.
 
 `open_store(url)` connects to Redis, or with no URL builds the embedded in-process store
 (fakeredis with Lua): the same code and the same scripts, for the sandbox only.
@@ -14,6 +14,7 @@ from router.clock import Clock
 from router.store.idempotency import IdempotencyStore
 from router.store.merchants import MerchantStore, SecretBox
 from router.store.payments import PaymentStore
+from router.store.refunds import RefundStore
 from router.store.schedule import Schedule
 
 
@@ -23,6 +24,7 @@ class Store:
 
     redis: aioredis.Redis
     payments: PaymentStore
+    refunds: RefundStore
     idempotency: IdempotencyStore
     merchants: MerchantStore
     schedule: Schedule
@@ -51,6 +53,7 @@ async def open_store(url: str | None, clock: Clock, secret_key: bytes | None = N
     return Store(
         redis=client,
         payments=PaymentStore(client),
+        refunds=RefundStore(client),
         idempotency=IdempotencyStore(client, clock),
         merchants=MerchantStore(client, clock, box, allow_live=url is not None),
         schedule=Schedule(client),
@@ -62,6 +65,7 @@ __all__ = [
     "IdempotencyStore",
     "MerchantStore",
     "PaymentStore",
+    "RefundStore",
     "Schedule",
     "Store",
     "open_store",

@@ -10,6 +10,9 @@ re-query schedule) are single-key and are only ever used by single-key commands 
     pr:{mch}:payments              zset    payment ids by created_at (ms), for listing
     pr:{mch}:order:{moid}          string  the payment that holds a merchant_order_id
     pr:{mch}:orders:{moid}         set     every payment ever created with that id
+    pr:{mch}:refund:{re_id}        hash    one refund
+    pr:{mch}:pay:{pay_id}:refunds  zset    a payment's refund ids by created_at (ms)
+    pr:{mch}:mrefund:{id}          string  the refund that holds a merchant_refund_id
     pr:{mch}:idem:{sha256(key)}    hash    an idempotency record (24 h)
     pr:{mch}:nonce:{sha256(nonce)} string  a signed-request nonce (inside the window)
     pr:{mch}:keys                  set     the merchant's API key ids
@@ -17,7 +20,8 @@ re-query schedule) are single-key and are only ever used by single-key commands 
     pr:key:{key_id}                hash    an API key: owner, mode, hash, encrypted secret
     pr:keyhash:{sha256(secret)}    string  key id, for bearer lookup
     pr:payref:{pay_id}             string  the merchant that owns a payment (callbacks)
-    pr:{sched}:payments            zset    "mch_id/pay_id" by the time it is next due (ms)
+    pr:payref:{re_id}              string  the merchant that owns a refund (callbacks)
+    pr:{sched}:payments            zset    "mch_id/pay_id" or "mch_id/re_id" by next due (ms)
     pr:{sys}:secret-key            string  fallback encryption key (embedded/dev use only)
 """
 
@@ -52,6 +56,18 @@ def order_history(mch: str, merchant_order_id: str) -> str:
     return f"{PREFIX}:{{{mch}}}:orders:{merchant_order_id}"
 
 
+def refund(mch: str, re_id: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:refund:{re_id}"
+
+
+def payment_refunds(mch: str, pay_id: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:pay:{pay_id}:refunds"
+
+
+def merchant_refund(mch: str, merchant_refund_id: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:mrefund:{merchant_refund_id}"
+
+
 def idempotency(mch: str, key: str) -> str:
     return f"{PREFIX}:{{{mch}}}:idem:{_digest(key)}"
 
@@ -76,8 +92,9 @@ def api_key_hash(secret_hash: str) -> str:
     return f"{PREFIX}:keyhash:{secret_hash}"
 
 
-def payment_owner(pay_id: str) -> str:
-    return f"{PREFIX}:payref:{pay_id}"
+def owner(object_id: str) -> str:
+    """The merchant that owns a payment or a refund, by its (prefixed, unique) id."""
+    return f"{PREFIX}:payref:{object_id}"
 
 
 def payment_schedule() -> str:

@@ -1,13 +1,13 @@
 """Payments in Redis: one hash per payment, moved between statuses only by Lua scripts.
 
-Every field of the hash holds JSON, except `id` and `status`, which the scripts read raw.
-Beside the public fields the hash keeps `merchant_id`, `created_ms`, `client_ip` and `payer_id`
-(what the channel needs again on close or query, never shown to merchants).
+Every field of the hash holds JSON (see `router.store.codec`). Beside the public fields the hash
+keeps `merchant_id`, `created_ms`, `client_ip` and `payer_id` (what the channel needs again on
+close or query, never shown to merchants) and `amount_reserved`, the sum of the payment's
+refunds that are pending or succeeded, which the refund scripts keep within `amount`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +16,10 @@ import redis.asyncio as aioredis
 
 from router.models import Payment
 from router.store import keys
-from router.store.codec import mapping, maybe_text, text
+from router.store.codec import decode_fields, encode, mapping, maybe_text, text
 from router.store.schedule import member
 from router.store.scripts import CREATE_PAYMENT, TRANSITION
 
-RAW_FIELDS = frozenset({"id", "status"})
 INTERNAL_FIELDS = ("merchant_id", "created_ms", "client_ip", "payer_id")
 LIST_SCAN_BATCH = 100
 LIST_SCAN_LIMIT = 2000
@@ -38,17 +37,9 @@ class StoredPayment:
     payer_id: str | None = None
 
 
-def encode(fields: Mapping[str, Any]) -> list[str]:
-    """Flatten fields into the `field, value, ...` list the scripts take."""
-    flat: list[str] = []
-    for name, value in fields.items():
-        flat.append(name)
-        flat.append(str(value) if name in RAW_FIELDS else json.dumps(value, ensure_ascii=False))
-    return flat
-
-
 def decode(raw: Mapping[str, str]) -> StoredPayment:
-    values = {k: (v if k in RAW_FIELDS else json.loads(v)) for k, v in raw.items()}
+    values = decode_fields(raw)
+    values.pop("amount_reserved", None)
     internal = {name: values.pop(name, None) for name in INTERNAL_FIELDS}
     return StoredPayment(
         payment=Payment.model_validate(values),
@@ -80,7 +71,7 @@ class PaymentStore:
             "payer_id": stored.payer_id,
         }
         pipe = self._redis.pipeline(transaction=False)
-        pipe.set(keys.payment_owner(p.id), mch)
+        pipe.set(keys.owner(p.id), mch)
         pipe.zadd(keys.payment_schedule(), {member(mch, p.id): due_ms})
         await self._create(
             keys=[
@@ -101,7 +92,7 @@ class PaymentStore:
         return decode(raw) if raw else None
 
     async def owner(self, pay_id: str) -> str | None:
-        return maybe_text(await self._redis.get(keys.payment_owner(pay_id)))
+        return maybe_text(await self._redis.get(keys.owner(pay_id)))
 
     async def transition(
         self,

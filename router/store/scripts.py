@@ -110,3 +110,62 @@ for _, member in ipairs(due) do
 end
 return due
 """
+
+CREATE_REFUND = """
+-- KEYS: payment hash, refund hash, payment's refunds zset, merchant_refund_id holder
+-- ARGV: refund_id, amount (0 = all that is left), created_ms, has merchant_refund_id (1/0),
+--       then field/value pairs for the refund hash (the script adds 'amount')
+-- Returns {'created', amount} | {'exists', refund_id} | {'not_refundable', status}
+--       | {'exceeds', refundable}
+-- The running total (amount_reserved: pending + succeeded refunds) is checked and raised in
+-- the same step, so concurrent refunds can never add up to more than the payment.
+if ARGV[4] == '1' then
+  local existing = redis.call('GET', KEYS[4])
+  if existing then
+    return {'exists', existing}
+  end
+end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'succeeded' then
+  return {'not_refundable', status or ''}
+end
+local total = tonumber(redis.call('HGET', KEYS[1], 'amount'))
+local reserved = tonumber(redis.call('HGET', KEYS[1], 'amount_reserved') or '0')
+local amount = tonumber(ARGV[2])
+if amount == 0 then
+  amount = total - reserved
+end
+if amount <= 0 or reserved + amount > total then
+  return {'exceeds', tostring(total - reserved)}
+end
+redis.call('HINCRBY', KEYS[1], 'amount_reserved', amount)
+redis.call('HSET', KEYS[2], 'amount', tostring(amount), unpack(ARGV, 5))
+redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), ARGV[1])
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[4], ARGV[1])
+end
+return {'created', tostring(amount)}
+"""
+
+REFUND_TRANSITION = """
+-- KEYS: refund hash, its payment's hash
+-- ARGV: new status (pending|succeeded|failed), then field/value pairs
+-- Returns {applied (0/1), status now}. Only a pending refund changes; a succeeded one raises
+-- the payment's amount_refunded, a failed one gives its amount back to what can be refunded.
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then
+  return {0, ''}
+end
+if current ~= 'pending' then
+  return {0, current}
+end
+local wanted = ARGV[1]
+local amount = tonumber(redis.call('HGET', KEYS[1], 'amount'))
+if wanted == 'succeeded' then
+  redis.call('HINCRBY', KEYS[2], 'amount_refunded', amount)
+elseif wanted == 'failed' then
+  redis.call('HINCRBY', KEYS[2], 'amount_reserved', -amount)
+end
+redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 2))
+return {1, wanted}
+"""

@@ -1,0 +1,120 @@
+"""Refunds in Redis: one hash per refund; the payment's running totals move in the same script.
+
+A payment hash carries `amount_refunded` (succeeded refunds, shown to merchants) and
+`amount_reserved` (pending and succeeded refunds). Creating a refund raises `amount_reserved`
+only if it stays within the payment's amount; a refund that fails gives its share back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import redis.asyncio as aioredis
+
+from router.models import Refund
+from router.store import keys
+from router.store.codec import decode_fields, encode, mapping, text
+from router.store.schedule import member
+from router.store.scripts import CREATE_REFUND, REFUND_TRANSITION
+
+INTERNAL_FIELDS = ("merchant_id", "created_ms")
+
+
+@dataclass(frozen=True)
+class StoredRefund:
+    refund: Refund
+    merchant_id: str
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class RefundCreation:
+    outcome: Literal["created", "exists", "not_refundable", "exceeds"]
+    value: str
+    """created: the amount; exists: the existing refund's id; not_refundable: the payment's
+    status; exceeds: what is left to refund."""
+
+
+def decode(raw: Mapping[str, str]) -> StoredRefund:
+    values = decode_fields(raw)
+    internal = {name: values.pop(name, None) for name in INTERNAL_FIELDS}
+    return StoredRefund(
+        refund=Refund.model_validate(values),
+        merchant_id=str(internal["merchant_id"]),
+        created_ms=int(internal["created_ms"] or 0),
+    )
+
+
+class RefundStore:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self._create = redis.register_script(CREATE_REFUND)
+        self._transition = redis.register_script(REFUND_TRANSITION)
+
+    async def create(
+        self, stored: StoredRefund, requested: int | None, due_ms: int
+    ) -> RefundCreation:
+        """Reserve the amount and write the refund, atomically; one round trip.
+
+        The owner pointer and schedule entry go first in the pipeline, as for payments, so a
+        crash leaves nothing the worker cannot find.
+        """
+        r, mch = stored.refund, stored.merchant_id
+        fields = r.model_dump(mode="json", exclude={"amount"}) | {
+            "merchant_id": mch,
+            "created_ms": stored.created_ms,
+        }
+        mrid = r.merchant_refund_id
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(keys.owner(r.id), mch)
+        pipe.zadd(keys.payment_schedule(), {member(mch, r.id): due_ms})
+        await self._create(
+            keys=[
+                keys.payment(mch, r.payment),
+                keys.refund(mch, r.id),
+                keys.payment_refunds(mch, r.payment),
+                keys.merchant_refund(mch, mrid or "-"),
+            ],
+            args=[r.id, requested or 0, stored.created_ms, "1" if mrid else "0", *encode(fields)],
+            client=pipe,
+        )
+        outcome, value = (await pipe.execute())[2]
+        return RefundCreation(text(outcome), text(value))  # type: ignore[arg-type]
+
+    async def get(self, mch: str, re_id: str) -> StoredRefund | None:
+        raw = mapping(await self._redis.hgetall(keys.refund(mch, re_id)))
+        return decode(raw) if raw else None
+
+    async def transition(
+        self, stored: StoredRefund, status: str, fields: Mapping[str, Any]
+    ) -> tuple[bool, str]:
+        """Finish a pending refund (or update its fields while pending)."""
+        r = stored.refund
+        applied, now = await self._transition(
+            keys=[
+                keys.refund(stored.merchant_id, r.id),
+                keys.payment(stored.merchant_id, r.payment),
+            ],
+            args=[status, *encode(fields)],
+        )
+        return bool(int(applied)), text(now)
+
+    async def of_payment(
+        self, mch: str, pay_id: str, *, limit: int, starting_after: StoredRefund | None
+    ) -> tuple[list[StoredRefund], bool]:
+        """A payment's refunds, newest first, after the cursor. Returns (page, has_more)."""
+        index = keys.payment_refunds(mch, pay_id)
+        ids = [text(m) for m in await self._redis.zrevrange(index, 0, -1)]
+        if starting_after is not None:
+            ids = (
+                ids[ids.index(starting_after.refund.id) + 1 :]
+                if starting_after.refund.id in ids
+                else []
+            )
+        pipe = self._redis.pipeline(transaction=False)
+        for re_id in ids[: limit + 1]:
+            pipe.hgetall(keys.refund(mch, re_id))
+        found = [decode(mapping(raw)) for raw in await pipe.execute() if raw]
+        return found[:limit], len(found) > limit

@@ -1,0 +1,49 @@
+"""Fixtures for the store tests: each runs on a real redis-server and on the embedded store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from router.clock import FrozenClock, rfc3339
+from router.ids import new_id
+from router.models import Payment, Routing
+from router.store import Store, open_store
+from router.store.payments import StoredPayment
+
+MCH = "mch_teststore0001"
+
+
+@pytest.fixture(params=["redis", "embedded"])
+async def store(request: pytest.FixtureRequest, clock: FrozenClock) -> AsyncIterator[Store]:
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    opened = await open_store(url, clock)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+def payment(clock: FrozenClock, moid: str = "A1", created_ms: int | None = None) -> StoredPayment:
+    return StoredPayment(
+        payment=Payment(
+            id=new_id("pay"),
+            merchant_order_id=moid,
+            amount=1999,
+            currency="CNY",
+            method="qr",
+            wallet="wechat",
+            channel="wechat_main",
+            status="processing",
+            description="test",
+            routing=Routing(rule="default"),
+            created_at=rfc3339(clock.utcnow()),
+            livemode=False,
+        ),
+        merchant_id=MCH,
+        created_ms=created_ms if created_ms is not None else clock.now_ms(),
+    )
