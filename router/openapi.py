@@ -7,8 +7,16 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from router.api import ListQuery
-from router.models import CreatePaymentRequest, ErrorResponse, Payment, PaymentList
+from router.api import ListQuery, RefundListQuery
+from router.models import (
+    CreatePaymentRequest,
+    CreateRefundRequest,
+    ErrorResponse,
+    Payment,
+    PaymentList,
+    Refund,
+    RefundList,
+)
 
 ERRORS = {
     "400": "Invalid request; `error.param` names the field",
@@ -38,15 +46,15 @@ def _responses(ok: str, model: type[BaseModel], *codes: str) -> dict[str, Any]:
     return out
 
 
-def _query_parameters() -> list[dict[str, Any]]:
-    schema = ListQuery.model_json_schema()
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
     return [
         {"name": name, "in": "query", "required": False, "schema": prop}
         for name, prop in schema["properties"].items()
     ]
 
 
-PAYMENT_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 IDEMPOTENCY_PARAM = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -58,7 +66,18 @@ IDEMPOTENCY_PARAM = {
 
 def build_spec() -> dict[str, Any]:
     _, defs = models_json_schema(
-        [(m, "validation") for m in (CreatePaymentRequest, Payment, PaymentList, ErrorResponse)],
+        [
+            (m, "validation")
+            for m in (
+                CreatePaymentRequest,
+                Payment,
+                PaymentList,
+                CreateRefundRequest,
+                Refund,
+                RefundList,
+                ErrorResponse,
+            )
+        ],
         ref_template="#/components/schemas/{model}",
     )
     return {
@@ -92,22 +111,49 @@ def build_spec() -> dict[str, Any]:
                 },
                 "get": {
                     "summary": "List payments, newest first",
-                    "parameters": _query_parameters(),
+                    "parameters": _query_parameters(ListQuery),
                     "responses": _responses("200", PaymentList, "400", "401"),
                 },
             },
             "/v1/payments/{id}": {
                 "get": {
                     "summary": "Retrieve a payment",
-                    "parameters": [PAYMENT_ID_PARAM],
+                    "parameters": [ID_PARAM],
                     "responses": _responses("200", Payment, "401", "404"),
                 }
             },
             "/v1/payments/{id}/close": {
                 "post": {
                     "summary": "Close an unpaid payment, at the channel too",
-                    "parameters": [PAYMENT_ID_PARAM, IDEMPOTENCY_PARAM],
+                    "parameters": [ID_PARAM, IDEMPOTENCY_PARAM],
                     "responses": _responses("200", Payment, "401", "404", "409", "503"),
+                }
+            },
+            "/v1/payments/{id}/refunds": {
+                "post": {
+                    "summary": "Refund all or part of a succeeded payment",
+                    "description": "201 for a new refund; 200 with the existing one when "
+                    "merchant_refund_id was used before.",
+                    "parameters": [ID_PARAM, IDEMPOTENCY_PARAM],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(CreateRefundRequest)}},
+                    },
+                    "responses": _responses(
+                        "201", Refund, "400", "401", "402", "404", "409", "503"
+                    ),
+                },
+                "get": {
+                    "summary": "A payment's refunds, newest first",
+                    "parameters": [ID_PARAM, *_query_parameters(RefundListQuery)],
+                    "responses": _responses("200", RefundList, "400", "401", "404"),
+                },
+            },
+            "/v1/refunds/{id}": {
+                "get": {
+                    "summary": "Retrieve a refund",
+                    "parameters": [ID_PARAM],
+                    "responses": _responses("200", Refund, "401", "404"),
                 }
             },
         },
