@@ -23,6 +23,9 @@ re-query schedule) are single-key and are only ever used by single-key commands 
     pr:payref:{re_id}              string  the merchant that owns a refund (callbacks)
     pr:{sched}:payments            zset    "mch_id/pay_id" or "mch_id/re_id" by next due (ms)
     pr:{sys}:secret-key            string  fallback encryption key (embedded/dev use only)
+    pr:{cb:account}:state          hash    an account's breaker, override and health summary
+    pr:{cb:account}:probes         zset    half-open probe calls in flight, by start (ms)
+    pr:{cb:account}:w:{bucket}     hash    one bucket of the sliding window: ok, fail, lat
 """
 
 from __future__ import annotations
@@ -103,3 +106,15 @@ def payment_schedule() -> str:
 
 def fallback_secret_key() -> str:
     return f"{PREFIX}:{{sys}}:secret-key"
+
+
+def breaker(account: str) -> str:
+    return f"{PREFIX}:{{cb:{account}}}:state"
+
+
+def breaker_probes(account: str) -> str:
+    return f"{PREFIX}:{{cb:{account}}}:probes"
+
+
+def health_bucket(account: str, bucket: int) -> str:
+    return f"{PREFIX}:{{cb:{account}}}:w:{bucket}"

@@ -169,3 +169,113 @@ end
 redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 2))
 return {1, wanted}
 """
+
+BREAKER_ADMIT = """
+-- KEYS: breaker state hash, probes zset
+-- ARGV: now_ms, probe_id, max_probes, probe_timeout_ms
+-- Returns {admitted (0/1), state, probe_id or ''}. An open breaker whose time is up turns
+-- half-open here; a half-open breaker admits at most max_probes calls at once across every
+-- process (a probe whose process died frees its slot after probe_timeout_ms).
+local now = tonumber(ARGV[1])
+local forced = redis.call('HGET', KEYS[1], 'forced')
+if forced == 'open' then
+  return {0, 'forced_open', ''}
+elseif forced == 'closed' then
+  return {1, 'forced_closed', ''}
+end
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if state == 'closed' then
+  return {1, 'closed', ''}
+end
+if state == 'open' then
+  if now < tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0') then
+    return {0, 'open', ''}
+  end
+  redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_ok', 0, 'changed_ms', now)
+  redis.call('DEL', KEYS[2])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]))
+if redis.call('ZCARD', KEYS[2]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[2], now, ARGV[2])
+  return {1, 'half_open', ARGV[2]}
+end
+return {0, 'half_open', ''}
+"""
+
+BREAKER_RECORD = """
+-- KEYS: breaker state hash, probes zset, then the window's bucket hashes (current first)
+-- ARGV: now_ms, outcome (ok|fail|neutral), latency_ms, probe_id or '', bucket_ttl_s,
+--       min_calls, failure_rate, consecutive_limit, open_ms, max_open_ms, jitter (0..1,
+--       drawn by the caller), close_after
+-- Records one call in the sliding window and moves the breaker. Returns the state now.
+local now = tonumber(ARGV[1])
+local outcome = ARGV[2]
+if outcome ~= 'neutral' then
+  redis.call('HINCRBY', KEYS[3], outcome, 1)
+  redis.call('HINCRBY', KEYS[3], 'lat', tonumber(ARGV[3]))
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[5]))
+end
+local calls, fails, lat = 0, 0, 0
+for i = 3, #KEYS do
+  local b = redis.call('HMGET', KEYS[i], 'ok', 'fail', 'lat')
+  local ok, fail = tonumber(b[1] or '0'), tonumber(b[2] or '0')
+  calls = calls + ok + fail
+  fails = fails + fail
+  lat = lat + tonumber(b[3] or '0')
+end
+redis.call('HSET', KEYS[1], 'calls', calls, 'fails', fails, 'lat_sum', lat, 'summary_ms', now)
+local function trip()
+  local trips = redis.call('HINCRBY', KEYS[1], 'trips', 1)
+  local span = math.min(tonumber(ARGV[9]) * 2 ^ (trips - 1), tonumber(ARGV[10]))
+  span = math.floor(span * (1 + 0.2 * tonumber(ARGV[11])))
+  redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', now + span, 'consecutive', 0,
+             'probe_ok', 0, 'changed_ms', now)
+  redis.call('DEL', KEYS[2])
+  return 'open'
+end
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if ARGV[4] ~= '' then
+  redis.call('ZREM', KEYS[2], ARGV[4])
+end
+if state == 'half_open' and ARGV[4] ~= '' then
+  if outcome == 'fail' then
+    return trip()
+  elseif outcome == 'ok' then
+    if redis.call('HINCRBY', KEYS[1], 'probe_ok', 1) >= tonumber(ARGV[12]) then
+      redis.call('HSET', KEYS[1], 'state', 'closed', 'trips', 0, 'consecutive', 0,
+                 'probe_ok', 0, 'changed_ms', now, 'calls', 0, 'fails', 0, 'lat_sum', 0)
+      redis.call('DEL', KEYS[2])
+      -- Forget the failures that opened it, or the first new one would trip it again.
+      for i = 3, #KEYS do
+        redis.call('DEL', KEYS[i])
+      end
+      return 'closed'
+    end
+  end
+  return 'half_open'
+end
+if state == 'closed' then
+  if outcome == 'fail' then
+    local run = redis.call('HINCRBY', KEYS[1], 'consecutive', 1)
+    if run >= tonumber(ARGV[8]) or
+       (calls >= tonumber(ARGV[6]) and fails / calls >= tonumber(ARGV[7])) then
+      return trip()
+    end
+  elseif outcome == 'ok' then
+    redis.call('HSET', KEYS[1], 'consecutive', 0)
+  end
+end
+return state
+"""
+
+BREAKER_OVERRIDE = """
+-- KEYS: breaker state hash, probes zset
+-- ARGV: forced ('open' | 'closed' | '' to clear), now_ms
+if ARGV[1] == '' then
+  redis.call('HDEL', KEYS[1], 'forced')
+else
+  redis.call('HSET', KEYS[1], 'forced', ARGV[1])
+end
+redis.call('HSET', KEYS[1], 'forced_ms', ARGV[2])
+return ARGV[1]
+"""
