@@ -14,12 +14,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from router import api, notify
 from router.api import PAYMENTS, REFUNDS
 from router.clock import Clock
-from router.config import load_config
 from router.http import MAX_BODY, RUNTIME, authentication, idempotency, request_context
 from router.openapi import build_spec
 from router.payments import PaymentService
 from router.refunds import RefundService
-from router.runtime import Runtime, build_accounts
+from router.runtime import RoutingTable, Runtime
 from router.settings import Settings
 from router.store import open_store
 from router.worker import RequeryWorker
@@ -41,7 +40,13 @@ async def build_app(
     Raises `router.config.ConfigError` for an unusable routing file.
     """
     clock = clock or Clock()
-    loaded = load_config(settings.routing_path)
+    session = aiohttp.ClientSession()
+    try:
+        table = RoutingTable.load(settings.routing_path, session)
+    except BaseException:
+        await session.close()
+        raise
+    loaded = table.loaded
     store = await open_store(settings.redis_url, clock, settings.secret_key)
     if store.embedded:
         log.warning(EMBEDDED_WARNING)
@@ -50,8 +55,7 @@ async def build_app(
             "PAYROUTER_SECRET_KEY is not set: signing secrets are encrypted with a key kept in "
             "the same Redis. Set it (32 bytes, base64) in production."
         )
-    session = aiohttp.ClientSession()
-    runtime = Runtime(settings, clock, store, loaded, build_accounts(loaded, session))
+    runtime = Runtime(settings, clock, store, table, session)
     service = PaymentService(runtime)
     refunds = RefundService(runtime, service)
 

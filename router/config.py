@@ -17,8 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels.wechat.config import WeChatAccount
+from router.health import BreakerSettings, HealthSettings
+from router.rules import AccountName, Defaults, Rule
 
-AccountName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
 AccountConfig = WeChatAccount
 """One channel account; becomes a union discriminated by `type` as channels are added."""
 
@@ -30,6 +31,26 @@ class RoutingConfig(BaseModel):
 
     version: Literal[1]
     accounts: Annotated[dict[AccountName, AccountConfig], Field(min_length=1)]
+    rules: list[Rule] = Field(default_factory=list)
+    defaults: Defaults = Defaults()
+    health: HealthSettings = HealthSettings()
+    breaker: BreakerSettings = BreakerSettings()
+
+
+def _cross_check(config: RoutingConfig) -> list[tuple[tuple[int | str, ...], str]]:
+    """What one section says about another (pydantic checks each section alone)."""
+    problems: list[tuple[tuple[int | str, ...], str]] = []
+    seen: set[str] = set()
+    for i, rule in enumerate(config.rules):
+        if rule.name in seen:
+            problems.append((("rules", i, "name"), f"rule name {rule.name!r} is used twice"))
+        seen.add(rule.name)
+        for j, name in enumerate(rule.accounts):
+            if name not in config.accounts:
+                problems.append((("rules", i, "accounts", j), f"no account named {name!r}"))
+    if config.breaker.max_open_s < config.breaker.open_s:
+        problems.append((("breaker", "max_open_s"), "must be at least open_s"))
+    return problems
 
 
 class ConfigError(ValueError):
@@ -66,18 +87,22 @@ def load_config(path: Path) -> LoadedConfig:
     try:
         config = RoutingConfig.model_validate(document)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"]) or "(document)"
-            line = _line_of(node, error["loc"])
-            problems.append(f"{path}:{line}: {where}: {error['msg']}")
-        raise ConfigError(path, problems) from None
+        found = [(tuple(e["loc"]), str(e["msg"])) for e in exc.errors()]
+        raise ConfigError(path, [_describe(path, node, loc, msg) for loc, msg in found]) from None
+    cross = _cross_check(config)
+    if cross:
+        raise ConfigError(path, [_describe(path, node, loc, msg) for loc, msg in cross])
     return LoadedConfig(
         config=config,
         path=path,
         base_dir=path.resolve().parent,
         digest=hashlib.sha256(text).hexdigest()[:12],
     )
+
+
+def _describe(path: Path, node: Any, loc: tuple[int | str, ...], message: str) -> str:
+    where = ".".join(str(part) for part in loc) or "(document)"
+    return f"{path}:{_line_of(node, loc)}: {where}: {message}"
 
 
 def _line_of(node: Any, loc: tuple[int | str, ...]) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -61,6 +61,45 @@ class Metrics:
             "Time to serve HTTP requests.",
             ["method", "route"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "payrouter_config_reloads_total",
+            "Routing config reload attempts: applied, unchanged or refused.",
+            ["outcome"],
+            registry=r,
+        )
+        self.config_version = Info(
+            "payrouter_config", "The routing config version in force.", registry=r
+        )
+        self.routing_decisions = Counter(
+            "payrouter_routing_decisions_total",
+            "Payments routed, by the rule that matched and the account that took them.",
+            ["rule", "account"],
+            registry=r,
+        )
+        self.failovers = Counter(
+            "payrouter_failovers_total",
+            "Times a payment moved on from one account to the next, by why.",
+            ["from_account", "reason"],
+            registry=r,
+        )
+        self.health_score = Gauge(
+            "payrouter_channel_health_score",
+            "Health score 0..1 per account (success rate, lowered by slowness), shared state.",
+            ["account"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "payrouter_channel_breaker_state",
+            "Breaker state per account: 0 closed, 1 half-open, 2 open (forced included).",
+            ["account"],
+            registry=r,
+        )
+        self.window_calls = Gauge(
+            "payrouter_channel_window_calls",
+            "Calls in the account's sliding health window, shared by all processes.",
+            ["account", "outcome"],
             registry=r,
         )
         self.worker_runs = Counter(

@@ -18,34 +18,22 @@ A `failed` payment gives its merchant_order_id back, so the merchant may create 
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 from typing import Any, NoReturn
 
-from channels.base import CreateOrder, CreateResult, OrderRef, TradeState, TradeStatus
-from channels.errors import (
-    ChannelError,
-    ChannelOutcomeUnknown,
-    ChannelRejected,
-)
+from channels.base import Channel, CreateOrder, CreateResult, TradeState, TradeStatus
+from channels.errors import ChannelError, ChannelRejected
 from router.clock import from_ms, rfc3339
 from router.errors import ChannelFailed, Conflict, InvalidRequest, NotFound
+from router.failover import Attempts, try_candidates
 from router.ids import new_id
 from router.models import CreatePaymentRequest, Payment, Routing, RoutingAttempt
-from router.routing import choose
+from router.routing import decide
+from router.rules import RouteRequest
 from router.runtime import Runtime
 from router.store.payments import StoredPayment
 
 log = logging.getLogger("payrouter.payments")
-
-
-def order_ref(stored: StoredPayment) -> OrderRef:
-    """How the channel knows this payment's order."""
-    return OrderRef(
-        order_no=stored.payment.id,
-        created_at=from_ms(stored.created_ms),
-        channel_trade_no=stored.payment.channel_trade_no,
-    )
 
 
 class TradeMismatch(Exception):
@@ -76,27 +64,38 @@ class PaymentService:
     ) -> StoredPayment:
         rt = self.rt
         _require_method_fields(req)
-        decision = choose(
-            rt.accounts,
-            method=req.method,
-            currency=req.currency,
-            wallet=req.wallet,
+        now_ms = rt.clock.now_ms()
+        now = from_ms(now_ms)
+        pay_id = new_id("pay")
+        table = rt.table  # one routing table for the whole request, even if a reload lands
+        decision = await decide(
+            table.loaded.config,
+            table.accounts,
+            rt.breakers,
+            RouteRequest(
+                payment_id=pay_id,
+                method=req.method,
+                currency=req.currency,
+                amount=req.amount,
+                wallet=req.wallet,
+                merchant_id=merchant_id,
+                metadata=req.metadata,
+                now=now,
+            ),
             pinned=req.channel,
             livemode=livemode,
         )
-        channel = decision.candidates[0]
-        now_ms = rt.clock.now_ms()
-        now = from_ms(now_ms)
-        expires_in = req.expires_in or rt.settings.default_expires_in_s
+        first = decision.candidates[0]
+        expires_at = now + timedelta(seconds=req.expires_in or rt.settings.default_expires_in_s)
         stored = StoredPayment(
             payment=Payment(
-                id=new_id("pay"),
+                id=pay_id,
                 merchant_order_id=req.merchant_order_id,
                 amount=req.amount,
                 currency=req.currency,
                 method=req.method,
-                wallet=channel.capabilities.wallet,
-                channel=channel.account,
+                wallet=first.capabilities.wallet,
+                channel=first.account,
                 status="processing",
                 description=req.description,
                 notify_url=req.notify_url,
@@ -104,7 +103,7 @@ class PaymentService:
                 metadata=req.metadata,
                 routing=Routing(rule=decision.rule),
                 created_at=rfc3339(now),
-                expires_at=rfc3339(now + timedelta(seconds=expires_in)),
+                expires_at=rfc3339(expires_at),
                 livemode=livemode,
             ),
             merchant_id=merchant_id,
@@ -121,35 +120,47 @@ class PaymentService:
                 param="merchant_order_id",
                 payment_id=holder,
             )
-        order = CreateOrder(
-            order_no=stored.payment.id,
-            created_at=now,
-            amount=req.amount,
-            currency=req.currency,
-            method=req.method,
-            description=req.description,
-            notify_url=rt.callback_url(channel.account),
-            expires_at=now + timedelta(seconds=expires_in),
-            return_url=req.return_url,
-            client_ip=req.client_ip,
-            payer_id=req.payer_id,
-            auth_code=req.auth_code,
-        )
-        started = time.perf_counter()
-        try:
-            result = await rt.call(channel.account, "create", lambda: channel.create(order))
-        except ChannelError as exc:
-            ms = int((time.perf_counter() - started) * 1000)
-            await self._create_failed(stored, exc, ms)
-        ms = int((time.perf_counter() - started) * 1000)
-        return await self._created(stored, result, ms)
 
-    async def _created(self, stored: StoredPayment, result: CreateResult, ms: int) -> StoredPayment:
+        def order_for(channel: Channel) -> CreateOrder:
+            return CreateOrder(
+                order_no=pay_id,
+                created_at=now,
+                amount=req.amount,
+                currency=req.currency,
+                method=req.method,
+                description=req.description,
+                notify_url=rt.callback_url(channel.account),
+                expires_at=expires_at,
+                return_url=req.return_url,
+                client_ip=req.client_ip,
+                payer_id=req.payer_id,
+                auth_code=req.auth_code,
+            )
+
+        tried = await try_candidates(rt, stored, decision, order_for)
+        if tried.stop == "created" and tried.result is not None:
+            return await self._created(tried.stored, tried.result, tried.attempts)
+        if tried.stop == "paid" and tried.paid is not None:
+            await self._record_attempts(tried)
+            await self.apply_trade(tried.stored, tried.paid, source="create")
+            return await self.reload(tried.stored)
+        await self._create_failed(tried)
+
+    async def _record_attempts(self, tried: Attempts) -> None:
+        routing = tried.stored.payment.routing.model_copy(update={"attempts": tried.attempts})
+        await self.rt.store.payments.transition(
+            tried.stored,
+            "processing",
+            {"routing": routing.model_dump(mode="json")},
+            require="processing",
+        )
+
+    async def _created(
+        self, stored: StoredPayment, result: CreateResult, attempts: list[RoutingAttempt]
+    ) -> StoredPayment:
         rt = self.rt
         p = stored.payment
-        routing = p.routing.model_copy(
-            update={"attempts": [RoutingAttempt(channel=p.channel, outcome="created", ms=ms)]}
-        )
+        routing = p.routing.model_copy(update={"attempts": attempts})
         fields: dict[str, Any] = {
             "action": result.action.as_dict(),
             "channel_trade_no": result.channel_trade_no,
@@ -174,28 +185,21 @@ class PaymentService:
             )
         return await self.reload(stored)
 
-    async def _create_failed(self, stored: StoredPayment, exc: ChannelError, ms: int) -> NoReturn:
-        """Record a failed create and raise the merchant's error for it."""
+    async def _create_failed(self, tried: Attempts) -> NoReturn:
+        """Record a create that found no channel and raise the merchant's error for it."""
         rt = self.rt
+        stored, exc = tried.stored, tried.error
         p = stored.payment
-        outcome = (
-            "rejected"
-            if isinstance(exc, ChannelRejected)
-            else "unknown"
-            if isinstance(exc, ChannelOutcomeUnknown)
-            else "unavailable"
-        )
-        attempt = RoutingAttempt(channel=p.channel, outcome=outcome, ms=ms, code=exc.code or None)
-        routing = p.routing.model_copy(update={"attempts": [attempt]}).model_dump(mode="json")
+        routing = p.routing.model_copy(update={"attempts": tried.attempts}).model_dump(mode="json")
+        tried_names = ", ".join(a.channel for a in tried.attempts) or "none admitted"
         log.warning(
-            "channel create failed payment=%s account=%s outcome=%s code=%s: %s",
+            "payment %s not created (%s); attempts: %s; last: %s",
             p.id,
-            p.channel,
-            outcome,
-            exc.code,
-            exc.message,
+            tried.stop,
+            tried_names,
+            exc.message if exc else "-",
         )
-        if isinstance(exc, ChannelOutcomeUnknown):
+        if tried.stop == "unknown":
             # The order may exist at the channel: leave it processing for the worker, which
             # queries and closes it there before anything else can happen to this payment.
             await rt.store.payments.transition(
@@ -203,30 +207,36 @@ class PaymentService:
             )
             raise ChannelFailed(
                 "channel_outcome_unknown",
-                f"{p.channel} did not answer in time; the payment stays processing until the "
-                "router has confirmed with the channel",
+                f"{p.channel} did not answer in time and cannot be asked now; the payment "
+                "stays processing until the router has confirmed with the channel",
                 status=502,
                 payment_id=p.id,
-            ) from exc
-        failure = {"code": exc.code or outcome, "message": exc.message}
+            )
+        refused = tried.stop == "refused" and isinstance(exc, ChannelRejected)
+        failure = {
+            "code": (exc.code if exc and exc.code else "channel_unavailable"),
+            "message": exc.message if exc else "every candidate account's breaker is open",
+        }
         await rt.store.payments.transition(
             stored, "failed", {"routing": routing, "failure": failure}, require="processing"
         )
         rt.metrics.status_changes.labels("failed", "create").inc()
         await rt.store.schedule.done(stored.merchant_id, p.id)
-        if isinstance(exc, ChannelRejected):
+        if refused:
+            assert exc is not None
             raise ChannelFailed(
                 "channel_declined",
                 f"{p.channel} refused the payment: {exc.code} {exc.message}",
                 status=402,
                 payment_id=p.id,
-            ) from exc
+            )
         raise ChannelFailed(
             "channel_unavailable",
-            f"{p.channel} is unavailable; nothing was created, retry is safe",
+            f"no channel could take the payment (tried: {tried_names}); nothing was created, "
+            "retry is safe",
             status=503,
             payment_id=p.id,
-        ) from exc
+        )
 
     async def get(self, merchant_id: str, pay_id: str) -> StoredPayment:
         stored = await self.rt.store.payments.get(merchant_id, pay_id)
@@ -268,16 +278,11 @@ class PaymentService:
         """
         rt = self.rt
         p = stored.payment
-        account = rt.accounts.get(p.channel)
-        if account is None:
-            raise ChannelFailed(
-                "channel_unavailable", f"channel account {p.channel} is not configured", status=503
-            )
-        channel = account.channel
         try:
-            await rt.call(p.channel, "close", lambda: channel.close(order_ref(stored)))
+            channel = rt.channel(p.channel)
+            await rt.call(p.channel, "close", lambda: channel.close(stored.order_ref()))
         except ChannelRejected as exc:
-            trade = await rt.call(p.channel, "query", lambda: channel.query(order_ref(stored)))
+            trade = await rt.call(p.channel, "query", lambda: channel.query(stored.order_ref()))
             if trade.state in (TradeState.PENDING, TradeState.NOT_FOUND):
                 raise ChannelFailed(
                     "channel_declined",

@@ -24,7 +24,7 @@ from router.clock import from_ms, rfc3339
 from router.errors import ChannelFailed, Conflict, InvalidRequest, NotFound
 from router.ids import new_id
 from router.models import CreateRefundRequest, Refund
-from router.payments import PaymentService, TradeMismatch, order_ref
+from router.payments import PaymentService, TradeMismatch
 from router.runtime import Runtime
 from router.store.payments import StoredPayment
 from router.store.refunds import StoredRefund
@@ -44,16 +44,14 @@ class RefundService:
         rt = self.rt
         stored_payment = await self.payments.get(merchant_id, pay_id)
         p = stored_payment.payment
-        account = rt.accounts.get(p.channel)
-        if account is None:
+        try:
+            channel = rt.channel(p.channel)
+        except ChannelError as exc:
             raise ChannelFailed(
-                "channel_unavailable",
-                f"channel account {p.channel} is not configured",
-                status=503,
-                payment_id=p.id,
-            )
+                "channel_unavailable", exc.message, status=503, payment_id=p.id
+            ) from exc
         partial = req.amount is not None and req.amount != p.amount
-        if partial and not account.channel.capabilities.partial_refunds:
+        if partial and not channel.capabilities.partial_refunds:
             raise InvalidRequest(
                 "partial_refund_unsupported",
                 f"{p.channel} refunds whole payments only: leave amount out",
@@ -110,7 +108,7 @@ class RefundService:
     ) -> StoredRefund:
         rt = self.rt
         r = stored.refund
-        channel = rt.accounts[payment.payment.channel].channel
+        channel = rt.channel(payment.payment.channel)
         order = self.refund_order(stored, payment)
         try:
             status = await rt.call(channel.account, "refund", lambda: channel.refund(order))
@@ -137,7 +135,7 @@ class RefundService:
         return RefundOrder(
             refund_no=r.id,
             created_at=from_ms(stored.created_ms),
-            payment=order_ref(payment),
+            payment=payment.order_ref(),
             amount=r.amount,
             total=payment.payment.amount,
             currency=r.currency,
@@ -200,7 +198,7 @@ class RefundService:
         """The worker's look at a pending refund. Returns what it found, for metrics."""
         rt = self.rt
         payment = await self.payments.get(stored.merchant_id, stored.refund.payment)
-        channel = rt.accounts[payment.payment.channel].channel
+        channel = rt.channel(payment.payment.channel)
         order = self.refund_order(stored, payment)
         status = await rt.call(channel.account, "query_refund", lambda: channel.query_refund(order))
         if status.state is RefundState.NOT_FOUND:

@@ -1,4 +1,8 @@
-"""What a running router holds: settings, store, channels and metrics, built at start-up."""
+"""What a running router holds: settings, store, channels, breakers and metrics.
+
+The routing file and the channel adapters built from it form one `RoutingTable`, replaced
+whole on reload: a request sees either the old table or the new one, never a mix.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,18 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import aiohttp
 
+from channels.base import Channel
 from channels.credentials import CredentialsError
-from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
+from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected, ChannelUnavailable
 from channels.wechat.adapter import build as build_wechat
 from router.clock import Clock
-from router.config import ConfigError, LoadedConfig
+from router.config import ConfigError, LoadedConfig, load_config
+from router.health import Breakers, BreakerSettings, HealthSettings
 from router.metrics import Metrics
 from router.routing import Candidate
 from router.settings import Settings
@@ -38,14 +45,89 @@ def build_accounts(loaded: LoadedConfig, session: aiohttp.ClientSession) -> dict
     return out
 
 
+@dataclass(frozen=True)
+class RoutingTable:
+    """A validated routing file and the channel adapters built from it."""
+
+    loaded: LoadedConfig
+    accounts: dict[str, Candidate]
+
+    @classmethod
+    def load(cls, path: Path, session: aiohttp.ClientSession) -> RoutingTable:
+        loaded = load_config(path)
+        return cls(loaded, build_accounts(loaded, session))
+
+
+@dataclass
+class ReloadStatus:
+    """What the last reload attempt did, for `/admin/routing` and the logs."""
+
+    version: str
+    loaded_at_ms: int
+    last_error: list[str] | None = None
+    last_error_at_ms: int | None = None
+
+
 @dataclass
 class Runtime:
     settings: Settings
     clock: Clock
     store: Store
-    config: LoadedConfig
-    accounts: dict[str, Candidate]
+    table: RoutingTable
+    session: aiohttp.ClientSession
     metrics: Metrics = field(default_factory=Metrics)
+    breakers: Breakers = field(init=False)
+    reload_status: ReloadStatus = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.breakers = Breakers(self.store.redis, self.clock, self._health_settings)
+        self.reload_status = ReloadStatus(self.table.loaded.digest, self.clock.now_ms())
+
+    def _health_settings(self) -> tuple[HealthSettings, BreakerSettings]:
+        config = self.table.loaded.config
+        return config.health, config.breaker
+
+    @property
+    def config(self) -> LoadedConfig:
+        return self.table.loaded
+
+    @property
+    def accounts(self) -> dict[str, Candidate]:
+        return self.table.accounts
+
+    def channel(self, account: str) -> Channel:
+        """The adapter for `account`; unavailable if the routing file no longer has it."""
+        found = self.table.accounts.get(account)
+        if found is None:
+            raise ChannelUnavailable(f"channel account {account} is not in the routing config")
+        return found.channel
+
+    def reload(self) -> bool:
+        """Load the routing file again; swap it in only if it is valid. Returns success."""
+        try:
+            table = RoutingTable.load(self.settings.routing_path, self.session)
+        except ConfigError as exc:
+            self.reload_status.last_error = exc.problems
+            self.reload_status.last_error_at_ms = self.clock.now_ms()
+            self.metrics.config_reloads.labels("refused").inc()
+            log.error(
+                "routing config refused; version %s stays in force:\n%s",
+                self.table.loaded.digest,
+                exc,
+            )
+            return False
+        changed = table.loaded.digest != self.table.loaded.digest
+        self.table = table
+        self.reload_status = ReloadStatus(table.loaded.digest, self.clock.now_ms())
+        self.metrics.config_reloads.labels("applied" if changed else "unchanged").inc()
+        self.metrics.config_version.info({"version": table.loaded.digest})
+        log.info(
+            "routing config %s in force (accounts %s, %d rules)",
+            table.loaded.digest,
+            ", ".join(table.accounts),
+            len(table.loaded.config.rules),
+        )
+        return True
 
     async def call(self, account: str, operation: str, step: Callable[[], Awaitable[T]]) -> T:
         """Run one channel call, recording its outcome and latency."""

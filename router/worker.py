@@ -26,8 +26,9 @@ from datetime import datetime
 
 from channels.base import TradeState
 from channels.errors import ChannelError
+from router.errors import ChannelFailed
 from router.models import FINAL_STATUSES
-from router.payments import PaymentService, TradeMismatch, order_ref
+from router.payments import PaymentService, TradeMismatch
 from router.refunds import RefundService
 from router.runtime import Runtime
 from router.store.payments import StoredPayment
@@ -69,7 +70,7 @@ class RequeryWorker:
         async with self._slots:
             try:
                 outcome = await self.check(mch, pay_id)
-            except ChannelError as exc:
+            except (ChannelError, ChannelFailed) as exc:
                 outcome = "channel_error"
                 log.warning("re-query of %s failed: %s %s", pay_id, exc.code, exc.message)
                 await self._later(mch, pay_id, self.rt.settings.workers.requery_after_s)
@@ -99,8 +100,8 @@ class RequeryWorker:
         if expires is not None and now >= expires:
             status = await self.service.close_at_channel(stored, source="expiry")
             return f"expired_{status}"
-        channel = rt.accounts[p.channel].channel
-        trade = await rt.call(p.channel, "query", lambda: channel.query(order_ref(stored)))
+        channel = rt.channel(p.channel)
+        trade = await rt.call(p.channel, "query", lambda: channel.query(stored.order_ref()))
         status = await self.service.apply_trade(stored, trade, source="requery")
         if status in FINAL_STATUSES:
             return f"found_{status}"
@@ -122,14 +123,14 @@ class RequeryWorker:
         if age < w.processing_grace_s:
             await self._later(stored.merchant_id, p.id, w.processing_grace_s - age)
             return "processing_recent"
-        channel = rt.accounts[p.channel].channel
-        trade = await rt.call(p.channel, "query", lambda: channel.query(order_ref(stored)))
+        channel = rt.channel(p.channel)
+        trade = await rt.call(p.channel, "query", lambda: channel.query(stored.order_ref()))
         if trade.state is TradeState.SUCCEEDED:
             await self.service.apply_trade(stored, trade, source="requery")
             return "stranded_succeeded"
         if trade.state is TradeState.PENDING:
             # It exists but the buyer was never shown it: close it so it can never be paid.
-            await rt.call(p.channel, "close", lambda: channel.close(order_ref(stored)))
+            await rt.call(p.channel, "close", lambda: channel.close(stored.order_ref()))
         failure = {
             "code": "channel_outcome_unknown",
             "message": "the channel's answer to create never arrived; "

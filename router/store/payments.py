@@ -14,6 +14,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from channels.base import OrderRef
+from router.clock import from_ms
 from router.models import Payment
 from router.store import keys
 from router.store.codec import decode_fields, encode, mapping, maybe_text, text
@@ -35,6 +37,14 @@ class StoredPayment:
     created_ms: int
     client_ip: str | None = None
     payer_id: str | None = None
+
+    def order_ref(self) -> OrderRef:
+        """How the channel knows this payment's order."""
+        return OrderRef(
+            order_no=self.payment.id,
+            created_at=from_ms(self.created_ms),
+            channel_trade_no=self.payment.channel_trade_no,
+        )
 
 
 def decode(raw: Mapping[str, str]) -> StoredPayment:
