@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from router import api, notify
+from router import admin, api, notify
 from router.api import PAYMENTS, REFUNDS
 from router.clock import Clock
 from router.http import MAX_BODY, RUNTIME, authentication, idempotency, request_context
@@ -33,7 +34,11 @@ EMBEDDED_WARNING = (
 
 
 async def build_app(
-    settings: Settings, *, clock: Clock | None = None, run_worker: bool = True
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    run_worker: bool = True,
+    watch_config: bool = True,
 ) -> web.Application:
     """Load the routing file, connect the store and build the application.
 
@@ -69,13 +74,17 @@ async def build_app(
     app[WORKER] = RequeryWorker(runtime, service, refunds)
     api.add_routes(app)
     notify.add_routes(app)
+    admin.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
     if run_worker:
         app.cleanup_ctx.append(_worker)
+    if watch_config:
+        app.cleanup_ctx.append(_config_watcher)
     app.on_cleanup.append(_close)
+    runtime.metrics.config_version.info({"version": loaded.digest})
     log.info(
         "routing config %s (version %s): accounts %s",
         loaded.path,
@@ -83,6 +92,35 @@ async def build_app(
         ", ".join(loaded.config.accounts),
     )
     return app
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+async def _config_watcher(app: web.Application) -> AsyncIterator[None]:
+    """Reload the routing file when it changes on disk (polled: no platform watcher needed)."""
+    rt = app[RUNTIME]
+    path = rt.settings.routing_path
+
+    async def watch() -> None:
+        seen = _stamp(path)
+        while True:
+            await asyncio.sleep(rt.settings.config_poll_s)
+            now = _stamp(path)
+            if now != seen and now is not None:
+                seen = now
+                rt.reload()
+
+    task = asyncio.create_task(watch(), name="config-watcher")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _worker(app: web.Application) -> AsyncIterator[None]:
@@ -115,7 +153,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    registry = request.app[RUNTIME].metrics.registry
+    rt = request.app[RUNTIME]
+    # Health and breaker gauges come from the state every process shares, read at scrape time.
+    admin.set_gauges(rt, await admin.channel_health(rt))
+    registry = rt.metrics.registry
     return web.Response(
         body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,7 +16,8 @@ import click
 
 from router.app import build_app
 from router.clock import Clock
-from router.config import ConfigError, load_config
+from router.config import ConfigError
+from router.http import RUNTIME
 from router.serving import (
     SimulatorOptions,
     start_simulators,
@@ -84,7 +86,7 @@ def serve() -> None:
         runner = await start_site(app, settings.host, settings.port)
         click.echo(f"payrouter listening on http://{settings.host}:{settings.port}", err=True)
         try:
-            await wait_for_stop()
+            await wait_for_stop(on_hangup=app[RUNTIME].reload)
         finally:
             await runner.cleanup()
 
@@ -126,19 +128,20 @@ def sim(sandbox_dir: Path, host: str, seed: int | None, time_factor: float) -> N
 def dev(sandbox_dir: Path, seed: int | None) -> None:
     """Router, simulators and the embedded store in one process: start here."""
     settings = _settings()
+    if settings.admin_token is None:
+        settings = replace(settings, admin_token=secrets.token_urlsafe(24))
     options = SimulatorOptions(sandbox_dir=sandbox_dir, seed=seed)
 
     async def run() -> None:
         runners = await start_simulators(options)
         try:
             app = await build_app(settings)
-            from router.http import RUNTIME
-
             store = app[RUNTIME].store
             merchant, issued = await store.merchants.create("Sandbox merchant")
             runners.append(await start_site(app, settings.host, settings.port))
             click.echo(_welcome(settings, merchant.id, issued.key.id, issued.secret))
-            await wait_for_stop()
+            click.echo(f"admin token (for /admin/...): {settings.admin_token}\n")
+            await wait_for_stop(on_hangup=app[RUNTIME].reload)
         finally:
             await stop_all(runners)
 
@@ -257,33 +260,4 @@ def merchants_rotate(merchant_id: str, mode: Mode, grace: int, as_json: bool) ->
         as_json,
         f"new key id  {issued.key.id}\nsecret      {issued.secret}\n"
         f"old {mode} keys keep working for {grace} s",
-    )
-
-
-# --- routes -----------------------------------------------------------------------------
-
-
-@main.group()
-def routes() -> None:
-    """Check routing files."""
-
-
-@routes.command("check")
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def routes_check(file: Path, as_json: bool) -> None:
-    """Validate a routing file; exits non-zero with every problem found."""
-    try:
-        loaded = load_config(file)
-    except ConfigError as exc:
-        if as_json:
-            click.echo(json.dumps({"valid": False, "problems": exc.problems}, indent=2))
-        else:
-            click.echo("\n".join(exc.problems), err=True)
-        raise SystemExit(1) from None
-    accounts = list(loaded.config.accounts)
-    _emit(
-        {"valid": True, "version": loaded.digest, "accounts": accounts},
-        as_json,
-        f"{file}: valid (version {loaded.digest}; accounts: {', '.join(accounts)})",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,13 +49,16 @@ async def start_simulators(options: SimulatorOptions) -> list[web.AppRunner]:
     return runners
 
 
-async def wait_for_stop() -> None:
-    """Return on SIGINT or SIGTERM."""
+async def wait_for_stop(on_hangup: Callable[[], object] | None = None) -> None:
+    """Return on SIGINT or SIGTERM; call `on_hangup` on SIGHUP (reload the routing file)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    if on_hangup is not None:
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGHUP, on_hangup)
     await stop.wait()
 
 

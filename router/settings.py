@@ -39,6 +39,8 @@ class Settings:
     """How channels reach this router (callback URLs); default http://host:port."""
     secret_key: bytes | None = field(default=None, repr=False)
     default_expires_in_s: int = 7200
+    config_poll_s: float = 1.0
+    """How often the routing file is checked for changes."""
     create_deadline_s: float = 20.0
     """How long a create may spend trying candidate accounts before it stops failing over."""
     workers: Workers = field(default_factory=Workers)

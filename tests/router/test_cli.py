@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from router.cli import main
+from router.__main__ import main
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from router.cli import main
+from router.__main__ import main
 from router.config import ConfigError, load_config
 from router.settings import Settings, SettingsError
 

@@ -1,0 +1,11 @@
+"""`python -m router` and the `payrouter` command: every verb registered on one group."""
+
+from __future__ import annotations
+
+from router import cli_routes  # noqa: F401 - registers `payrouter routes ...`
+from router.cli import main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    main()
