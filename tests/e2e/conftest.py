@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -110,11 +110,10 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-@pytest.fixture
-async def simulator(tmp_path: Path, serving: list[web.AppRunner]) -> Simulator:
+async def start_simulator(sandbox_dir: Path, serving: list[web.AppRunner]) -> Simulator:
+    """A WeChat Pay simulator on a loopback port, its keys under `sandbox_dir`."""
     sock = loopback_socket()
     url = url_of(sock)
-    sandbox_dir = tmp_path / "sandbox"
     settings = SimulatorSettings(
         sandbox_dir=sandbox_dir, seed=7, time_factor=0.001, public_base_url=url
     )
@@ -122,11 +121,14 @@ async def simulator(tmp_path: Path, serving: list[web.AppRunner]) -> Simulator:
     return Simulator(url=url, sandbox=ensure_sandbox(sandbox_dir))
 
 
-def routing_yaml(simulator: Simulator, total_timeout: float = 3.0) -> str:
+@pytest.fixture
+async def simulator(tmp_path: Path, serving: list[web.AppRunner]) -> Simulator:
+    return await start_simulator(tmp_path / "sandbox", serving)
+
+
+def account_yaml(name: str, simulator: Simulator, total_timeout: float = 3.0) -> str:
     return f"""\
-version: 1
-accounts:
-  wechat_main:
+  {name}:
     type: wechat
     base_url: {simulator.url}
     credentials:
@@ -137,6 +139,11 @@ accounts:
 """
 
 
+def routing_yaml(simulator: Simulator, total_timeout: float = 3.0) -> str:
+    return "version: 1\naccounts:\n" + account_yaml("wechat_main", simulator, total_timeout)
+
+
+ADMIN_TOKEN = "admin-token-for-tests"
 FAST_WORKERS = Workers(
     poll_interval_s=0.05, requery_after_s=0.3, requery_max_s=1.0, processing_grace_s=5.0
 )
@@ -152,15 +159,23 @@ async def start_router(
     run_worker: bool = False,
     workers: Workers = FAST_WORKERS,
     merchant: tuple[str, str, str] | None = None,
+    config_text: str | None = None,
+    watch_config: bool = False,
 ) -> Router:
     config = tmp_path / "routing.yaml"
-    config.write_text(routing_yaml(simulator))
+    config.write_text(config_text or routing_yaml(simulator))
     sock = loopback_socket()
     url = url_of(sock)
-    settings = Settings(redis_url=redis_url, routing_path=config, public_url=url)
-    settings = replace(settings, workers=workers)
+    settings = Settings(
+        redis_url=redis_url,
+        routing_path=config,
+        public_url=url,
+        admin_token=ADMIN_TOKEN,
+        config_poll_s=0.05,
+        workers=workers,
+    )
     clock = ShiftedClock()
-    app = await build_app(settings, clock=clock, run_worker=run_worker)
+    app = await build_app(settings, clock=clock, run_worker=run_worker, watch_config=watch_config)
     serving.append(await serve(app, sock))
     if merchant is None:
         created, issued = await app[RUNTIME].store.merchants.create("Shop")
