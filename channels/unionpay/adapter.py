@@ -1,0 +1,185 @@
+"""`UnionPayChannel`: one UnionPay ACP 5.1.0 account behind the `channels.base.Channel` contract.
+
+The adapter only orchestrates: `channels.unionpay.protocol` builds and reads, `channels.http`
+sends. Every answer must carry a `signPubKeyCert` that chains to the configured middle and root
+certificates and a signature made with it; one that does not is "we do not know what
+happened" (`ChannelOutcomeUnknown`), never a success.
+
+- `web` and `h5` make no call: the buyer's browser posts the signed form (`form_post`);
+- `app` answers a `tn` (`app_params`), `qr` a `qrCode`; `03`/`04`/`05` there leave nothing
+  to show the buyer, so they are `ChannelOutcomeUnknown` (the order may exist: query it);
+- `barcode` is `SUCCEEDED` on `00` and `PENDING` on `03`/`04`/`05` (poll with `query`);
+- a refund answered `00` is accepted, not done: `PENDING` until the notification or a query;
+- `close`: UnionPay has no close for an unpaid order. The adapter queries; a paid order is
+  refused (`ChannelRejected`), a failed or closed one is left alone, and anything else (waiting
+  for the buyer, or never seen: a form not submitted) is voided (txnType 31), after which it
+  can no longer be paid.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+from channels.base import (
+    Acknowledgement,
+    Capabilities,
+    CreateOrder,
+    CreateResult,
+    Notification,
+    OrderRef,
+    RefundOrder,
+    RefundStatus,
+    TradeState,
+    TradeStatus,
+)
+from channels.errors import ChannelRejected
+from channels.http import send
+from channels.unionpay import protocol
+from channels.unionpay.config import (
+    SUPPORTED_METHODS,
+    UnionPayAccount,
+    UnionPayCredentials,
+    load_credentials,
+)
+from channels.unionpay.crypto import TEST_OWNER, UNIONPAY_OWNER, ChainVerifier
+from channels.unionpay.notification import parse_notification
+
+Clock = Callable[[], float]
+
+
+class UnionPayChannel:
+    """A configured UnionPay account (for example `unionpay_main`)."""
+
+    def __init__(
+        self,
+        name: str,
+        config: UnionPayAccount,
+        credentials: UnionPayCredentials,
+        session: aiohttp.ClientSession,
+        now: Clock = time.time,
+    ) -> None:
+        self._name = name
+        self._config = config
+        self._credentials = credentials
+        self._session = session
+        self._now = now
+        self._timeouts = config.timeouts.to_timeouts()
+        self._merchant = protocol.Merchant(
+            mer_id=credentials.mer_id,
+            cert_id=credentials.cert_id,
+            private_key=credentials.signing_key_object,
+        )
+        # Live accounts trust only UnionPay's production name; test certificates name another.
+        owners = {UNIONPAY_OWNER} if config.livemode else {UNIONPAY_OWNER, TEST_OWNER}
+        self._verifier = ChainVerifier(credentials.root, credentials.middle, frozenset(owners))
+        self._capabilities = Capabilities(
+            wallet="unionpay",
+            methods=config.methods or SUPPORTED_METHODS,
+            currencies=frozenset({"CNY"}),
+            partial_refunds=True,
+        )
+
+    def __repr__(self) -> str:
+        return f"UnionPayChannel({self._name!r}, merId={self._credentials.mer_id!r})"
+
+    @property
+    def account(self) -> str:
+        return self._name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    async def create(self, order: CreateOrder) -> CreateResult:
+        """Place the order; the result carries the form, QR code or `tn` for the buyer."""
+        consume = protocol.Consume(
+            method=order.method,
+            order_no=order.order_no,
+            created_at=order.created_at,
+            amount=order.amount,
+            currency=order.currency,
+            back_url=order.notify_url,
+            front_url=order.return_url,
+            expires_at=order.expires_at,
+            qr_no=order.auth_code,
+        )
+        fields = protocol.consume_fields(self._merchant, consume)
+        product = protocol.PRODUCTS[order.method]
+        if product.path == protocol.FRONT_PATH:
+            return CreateResult(protocol.form_action(self._config.base_url, fields))
+        answer = await self._call(product.path, fields)
+        return protocol.parse_consume_answer(order.method, answer)
+
+    async def query(self, order: OrderRef) -> TradeStatus:
+        """UnionPay's view of the payment, by `orderId` + `txnTime`."""
+        fields = protocol.query_fields(self._merchant, order.order_no, order.created_at)
+        answer = await self._call(protocol.QUERY_PATH, fields)
+        return protocol.parse_query_answer(answer, order.order_no)
+
+    async def close(self, order: OrderRef) -> None:
+        """Make an unpaid order unpayable (a void); a paid one is refused."""
+        status = await self.query(order)
+        if status.state is TradeState.SUCCEEDED:
+            raise ChannelRejected(
+                "the order is already paid at UnionPay", code="ORDER_PAID", fault="request"
+            )
+        if status.state in (TradeState.CLOSED, TradeState.FAILED):
+            return
+        original = protocol.Original(
+            order.order_no, order.created_at, status.channel_trade_no or order.channel_trade_no
+        )
+        fields = protocol.void_fields(self._merchant, original, status.amount, self._moment())
+        protocol.parse_void_answer(await self._call(protocol.BACK_PATH, fields))
+
+    async def refund(self, refund: RefundOrder) -> RefundStatus:
+        """Ask for a refund; UnionPay accepts it (`PENDING`) and reports the result later."""
+        payment = refund.payment
+        fields = protocol.refund_fields(
+            self._merchant,
+            refund_no=refund.refund_no,
+            created_at=refund.created_at,
+            original=protocol.Original(
+                payment.order_no, payment.created_at, payment.channel_trade_no
+            ),
+            amount=refund.amount,
+            currency=refund.currency,
+            back_url=refund.notify_url,
+        )
+        answer = await self._call(protocol.BACK_PATH, fields)
+        return protocol.parse_refund_answer(answer, refund.refund_no, payment.order_no)
+
+    async def query_refund(self, refund: RefundOrder) -> RefundStatus:
+        """UnionPay's view of the refund, by its own `orderId` + `txnTime`."""
+        fields = protocol.query_fields(self._merchant, refund.refund_no, refund.created_at)
+        answer = await self._call(protocol.QUERY_PATH, fields)
+        return protocol.parse_refund_query_answer(answer, refund.refund_no, refund.payment.order_no)
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
+        """Verify (certificate chain, signature, merId) and read a backend notification."""
+        return parse_notification(body, self._verifier, self._credentials.mer_id, self._moment())
+
+    def acknowledgement(self, accepted: bool) -> Acknowledgement:
+        """HTTP 200 ends UnionPay's retries; anything else makes it post again later."""
+        if accepted:
+            return Acknowledgement(200, b"ok", content_type="text/plain")
+        return Acknowledgement(500, b"fail", content_type="text/plain")
+
+    def _moment(self) -> datetime:
+        return datetime.fromtimestamp(self._now(), UTC)
+
+    async def _call(self, path: str, fields: dict[str, str]) -> dict[str, str]:
+        request = protocol.post(self._config.base_url, path, fields)
+        answer = await send(self._session, request, self._timeouts)
+        return protocol.read_answer(answer, self._verifier, self._moment(), fields)
+
+
+def build(
+    name: str, config: UnionPayAccount, base_dir: Path, session: aiohttp.ClientSession
+) -> UnionPayChannel:
+    """The channel for one routing-config entry; credentials resolved against `base_dir`."""
+    return UnionPayChannel(name, config, load_credentials(config.credentials, base_dir), session)

@@ -1,0 +1,188 @@
+"""A UnionPay account as the routing config names it, and its credential bundle.
+
+Routing config entry (YAML)::
+
+    unionpay_main:
+      type: unionpay
+      base_url: http://127.0.0.1:8093
+      credentials: {file: ../.sandbox/unionpay/777290058110048.json}
+      timeouts: {connect: 2, total: 10}
+      methods: [qr, web]         # optional subset
+
+The credential bundle is one entry of the simulator's `GET /sim/accounts` answer (and the
+sandbox file `<sandbox_dir>/unionpay/777290058110048.json`)::
+
+    {"mer_id", "signing_key", "signing_cert", "middle_cert", "root_cert"}
+
+`signing_key` (PKCS#8 PEM) and `signing_cert` are the merchant's signing pair (the certificate's
+serial number is the `certId` of every request); `middle_cert` and `root_cert` are UnionPay's
+certificates, the only ones through which a `signPubKeyCert` is trusted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from channels.base import Method
+from channels.credentials import (
+    CredentialsError,
+    CredentialsRef,
+    TimeoutsConfig,
+    describe_validation_error,
+    read_bundle,
+)
+from channels.unionpay.crypto import (
+    cert_id,
+    load_certificate,
+    load_private_key,
+    public_key,
+)
+
+__all__ = [
+    "SUPPORTED_METHODS",
+    "CredentialsError",
+    "CredentialsRef",
+    "TimeoutsConfig",
+    "UnionPayAccount",
+    "UnionPayCredentials",
+    "load_credentials",
+]
+
+SUPPORTED_METHODS: frozenset[Method] = frozenset({"qr", "web", "h5", "app", "barcode"})
+
+
+class UnionPayAccount(BaseModel):
+    """One UnionPay online-payments account in the routing config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["unionpay"]
+    base_url: str
+    livemode: bool = False
+    credentials: CredentialsRef
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+    methods: frozenset[Method] | None = None
+    """A subset of the methods UnionPay offers; absent: all of them."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or "?" in value:
+            raise ValueError("base_url must be an http(s) URL without a query")
+        return value.rstrip("/")
+
+    @field_validator("methods")
+    @classmethod
+    def _supported(cls, value: frozenset[Method] | None) -> frozenset[Method] | None:
+        if value is not None:
+            unsupported = sorted(value - SUPPORTED_METHODS)
+            if unsupported:
+                raise ValueError(f"UnionPay does not offer {', '.join(unsupported)}")
+            if not value:
+                raise ValueError("methods must not be empty")
+        return value
+
+
+def _pem_error(field_name: str, problem: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        "pem", "{field}: {problem}", {"field": field_name, "problem": problem}
+    )
+
+
+class UnionPayCredentials(BaseModel):
+    """A merchant's UnionPay secrets. The signing key never shows in a repr.
+
+    Build it with `model_validate` (not `model_copy(update=...)`, which skips validation and
+    would keep the previously parsed keys).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mer_id: str = Field(pattern=r"^[0-9A-Za-z]{15}$")
+    signing_key: SecretStr
+    signing_cert: str
+    middle_cert: str
+    root_cert: str
+
+    _key: rsa.RSAPrivateKey = PrivateAttr()
+    _signing: x509.Certificate = PrivateAttr()
+    _middle: x509.Certificate = PrivateAttr()
+    _root: x509.Certificate = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _load(self) -> UnionPayCredentials:
+        # Parsed once here: loading an RSA private key checks it, which takes tens of ms.
+        try:
+            self._key = load_private_key(self.signing_key.get_secret_value())
+        except ValueError as exc:
+            raise _pem_error("signing_key", str(exc)) from None
+        certs = {}
+        for name in ("signing_cert", "middle_cert", "root_cert"):
+            try:
+                certs[name] = load_certificate(getattr(self, name))
+            except ValueError as exc:
+                raise _pem_error(name, str(exc)) from None
+        self._signing, self._middle, self._root = certs.values()
+        if public_key(self._signing).public_numbers() != self._key.public_key().public_numbers():
+            raise _pem_error("signing_cert", "does not hold the public half of signing_key")
+        try:
+            self._middle.verify_directly_issued_by(self._root)
+        except (ValueError, TypeError, InvalidSignature):
+            raise _pem_error("middle_cert", "is not issued by root_cert") from None
+        return self
+
+    @property
+    def signing_key_object(self) -> rsa.RSAPrivateKey:
+        return self._key
+
+    @property
+    def cert_id(self) -> str:
+        """`certId`: the decimal serial number of the merchant's signing certificate."""
+        return cert_id(self._signing)
+
+    @property
+    def signing_certificate(self) -> x509.Certificate:
+        return self._signing
+
+    @property
+    def middle(self) -> x509.Certificate:
+        return self._middle
+
+    @property
+    def root(self) -> x509.Certificate:
+        return self._root
+
+    def bundle(self) -> dict[str, str]:
+        """The JSON bundle, secrets included: only for sandbox files and `/sim/accounts`."""
+        return {
+            "mer_id": self.mer_id,
+            "signing_key": self.signing_key.get_secret_value(),
+            "signing_cert": self.signing_cert,
+            "middle_cert": self.middle_cert,
+            "root_cert": self.root_cert,
+        }
+
+
+def load_credentials(ref: CredentialsRef, base_dir: Path) -> UnionPayCredentials:
+    """Read and validate a credential bundle. Raises `CredentialsError`."""
+    data = read_bundle(ref, base_dir)
+    try:
+        return UnionPayCredentials.model_validate(data)
+    except ValidationError as exc:
+        raise describe_validation_error(ref.describe(base_dir), exc) from None

@@ -1,0 +1,156 @@
+"""The UnionPay simulator's running state: accounts, transactions, faults and notifications.
+
+`channels.unionpay.simulator` holds the HTTP side; this module decides what happens: who a
+signed request comes from, what paying does, and how notifications are delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime
+
+from aiohttp import web
+
+from channels.simkit import FaultBox, Notifier, SimulatorSettings
+from channels.unionpay import codes, crypto, wire
+from channels.unionpay.notification import ACCEPTED_STATUSES, RETRY_SCHEDULE
+from channels.unionpay.sandbox import SandboxAccount, ensure_sandbox
+from channels.unionpay.sim_orders import (
+    PROCESSING_SECONDS,
+    Txn,
+    TxnBook,
+    UnionPayError,
+)
+
+ATTEMPT_TIMEOUT = 10.0
+"""Seconds UnionPay waits for the merchant's HTTP 200 before counting an attempt as failed."""
+
+
+class UnionPaySimulator:
+    """The state of one running simulator."""
+
+    def __init__(self, settings: SimulatorSettings) -> None:
+        self.settings = settings
+        self.rng = settings.make_rng()
+        self.faults = FaultBox(self.rng)
+        self.book = TxnBook(self.rng, lambda: datetime.now(wire.BEIJING))
+        self.notifier = Notifier(
+            schedule=RETRY_SCHEDULE,
+            success=lambda status, body: status in ACCEPTED_STATUSES,
+            time_factor=settings.time_factor,
+            attempt_timeout=ATTEMPT_TIMEOUT,
+        )
+        self.accounts: dict[str, SandboxAccount] = {}
+        self._timers: set[asyncio.Task[None]] = set()
+
+    def default_account(self) -> SandboxAccount:
+        return next(iter(self.accounts.values()))
+
+    def sign(self, fields: Mapping[str, str]) -> dict[str, str]:
+        """`fields` with the channel's `signPubKeyCert` and `signature` added."""
+        account = self.default_account()
+        out = {**fields, crypto.CERT_FIELD: account.channel_cert_pem}
+        out[crypto.SIGNATURE_FIELD] = crypto.sign(out, account.channel_key)
+        return out
+
+    def authenticate(self, fields: Mapping[str, str]) -> SandboxAccount:
+        """The merchant whose registered certificate signed `fields`. Raises `UnionPayError`."""
+        account = self.accounts.get(fields["merId"])
+        if account is None:
+            raise UnionPayError("31", "merId")
+        credentials = account.credentials
+        if fields["certId"] != credentials.cert_id:
+            raise UnionPayError("11", "certId")
+        try:
+            crypto.verify(fields, crypto.public_key(credentials.signing_certificate))
+        except crypto.VerificationError:
+            raise UnionPayError("11", "signature") from None
+        return account
+
+    def buyer_pays(self, txn: Txn) -> str:
+        """The buyer pays (or, by the decline rate, fails to). Raises `UnionPayError`."""
+        if self.faults.chance(self.faults.faults.decline_rate):
+            self.book.decline(txn)
+        else:
+            self.book.pay(txn)
+            self.notify(txn)
+        return txn.state
+
+    def notify(self, txn: Txn) -> None:
+        """Start posting the transaction's result to its `backUrl`, if it has one."""
+        url = txn.request.get("backUrl")
+        if not url:
+            return
+        fields = {**txn.fields(), "respCode": "00", "respMsg": codes.message("00")}
+        if txn.kind != "refund":
+            fields.update(payType="0001", payCardType="01", accNo="6216***********0018")
+        body = wire.encode_form(self.sign(fields))
+
+        def headers(raw: bytes) -> dict[str, str]:
+            return {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
+
+        faults = self.faults.faults
+        txn.deliveries += self.notifier.submit(
+            txn.query_id,
+            url,
+            body,
+            headers,
+            delay=faults.notify_delay_ms / 1000,
+            duplicates=faults.duplicate_notifications,
+            drop_first=faults.drop_notifications,
+        )
+
+    def after(self, seconds: float, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` after `seconds` of channel time (scaled), unless shut down first."""
+
+        async def later() -> None:
+            await asyncio.sleep(self.settings.scaled(seconds))
+            await action()
+
+        task = asyncio.create_task(later())
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
+
+    def schedule_auto_pay(self, txn: Txn) -> None:
+        after_ms = self.faults.faults.auto_pay_after_ms
+        if after_ms is None:
+            return
+
+        async def pay() -> None:
+            if txn.state == "waiting":
+                # Closed or expired meanwhile: a real buyer could not pay either.
+                with contextlib.suppress(UnionPayError):
+                    self.buyer_pays(txn)
+
+        self.after(after_ms / 1000, pay)
+
+    def schedule_refund(self, txn: Txn) -> None:
+        """A refund answered 04/05 finishes `PROCESSING_SECONDS` later, then notifies."""
+
+        async def finish() -> None:
+            if txn.state == "processing":
+                self.book.finish_refund(txn)
+                self.notify(txn)
+
+        self.after(PROCESSING_SECONDS, finish)
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        """For `app.on_shutdown`: end injected hangs before the server waits for handlers."""
+        self.faults.stopping.set()
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        """For `app.cleanup_ctx`: load sandbox keys, run the notifier, stop everything."""
+        account = await asyncio.to_thread(ensure_sandbox, self.settings.sandbox_dir)
+        self.accounts[account.mer_id] = account
+        async with self.notifier:
+            yield
+            await self.on_shutdown(app)
+            timers = list(self._timers)
+            for task in timers:
+                task.cancel()
+            await asyncio.gather(*timers, return_exceptions=True)
+
+
+SIMULATOR = web.AppKey("unionpay_simulator", UnionPaySimulator)
