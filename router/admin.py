@@ -5,6 +5,8 @@
     GET  /admin/routing                        the routing config in force, last reload
     POST /admin/routing/reload                 reload config/routing.yaml now
     GET  /admin/routing/explain?method=&...    how a described payment would be routed
+    GET  /admin/webhooks/dead                  every merchant's dead-letter events
+    POST /admin/webhooks/{merchant}/{id}/resend   deliver one again, on a fresh schedule
 
 Without `PAYROUTER_ADMIN_TOKEN` the admin API answers 403 to everything.
 """
@@ -105,6 +107,45 @@ def set_gauges(rt: Runtime, rows: list[dict[str, Any]]) -> None:
         rt.metrics.window_calls.labels(account, "fail").set(window["failures"])
 
 
+async def set_webhook_gauges(rt: Runtime) -> None:
+    events = rt.store.events
+    oldest = await events.oldest_retry_ms()
+    now = rt.clock.now_ms()
+    rt.metrics.webhook_lag.set(max(0, now - oldest) / 1000 if oldest is not None else 0)
+    rt.metrics.webhook_outbox.set(await events.pending_count(await rt.store.merchants.ids()))
+
+
+async def list_dead_letters(request: web.Request) -> web.Response:
+    rt = _authorize(request)
+    rows = []
+    for mch in await rt.store.merchants.ids():
+        for evt_id in await rt.store.events.dead(mch):
+            event = await rt.store.events.get(mch, evt_id)
+            if event is not None:
+                attempts = await rt.store.events.attempts(mch, evt_id)
+                rows.append(
+                    {
+                        "merchant": mch,
+                        "id": evt_id,
+                        "type": event.type,
+                        "created_at": event.created_at,
+                        "attempts": len(attempts),
+                        "last": attempts[-1] if attempts else None,
+                    }
+                )
+    return web.json_response({"data": rows})
+
+
+async def resend_dead_letter(request: web.Request) -> web.Response:
+    rt = _authorize(request)
+    mch, evt_id = request.match_info["merchant"], request.match_info["id"]
+    event = await rt.store.events.get(mch, evt_id)
+    if event is None:
+        raise NotFound("event", evt_id)
+    await rt.store.events.resend(event)
+    return web.json_response({"id": evt_id, "merchant": mch, "state": "pending"})
+
+
 async def list_channels(request: web.Request) -> web.Response:
     rt = _authorize(request)
     return web.json_response({"data": await channel_health(rt)})
@@ -199,3 +240,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/routing", show_routing)
     app.router.add_post("/admin/routing/reload", reload_routing)
     app.router.add_get("/admin/routing/explain", explain)
+    app.router.add_get("/admin/webhooks/dead", list_dead_letters)
+    app.router.add_post("/admin/webhooks/{merchant}/{id}/resend", resend_dead_letter)

@@ -50,7 +50,8 @@ class RefundListQuery(BaseModel):
     starting_after: str | None = None
 
 
-def _query(request: web.Request, model: type[Q]) -> Q:
+def query_params(request: web.Request, model: type[Q]) -> Q:
+    """Query parameters validated by `model`; a repeated parameter is refused."""
     for name in request.query:
         if len(request.query.getall(name)) > 1:
             raise InvalidRequest("parameter_repeated", f"{name}: given more than once", param=name)
@@ -92,7 +93,7 @@ async def close_payment(request: web.Request) -> web.Response:
 
 async def list_payments(request: web.Request) -> web.Response:
     mch = principal(request).merchant.id
-    query = _query(request, ListQuery)
+    query = query_params(request, ListQuery)
     cursor = None
     if query.starting_after is not None:
         if PAYMENT_ID.match(query.starting_after):
@@ -138,7 +139,7 @@ async def list_refunds(request: web.Request) -> web.Response:
     mch = principal(request).merchant.id
     pay_id = _payment_id(request)
     await request.app[PAYMENTS].get(mch, pay_id)
-    query = _query(request, RefundListQuery)
+    query = query_params(request, RefundListQuery)
     cursor = None
     if query.starting_after is not None:
         if REFUND_ID.match(query.starting_after):

@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from router import admin, api, notify
+from router import admin, api, api_events, notify
 from router.api import PAYMENTS, REFUNDS
 from router.clock import Clock
 from router.http import MAX_BODY, RUNTIME, authentication, idempotency, request_context
@@ -22,6 +22,7 @@ from router.refunds import RefundService
 from router.runtime import RoutingTable, Runtime
 from router.settings import Settings
 from router.store import open_store
+from router.webhooks import Dispatcher
 from router.worker import RequeryWorker
 
 log = logging.getLogger("payrouter")
@@ -39,6 +40,7 @@ async def build_app(
     clock: Clock | None = None,
     run_worker: bool = True,
     watch_config: bool = True,
+    run_dispatcher: bool = True,
 ) -> web.Application:
     """Load the routing file, connect the store and build the application.
 
@@ -73,6 +75,7 @@ async def build_app(
     app[SESSION] = session
     app[WORKER] = RequeryWorker(runtime, service, refunds)
     api.add_routes(app)
+    api_events.add_routes(app)
     notify.add_routes(app)
     admin.add_routes(app)
     app.router.add_get("/healthz", healthz)
@@ -83,6 +86,8 @@ async def build_app(
         app.cleanup_ctx.append(_worker)
     if watch_config:
         app.cleanup_ctx.append(_config_watcher)
+    if run_dispatcher:
+        app.cleanup_ctx.append(_dispatcher)
     app.on_cleanup.append(_close)
     runtime.metrics.config_version.info({"version": loaded.digest})
     log.info(
@@ -100,6 +105,17 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return stat.st_mtime_ns, stat.st_size
+
+
+async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
+    dispatcher = Dispatcher(app[RUNTIME])
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop), name="webhook-dispatcher")
+    yield
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(task, timeout=5)
+    await dispatcher.close()
 
 
 async def _config_watcher(app: web.Application) -> AsyncIterator[None]:
@@ -154,8 +170,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    # Health and breaker gauges come from the state every process shares, read at scrape time.
+    # Health, breaker and queue gauges come from the state every process shares, read at
+    # scrape time.
     admin.set_gauges(rt, await admin.channel_health(rt))
+    await admin.set_webhook_gauges(rt)
     registry = rt.metrics.registry
     return web.Response(
         body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}

@@ -27,7 +27,7 @@ from router.serving import (
 )
 from router.settings import Settings, SettingsError
 from router.store import Store, open_store
-from router.store.merchants import Mode
+from router.store.merchants import IssuedKey, Merchant, Mode
 
 T = TypeVar("T")
 SANDBOX_OPTION = click.option(
@@ -199,20 +199,53 @@ def merchants() -> None:
 def merchants_create(
     name: str, mode: Mode, require_signed: bool, notify_url: str | None, as_json: bool
 ) -> None:
-    """Create a merchant with one API key. The secret is shown once."""
-    merchant, issued = _run(
-        lambda: _with_store(
-            lambda s: s.merchants.create(
-                name, mode=mode, require_signed=require_signed, notify_url=notify_url
-            )
+    """Create a merchant with one API key and a webhook secret. Both are shown once."""
+
+    async def create(store: Store) -> tuple[Merchant, IssuedKey, str]:
+        merchant, issued = await store.merchants.create(
+            name, mode=mode, require_signed=require_signed, notify_url=notify_url
         )
-    )
-    data = {"merchant": asdict(merchant), "key_id": issued.key.id, "secret": issued.secret}
+        return merchant, issued, (await store.merchants.webhook_secrets(merchant.id))[0]
+
+    merchant, issued, webhook = _run(lambda: _with_store(create))
+    data = {
+        "merchant": asdict(merchant),
+        "key_id": issued.key.id,
+        "secret": issued.secret,
+        "webhook_secret": webhook,
+    }
     _emit(
         data,
         as_json,
-        f"merchant {merchant.id} ({name})\nkey id  {issued.key.id}\n"
-        f"secret  {issued.secret}\n(the secret is shown only now; it is stored hashed)",
+        f"merchant {merchant.id} ({name})\nkey id          {issued.key.id}\n"
+        f"secret          {issued.secret}\nwebhook secret  {webhook}\n"
+        "(shown only now: the API secret is stored hashed, the webhook secret encrypted)",
+    )
+
+
+@merchants.command("rotate-webhook-secret")
+@click.argument("merchant_id")
+@click.option(
+    "--grace",
+    type=int,
+    default=86400,
+    show_default=True,
+    help="Seconds the old secret keeps signing beside the new one.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def merchants_rotate_webhook(merchant_id: str, grace: int, as_json: bool) -> None:
+    """A new webhook secret; webhooks carry both signatures during the grace period."""
+
+    async def rotate(store: Store) -> str:
+        if await store.merchants.get(merchant_id) is None:
+            raise click.ClickException(f"no merchant {merchant_id}")
+        return await store.merchants.rotate_webhook_secret(merchant_id, grace)
+
+    secret = _run(lambda: _with_store(rotate))
+    _emit(
+        {"webhook_secret": secret, "old_secrets_expire_in_s": grace},
+        as_json,
+        f"webhook secret  {secret}\nthe old one keeps signing for {grace} s",
     )
 
 

@@ -102,6 +102,33 @@ class Metrics:
             ["account", "outcome"],
             registry=r,
         )
+        self.webhook_deliveries = Counter(
+            "payrouter_webhook_deliveries_total",
+            "Webhook delivery attempts by outcome (delivered, failed, gone, dead, deferred...).",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhook_latency = Histogram(
+            "payrouter_webhook_delivery_duration_seconds",
+            "Time merchants' endpoints took to answer a webhook.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.webhook_dead = Counter(
+            "payrouter_webhook_dead_letters_total",
+            "Events that became dead letters after their last attempt (or a 410).",
+            registry=r,
+        )
+        self.webhook_lag = Gauge(
+            "payrouter_webhook_queue_lag_seconds",
+            "How overdue the oldest scheduled webhook retry is (0 when none is due).",
+            registry=r,
+        )
+        self.webhook_outbox = Gauge(
+            "payrouter_webhook_outbox_entries",
+            "Events waiting in the merchants' outbox streams for a first attempt.",
+            registry=r,
+        )
         self.worker_runs = Counter(
             "payrouter_requery_checks_total",
             "Payments looked at by the re-query worker, by what it found.",

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from router.api import ListQuery, RefundListQuery
+from router.api_events import Event, EventList, EventListQuery
 from router.models import (
     CreatePaymentRequest,
     CreateRefundRequest,
@@ -75,6 +76,8 @@ def build_spec() -> dict[str, Any]:
                 CreateRefundRequest,
                 Refund,
                 RefundList,
+                Event,
+                EventList,
                 ErrorResponse,
             )
         ],
@@ -148,6 +151,27 @@ def build_spec() -> dict[str, Any]:
                     "parameters": [ID_PARAM, *_query_parameters(RefundListQuery)],
                     "responses": _responses("200", RefundList, "400", "401", "404"),
                 },
+            },
+            "/v1/events": {
+                "get": {
+                    "summary": "Webhook events, newest first",
+                    "parameters": _query_parameters(EventListQuery),
+                    "responses": _responses("200", EventList, "400", "401"),
+                }
+            },
+            "/v1/events/{id}": {
+                "get": {
+                    "summary": "One event with its delivery attempts",
+                    "parameters": [ID_PARAM],
+                    "responses": _responses("200", Event, "401", "404"),
+                }
+            },
+            "/v1/events/{id}/resend": {
+                "post": {
+                    "summary": "Deliver the event again, on a fresh retry schedule",
+                    "parameters": [ID_PARAM],
+                    "responses": _responses("200", Event, "401", "404"),
+                }
             },
             "/v1/refunds/{id}": {
                 "get": {

@@ -32,6 +32,7 @@ from router.routing import decide
 from router.rules import RouteRequest
 from router.runtime import Runtime
 from router.store.payments import StoredPayment
+from router.webhooks import check_live_url
 
 log = logging.getLogger("payrouter.payments")
 
@@ -64,6 +65,10 @@ class PaymentService:
     ) -> StoredPayment:
         rt = self.rt
         _require_method_fields(req)
+        if livemode and req.notify_url is not None:
+            unsafe = await check_live_url(req.notify_url)
+            if unsafe is not None:
+                raise InvalidRequest("notify_url_unsafe", unsafe, param="notify_url")
         now_ms = rt.clock.now_ms()
         now = from_ms(now_ms)
         pay_id = new_id("pay")

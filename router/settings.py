@@ -14,6 +14,22 @@ class SettingsError(ValueError):
     """An environment variable with a value payrouter cannot use."""
 
 
+DEFAULT_WEBHOOK_SCHEDULE: tuple[float, ...] = (
+    0,
+    5,
+    300,
+    1800,
+    7200,
+    18000,
+    36000,
+    36000,
+    86400,
+    86400,
+)
+"""0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h, 1d, 1d: the Standard Webhooks example, extended to
+about three days in all."""
+
+
 @dataclass(frozen=True)
 class Workers:
     """Timings of the background worker that re-queries and expires payments."""
@@ -41,6 +57,10 @@ class Settings:
     default_expires_in_s: int = 7200
     config_poll_s: float = 1.0
     """How often the routing file is checked for changes."""
+    webhook_schedule: tuple[float, ...] = DEFAULT_WEBHOOK_SCHEDULE
+    """Waits before each delivery attempt (the first is immediate); then a dead letter."""
+    webhook_timeout_s: float = 10.0
+    webhook_connect_s: float = 3.0
     create_deadline_s: float = 20.0
     """How long a create may spend trying candidate accounts before it stops failing over."""
     workers: Workers = field(default_factory=Workers)
@@ -63,6 +83,7 @@ class Settings:
             port=_port(env.get("PAYROUTER_PORT") or "8080"),
             public_url=env.get("PAYROUTER_PUBLIC_URL") or None,
             secret_key=_secret_key(env.get("PAYROUTER_SECRET_KEY")),
+            webhook_schedule=_schedule(env.get("PAYROUTER_WEBHOOK_SCHEDULE")),
             workers=Workers(
                 requery_after_s=_seconds(env, "PAYROUTER_REQUERY_AFTER", 30.0),
                 processing_grace_s=_seconds(env, "PAYROUTER_PROCESSING_GRACE", 30.0),
@@ -87,6 +108,26 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise SettingsError(f"{name} must be positive")
     return value
+
+
+def parse_schedule(text: str) -> list[float]:
+    """`0s,5s,5m,30m,2h` → seconds. Raises ValueError naming the bad item."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    out = []
+    for item in (part.strip() for part in text.split(",")):
+        if len(item) < 2 or item[-1] not in units or not item[:-1].isdigit():
+            raise ValueError(f"bad duration {item!r} (use e.g. 0s, 5s, 5m, 2h, 1d)")
+        out.append(float(int(item[:-1]) * units[item[-1]]))
+    return out
+
+
+def _schedule(value: str | None) -> tuple[float, ...]:
+    if not value:
+        return DEFAULT_WEBHOOK_SCHEDULE
+    try:
+        return tuple(parse_schedule(value))
+    except ValueError as exc:
+        raise SettingsError(f"PAYROUTER_WEBHOOK_SCHEDULE: {exc}") from None
 
 
 def _secret_key(value: str | None) -> bytes | None:

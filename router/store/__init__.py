@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from router.clock import Clock
+from router.store.events import EventStore
 from router.store.idempotency import IdempotencyStore
 from router.store.merchants import MerchantStore, SecretBox
 from router.store.payments import PaymentStore
@@ -25,6 +26,7 @@ class Store:
     redis: aioredis.Redis
     payments: PaymentStore
     refunds: RefundStore
+    events: EventStore
     idempotency: IdempotencyStore
     merchants: MerchantStore
     schedule: Schedule
@@ -52,8 +54,9 @@ async def open_store(url: str | None, clock: Clock, secret_key: bytes | None = N
     box = await SecretBox.load(client, secret_key)
     return Store(
         redis=client,
-        payments=PaymentStore(client),
-        refunds=RefundStore(client),
+        payments=PaymentStore(client, clock),
+        refunds=RefundStore(client, clock),
+        events=EventStore(client),
         idempotency=IdempotencyStore(client, clock),
         merchants=MerchantStore(client, clock, box, allow_live=url is not None),
         schedule=Schedule(client),
@@ -62,6 +65,7 @@ async def open_store(url: str | None, clock: Clock, secret_key: bytes | None = N
 
 
 __all__ = [
+    "EventStore",
     "IdempotencyStore",
     "MerchantStore",
     "PaymentStore",

@@ -13,6 +13,12 @@ re-query schedule) are single-key and are only ever used by single-key commands 
     pr:{mch}:refund:{re_id}        hash    one refund
     pr:{mch}:pay:{pay_id}:refunds  zset    a payment's refund ids by created_at (ms)
     pr:{mch}:mrefund:{id}          string  the refund that holds a merchant_refund_id
+    pr:{mch}:evt:{evt_id}          hash    a webhook event: type, data, delivery state
+    pr:{mch}:evt:{evt_id}:attempts list    its delivery attempts (JSON), oldest first
+    pr:{mch}:events                zset    event ids by created_at (ms), for listing
+    pr:{mch}:outbox                stream  events to deliver (consumer group "dispatch")
+    pr:{mch}:dead                  zset    events whose every attempt failed, by time (ms)
+    pr:{mch}:disabled-endpoints    set     webhook URLs that answered 410
     pr:{mch}:idem:{sha256(key)}    hash    an idempotency record (24 h)
     pr:{mch}:nonce:{sha256(nonce)} string  a signed-request nonce (inside the window)
     pr:{mch}:keys                  set     the merchant's API key ids
@@ -22,6 +28,7 @@ re-query schedule) are single-key and are only ever used by single-key commands 
     pr:payref:{pay_id}             string  the merchant that owns a payment (callbacks)
     pr:payref:{re_id}              string  the merchant that owns a refund (callbacks)
     pr:{sched}:payments            zset    "mch_id/pay_id" or "mch_id/re_id" by next due (ms)
+    pr:{webhooks}:retry            zset    "mch_id/evt_id" by the next delivery attempt (ms)
     pr:{sys}:secret-key            string  fallback encryption key (embedded/dev use only)
     pr:{cb:account}:state          hash    an account's breaker, override and health summary
     pr:{cb:account}:probes         zset    half-open probe calls in flight, by start (ms)
@@ -118,3 +125,31 @@ def breaker_probes(account: str) -> str:
 
 def health_bucket(account: str, bucket: int) -> str:
     return f"{PREFIX}:{{cb:{account}}}:w:{bucket}"
+
+
+def event(mch: str, evt_id: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:evt:{evt_id}"
+
+
+def event_attempts(mch: str, evt_id: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:evt:{evt_id}:attempts"
+
+
+def events(mch: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:events"
+
+
+def outbox(mch: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:outbox"
+
+
+def dead_letters(mch: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:dead"
+
+
+def webhook_retries() -> str:
+    return f"{PREFIX}:{{webhooks}}:retry"
+
+
+def disabled_endpoints(mch: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:disabled-endpoints"

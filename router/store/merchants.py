@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -132,7 +133,40 @@ class MerchantStore:
             },
         )
         await self._redis.sadd(keys.merchants(), merchant.id)
+        await self.rotate_webhook_secret(merchant.id)
         return merchant, await self.issue_key(merchant.id, mode)
+
+    async def webhook_secrets(self, mch: str) -> list[str]:
+        """The merchant's webhook signing secrets still in force, newest first."""
+        sealed = maybe_text(await self._redis.hget(keys.merchant(mch), "webhook_secrets"))
+        if sealed is None:
+            return []
+        now = self._clock.now_ms()
+        entries = json.loads(self._box.open(sealed, f"{mch}:webhook"))
+        return [
+            e["secret"] for e in entries if e["expires_at_ms"] is None or e["expires_at_ms"] > now
+        ]
+
+    async def rotate_webhook_secret(self, mch: str, grace_s: int = 0) -> str:
+        """A new `whsec_` secret; the old ones keep signing (beside it) for `grace_s`."""
+        now = self._clock.now_ms()
+        sealed = maybe_text(await self._redis.hget(keys.merchant(mch), "webhook_secrets"))
+        entries = json.loads(self._box.open(sealed, f"{mch}:webhook")) if sealed else []
+        for entry in entries:
+            if entry["expires_at_ms"] is None or entry["expires_at_ms"] > now + grace_s * 1000:
+                entry["expires_at_ms"] = now + grace_s * 1000
+        secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+        kept = [e for e in entries if e["expires_at_ms"] > now]
+        entries = [{"secret": secret, "expires_at_ms": None}, *kept]
+        await self._redis.hset(
+            keys.merchant(mch),
+            "webhook_secrets",
+            self._box.seal(json.dumps(entries), f"{mch}:webhook"),
+        )
+        return secret
+
+    async def ids(self) -> list[str]:
+        return sorted(text(m) for m in await self._redis.smembers(keys.merchants()))
 
     async def get(self, mch: str) -> Merchant | None:
         raw = mapping(await self._redis.hgetall(keys.merchant(mch)))
@@ -147,8 +181,7 @@ class MerchantStore:
         )
 
     async def all(self) -> list[Merchant]:
-        ids = sorted(text(m) for m in await self._redis.smembers(keys.merchants()))
-        found = [await self.get(mch) for mch in ids]
+        found = [await self.get(mch) for mch in await self.ids()]
         return [m for m in found if m is not None]
 
     async def issue_key(self, mch: str, mode: Mode) -> IssuedKey:

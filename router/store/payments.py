@@ -15,7 +15,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from channels.base import OrderRef
-from router.clock import from_ms
+from router.clock import Clock, from_ms, rfc3339
+from router.ids import new_id
 from router.models import Payment
 from router.store import keys
 from router.store.codec import decode_fields, encode, mapping, maybe_text, text
@@ -61,8 +62,9 @@ def decode(raw: Mapping[str, str]) -> StoredPayment:
 
 
 class PaymentStore:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, clock: Clock) -> None:
         self._redis = redis
+        self._clock = clock
         self._create = redis.register_script(CREATE_PAYMENT)
         self._transition = redis.register_script(TRANSITION)
 
@@ -116,14 +118,19 @@ class PaymentStore:
 
         Refused (returns (False, current status)) when it would move the status backwards,
         rewrite a final status, or when `require` is given and the status is not `require`.
+        A final status writes its `payment.<status>` event in the same step.
         """
-        p = stored.payment
+        p, mch = stored.payment, stored.merchant_id
+        evt_id, now_ms = new_id("evt"), self._clock.now_ms()
         applied, now = await self._transition(
             keys=[
-                keys.payment(stored.merchant_id, p.id),
-                keys.order_holder(stored.merchant_id, p.merchant_order_id),
+                keys.payment(mch, p.id),
+                keys.order_holder(mch, p.merchant_order_id),
+                keys.event(mch, evt_id),
+                keys.events(mch),
+                keys.outbox(mch),
             ],
-            args=[status, require or "", *encode(fields)],
+            args=[status, require or "", evt_id, rfc3339(from_ms(now_ms)), now_ms, *encode(fields)],
         )
         return bool(int(applied)), str(now)
 

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
+from router.clock import Clock, from_ms, rfc3339
+from router.ids import new_id
 from router.models import Refund
 from router.store import keys
 from router.store.codec import decode_fields, encode, mapping, text
@@ -48,8 +50,9 @@ def decode(raw: Mapping[str, str]) -> StoredRefund:
 
 
 class RefundStore:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, clock: Clock) -> None:
         self._redis = redis
+        self._clock = clock
         self._create = redis.register_script(CREATE_REFUND)
         self._transition = redis.register_script(REFUND_TRANSITION)
 
@@ -90,14 +93,19 @@ class RefundStore:
     async def transition(
         self, stored: StoredRefund, status: str, fields: Mapping[str, Any]
     ) -> tuple[bool, str]:
-        """Finish a pending refund (or update its fields while pending)."""
-        r = stored.refund
+        """Finish a pending refund (or update its fields while pending); finishing writes its
+        `refund.<status>` event in the same step."""
+        r, mch = stored.refund, stored.merchant_id
+        evt_id, now_ms = new_id("evt"), self._clock.now_ms()
         applied, now = await self._transition(
             keys=[
-                keys.refund(stored.merchant_id, r.id),
-                keys.payment(stored.merchant_id, r.payment),
+                keys.refund(mch, r.id),
+                keys.payment(mch, r.payment),
+                keys.event(mch, evt_id),
+                keys.events(mch),
+                keys.outbox(mch),
             ],
-            args=[status, *encode(fields)],
+            args=[status, evt_id, rfc3339(from_ms(now_ms)), now_ms, r.payment, *encode(fields)],
         )
         return bool(int(applied)), text(now)
 

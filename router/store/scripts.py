@@ -7,6 +7,34 @@ never moves backwards" must be enforced where the write happens, not in Python.
 
 from __future__ import annotations
 
+_EMIT = """
+-- The outbox: an event is written in the same script as the status change it reports, so
+-- there is no moment where the status changed and the event does not exist.
+local function render(key, skip)
+  local flat = redis.call('HGETALL', key)
+  local parts = {}
+  for i = 1, #flat, 2 do
+    local name, value = flat[i], flat[i + 1]
+    if not skip[name] then
+      if name == 'id' or name == 'status' then
+        value = '"' .. value .. '"'
+      end
+      parts[#parts + 1] = '"' .. name .. '":' .. value
+    end
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+local function emit(object_key, skip, event_key, index_key, outbox_key, id, kind, at, at_ms,
+                    payment_id)
+  redis.call('HSET', event_key, 'id', id, 'type', kind, 'created_at', at, 'created_ms', at_ms,
+             'payment_id', payment_id, 'data', render(object_key, skip), 'state', 'pending',
+             'attempt_count', 0)
+  redis.call('ZADD', index_key, tonumber(at_ms), id)
+  redis.call('XADD', outbox_key, '*', 'event', id)
+end
+"""
+
 CREATE_PAYMENT = """
 -- KEYS: payment hash, order holder, order history set, created zset
 -- ARGV: pay_id, created_ms, merchant_order_id, then field/value pairs
@@ -21,10 +49,14 @@ redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
 return {1, ARGV[1]}
 """
 
-TRANSITION = """
--- KEYS: payment hash, order holder of its merchant_order_id
--- ARGV: new status, required current status ('' = any), then field/value pairs
--- Returns {applied (0/1), status now}.
+TRANSITION = (
+    _EMIT
+    + """
+-- KEYS: payment hash, order holder of its merchant_order_id, then for the event it may emit:
+--       event hash, merchant's events index, merchant's outbox stream
+-- ARGV: new status, required current status ('' = any), event id, event time (RFC 3339),
+--       event time (ms), then field/value pairs
+-- Returns {applied (0/1), status now}. Reaching a final status emits `payment.<status>`.
 local rank = {processing = 0, pending = 1, succeeded = 2, failed = 2, closed = 2}
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then
@@ -40,16 +72,23 @@ end
 if wanted == current and rank[current] == 2 then
   return {0, current}
 end
-redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 6))
+local id = redis.call('HGET', KEYS[1], 'id')
 if wanted == 'failed' then
   -- A failed payment gives its merchant_order_id back, so the merchant can try again.
-  local id = redis.call('HGET', KEYS[1], 'id')
   if redis.call('GET', KEYS[2]) == id then
     redis.call('DEL', KEYS[2])
   end
 end
+if rank[wanted] == 2 then
+  local skip = {merchant_id = true, created_ms = true, client_ip = true, payer_id = true,
+                amount_reserved = true}
+  emit(KEYS[1], skip, KEYS[3], KEYS[4], KEYS[5], ARGV[3], 'payment.' .. wanted, ARGV[4],
+       ARGV[5], id)
+end
 return {1, wanted}
 """
+)
 
 IDEMPOTENCY_BEGIN = """
 -- KEYS: idempotency record
@@ -147,11 +186,15 @@ end
 return {'created', tostring(amount)}
 """
 
-REFUND_TRANSITION = """
--- KEYS: refund hash, its payment's hash
--- ARGV: new status (pending|succeeded|failed), then field/value pairs
+REFUND_TRANSITION = (
+    _EMIT
+    + """
+-- KEYS: refund hash, its payment's hash, event hash, merchant's events index, outbox stream
+-- ARGV: new status (pending|succeeded|failed), event id, event time (RFC 3339), event time
+--       (ms), the payment's id, then field/value pairs
 -- Returns {applied (0/1), status now}. Only a pending refund changes; a succeeded one raises
--- the payment's amount_refunded, a failed one gives its amount back to what can be refunded.
+-- the payment's amount_refunded, a failed one gives its amount back to what can be refunded;
+-- both emit `refund.<status>`.
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then
   return {0, ''}
@@ -166,9 +209,14 @@ if wanted == 'succeeded' then
 elseif wanted == 'failed' then
   redis.call('HINCRBY', KEYS[2], 'amount_reserved', -amount)
 end
-redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 6))
+if wanted ~= 'pending' then
+  emit(KEYS[1], {merchant_id = true, created_ms = true}, KEYS[3], KEYS[4], KEYS[5], ARGV[2],
+       'refund.' .. wanted, ARGV[3], ARGV[4], ARGV[5])
+end
 return {1, wanted}
 """
+)
 
 BREAKER_ADMIT = """
 -- KEYS: breaker state hash, probes zset

@@ -1,0 +1,205 @@
+"""Webhook events in Redis: the outbox stream, delivery state, retries and dead letters.
+
+Events are written by the status-change scripts (`router.store.scripts._EMIT`). Delivery:
+
+- each merchant's outbox is a stream read by the consumer group `dispatch`: any number of
+  router processes share it; an entry is acknowledged (and deleted) only after its first
+  attempt was recorded, so a process killed mid-delivery leaves it pending, and another
+  process claims it (XAUTOCLAIM) once it has been idle long enough;
+- later attempts wait in one schedule (`pr:{webhooks}:retry`), claimed under a lease exactly
+  like the payment re-query schedule;
+- an event whose last attempt failed goes to the merchant's dead-letter set.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from router.store import keys
+from router.store.codec import mapping, text
+from router.store.scripts import CLAIM_DUE
+
+GROUP = "dispatch"
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: str
+    merchant_id: str
+    type: str
+    created_at: str
+    created_ms: int
+    payment_id: str
+    data: dict[str, Any]
+    state: str
+    """pending, delivered, retrying, dead, or no_endpoint."""
+    attempt_count: int
+    series_start: int = 0
+    """Attempts before the current delivery series (a resend starts a new one)."""
+
+    def body(self) -> dict[str, Any]:
+        """The webhook body, as signed and sent."""
+        return {"id": self.id, "type": self.type, "created_at": self.created_at, "data": self.data}
+
+
+class EventStore:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self._claim = redis.register_script(CLAIM_DUE)
+
+    async def get(self, mch: str, evt_id: str) -> StoredEvent | None:
+        raw = mapping(await self._redis.hgetall(keys.event(mch, evt_id)))
+        if not raw:
+            return None
+        return StoredEvent(
+            id=raw["id"],
+            merchant_id=mch,
+            type=raw["type"],
+            created_at=raw["created_at"],
+            created_ms=int(raw["created_ms"]),
+            payment_id=raw["payment_id"],
+            data=json.loads(raw["data"]),
+            state=raw.get("state", "pending"),
+            attempt_count=int(raw.get("attempt_count", "0")),
+            series_start=int(raw.get("series_start", "0")),
+        )
+
+    async def attempts(self, mch: str, evt_id: str) -> list[dict[str, Any]]:
+        rows = await self._redis.lrange(keys.event_attempts(mch, evt_id), 0, -1)
+        return [json.loads(text(row)) for row in rows]
+
+    async def page(
+        self, mch: str, *, limit: int, starting_after: StoredEvent | None, type_: str | None
+    ) -> tuple[list[StoredEvent], bool]:
+        """Newest first; `type_` filters. Returns (page, has_more)."""
+        high = "+inf" if starting_after is None else str(starting_after.created_ms)
+        cursor = None if starting_after is None else (starting_after.created_ms, starting_after.id)
+        out: list[StoredEvent] = []
+        offset = 0
+        while True:
+            batch = await self._redis.zrevrangebyscore(
+                keys.events(mch), high, "-inf", start=offset, num=100, withscores=True
+            )
+            if not batch:
+                return out, False
+            offset += len(batch)
+            pairs = cast(list[tuple[Any, float]], batch)  # withscores: (member, score)
+            for member, score in pairs:
+                evt_id = text(member)
+                if cursor is not None and (int(score), evt_id) >= cursor:
+                    continue
+                found = await self.get(mch, evt_id)
+                if found is None or (type_ is not None and found.type != type_):
+                    continue
+                if len(out) == limit:
+                    return out, True
+                out.append(found)
+
+    async def record_attempt(self, event: StoredEvent, attempt: dict[str, Any]) -> int:
+        """Append one attempt; returns how many attempts the event has had."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.rpush(keys.event_attempts(event.merchant_id, event.id), json.dumps(attempt))
+        pipe.hincrby(keys.event(event.merchant_id, event.id), "attempt_count", 1)
+        _, count = await pipe.execute()
+        return int(count)
+
+    async def set_state(self, event: StoredEvent, state: str, *, dead_at_ms: int = 0) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(keys.event(event.merchant_id, event.id), "state", state)
+        member = f"{event.merchant_id}/{event.id}"
+        if state in ("delivered", "dead", "no_endpoint"):
+            pipe.zrem(keys.webhook_retries(), member)
+        if state == "dead":
+            pipe.zadd(keys.dead_letters(event.merchant_id), {event.id: dead_at_ms})
+        else:
+            pipe.zrem(keys.dead_letters(event.merchant_id), event.id)
+        await pipe.execute()
+
+    async def retry_at(self, event: StoredEvent, due_ms: int) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(keys.event(event.merchant_id, event.id), "state", "retrying")
+        pipe.zadd(keys.webhook_retries(), {f"{event.merchant_id}/{event.id}": due_ms})
+        await pipe.execute()
+
+    async def claim_retries(self, now_ms: int, lease_ms: int, limit: int) -> list[tuple[str, str]]:
+        raw = await self._claim(keys=[keys.webhook_retries()], args=[now_ms, lease_ms, limit])
+        return [tuple(text(m).split("/", 1)) for m in raw]  # type: ignore[misc]
+
+    async def resend(self, event: StoredEvent) -> None:
+        """Deliver again, on a fresh schedule, whatever its state."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(
+            keys.event(event.merchant_id, event.id),
+            mapping={"state": "pending", "series_start": event.attempt_count},
+        )
+        pipe.zrem(keys.dead_letters(event.merchant_id), event.id)
+        pipe.zrem(keys.webhook_retries(), f"{event.merchant_id}/{event.id}")
+        pipe.xadd(keys.outbox(event.merchant_id), {"event": event.id})
+        await pipe.execute()
+
+    async def dead(self, mch: str) -> list[str]:
+        return [text(m) for m in await self._redis.zrange(keys.dead_letters(mch), 0, -1)]
+
+    async def oldest_retry_ms(self) -> int | None:
+        found = await self._redis.zrange(keys.webhook_retries(), 0, 0, withscores=True)
+        return int(found[0][1]) if found else None
+
+    # --- the outbox streams -------------------------------------------------------------
+
+    async def ensure_group(self, mch: str) -> None:
+        try:
+            await self._redis.xgroup_create(keys.outbox(mch), GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read_new(
+        self, merchants: list[str], consumer: str, count: int, block_ms: int
+    ) -> list[tuple[str, str, str]]:
+        """New outbox entries for this consumer: (merchant, entry id, event id)."""
+        if not merchants:
+            return []
+        streams: dict[Any, Any] = {keys.outbox(m): ">" for m in merchants}
+        answer = await self._redis.xreadgroup(GROUP, consumer, streams, count=count, block=block_ms)
+        return self._entries(answer)
+
+    async def claim_stale(
+        self, mch: str, consumer: str, min_idle_ms: int, count: int
+    ) -> list[tuple[str, str, str]]:
+        """Entries another consumer took and never acknowledged (its process died)."""
+        answer = await self._redis.xautoclaim(
+            keys.outbox(mch), GROUP, consumer, min_idle_ms, start_id="0-0", count=count
+        )
+        claimed = answer[1] if len(answer) > 1 else []
+        return [
+            (mch, text(entry_id), text(fields.get("event", "")))
+            for entry_id, fields in claimed
+            if fields
+        ]
+
+    async def ack(self, mch: str, entry_id: str) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.xack(keys.outbox(mch), GROUP, entry_id)
+        pipe.xdel(keys.outbox(mch), entry_id)
+        await pipe.execute()
+
+    async def pending_count(self, merchants: list[str]) -> int:
+        pipe = self._redis.pipeline(transaction=False)
+        for m in merchants:
+            pipe.xlen(keys.outbox(m))
+        return sum(int(n) for n in await pipe.execute())
+
+    @staticmethod
+    def _entries(answer: Any) -> list[tuple[str, str, str]]:
+        out = []
+        for stream, entries in answer or []:
+            name = text(stream)
+            mch = name.split("{", 1)[1].split("}", 1)[0]
+            for entry_id, fields in entries:
+                out.append((mch, text(entry_id), text(fields.get("event", ""))))
+        return out
