@@ -74,6 +74,13 @@ class Faults(BaseModel):
     """Deliver each notification this many extra times, each on its own schedule."""
     drop_notifications: int = Field(0, ge=0, le=100)
     """Drop (never send) the first N delivery attempts of each notification."""
+    password_entry_ms: int | None = Field(10_000, ge=0, le=600_000)
+    """How long a buyer takes to enter the password a barcode payment asks for (scaled by the
+    time factor); `None`: the payment waits for `POST /sim/buyer/pay`."""
+    refund_delay_ms: int = Field(1_000, ge=0, le=600_000)
+    """How long an accepted refund stays processing before it ends (scaled by the time factor)."""
+    refund_fail_rate: float = Field(0.0, ge=0.0, le=1.0)
+    """Share of accepted refunds that end in failure (WeChat `ABNORMAL`) instead of success."""
 
 
 ProtocolFault = Literal["outage", "error", "timeout"]

@@ -116,6 +116,9 @@ def test_faults_validation() -> None:
         "notify_delay_ms": 0,
         "duplicate_notifications": 0,
         "drop_notifications": 0,
+        "password_entry_ms": 10_000,
+        "refund_delay_ms": 1_000,
+        "refund_fail_rate": 0.0,
     }
     with pytest.raises(ValidationError, match="error_rate"):
         Faults.model_validate({"error_rate": 1.5})
