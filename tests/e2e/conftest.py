@@ -144,6 +144,8 @@ def routing_yaml(simulator: Simulator, total_timeout: float = 3.0) -> str:
 
 
 ADMIN_TOKEN = "admin-token-for-tests"
+FAST_WEBHOOKS = (0.0, 0.2, 0.2, 0.2)
+"""Webhook retry waits in the end-to-end tests: four attempts within a second."""
 FAST_WORKERS = Workers(
     poll_interval_s=0.05, requery_after_s=0.3, requery_max_s=1.0, processing_grace_s=5.0
 )

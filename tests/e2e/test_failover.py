@@ -80,7 +80,7 @@ async def admin(router: Router, method: str, path: str, body: Any = None) -> tup
 
 async def breaker_of(router: Router, account: str) -> str:
     _, body = await admin(router, "GET", "/admin/channels")
-    return next(row["breaker"] for row in body["data"] if row["account"] == account)
+    return str(next(row["breaker"] for row in body["data"] if row["account"] == account))
 
 
 async def test_outage_fails_over_without_a_merchant_visible_failure(
