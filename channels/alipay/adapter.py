@@ -1,0 +1,170 @@
+"""`AlipayChannel`: one Alipay app behind the `channels.base.Channel` contract.
+
+The adapter only orchestrates: `channels.alipay.protocol` builds and reads, `channels.http`
+sends. Every answer must carry Alipay's valid signature over the exact `_response` bytes; one
+that does not is "we do not know what happened" (`ChannelOutcomeUnknown`), never a success.
+
+Page (`web`), wap (`h5`) and app payments make no server call: the signed parameters go to the
+buyer, and the trade exists at Alipay only once the buyer opens them. Until then a query
+answers `NOT_FOUND` and a close has nothing to close; the order's `time_expire` keeps a
+forgotten URL from being paid after the payment expired.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from channels.alipay import protocol
+from channels.alipay.config import (
+    SUPPORTED_METHODS,
+    AlipayAccount,
+    AlipayCredentials,
+    load_credentials,
+)
+from channels.alipay.crypto import VerificationError
+from channels.alipay.notification import ACK_ACCEPTED, ACK_REFUSED, decode_notification
+from channels.base import (
+    Acknowledgement,
+    Action,
+    Capabilities,
+    CreateOrder,
+    CreateResult,
+    Notification,
+    OrderRef,
+    RefundOrder,
+    RefundStatus,
+    TradeStatus,
+)
+from channels.errors import NotificationRejected
+from channels.http import send
+
+Clock = Callable[[], float]
+
+
+class AlipayChannel:
+    """A configured Alipay app (for example `alipay_main`)."""
+
+    def __init__(
+        self,
+        name: str,
+        config: AlipayAccount,
+        credentials: AlipayCredentials,
+        session: aiohttp.ClientSession,
+        now: Clock = time.time,
+    ) -> None:
+        self._name = name
+        self._config = config
+        self._credentials = credentials
+        self._session = session
+        self._now = now
+        self._timeouts = config.timeouts.to_timeouts()
+        self._gateway = config.gateway
+        self._app = protocol.App(
+            app_id=credentials.app_id,
+            private_key=credentials.app_key,
+            alipay_key=credentials.alipay_key,
+        )
+        self._capabilities = Capabilities(
+            wallet="alipay",
+            methods=config.methods or SUPPORTED_METHODS,
+            currencies=frozenset({"CNY"}),
+            partial_refunds=True,
+        )
+
+    def __repr__(self) -> str:
+        return f"AlipayChannel({self._name!r}, app_id={self._credentials.app_id!r})"
+
+    @property
+    def account(self) -> str:
+        return self._name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    async def create(self, order: CreateOrder) -> CreateResult:
+        """Create the trade (or, for web, h5 and app, sign what the buyer opens)."""
+        api_method, biz = protocol.create_biz(order)
+        return_url = order.return_url if order.method in ("web", "h5") else None
+        params = protocol.signed_params(
+            self._app,
+            api_method,
+            biz,
+            now=self._moment(),
+            notify_url=order.notify_url,
+            return_url=return_url,
+        )
+        if order.method in ("web", "h5"):
+            return CreateResult(Action("redirect", url=protocol.browser_url(self._gateway, params)))
+        if order.method == "app":
+            order_string = protocol.order_string(params)
+            return CreateResult(Action("app_params", params={"order_string": order_string}))
+        reply = await self._send(api_method, params)
+        return protocol.parse_create_reply(order.method, reply, order.order_no)
+
+    async def query(self, order: OrderRef) -> TradeStatus:
+        """Alipay's view of the trade by our order number."""
+        reply = await self._call(protocol.QUERY, {"out_trade_no": order.order_no})
+        return protocol.parse_query_reply(reply, order.order_no)
+
+    async def close(self, order: OrderRef) -> None:
+        """Close an unpaid trade; one Alipay does not know is as good as closed."""
+        reply = await self._call(protocol.CLOSE, {"out_trade_no": order.order_no})
+        protocol.check_close_reply(reply)
+
+    async def refund(self, refund: RefundOrder) -> RefundStatus:
+        """Refund synchronously; the refund number is `out_request_no`, so resending is safe."""
+        reply = await self._call(protocol.REFUND, protocol.refund_biz(refund))
+        status = protocol.parse_refund_reply(reply, refund)
+        if status is not None:
+            return status
+        # fund_change N: Alipay refunded this out_request_no before; its query says how.
+        return await self.query_refund(refund)
+
+    async def query_refund(self, refund: RefundOrder) -> RefundStatus:
+        """Alipay's view of the refund by our refund number."""
+        biz = {
+            "out_trade_no": refund.payment.order_no,
+            "out_request_no": refund.refund_no,
+            "query_options": ["gmt_refund_pay"],
+        }
+        reply = await self._call(protocol.REFUND_QUERY, biz)
+        return protocol.parse_refund_query_reply(reply, refund)
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
+        """Verify and read a `trade_status_sync` form post for this app."""
+        try:
+            return decode_notification(body, self._app.alipay_key, self._app.app_id)
+        except VerificationError as exc:
+            raise NotificationRejected(exc.reason, exc.message) from None
+
+    def acknowledgement(self, accepted: bool) -> Acknowledgement:
+        """The exact text `success` ends Alipay's retries; anything else (`fail`) asks again."""
+        if accepted:
+            return Acknowledgement(200, ACK_ACCEPTED, content_type="text/plain")
+        return Acknowledgement(400, ACK_REFUSED, content_type="text/plain")
+
+    def _moment(self) -> datetime:
+        return datetime.fromtimestamp(self._now(), protocol.BEIJING)
+
+    async def _call(self, api_method: str, biz: Mapping[str, Any]) -> protocol.Reply:
+        params = protocol.signed_params(self._app, api_method, biz, now=self._moment())
+        return await self._send(api_method, params)
+
+    async def _send(self, api_method: str, params: Mapping[str, str]) -> protocol.Reply:
+        request = protocol.server_request(self._gateway, params)
+        answer = await send(self._session, request, self._timeouts)
+        return protocol.read_reply(answer, api_method, self._app.alipay_key)
+
+
+def build(
+    name: str, config: AlipayAccount, base_dir: Path, session: aiohttp.ClientSession
+) -> AlipayChannel:
+    """The channel for one routing-config entry; credentials resolved against `base_dir`."""
+    return AlipayChannel(name, config, load_credentials(config.credentials, base_dir), session)

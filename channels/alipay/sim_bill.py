@@ -1,0 +1,175 @@
+"""The Alipay simulator's statement of the day ("业务明细"), in Alipay's zip-of-GBK-CSV style.
+
+`alipay.data.dataservice.bill.downloadurl.query` (`bill_type=trade`, `bill_date=yyyy-MM-dd`)
+answers a `bill_download_url`; the file there is a zip holding two GBK CSV files: the detail
+(`<account>_<yyyymmdd>_业务明细.csv`: one row per payment and per refund of the day, Beijing
+time) and the summary (`..._业务明细(汇总).csv`). Comment lines start with `#`; amounts are
+yuan with two decimals, refunds negative; the service fee is 0.6%, rounded half up to the fen.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import string
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from channels.alipay.amounts import fen_to_yuan
+from channels.alipay.protocol import BEIJING, TIME_FORMAT
+from channels.alipay.sim_trades import Trade
+
+FEE_PER_MILLE = 6
+
+HEADER = (
+    "支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,终端号,"
+    "对方账户,订单金额（元）,商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,"
+    "商家优惠（元）,券核销金额（元）,券名称,商家红包消费金额（元）,卡消费金额（元）,"
+    "退款批次号/请求号,服务费（元）,分润（元）,备注"
+)
+SUMMARY_HEADER = (
+    "门店编号,门店名称,交易订单总笔数,退款订单总笔数,订单金额（元）,商家实收（元）,服务费（元）,"
+    "实收净额（元）"
+)
+
+
+def signed_yuan(fen: int) -> str:
+    return ("-" if fen < 0 else "") + fen_to_yuan(abs(fen))
+
+
+def fee(fen: int) -> int:
+    """0.6% of `fen`, rounded half up to the fen (same sign as `fen`)."""
+    units = (abs(fen) * FEE_PER_MILLE * 10 + 5000) // 10000
+    return units if fen >= 0 else -units
+
+
+@dataclass(frozen=True)
+class Row:
+    trade: Trade
+    kind: str
+    amount: int
+    at: datetime
+    refund_no: str = ""
+
+    def cells(self) -> list[str]:
+        trade = self.trade
+        return [
+            trade.trade_no,
+            trade.out_trade_no,
+            self.kind,
+            trade.subject.replace(",", "，"),
+            trade.created_at.astimezone(BEIJING).strftime(TIME_FORMAT),
+            self.at.astimezone(BEIJING).strftime(TIME_FORMAT),
+            "",
+            "",
+            "",
+            "",
+            trade.buyer_id or "",
+            signed_yuan(self.amount),
+            signed_yuan(self.amount),
+            "0.00",
+            "0.00",
+            "0.00",
+            "0.00",
+            "0.00",
+            "",
+            "0.00",
+            "0.00",
+            self.refund_no,
+            signed_yuan(-fee(self.amount)),
+            "0.00",
+            "",
+        ]
+
+
+def rows(trades: Iterable[Trade], app_id: str, day: date) -> list[Row]:
+    """The day's payments and refunds of `app_id`, in time order."""
+    out: list[Row] = []
+    for trade in trades:
+        if trade.app_id != app_id:
+            continue
+        if trade.gmt_payment is not None and trade.gmt_payment.astimezone(BEIJING).date() == day:
+            out.append(Row(trade, "交易", trade.total, trade.gmt_payment))
+        for refund in trade.refunds.values():
+            if refund.at.astimezone(BEIJING).date() == day:
+                out.append(Row(trade, "退款", -refund.amount, refund.at, refund.out_request_no))
+    return sorted(out, key=lambda row: row.at)
+
+
+def statement(trades: Iterable[Trade], app_id: str, seller_id: str, day: date) -> bytes | None:
+    """The zip file for the day, or `None` when nothing happened that day."""
+    found = rows(trades, app_id, day)
+    if not found:
+        return None
+    stamp = day.strftime("%Y%m%d")
+    span = f"#起始日期：[{day:%Y年%m月%d日} 00:00:00]   终止日期：[{day:%Y年%m月%d日} 23:59:59]"
+    detail = [
+        "#支付宝业务明细查询",
+        f"#账号：[{seller_id}0156]",
+        span,
+        "#-----------------------------------------业务明细列表----------------------------------------",
+        HEADER,
+        *(",".join(row.cells()) for row in found),
+        "#-----------------------------------------业务明细列表结束------------------------------------",
+    ]
+    payments = [row for row in found if row.amount > 0]
+    refunds = [row for row in found if row.amount < 0]
+    total = sum(row.amount for row in found)
+    fees = sum(fee(row.amount) for row in found)
+    detail.append(f"#交易合计：{len(payments)}笔，退款合计：{len(refunds)}笔")
+    summary = [
+        "#支付宝业务汇总查询",
+        f"#账号：[{seller_id}0156]",
+        span,
+        "#-----------------------------------------业务汇总列表----------------------------------------",
+        SUMMARY_HEADER,
+        ",".join(
+            [
+                "",
+                "",
+                str(len(payments)),
+                str(len(refunds)),
+                signed_yuan(total),
+                signed_yuan(total),
+                signed_yuan(-fees),
+                signed_yuan(total - fees),
+            ]
+        ),
+        "#-----------------------------------------业务汇总列表结束------------------------------------",
+    ]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        name = f"{seller_id}0156_{stamp}"
+        archive.writestr(
+            f"{name}_业务明细.csv", ("\r\n".join(detail) + "\r\n").encode("gbk", "replace")
+        )
+        archive.writestr(
+            f"{name}_业务明细(汇总).csv", ("\r\n".join(summary) + "\r\n").encode("gbk", "replace")
+        )
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Bill:
+    app_id: str
+    day: date
+    content: bytes
+
+
+class BillDesk:
+    """Issued download tokens and their files (kept for the simulator's life)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._bills: dict[str, Bill] = {}
+
+    def issue(self, bill: Bill) -> str:
+        alphabet = string.ascii_letters + string.digits
+        token = "".join(self._rng.choice(alphabet) for _ in range(32))
+        self._bills[token] = bill
+        return token
+
+    def get(self, token: str) -> Bill | None:
+        return self._bills.get(token)
