@@ -61,6 +61,9 @@ class Settings:
     """Waits before each delivery attempt (the first is immediate); then a dead letter."""
     webhook_timeout_s: float = 10.0
     webhook_connect_s: float = 3.0
+    webhook_claim_idle_s: float = 30.0
+    """An outbox entry taken but not acknowledged this long is taken over by another process
+    (the one that took it died)."""
     create_deadline_s: float = 20.0
     """How long a create may spend trying candidate accounts before it stops failing over."""
     workers: Workers = field(default_factory=Workers)
@@ -84,6 +87,7 @@ class Settings:
             public_url=env.get("PAYROUTER_PUBLIC_URL") or None,
             secret_key=_secret_key(env.get("PAYROUTER_SECRET_KEY")),
             webhook_schedule=_schedule(env.get("PAYROUTER_WEBHOOK_SCHEDULE")),
+            webhook_claim_idle_s=_seconds(env, "PAYROUTER_WEBHOOK_CLAIM_IDLE", 30.0),
             workers=Workers(
                 requery_after_s=_seconds(env, "PAYROUTER_REQUERY_AFTER", 30.0),
                 processing_grace_s=_seconds(env, "PAYROUTER_PROCESSING_GRACE", 30.0),

@@ -45,8 +45,6 @@ from router.store.events import StoredEvent
 log = logging.getLogger("payrouter.webhooks")
 CONCURRENCY = 64
 PER_HOST = 8
-STALE_MS = 30_000
-"""An outbox entry unacknowledged this long belongs to a dead process: another takes it."""
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -168,10 +166,11 @@ class Dispatcher:
         """Due retries, and outbox entries a dead process left unacknowledged."""
         events = self.rt.store.events
         now = self.rt.clock.now_ms()
+        idle_ms = int(self.rt.settings.webhook_claim_idle_s * 1000)
         for mch, evt_id in await events.claim_retries(now, 60_000, 100):
             self._spawn(mch, evt_id, None)
         for mch in merchants:
-            for _, entry_id, evt_id in await events.claim_stale(mch, self.consumer, STALE_MS, 50):
+            for _, entry_id, evt_id in await events.claim_stale(mch, self.consumer, idle_ms, 50):
                 self._spawn(mch, evt_id, entry_id)
 
     def _spawn(self, mch: str, evt_id: str, entry_id: str | None) -> None:
