@@ -105,7 +105,7 @@ def serve() -> None:
     help="Scale of notification retry delays (0.01 = 100x faster).",
 )
 def sim(sandbox_dir: Path, host: str, seed: int | None, time_factor: float) -> None:
-    """Run the channel simulators alone (WeChat Pay on 8091)."""
+    """Run the channel simulators alone (WeChat Pay 8091, Alipay 8092, UnionPay 8093)."""
     options = SimulatorOptions(
         host=host, sandbox_dir=sandbox_dir, seed=seed, time_factor=time_factor
     )
@@ -153,7 +153,8 @@ def _welcome(settings: Settings, merchant_id: str, key_id: str, secret: str) -> 
     return f"""
 payrouter dev is running (embedded store: everything is lost when it stops)
   router      {base}   (openapi: {base}/openapi.json)
-  simulators  wechat http://127.0.0.1:8091
+  simulators  wechat http://127.0.0.1:8091  alipay http://127.0.0.1:8092
+              unionpay http://127.0.0.1:8093
 
 sandbox merchant {merchant_id}
   key id  {key_id}

@@ -16,12 +16,16 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from channels.alipay.config import AlipayAccount
+from channels.unionpay.config import UnionPayAccount
 from channels.wechat.config import WeChatAccount
 from router.health import BreakerSettings, HealthSettings
 from router.rules import AccountName, Defaults, Rule
 
-AccountConfig = WeChatAccount
-"""One channel account; becomes a union discriminated by `type` as channels are added."""
+AccountConfig = Annotated[
+    WeChatAccount | AlipayAccount | UnionPayAccount, Field(discriminator="type")
+]
+"""One channel account; its `type` (wechat, alipay, unionpay) picks the schema."""
 
 
 class RoutingConfig(BaseModel):

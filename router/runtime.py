@@ -15,12 +15,16 @@ from typing import TypeVar
 
 import aiohttp
 
+from channels.alipay import adapter as alipay
+from channels.alipay.config import AlipayAccount
 from channels.base import Channel
 from channels.credentials import CredentialsError
 from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected, ChannelUnavailable
-from channels.wechat.adapter import build as build_wechat
+from channels.unionpay import adapter as unionpay
+from channels.wechat import adapter as wechat
+from channels.wechat.config import WeChatAccount
 from router.clock import Clock
-from router.config import ConfigError, LoadedConfig, load_config
+from router.config import AccountConfig, ConfigError, LoadedConfig, load_config
 from router.health import Breakers, BreakerSettings, HealthSettings
 from router.metrics import Metrics
 from router.routing import Candidate
@@ -31,12 +35,22 @@ log = logging.getLogger("payrouter")
 T = TypeVar("T")
 
 
+def _build(
+    name: str, account: AccountConfig, base_dir: Path, session: aiohttp.ClientSession
+) -> Channel:
+    if isinstance(account, WeChatAccount):
+        return wechat.build(name, account, base_dir, session)
+    if isinstance(account, AlipayAccount):
+        return alipay.build(name, account, base_dir, session)
+    return unionpay.build(name, account, base_dir, session)
+
+
 def build_accounts(loaded: LoadedConfig, session: aiohttp.ClientSession) -> dict[str, Candidate]:
     """One channel adapter per account in the routing file, in file order."""
     out: dict[str, Candidate] = {}
     for name, account in loaded.config.accounts.items():
         try:
-            channel = build_wechat(name, account, loaded.base_dir, session)
+            channel = _build(name, account, loaded.base_dir, session)
         except CredentialsError as exc:
             raise ConfigError(
                 loaded.path, [f"{loaded.path}: accounts.{name}.credentials: {exc}"]

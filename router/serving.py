@@ -11,11 +11,18 @@ from pathlib import Path
 
 from aiohttp import web
 
+from channels.alipay.simulator import build_app as build_alipay_simulator
 from channels.simkit import SimulatorSettings
+from channels.unionpay.simulator import build_app as build_unionpay_simulator
 from channels.wechat.simulator import build_app as build_wechat_simulator
 
-SIMULATOR_PORTS = {"wechat": 8091}
+SIMULATOR_PORTS = {"wechat": 8091, "alipay": 8092, "unionpay": 8093}
 """Default ports, also named by the shipped config/routing.yaml."""
+SIMULATORS: dict[str, Callable[[SimulatorSettings], web.Application]] = {
+    "wechat": build_wechat_simulator,
+    "alipay": build_alipay_simulator,
+    "unionpay": build_unionpay_simulator,
+}
 
 
 @dataclass(frozen=True)
@@ -37,15 +44,13 @@ async def start_site(app: web.Application, host: str, port: int) -> web.AppRunne
 async def start_simulators(options: SimulatorOptions) -> list[web.AppRunner]:
     runners = []
     for channel, port in options.ports:
-        if channel != "wechat":
-            raise ValueError(f"no simulator for {channel}")
         settings = SimulatorSettings(
             sandbox_dir=options.sandbox_dir,
             seed=options.seed,
             time_factor=options.time_factor,
             public_base_url=f"http://{options.host}:{port}",
         )
-        runners.append(await start_site(build_wechat_simulator(settings), options.host, port))
+        runners.append(await start_site(SIMULATORS[channel](settings), options.host, port))
     return runners
 
 
