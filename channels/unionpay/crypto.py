@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from cryptography import x509
@@ -162,8 +162,8 @@ class ChainVerifier:
         _check_issued(leaf, self._middle, "the signing certificate", "the middle certificate")
         _check_issued(self._middle, self._root, "the middle certificate", "the root certificate")
         _check_issued(self._root, self._root, "the root certificate", "itself")
-        if not _is_ca(self._middle) or not _is_ca(self._root):
-            raise VerificationError("certificate", "the middle or root certificate is not a CA")
+        if not _is_ca(self._middle) or _path_length(self._root) == 0:
+            raise VerificationError("certificate", "the middle certificate cannot issue")
         if _is_ca(leaf):
             raise VerificationError("certificate", "the signing certificate is a CA certificate")
         if owner(leaf) not in self._owners:
@@ -177,10 +177,10 @@ def verify_chain(
     middle: x509.Certificate,
     root: x509.Certificate,
     now: datetime,
-    owners: frozenset[str] = frozenset({UNIONPAY_OWNER}),
+    owners: Iterable[str] = (UNIONPAY_OWNER,),
 ) -> None:
     """Check that `leaf` is a UnionPay signing certificate issued through `middle` by `root`."""
-    ChainVerifier(root, middle, owners).verify_pem(certificate_pem(leaf), now)
+    ChainVerifier(root, middle, frozenset(owners)).verify_pem(certificate_pem(leaf), now)
 
 
 def _check_issued(cert: x509.Certificate, issuer: x509.Certificate, what: str, by: str) -> None:
@@ -190,12 +190,24 @@ def _check_issued(cert: x509.Certificate, issuer: x509.Certificate, what: str, b
         raise VerificationError("certificate", f"{what} is not issued by {by}") from None
 
 
-def _is_ca(cert: x509.Certificate) -> bool:
+def _constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:
     try:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
-        return False
-    return constraints.ca
+        return None
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    constraints = _constraints(cert)
+    return constraints is not None and constraints.ca
+
+
+def _path_length(cert: x509.Certificate) -> int | None:
+    """How many CAs may follow `cert`: `None` unlimited, `0` for a non-CA too."""
+    constraints = _constraints(cert)
+    if constraints is None or not constraints.ca:
+        return 0
+    return constraints.path_length
 
 
 def _check_validity(cert: x509.Certificate, name: str, now: datetime) -> None:

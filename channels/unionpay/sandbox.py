@@ -78,8 +78,10 @@ def issue(
     not_before: datetime,
     not_after: datetime,
     serial: int | None = None,
+    path_length: int | None = None,
 ) -> x509.Certificate:
-    """One certificate: a CA (`ca=True`) or a signing (end-entity) certificate."""
+    """One certificate: a CA (`ca=True`, at most `path_length` CAs below it) or a signing
+    (end-entity) certificate."""
     usage = x509.KeyUsage(
         digital_signature=not ca,
         content_commitment=not ca,
@@ -99,7 +101,7 @@ def issue(
         .serial_number(serial or _serial())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), True)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), True)
         .add_extension(usage, True)
         .sign(issuer_key, hashes.SHA256())
     )
@@ -161,6 +163,7 @@ def make_chain(
         ca=True,
         not_before=start,
         not_after=now + timedelta(days=365 * 10),
+        path_length=0,
     )
     return Chain(root, root_key, middle, middle_key)
 

@@ -113,6 +113,7 @@ def _generate(folder: Path) -> None:
             ca=True,
             not_before=NOT_BEFORE,
             not_after=NOT_AFTER,
+            path_length=0,
         ),
         "channel": issue(
             subject=subject_name(CHANNEL_CN, "Signing"),
