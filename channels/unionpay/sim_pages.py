@@ -40,10 +40,10 @@ def cashier(txn: Txn) -> str:
 }}</script>"""
 
 
-def error_page(code: str, message: str, status_line: str = "") -> str:
+def error_page(code: str, message: str) -> str:
     """What the browser sees when UnionPay refuses a posted form."""
     return f"""<!doctype html><meta charset="utf-8"><title>UnionPay (simulator)</title>
-<style>{_STYLE}</style><h1>交易失败 · Transaction refused</h1>{status_line}
+<style>{_STYLE}</style><h1>交易失败 · Transaction refused</h1>
 <p>respCode <b id="respCode">{html.escape(code)}</b>:
 <span id="respMsg">{html.escape(message)}</span></p>"""
 
