@@ -50,6 +50,9 @@ class SimulatorSettings:
         return seconds * self.time_factor
 
 
+Operation = Literal["create", "query", "close", "refund", "query_refund"]
+
+
 class Faults(BaseModel):
     """Misbehaviour to inject, as set with `PUT /sim/faults`. Rates are probabilities 0..1."""
 
@@ -81,6 +84,8 @@ class Faults(BaseModel):
     """How long an accepted refund stays processing before it ends (scaled by the time factor)."""
     refund_fail_rate: float = Field(0.0, ge=0.0, le=1.0)
     """Share of accepted refunds that end in failure (WeChat `ABNORMAL`) instead of success."""
+    only: list[Operation] | None = None
+    """Apply latency, error, timeout and outage only to these operations (None: to all)."""
 
 
 ProtocolFault = Literal["outage", "error", "timeout"]
@@ -99,9 +104,17 @@ class FaultBox:
         """True with probability `rate`."""
         return rate > 0 and self._rng.random() < rate
 
-    async def before_protocol_call(self) -> ProtocolFault | None:
-        """Apply latency, then tell the caller which fault (if any) strikes this call."""
+    async def before_protocol_call(
+        self, operation: Operation | None = None
+    ) -> ProtocolFault | None:
+        """Apply latency, then tell the caller which fault (if any) strikes this call.
+
+        `operation` lets `Faults.only` aim the faults at some calls (say, a create that hangs
+        while queries answer); a caller that does not name it is always subject to them.
+        """
         faults = self.faults
+        if faults.only is not None and operation is not None and operation not in faults.only:
+            return None
         if faults.latency_ms:
             await self.pause(faults.latency_ms / 1000)
         if faults.outage:

@@ -7,14 +7,22 @@ signed with the merchant key over the raw path and raw body):
     GET  /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=
     GET  /v3/pay/transactions/id/{transaction_id}?mchid=
     POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close          -> 204
+    POST /v3/refund/domestic/refunds
+    GET  /v3/refund/domestic/refunds/{out_refund_no}
     GET  /v3/bill/tradebill?bill_date=YYYY-MM-DD, then its download_url
 
 Control plane (sandbox only): `GET /sim/accounts`, `POST /sim/buyer/pay|decline {"code"}`,
-`PUT|GET /sim/faults`, `GET /sim/orders/{out_trade_no}`, and the buyer's h5 page.
+`PUT|GET /sim/faults`, `GET /sim/orders/{out_trade_no}`, `GET /sim/refunds/{out_refund_no}`,
+and the buyer's h5 page.
 
-A paid order's `TRANSACTION.SUCCESS` notification is encrypted with the APIv3 key, signed, and
-posted to its `notify_url` until the merchant answers 2xx, on WeChat's retry schedule scaled
-by the settings' time factor.
+A paid order's `TRANSACTION.SUCCESS` notification, and a finished refund's `REFUND.SUCCESS` (or
+`REFUND.ABNORMAL`), is encrypted with the APIv3 key, signed, and posted to the `notify_url`
+until the merchant answers 2xx, on WeChat's retry schedule scaled by the settings' time factor.
+
+Codepay: a payment code must look like WeChat's (18 digits starting 10-15, otherwise 400
+`AUTH_CODE_INVALID`); codes starting 15 make the buyer enter a password: the answer is 202
+`USERPAYING` and the order waits until `POST /sim/buyer/pay {"code": <auth_code>}` or the
+`password_entry_ms` fault's delay. Other codes pay at once.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from aiohttp import web
 
 from channels.simkit import (
     FaultBox,
+    Operation,
     SimulatorSettings,
     control_error,
     fault_routes,
@@ -50,6 +59,16 @@ def _json(status: int, payload: Any) -> web.Response:
     return web.Response(status=status, body=dump_json(payload), content_type="application/json")
 
 
+def _operation(request: web.Request) -> Operation:
+    """Which channel operation a `/v3/` call is, for faults aimed at some operations."""
+    refund = request.path.startswith("/v3/refund/")
+    if request.method == "GET":
+        return "query_refund" if refund else "query"
+    if refund:
+        return "refund"
+    return "close" if request.path.endswith("/close") else "create"
+
+
 @web.middleware
 async def _protocol_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Faults, authentication, WeChat error bodies and answer signatures for `/v3/`."""
@@ -63,7 +82,7 @@ async def _protocol_middleware(request: web.Request, handler: Handler) -> web.St
         response.headers["Request-ID"] = sim.request_id()
         return response
     request_id = sim.request_id()
-    fault = await sim.faults.before_protocol_call()
+    fault = await sim.faults.before_protocol_call(_operation(request))
     account = sim.default_account()
     try:
         if fault == "outage":
@@ -120,11 +139,14 @@ async def _create_order(request: web.Request) -> web.Response:
     base = _public_base(request, sim)
     order, new = sim.orders.create(kind, account.mchid, account.credentials.appid, body, base)
     if new and kind == "codepay":
-        sim.buyer_pays(order)
+        sim.scan_payment_code(order)
     elif new:
         sim.schedule_auto_pay(order)
     if kind == "codepay" and order.trade_state == "PAYERROR":
         raise WeChatError(403, "NOT_ENOUGH", "用户余额不足")
+    if kind == "codepay" and order.trade_state == "USERPAYING":
+        # Accepted, not finished: the merchant queries until the buyer has entered it.
+        return _json(202, {"code": "USERPAYING", "message": "需要用户输入支付密码"})
     return _json(200, order.create_answer())
 
 
@@ -156,6 +178,22 @@ async def _close_order(request: web.Request) -> web.Response:
         raise WeChatError(404, "ORDER_NOT_EXIST", "订单不存在")
     sim.orders.close(order)
     return web.Response(status=204)
+
+
+async def _apply_refund(request: web.Request) -> web.Response:
+    """`POST /v3/refund/domestic/refunds`: accept a refund, or return the one already made."""
+    sim = request.app[SIMULATOR]
+    body = await _read_body(request)
+    refund = sim.apply_refund(request[ACCOUNT].mchid, body)
+    return _json(200, refund.answer())
+
+
+async def _query_refund(request: web.Request) -> web.Response:
+    sim = request.app[SIMULATOR]
+    refund = sim.refunds.get(request[ACCOUNT].mchid, request.match_info["out_refund_no"])
+    if refund is None:
+        raise WeChatError(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+    return _json(200, refund.answer())
 
 
 async def _trade_bill(request: web.Request) -> web.Response:
@@ -251,7 +289,18 @@ async def _sim_order(request: web.Request) -> web.Response:
     order = sim.orders.get(mchid, request.match_info["out_trade_no"])
     if order is None:
         return control_error(404, "no such order", "out_trade_no")
-    return web.json_response(order.as_dict())
+    view = order.as_dict()
+    view["refunds"] = [refund.out_refund_no for refund in sim.refunds.of_order(order)]
+    return web.json_response(view)
+
+
+async def _sim_refund(request: web.Request) -> web.Response:
+    sim = request.app[SIMULATOR]
+    mchid = request.query.get("mchid") or sim.default_account().mchid
+    refund = sim.refunds.get(mchid, request.match_info["out_refund_no"])
+    if refund is None:
+        return control_error(404, "no such refund", "out_refund_no")
+    return web.json_response(refund.as_dict())
 
 
 async def _h5_page(request: web.Request) -> web.Response:
@@ -287,12 +336,15 @@ def build_app(settings: SimulatorSettings) -> web.Application:
             web.get("/v3/pay/transactions/out-trade-no/{out_trade_no}", _query_by_out_trade_no),
             web.get("/v3/pay/transactions/id/{id}", _query_by_transaction_id),
             web.post("/v3/pay/transactions/out-trade-no/{out_trade_no}/close", _close_order),
+            web.post("/v3/refund/domestic/refunds", _apply_refund),
+            web.get("/v3/refund/domestic/refunds/{out_refund_no}", _query_refund),
             web.get("/v3/bill/tradebill", _trade_bill),
             web.get("/v3/billdownload/file", _download_bill),
             web.get("/sim/accounts", _sim_accounts),
             web.post("/sim/buyer/pay", _buyer_pay),
             web.post("/sim/buyer/decline", _buyer_decline),
             web.get("/sim/orders/{out_trade_no}", _sim_order),
+            web.get("/sim/refunds/{out_refund_no}", _sim_refund),
             web.get("/sim/h5/checkmweb", _h5_page),
             *fault_routes(_FAULTS),
         ]
