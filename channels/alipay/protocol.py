@@ -155,7 +155,10 @@ def parse_time(text: str) -> datetime:
     """
     if _TIME.fullmatch(text) is None:
         raise ValueError(f"time {text[:40]!r} is not YYYY-MM-DD HH:MM:SS")
-    moment = datetime.strptime(text[:19], TIME_FORMAT).replace(tzinfo=BEIJING)
+    try:
+        moment = datetime.strptime(text[:19], TIME_FORMAT).replace(tzinfo=BEIJING)
+    except ValueError:
+        raise ValueError(f"time {text!r} is not a valid date and time") from None
     fraction = text[20:]
     return moment.replace(microsecond=int(fraction.ljust(6, "0"))) if fraction else moment
 

@@ -218,7 +218,16 @@ class AlipaySimulator:
         )
 
     def schedule_auto_pay(self, trade: Trade) -> None:
-        after_ms = self.faults.faults.auto_pay_after_ms
+        """Pay a new trade by itself after the `auto_pay_after_ms` fault, if set."""
+        self._pay_later(trade, self.faults.faults.auto_pay_after_ms)
+
+    def schedule_password_entry(self, trade: Trade) -> None:
+        """A barcode buyer asked for their password enters it after `password_entry_ms`
+        (unset: they wait for `POST /sim/buyer/pay`); `auto_pay_after_ms` may come first."""
+        self._pay_later(trade, self.faults.faults.password_entry_ms)
+        self.schedule_auto_pay(trade)
+
+    def _pay_later(self, trade: Trade, after_ms: int | None) -> None:
         if after_ms is None:
             return
         task = asyncio.create_task(self._auto_pay(trade, self.settings.scaled(after_ms / 1000)))

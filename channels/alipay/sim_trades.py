@@ -423,8 +423,14 @@ class TradeBook:
             trade.status = "TRADE_CLOSED"
             trade.gmt_close = self._now()
 
-    def refund(self, trade: Trade, biz: Mapping[str, Any]) -> tuple[Refund, bool]:
-        """Refund part of a paid trade; the bool says whether money moved (`fund_change`)."""
+    def refund(
+        self, trade: Trade, biz: Mapping[str, Any], *, fail: bool = False
+    ) -> tuple[Refund, bool]:
+        """Refund part of a paid trade; the bool says whether money moved (`fund_change`).
+
+        `fail` is the `refund_fail_rate` fault striking: Alipay refunds synchronously, so a
+        failing refund is refused at once (ACQ.SELLER_BALANCE_NOT_ENOUGH), nothing moved.
+        """
         refund_fen = amount(biz, "refund_amount")
         out_request_no = text(biz, "out_request_no", 64, required=False) or trade.out_trade_no
         if not OUT_REQUEST_NO.fullmatch(out_request_no):
@@ -440,6 +446,8 @@ class TradeBook:
             raise business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
         if trade.refunded + refund_fen > trade.total:
             raise business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限")
+        if fail:
+            raise business("ACQ.SELLER_BALANCE_NOT_ENOUGH", "卖家余额不足")
         now = self._now()
         refund = Refund(
             out_request_no, refund_fen, text(biz, "refund_reason", 256, required=False), now

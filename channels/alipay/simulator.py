@@ -133,10 +133,10 @@ def _pay(
     trade, new = sim.trades.open(
         "alipay.trade.pay", account.app_id, account.seller_id, biz, **_create_fields(params)
     )
-    if new and not sim.trades.needs_confirmation(trade):
+    if new and sim.trades.needs_confirmation(trade):
+        sim.schedule_password_entry(trade)
+    elif new:
         sim.barcode_pays(trade)
-    else:
-        _created(sim, trade, new)
     if trade.status == "WAIT_BUYER_PAY":
         return {
             "code": "10003",
@@ -194,7 +194,8 @@ def _refund(
 ) -> dict[str, Any]:
     biz = parse_biz(params)
     trade = sim.trades.find(account.app_id, biz)
-    refund, moved = sim.trades.refund(trade, biz)
+    fail = sim.faults.chance(sim.faults.faults.refund_fail_rate)
+    refund, moved = sim.trades.refund(trade, biz, fail=fail)
     if moved:
         sim.notify(trade, refund)
     answer = {**_SUCCESS, "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no}
