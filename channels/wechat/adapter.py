@@ -21,11 +21,15 @@ from channels.base import (
     CreateOrder,
     CreateResult,
     Notification,
+    OrderRef,
+    RefundOrder,
+    RefundStatus,
     TradeStatus,
 )
 from channels.errors import ChannelOutcomeUnknown, NotificationRejected
 from channels.http import HttpAnswer, HttpRequest, send
 from channels.wechat import protocol
+from channels.wechat import refund as refund_module
 from channels.wechat.config import (
     SUPPORTED_METHODS,
     WeChatAccount,
@@ -107,33 +111,68 @@ class WeChatChannel:
             order.method, answer, self._merchant, timestamp=sign_time, nonce=sign_nonce
         )
 
-    async def query(self, order_no: str) -> TradeStatus:
-        """WeChat's view of the order by our order number."""
+    async def query(self, order: OrderRef) -> TradeStatus:
+        """WeChat's view of the order by our order number (`out_trade_no`)."""
         timestamp, nonce = self._stamp()
         request = protocol.build_query_request(
-            self._merchant, self._config.base_url, order_no, timestamp=timestamp, nonce=nonce
+            self._merchant, self._config.base_url, order.order_no, timestamp=timestamp, nonce=nonce
         )
-        return protocol.parse_query_answer(await self._call(request), order_no)
+        return protocol.parse_query_answer(await self._call(request), order.order_no)
 
-    async def close(self, order_no: str) -> None:
+    async def close(self, order: OrderRef) -> None:
         """Close an unpaid order; an order WeChat does not know is already as good as closed."""
         timestamp, nonce = self._stamp()
         request = protocol.build_close_request(
-            self._merchant, self._config.base_url, order_no, timestamp=timestamp, nonce=nonce
+            self._merchant, self._config.base_url, order.order_no, timestamp=timestamp, nonce=nonce
         )
         protocol.parse_close_answer(await self._call(request))
 
+    async def refund(self, refund: RefundOrder) -> RefundStatus:
+        """Apply for a refund; WeChat answers with the refund, usually still `PROCESSING`.
+
+        The same `refund_no` (`out_refund_no`) again returns the refund already made.
+        """
+        timestamp, nonce = self._stamp()
+        request = refund_module.build_refund_request(
+            self._merchant,
+            self._config.base_url,
+            refund_module.RefundRequest(
+                out_trade_no=refund.payment.order_no,
+                out_refund_no=refund.refund_no,
+                refund=refund.amount,
+                total=refund.total,
+                currency=refund.currency,
+                notify_url=refund.notify_url,
+                reason=refund.reason,
+            ),
+            timestamp=timestamp,
+            nonce=nonce,
+        )
+        return refund_module.parse_refund_answer(await self._call(request), refund.refund_no)
+
+    async def query_refund(self, refund: RefundOrder) -> RefundStatus:
+        """WeChat's view of the refund by our refund number; `NOT_FOUND` if it has none."""
+        timestamp, nonce = self._stamp()
+        request = refund_module.build_refund_query_request(
+            self._merchant,
+            self._config.base_url,
+            refund.refund_no,
+            timestamp=timestamp,
+            nonce=nonce,
+        )
+        return refund_module.parse_refund_query_answer(await self._call(request), refund.refund_no)
+
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
-        """Verify (signature, ±300 s), decrypt and read a payment notification."""
+        """Verify (signature, ±300 s), decrypt and read a payment or refund notification."""
         try:
             verify_answer(CIMultiDict(headers), body, self._platform_keys, now=self._now())
-            notification = decode_notification(body, self._credentials.apiv3_key.get_secret_value())
+            return decode_notification(
+                body,
+                self._credentials.apiv3_key.get_secret_value(),
+                mchid=self._credentials.mchid,
+            )
         except VerificationError as exc:
             raise NotificationRejected(exc.reason, exc.message) from None
-        trade = notification.trade
-        if trade.account_id != self._credentials.mchid:
-            raise NotificationRejected("account", "the notification is for another merchant")
-        return notification
 
     def acknowledgement(self, accepted: bool) -> Acknowledgement:
         """200 `{"code":"SUCCESS"}` ends WeChat's retries; 500 `{"code":"FAIL"}` asks again."""

@@ -3,7 +3,8 @@
 The simulator seals a transaction into a notification body with `build_notification`; the
 adapter, after checking the signature headers (`channels.wechat.crypto.verify_answer`), opens
 it with `decode_notification`. The resource is AES-256-GCM with the APIv3 key; its associated
-data is the resource's `original_type` ("transaction").
+data is the resource's `original_type`: "transaction" for `TRANSACTION.SUCCESS`, "refund" for
+`REFUND.SUCCESS`, `REFUND.ABNORMAL` and `REFUND.CLOSED`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from typing import Any
 from channels.base import Notification
 from channels.wechat.crypto import VerificationError, aes_gcm_decrypt, aes_gcm_encrypt
 from channels.wechat.protocol import decode_object, dump_json, format_time, parse_transaction
+from channels.wechat.refund import parse_refund
+
+ORIGINAL_TYPES = {"TRANSACTION": "transaction", "REFUND": "refund"}
+"""The resource an event family carries: `TRANSACTION.*` payments, `REFUND.*` refunds."""
 
 
 def build_notification(
@@ -49,10 +54,11 @@ def build_notification(
     )
 
 
-def decode_notification(body: bytes, apiv3_key: str) -> Notification:
+def decode_notification(body: bytes, apiv3_key: str, *, mchid: str | None = None) -> Notification:
     """Decrypt and read a notification whose signature was already verified.
 
-    Raises `VerificationError` with reason `malformed` or `decrypt`.
+    With `mchid`, a resource about another merchant is refused (reason `account`). Raises
+    `VerificationError` with reason `malformed`, `decrypt` or `account`.
     """
     try:
         envelope = decode_object(body)
@@ -71,16 +77,23 @@ def decode_notification(body: bytes, apiv3_key: str) -> Notification:
             raise ValueError("notification lacks id or event_type")
     except ValueError as exc:
         raise VerificationError("malformed", f"malformed notification: {exc}") from exc
-    if not event_type.startswith("TRANSACTION.") or resource.get("original_type") not in (
-        "transaction",
-        None,
-    ):
-        raise VerificationError("malformed", f"not a payment notification: {event_type}")
+    family = event_type.partition(".")[0]
+    original_type = ORIGINAL_TYPES.get(family)
+    if original_type is None or resource.get("original_type") not in (original_type, None):
+        raise VerificationError("malformed", f"not a payment or refund notification: {event_type}")
     plaintext = aes_gcm_decrypt(
         apiv3_key, nonce, associated if isinstance(associated, str) else "", ciphertext
     )
     try:
-        trade = parse_transaction(decode_object(plaintext))
+        data = decode_object(plaintext)
+        if mchid is not None and data.get("mchid") != mchid:
+            raise VerificationError("account", "the notification is for another merchant")
+        if original_type == "refund":
+            refund = parse_refund(data)
+            return Notification(
+                notification_id=notification_id, event_type=event_type, refund=refund
+            )
+        trade = parse_transaction(data)
     except ValueError as exc:
-        raise VerificationError("malformed", f"malformed transaction: {exc}") from exc
-    return Notification(notification_id=notification_id, trade=trade, event_type=event_type)
+        raise VerificationError("malformed", f"malformed {original_type}: {exc}") from exc
+    return Notification(notification_id=notification_id, event_type=event_type, trade=trade)

@@ -58,8 +58,10 @@ TRADE_TYPES: Mapping[Method, str] = {
 """Our method → the last segment of `/v3/pay/transactions/{...}`."""
 
 NOT_FOUND_CODES = frozenset({"ORDER_NOT_EXIST", "ORDERNOTEXIST", "RESOURCE_NOT_EXISTS"})
-BUYER_CODES = frozenset({"NOT_ENOUGH", "NOTENOUGH", "ACCOUNT_ERROR", "ACCOUNTERROR"})
-"""Refusals caused by the buyer's account rather than by our request."""
+BUYER_CODES = frozenset(
+    {"NOT_ENOUGH", "NOTENOUGH", "ACCOUNT_ERROR", "ACCOUNTERROR", "AUTH_CODE_INVALID"}
+)
+"""Payment refusals caused by the buyer (their balance, account or payment code)."""
 
 ACK_ACCEPTED = {"code": "SUCCESS", "message": "成功"}
 ACK_REFUSED = {"code": "FAIL", "message": "失败"}
@@ -245,8 +247,13 @@ def error_code(answer: HttpAnswer) -> str | None:
     return code if isinstance(code, str) and code else None
 
 
-def error_from_answer(answer: HttpAnswer) -> ChannelError:
-    """The `channels.errors` value for an answer that is not a success."""
+def error_from_answer(
+    answer: HttpAnswer, *, buyer_codes: frozenset[str] = BUYER_CODES
+) -> ChannelError:
+    """The `channels.errors` value for an answer that is not a success.
+
+    `buyer_codes` are the refusals blamed on the buyer rather than on our request.
+    """
     status = answer.status
     code = error_code(answer)
     described = f"WeChat Pay answered {status} {code or '(no code)'}"
@@ -257,7 +264,7 @@ def error_from_answer(answer: HttpAnswer) -> ChannelError:
         return ChannelUnavailable(described, code=code or str(status))
     if status >= 500 or code is None or not 400 <= status < 500:
         return ChannelOutcomeUnknown(described, code=code or str(status))
-    fault: Fault = "buyer" if code in BUYER_CODES else "request"
+    fault: Fault = "buyer" if code in buyer_codes else "request"
     return ChannelRejected(described, code=code, fault=fault)
 
 

@@ -38,6 +38,9 @@ STATE_DESCRIPTIONS = {
 }
 OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
 AUTH_CODE = re.compile(r"1[0-5][0-9]{16}")
+"""A WeChat payment code: 18 digits starting 10 to 15."""
+PASSWORD_AUTH_CODE = re.compile(r"15[0-9]{16}")
+"""Payment codes for which the simulated buyer must enter a password (202 `USERPAYING`)."""
 _ALNUM = string.ascii_letters + string.digits
 
 
@@ -88,7 +91,7 @@ class Order:
     time_expire: datetime | None
     created_at: datetime
     code: str
-    """What the buyer was given: code_url, h5_url or prepay_id ("" for codepay)."""
+    """What identifies the order to the buyer: code_url, h5_url, prepay_id or auth_code."""
     prepay_id: str | None = None
     openid: str | None = None
     trade_state: str = "NOTPAY"
@@ -202,7 +205,12 @@ def validate_create(kind: str, body: Mapping[str, Any], now: datetime) -> None:
     elif kind == "codepay":
         auth_code = _text(_object(body, "payer"), "auth_code", 32)
         if not AUTH_CODE.fullmatch(auth_code):
-            raise param_error("/payer/auth_code", "付款码无效", auth_code)
+            raise WeChatError(
+                400,
+                "AUTH_CODE_INVALID",
+                "请扫描微信支付授权码(以10/11/12/13/14/15为前缀的18位数字)",
+                {"field": "/payer/auth_code", "location": "body", "value": auth_code},
+            )
 
 
 def _signature(kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -287,6 +295,8 @@ class OrderBook:
             code="",
             openid=payer.get("openid"),
         )
+        if kind == "codepay":
+            order.code = payer["auth_code"]
         if kind == "native":
             order.code = "weixin://wxpay/bizpayurl?pr=" + self._token(7, _ALNUM)
         elif kind in ("h5", "jsapi", "app"):
@@ -337,8 +347,13 @@ class OrderBook:
             raise WeChatError(403, "ORDERPAID", "订单已支付，无法关闭")
         order.trade_state = "CLOSED"
 
+    def await_password(self, order: Order) -> None:
+        """A barcode payment that needs the buyer's password: USERPAYING until they enter it."""
+        self._check_payable(order)
+        order.trade_state = "USERPAYING"
+
     def _check_payable(self, order: Order) -> None:
-        if order.trade_state != "NOTPAY":
+        if order.trade_state not in ("NOTPAY", "USERPAYING"):
             raise WeChatError(409, "ORDER_STATE", f"订单状态为 {order.trade_state}，无法支付")
         if order.time_expire is not None and order.time_expire <= self._now():
             raise WeChatError(409, "ORDER_EXPIRED", "订单已过期")

@@ -12,12 +12,13 @@ import secrets
 import string
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 
-from channels.simkit import FaultBox, Notifier, SimulatorSettings
+from channels.simkit import Delivery, FaultBox, Notifier, SimulatorSettings
 from channels.wechat import sim_bill
 from channels.wechat.crypto import (
     VerificationError,
@@ -29,7 +30,8 @@ from channels.wechat.crypto import (
 from channels.wechat.notification import build_notification
 from channels.wechat.protocol import CHINA_TIME
 from channels.wechat.sandbox import SandboxAccount, ensure_sandbox
-from channels.wechat.sim_orders import Order, OrderBook, WeChatError
+from channels.wechat.sim_orders import PASSWORD_AUTH_CODE, Order, OrderBook, WeChatError
+from channels.wechat.sim_refunds import EVENTS, Refund, RefundBook
 
 RETRY_SCHEDULE: tuple[float, ...] = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600)
 RETRY_SCHEDULE += (10800, 10800, 10800, 21600, 21600)
@@ -46,6 +48,7 @@ class WeChatSimulator:
         self.rng = settings.make_rng()
         self.faults = FaultBox(self.rng)
         self.orders = OrderBook(self.rng, lambda: datetime.now(CHINA_TIME))
+        self.refunds = RefundBook(self.rng, self.orders.now)
         self.notifier = Notifier(
             schedule=RETRY_SCHEDULE,
             success=lambda status, body: 200 <= status < 300,
@@ -122,28 +125,80 @@ class WeChatSimulator:
             self.notify(order)
         return order.trade_state
 
+    def scan_payment_code(self, order: Order) -> None:
+        """A new codepay order: paid at once, or waiting for the buyer's password."""
+        if not PASSWORD_AUTH_CODE.fullmatch(order.code):
+            self.buyer_pays(order)
+            return
+        self.orders.await_password(order)
+        entry_ms = self.faults.faults.password_entry_ms
+        if entry_ms is not None:
+            self._start(self._buyer_acts(order, self.settings.scaled(entry_ms / 1000)))
+
     def notify(self, order: Order) -> None:
         """Start delivering the order's `TRANSACTION.SUCCESS` notification."""
-        if not order.notify_url:
-            return
-        account = self.accounts[order.mchid]
+        if order.notify_url:
+            order.deliveries += self._deliver(
+                order.mchid,
+                order.notify_url,
+                resource=order.transaction(),
+                event=("TRANSACTION.SUCCESS", "支付成功"),
+                original_type="transaction",
+            )
+
+    def apply_refund(self, mchid: str, body: Mapping[str, Any]) -> Refund:
+        """Accept (or find again) a refund; a new one ends after the refund delay."""
+        refund, new = self.refunds.apply(self.orders, mchid, body)
+        if new:
+            delay = self.settings.scaled(self.faults.faults.refund_delay_ms / 1000)
+            self._start(self._finish_refund(refund, delay))
+        return refund
+
+    async def _finish_refund(self, refund: Refund, delay: float) -> None:
+        await asyncio.sleep(delay)
+        failed = self.faults.chance(self.faults.faults.refund_fail_rate)
+        self.refunds.finish(refund, succeeded=not failed)
+        if refund.notify_url:
+            refund.deliveries += self._deliver(
+                refund.mchid,
+                refund.notify_url,
+                resource=refund.resource(),
+                event=EVENTS[refund.status],
+                original_type="refund",
+            )
+
+    def _deliver(
+        self,
+        mchid: str,
+        url: str,
+        *,
+        resource: Mapping[str, Any],
+        event: tuple[str, str],
+        original_type: str,
+    ) -> list[Delivery]:
+        """Seal `resource` into a signed notification and post it on the retry schedule."""
+        account = self.accounts[mchid]
         notification_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         nonce = "".join(self.rng.choice(_NONCE_ALPHABET) for _ in range(12))
+        event_type, summary = event
         body = build_notification(
             notification_id=notification_id,
             create_time=self.orders.now(),
-            resource=order.transaction(),
+            resource=resource,
             apiv3_key=account.credentials.apiv3_key.get_secret_value(),
             nonce=nonce,
+            event_type=event_type,
+            summary=summary,
+            original_type=original_type,
         )
 
         def headers(raw: bytes) -> dict[str, str]:
             return {"Content-Type": "application/json", **self.sign(account, raw)}
 
         faults = self.faults.faults
-        order.deliveries += self.notifier.submit(
+        return self.notifier.submit(
             notification_id,
-            order.notify_url,
+            url,
             body,
             headers,
             delay=faults.notify_delay_ms / 1000,
@@ -153,18 +208,21 @@ class WeChatSimulator:
 
     def schedule_auto_pay(self, order: Order) -> None:
         after_ms = self.faults.faults.auto_pay_after_ms
-        if after_ms is None:
-            return
-        task = asyncio.create_task(self._auto_pay(order, self.settings.scaled(after_ms / 1000)))
-        self._timers.add(task)
-        task.add_done_callback(self._timers.discard)
+        if after_ms is not None:
+            self._start(self._buyer_acts(order, self.settings.scaled(after_ms / 1000)))
 
-    async def _auto_pay(self, order: Order, delay: float) -> None:
+    async def _buyer_acts(self, order: Order, delay: float) -> None:
         await asyncio.sleep(delay)
-        if order.trade_state == "NOTPAY":
+        if order.trade_state in ("NOTPAY", "USERPAYING"):
             # Expired meanwhile: a real buyer could not pay either.
             with contextlib.suppress(WeChatError):
                 self.buyer_pays(order)
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in the background; it is cancelled when the simulator stops."""
+        task = asyncio.create_task(work)
+        self._timers.add(task)
+        task.add_done_callback(self._timers.discard)
 
     async def on_shutdown(self, app: web.Application) -> None:
         """For `app.on_shutdown`: end injected hangs before the server waits for handlers."""

@@ -473,6 +473,7 @@ ERROR_CASES: list[tuple[int, str | bytes, type[ChannelError], str, str]] = [
     (403, "ORDERPAID", ChannelRejected, "ORDERPAID", "request"),
     (403, "ORDER_CLOSED", ChannelRejected, "ORDER_CLOSED", "request"),
     (403, "NOT_ENOUGH", ChannelRejected, "NOT_ENOUGH", "buyer"),
+    (400, "AUTH_CODE_INVALID", ChannelRejected, "AUTH_CODE_INVALID", "buyer"),
     (429, "RATELIMIT_EXCEEDED", ChannelUnavailable, "RATELIMIT_EXCEEDED", "channel"),
     (503, b"<html>Service Unavailable</html>", ChannelUnavailable, "503", "channel"),
     (500, "SYSTEM_ERROR", ChannelOutcomeUnknown, "SYSTEM_ERROR", "channel"),
@@ -612,6 +613,8 @@ def test_notification_round_trip() -> None:
     notification = decode_notification(body, APIV3_KEY)
     assert notification.notification_id == "EV-2018022511223320873"
     assert notification.event_type == "TRANSACTION.SUCCESS"
+    assert notification.refund is None
+    assert notification.trade is not None
     assert notification.trade.state is TradeState.SUCCEEDED
     assert notification.trade.amount == 100
 
@@ -647,15 +650,26 @@ def test_malformed_notifications(body: bytes) -> None:
     assert caught.value.reason == "malformed"
 
 
-def test_refund_notification_is_not_taken_for_a_payment() -> None:
+def test_notification_event_and_resource_must_agree() -> None:
+    # A refund resource under a payment event (or the reverse) is not read as either.
     body = build_notification(
         notification_id="EV-2",
         create_time=datetime.now(UTC),
         resource={"out_trade_no": "A", "refund_status": "SUCCESS"},
         apiv3_key=APIV3_KEY,
         nonce=AES_NONCE,
-        event_type="REFUND.SUCCESS",
+        event_type="TRANSACTION.SUCCESS",
         original_type="refund",
     )
-    with pytest.raises(VerificationError, match="not a payment notification"):
+    with pytest.raises(VerificationError, match="not a payment or refund notification"):
         decode_notification(body, APIV3_KEY)
+    other = build_notification(
+        notification_id="EV-3",
+        create_time=datetime.now(UTC),
+        resource=PAID_TRANSACTION,
+        apiv3_key=APIV3_KEY,
+        nonce=AES_NONCE,
+        event_type="MARKETING.COUPON",
+    )
+    with pytest.raises(VerificationError, match=r"MARKETING\.COUPON"):
+        decode_notification(other, APIV3_KEY)

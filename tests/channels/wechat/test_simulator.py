@@ -7,14 +7,13 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from channels.base import CreateOrder, Method, TradeState
+from channels.base import Method, TradeState
 from channels.errors import (
     ChannelOutcomeUnknown,
     ChannelRejected,
@@ -25,41 +24,7 @@ from channels.wechat import WeChatChannel, WeChatCredentials, crypto, protocol
 from channels.wechat.notification import build_notification
 from channels.wechat.sandbox import credentials_path
 from tests.channels.conftest import Receiver, WeChatSim
-
-OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
-
-
-def new_order(method: Method = "qr", notify_url: str = "http://127.0.0.1:9/notify") -> CreateOrder:
-    return CreateOrder(
-        order_no=f"pay_{secrets.token_hex(10)}",
-        amount=1999,
-        currency="CNY",
-        method=method,
-        description="Sandbox T-shirt",
-        notify_url=notify_url,
-        expires_at=datetime.now(UTC) + timedelta(minutes=30),
-        client_ip="203.0.113.7",
-        payer_id=OPENID,
-        auth_code="134567890123456789",
-    )
-
-
-async def control(
-    session: aiohttp.ClientSession, method: str, url: str, payload: object = None
-) -> tuple[int, Any]:
-    async with session.request(method, url, json=payload) as response:
-        return response.status, await response.json()
-
-
-async def buyer(
-    session: aiohttp.ClientSession, sim: WeChatSim, what: str, code: str
-) -> tuple[int, Any]:
-    return await control(session, "POST", f"{sim.base_url}/sim/buyer/{what}", {"code": code})
-
-
-async def set_faults(session: aiohttp.ClientSession, sim: WeChatSim, **faults: object) -> None:
-    status, body = await control(session, "PUT", f"{sim.base_url}/sim/faults", faults)
-    assert status == 200, body
+from tests.channels.wechat.support import buyer, control, new_order, ref, set_faults
 
 
 def code_of(result_action: Mapping[str, object]) -> str:
@@ -117,7 +82,7 @@ async def test_barcode_pays_at_once(wechat_channel: WeChatChannel) -> None:
     assert result.state is TradeState.SUCCEEDED
     assert result.channel_trade_no is not None
     assert result.paid_at is not None
-    status = await wechat_channel.query(order.order_no)
+    status = await wechat_channel.query(ref(order))
     assert status.state is TradeState.SUCCEEDED
 
 
@@ -154,6 +119,8 @@ async def test_buyer_pays_and_notification_verifies(
     notification = wechat_channel.parse_notification(received.headers, received.body)
     assert notification.event_type == "TRANSACTION.SUCCESS"
     trade = notification.trade
+    assert trade is not None
+    assert notification.refund is None
     assert trade.order_no == order.order_no
     assert trade.state is TradeState.SUCCEEDED
     assert trade.amount == 1999
@@ -162,7 +129,7 @@ async def test_buyer_pays_and_notification_verifies(
     assert trade.paid_at is not None
     assert trade.paid_at.tzinfo is not None
 
-    queried = await wechat_channel.query(order.order_no)
+    queried = await wechat_channel.query(ref(order))
     assert queried.state is TradeState.SUCCEEDED
     assert queried.paid_at == trade.paid_at
     assert queried.channel_trade_no == trade.channel_trade_no
@@ -205,9 +172,9 @@ async def test_notification_is_retried_until_acknowledged(
 
 
 async def test_query_and_close_unknown_orders(wechat_channel: WeChatChannel) -> None:
-    status = await wechat_channel.query("pay_never_created")
+    status = await wechat_channel.query(ref("pay_never_created"))
     assert status.state is TradeState.NOT_FOUND
-    await wechat_channel.close("pay_never_created")
+    await wechat_channel.close(ref("pay_never_created"))
 
 
 async def test_close(
@@ -215,9 +182,9 @@ async def test_close(
 ) -> None:
     order = new_order("qr")
     result = await wechat_channel.create(order)
-    await wechat_channel.close(order.order_no)
-    await wechat_channel.close(order.order_no)  # closing twice is fine
-    status = await wechat_channel.query(order.order_no)
+    await wechat_channel.close(ref(order))
+    await wechat_channel.close(ref(order))  # closing twice is fine
+    status = await wechat_channel.query(ref(order))
     assert (status.state, status.channel_state) == (TradeState.CLOSED, "CLOSED")
     assert result.action.qr_code is not None
     code, body = await buyer(http_session, wechat_simulator, "pay", result.action.qr_code)
@@ -245,7 +212,7 @@ async def test_repeated_create(
         await wechat_channel.create(order)
     assert paid.value.code == "ORDERPAID"
     with pytest.raises(ChannelRejected) as close_paid:
-        await wechat_channel.close(order.order_no)
+        await wechat_channel.close(ref(order))
     assert close_paid.value.code == "ORDERPAID"
 
 
@@ -261,7 +228,7 @@ async def test_decline(
     prepay_id = result.action.params["package"].removeprefix("prepay_id=")
     status, body = await buyer(http_session, wechat_simulator, "decline", prepay_id)
     assert (status, body["trade_state"]) == (200, "PAYERROR")
-    queried = await wechat_channel.query(order.order_no)
+    queried = await wechat_channel.query(ref(order))
     assert (queried.state, queried.channel_state) == (TradeState.FAILED, "PAYERROR")
     assert receiver.received == []
 
@@ -286,9 +253,9 @@ async def test_order_numbers_with_reserved_characters(wechat_channel: WeChatChan
     # `|` travels percent-encoded; the simulator checks the signature over the raw path.
     order = replace(new_order("qr"), order_no=f"A|{secrets.token_hex(4)}*_-")
     await wechat_channel.create(order)
-    status = await wechat_channel.query(order.order_no)
+    status = await wechat_channel.query(ref(order))
     assert status.order_no == order.order_no
-    await wechat_channel.close(order.order_no)
+    await wechat_channel.close(ref(order))
 
 
 # Faults
@@ -308,7 +275,7 @@ async def test_outage_is_unavailable(
 ) -> None:
     await set_faults(http_session, wechat_simulator, outage=True, latency_ms=5)
     with pytest.raises(ChannelUnavailable):
-        await wechat_channel.query("pay_anything")
+        await wechat_channel.query(ref("pay_anything"))
 
 
 async def test_timeout_is_outcome_unknown_and_the_order_exists(
@@ -323,7 +290,7 @@ async def test_timeout_is_outcome_unknown_and_the_order_exists(
     with pytest.raises(ChannelOutcomeUnknown):
         await channel.create(order)
     await set_faults(http_session, wechat_simulator)
-    status = await channel.query(order.order_no)
+    status = await channel.query(ref(order))
     assert status.state is TradeState.PENDING
 
 
@@ -362,6 +329,7 @@ async def test_auto_pay_and_notification_faults(
     assert first.body == second.body
     for item in (first, second):
         notification = wechat_channel.parse_notification(item.headers, item.body)
+        assert notification.trade is not None
         assert notification.trade.order_no == order.order_no
     sim_order = wechat_simulator.state.orders.get("1900000001", order.order_no)
     assert sim_order is not None
@@ -404,7 +372,7 @@ async def test_bad_request_signature_is_rejected(
         "wechat_wrong_key", wechat_simulator.account_config(), credentials, http_session
     )
     with pytest.raises(ChannelRejected) as caught:
-        await channel.query("pay_x")
+        await channel.query(ref("pay_x"))
     assert (caught.value.code, caught.value.fault) == ("SIGN_ERROR", "request")
 
 
