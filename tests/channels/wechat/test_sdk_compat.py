@@ -122,3 +122,57 @@ async def test_sdk_accepts_the_notification_and_reads_the_statement(
     (row,) = [line for line in text.splitlines() if f"`{out_trade_no}" in line]
     assert f"`{transaction_id}" in row
     assert "`43.21" in row
+
+
+async def test_sdk_refunds_and_reads_the_refund_notification(
+    wechat_simulator: WeChatSim, http_session: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    bundle = await sim_bundle(http_session, wechat_simulator)
+    wxpay = make_client(bundle, wechat_simulator.base_url, receiver.url)
+    out_trade_no = f"sdk{secrets.token_hex(8)}"
+    code, message = await asyncio.to_thread(
+        wxpay.pay,
+        description="Sandbox mug",
+        out_trade_no=out_trade_no,
+        amount={"total": 1000, "currency": "CNY"},
+    )
+    assert code == 200, message
+    pay_url = f"{wechat_simulator.base_url}/sim/buyer/pay"
+    async with http_session.post(pay_url, json={"code": json.loads(message)["code_url"]}) as r:
+        transaction_id = (await r.json())["transaction_id"]
+    await receiver.next()  # the payment's notification
+
+    out_refund_no = f"sdkref{secrets.token_hex(6)}"
+    code, message = await asyncio.to_thread(
+        wxpay.refund,
+        out_refund_no=out_refund_no,
+        amount={"refund": 400, "total": 1000, "currency": "CNY"},
+        transaction_id=transaction_id,
+        reason="商品已售完",
+    )
+    assert code == 200, message
+    accepted = json.loads(message)
+    assert (accepted["status"], accepted["out_trade_no"]) == ("PROCESSING", out_trade_no)
+    assert accepted["amount"]["refund"] == 400
+
+    received = await receiver.next()
+    result = await asyncio.to_thread(wxpay.callback, dict(received.headers), received.body)
+    assert result is not None, "the SDK refused the simulator's refund notification"
+    assert result["event_type"] == "REFUND.SUCCESS"
+    resource = result["resource"]
+    assert (resource["out_refund_no"], resource["refund_status"]) == (out_refund_no, "SUCCESS")
+    assert resource["refund_id"] == accepted["refund_id"]
+    assert resource["amount"] == {
+        "total": 1000,
+        "refund": 400,
+        "payer_total": 1000,
+        "payer_refund": 400,
+    }
+
+    code, message = await asyncio.to_thread(wxpay.query_refund, out_refund_no=out_refund_no)
+    assert code == 200, message
+    assert json.loads(message)["status"] == "SUCCESS"
+    code, message = await asyncio.to_thread(wxpay.query, out_trade_no=out_trade_no)
+    assert json.loads(message)["trade_state"] == "REFUND"
+    code, message = await asyncio.to_thread(wxpay.query_refund, out_refund_no="sdk-never")
+    assert (code, json.loads(message)["code"]) == (404, "RESOURCE_NOT_EXISTS")
