@@ -6,8 +6,9 @@ same fields gets the same answer, a repeat with different fields `12` (重复交
 
 Special amounts make the synchronous answer say "processing" so that callers exercise the
 query-again path (`PROCESSING_AMOUNTS`): 303 fen answers `03` although the transaction went
-through as usual; 304 and 305 answer `04`/`05` and leave it in progress (a payment-code
-consume waits for the buyer to confirm, a refund finishes `PROCESSING_SECONDS` later).
+through as usual; 304 and 305 answer `04`/`05` and leave it in progress: a payment-code consume
+waits for the buyer's password, like one above the no-password limit (`NO_PASSWORD_LIMIT`).
+Every refund is accepted first and finishes after the `refund_delay_ms` fault's delay.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from channels.simkit import Delivery
 from channels.unionpay import codes, wire
 
 PROCESSING_AMOUNTS: Mapping[int, str] = {303: "03", 304: "04", 305: "05"}
-PROCESSING_SECONDS = 2.0
-"""Channel seconds a refund answered 04/05 takes to finish."""
+NO_PASSWORD_LIMIT = 100_000
+"""Payment-code consumes above ¥1000 ask the buyer for a password (UnionPay's 小额免密 limit)."""
+REFUND_FAIL_CODE = "01"
 QR_NO = re.compile(r"62[0-9]{17}")
 """A UnionPay payment code ("付款码"): 19 digits starting 62."""
 DECLINE_CODE = "64"
@@ -279,6 +281,8 @@ class TxnBook:
         txn.query_id = self._digits_after(now, 7)
         if amount is not None and kind in ("app", "qr", "barcode", "refund"):
             txn.answer_code = PROCESSING_AMOUNTS.get(amount, "00")
+        if kind == "barcode" and amount is not None and amount > NO_PASSWORD_LIMIT:
+            txn.answer_code = "05"
         if kind == "app":
             txn.code = self._digits_after(now, 7)
         elif kind == "qr":
@@ -340,14 +344,16 @@ class TxnBook:
             raise UnionPayError("33", "txnAmt")
         txn = self.add("refund", fields, amount)
         txn.original = original
+        txn.state = "processing"
         original.refunds.append(txn)
-        if txn.answer_code in ("04", "05"):
-            txn.state = "processing"
-        else:
-            self.finish_refund(txn)
         return txn
 
-    def finish_refund(self, txn: Txn) -> None:
+    def finish_refund(self, txn: Txn, *, succeeded: bool = True) -> None:
+        """A processing refund ends; a failed one gives its amount back to the payment."""
+        if not succeeded:
+            txn.state = "failed"
+            txn.fail_code = REFUND_FAIL_CODE
+            return
         txn.state = "succeeded"
         txn.paid_at = self._now()
         txn.trace_no = self._digits(6)

@@ -17,12 +17,7 @@ from channels.simkit import FaultBox, Notifier, SimulatorSettings
 from channels.unionpay import codes, crypto, wire
 from channels.unionpay.notification import ACCEPTED_STATUSES, RETRY_SCHEDULE
 from channels.unionpay.sandbox import SandboxAccount, ensure_sandbox
-from channels.unionpay.sim_orders import (
-    PROCESSING_SECONDS,
-    Txn,
-    TxnBook,
-    UnionPayError,
-)
+from channels.unionpay.sim_orders import Txn, TxnBook, UnionPayError
 
 ATTEMPT_TIMEOUT = 10.0
 """Seconds UnionPay waits for the merchant's HTTP 200 before counting an attempt as failed."""
@@ -114,7 +109,15 @@ class UnionPaySimulator:
         task.add_done_callback(self._timers.discard)
 
     def schedule_auto_pay(self, txn: Txn) -> None:
-        after_ms = self.faults.faults.auto_pay_after_ms
+        """The `auto_pay_after_ms` fault: the buyer pays a new order by themselves."""
+        self._pay_later(txn, self.faults.faults.auto_pay_after_ms)
+
+    def schedule_password_entry(self, txn: Txn) -> None:
+        """A payment-code buyer asked for a password enters it after `password_entry_ms`;
+        with `None` the payment waits for `POST /sim/buyer/pay`."""
+        self._pay_later(txn, self.faults.faults.password_entry_ms)
+
+    def _pay_later(self, txn: Txn, after_ms: int | None) -> None:
         if after_ms is None:
             return
 
@@ -127,14 +130,26 @@ class UnionPaySimulator:
         self.after(after_ms / 1000, pay)
 
     def schedule_refund(self, txn: Txn) -> None:
-        """A refund answered 04/05 finishes `PROCESSING_SECONDS` later, then notifies."""
+        """An accepted refund ends after `refund_delay_ms` (at once for 0)."""
+        delay_ms = self.faults.faults.refund_delay_ms
+        if not delay_ms:
+            self.end_refund(txn)
+            return
 
-        async def finish() -> None:
-            if txn.state == "processing":
-                self.book.finish_refund(txn)
-                self.notify(txn)
+        async def later() -> None:
+            self.end_refund(txn)
 
-        self.after(PROCESSING_SECONDS, finish)
+        self.after(delay_ms / 1000, later)
+
+    def end_refund(self, txn: Txn) -> None:
+        """A processing refund succeeds, and is notified, or by `refund_fail_rate` fails
+        (not notified, like failed payments)."""
+        if txn.state != "processing":
+            return
+        failed = self.faults.chance(self.faults.faults.refund_fail_rate)
+        self.book.finish_refund(txn, succeeded=not failed)
+        if not failed:
+            self.notify(txn)
 
     async def on_shutdown(self, app: web.Application) -> None:
         """For `app.on_shutdown`: end injected hangs before the server waits for handlers."""

@@ -18,6 +18,14 @@ Control plane (sandbox only): `GET /sim/accounts`, `POST /sim/buyer/pay|decline 
 Paid consumes and refunds are notified to their `backUrl` (a signed form post) until the
 merchant answers HTTP 200 (or 302): five attempts, 1, 2, 4 and 5 minutes apart, scaled by the
 settings' time factor. Failed payments are not notified, as at UnionPay.
+
+Payment codes (`qrNo`: 19 digits starting 62) pay at once up to ¥1000; above it the buyer enters
+a password: the answer is `05` and the payment waits for the `password_entry_ms` fault's delay
+or `POST /sim/buyer/pay {"code": <qrNo>}`. Refunds are accepted (`00`) and end after the
+`refund_delay_ms` fault's delay; `refund_fail_rate` makes some fail. The amounts 303, 304 and 305
+fen answer `03`/`04`/`05` (see `channels.unionpay.sim_orders`). Closing an unpaid order is a
+void (`txnType` 31) naming it by `origOrderId` + `origTxnTime`: afterwards it cannot be paid,
+even when the buyer had not submitted its form yet.
 """
 
 from __future__ import annotations
@@ -148,10 +156,7 @@ async def _trans(request: web.Request) -> web.Response:
         check_url(fields, "backUrl", required=True)
         assert amount is not None
         txn = sim.book.refund(fields, amount)
-        if txn.state == "processing":
-            sim.schedule_refund(txn)
-        else:
-            sim.notify(txn)
+        sim.schedule_refund(txn)
     elif kind == "void":
         check_url(fields, "backUrl", required=False)
         txn = sim.book.void(fields, check_amount(fields, required=False))
@@ -159,6 +164,8 @@ async def _trans(request: web.Request) -> web.Response:
         txn = sim.book.add(kind, fields, check_consume(kind, fields))
         if kind == "barcode" and txn.answer_code in ("00", "03"):
             sim.buyer_pays(txn)
+        elif kind == "barcode":
+            sim.schedule_password_entry(txn)
         else:
             sim.schedule_auto_pay(txn)
     return _answer(sim, _txn_answer(txn))

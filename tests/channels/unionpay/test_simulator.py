@@ -145,6 +145,7 @@ async def test_barcode_pays_at_once_and_refuses_a_decline(
 async def test_barcode_waiting_for_the_buyer_is_pending_until_confirmed(
     unionpay_channel: UnionPayChannel, unionpay_simulator: UnionPaySim, receiver: Receiver
 ) -> None:
+    await unionpay_simulator.set_faults(password_entry_ms=None)
     order = new_order("barcode", receiver.url, amount=305)
     result = await unionpay_channel.create(order)
     assert (result.state, result.action.type) == (TradeState.PENDING, "none")
@@ -156,6 +157,18 @@ async def test_barcode_waiting_for_the_buyer_is_pending_until_confirmed(
     notification = unionpay_channel.parse_notification({}, (await receiver.next()).body)
     assert notification.trade is not None
     assert notification.trade.state is TradeState.SUCCEEDED
+
+
+async def test_above_the_no_password_limit_the_buyer_enters_a_password(
+    unionpay_channel: UnionPayChannel, receiver: Receiver
+) -> None:
+    """With the default faults the buyer takes `password_entry_ms` (10 ms here) to pay."""
+    order = new_order("barcode", receiver.url, amount=100_001)
+    assert (await unionpay_channel.create(order)).state is TradeState.PENDING
+    notification = unionpay_channel.parse_notification({}, (await receiver.next()).body)
+    assert notification.trade is not None
+    assert notification.trade.state is TradeState.SUCCEEDED
+    assert (await unionpay_channel.query(ref(order))).state is TradeState.SUCCEEDED
 
 
 async def test_a_timed_out_answer_is_pending_but_the_payment_went_through(
@@ -352,6 +365,21 @@ async def test_partial_refunds_up_to_the_amount(
     assert txn is not None and txn.refunded() == 1999
 
 
+async def test_a_failed_refund_gives_the_amount_back(
+    unionpay_channel: UnionPayChannel, unionpay_simulator: UnionPaySim
+) -> None:
+    await unionpay_simulator.set_faults(refund_delay_ms=0, refund_fail_rate=1)
+    order, query_id = await paid_order(unionpay_channel, unionpay_simulator, "barcode")
+    refund = new_refund(order, query_id, 1999)
+    assert (await unionpay_channel.refund(refund)).state is RefundState.PENDING
+    failed = await unionpay_channel.query_refund(refund)
+    assert (failed.state, failed.channel_state) == (RefundState.FAILED, "01")
+    await unionpay_simulator.set_faults(refund_delay_ms=0)
+    retry = new_refund(order, query_id, 1999)
+    await unionpay_channel.refund(retry)
+    assert (await unionpay_channel.query_refund(retry)).state is RefundState.SUCCEEDED
+
+
 async def test_refunds_of_unpaid_or_unknown_orders_are_refused(
     unionpay_channel: UnionPayChannel,
 ) -> None:
@@ -501,6 +529,7 @@ async def test_sim_accounts_and_statement(
     assert status == 200
     (bundle,) = body["accounts"]
     assert bundle == unionpay_simulator.state.default_account().credentials.bundle()
+    await unionpay_simulator.set_faults(refund_delay_ms=0)
     order, query_id = await paid_order(unionpay_channel, unionpay_simulator, "barcode")
     await unionpay_channel.refund(new_refund(order, query_id, 500))
     today = datetime.now(wire.BEIJING).strftime("%Y%m%d")
