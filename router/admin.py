@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from channels.base import Method, Wallet
 from router.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
@@ -42,7 +42,7 @@ class ExplainQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: Method
-    amount: Annotated[StrictInt, Field(ge=1)] = 100
+    amount: Annotated[int, Field(ge=1)] = 100
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "CNY"
     wallet: Wallet | None = None
     channel: str | None = None

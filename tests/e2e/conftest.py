@@ -175,6 +175,8 @@ async def start_router(
         admin_token=ADMIN_TOKEN,
         config_poll_s=0.05,
         workers=workers,
+        webhook_schedule=FAST_WEBHOOKS,
+        webhook_timeout_s=2.0,
     )
     clock = ShiftedClock()
     app = await build_app(settings, clock=clock, run_worker=run_worker, watch_config=watch_config)
