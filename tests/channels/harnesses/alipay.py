@@ -1,8 +1,16 @@
 """The contract suite's harness for Alipay: the simulator on loopback, `alipay_main` built from
-its routing-config entry, and a buyer who pays with whatever the action gave them."""
+its routing-config entry, and a buyer who pays with whatever the action gave them.
+
+The account's total timeout is one second, so the suite's hang test ends quickly. Sandbox keys
+are generated once per test process and copied into each harness's folder: RSA key
+generation is most of a simulator's start-up time.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from channels.alipay import AlipayAccount, build
-from channels.alipay.sandbox import credentials_path
+from channels.alipay.sandbox import alipay_key_path, credentials_path, ensure_sandbox
 from channels.alipay.simulator import build_app
 from channels.base import Action
 from channels.simkit import SimulatorSettings
@@ -19,14 +27,35 @@ from tests.channels.conftest import TIME_FACTOR, serve
 from tests.channels.harness import Harness
 
 AUTH_CODE = "286648488111111111"
-"""A payment code the simulator takes at once (codes starting with 26 ask for a password)."""
+"""A payment code the simulator pays at once (codes starting with 26 ask for a password)."""
 BUYER_ID = "2088102146225135"
+
+
+@functools.cache
+def _sandbox_files() -> dict[str, str]:
+    """The sandbox's two files, generated once per process (names relative to the sandbox)."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        ensure_sandbox(root)
+        paths = (credentials_path(root), alipay_key_path(root))
+        return {str(path.relative_to(root)): path.read_text() for path in paths}
+
+
+def install_sandbox(sandbox_dir: Path) -> Path:
+    """Write the process's sandbox app under `sandbox_dir` (mode 0600, like the real one)."""
+    for name, text in _sandbox_files().items():
+        path = sandbox_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    return sandbox_dir
 
 
 def buyer_code(action: Action) -> str:
     """What the buyer got: the QR string, the page URL, the app order string or trade_no.
 
-    A barcode payment waiting for the buyer (`none`) is found by its auth code.
+    A barcode payment waiting for the buyer's password (`none`) is found by its auth code.
     """
     if action.type == "qr_code" and action.qr_code:
         return action.qr_code
@@ -36,17 +65,22 @@ def buyer_code(action: Action) -> str:
     return params.get("order_string") or params.get("trade_no") or AUTH_CODE
 
 
+async def _check(response: aiohttp.ClientResponse, what: str) -> None:
+    if response.status != 200:
+        raise AssertionError(f"{what}: {response.status} {await response.text()}")
+
+
 @asynccontextmanager
 async def harness(tmp_path: Path, session: aiohttp.ClientSession) -> AsyncIterator[Harness]:
-    sandbox = tmp_path / "sandbox"
+    sandbox = install_sandbox(tmp_path / "sandbox")
     settings = SimulatorSettings(sandbox_dir=sandbox, seed=5, time_factor=TIME_FACTOR)
     served = await serve(build_app(settings))
     base = served.base_url
 
     async def buyer(what: str, action: Action) -> None:
-        async with session.post(f"{base}/sim/buyer/{what}", json={"code": buyer_code(action)}) as r:
-            if r.status != 200:
-                raise AssertionError(f"/sim/buyer/{what}: {r.status} {await r.text()}")
+        code = buyer_code(action)
+        async with session.post(f"{base}/sim/buyer/{what}", json={"code": code}) as response:
+            await _check(response, f"/sim/buyer/{what}")
 
     async def pay(action: Action) -> None:
         await buyer("pay", action)
@@ -56,8 +90,7 @@ async def harness(tmp_path: Path, session: aiohttp.ClientSession) -> AsyncIterat
 
     async def set_faults(faults: dict[str, Any]) -> None:
         async with session.put(f"{base}/sim/faults", json=faults) as response:
-            if response.status != 200:
-                raise AssertionError(f"/sim/faults: {response.status} {await response.text()}")
+            await _check(response, "/sim/faults")
 
     try:
         config = AlipayAccount.model_validate(
@@ -65,12 +98,12 @@ async def harness(tmp_path: Path, session: aiohttp.ClientSession) -> AsyncIterat
                 "type": "alipay",
                 "base_url": base,
                 "credentials": {"file": str(credentials_path(sandbox))},
+                "timeouts": {"connect": 1, "total": 1},
             }
         )
-        channel = build("alipay_main", config, tmp_path, session)
         yield Harness(
             name="alipay",
-            channel=channel,
+            channel=build("alipay_main", config, tmp_path, session),
             sim_url=base,
             pay=pay,
             decline=decline,
