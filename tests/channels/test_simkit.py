@@ -119,7 +119,10 @@ def test_faults_validation() -> None:
         "password_entry_ms": 10_000,
         "refund_delay_ms": 1_000,
         "refund_fail_rate": 0.0,
+        "only": None,
     }
+    with pytest.raises(ValidationError, match="only"):
+        Faults.model_validate({"only": ["dance"]})
     with pytest.raises(ValidationError, match="error_rate"):
         Faults.model_validate({"error_rate": 1.5})
     with pytest.raises(ValidationError, match="latency"):
