@@ -6,7 +6,8 @@
   also `&`; `decode_answer` splits only on top-level `&` and at a key's first `=`.
 - `txnTime` is `YYYYMMDDhhmmss` in Beijing time; amounts are integer fen; `currencyCode` 156.
 - `orderId` is 8-40 letters and digits. The router's ids (`pay_AbC...`, `re_XyZ...`) become
-  valid ones by dropping the underscore (`payAbC...`); `from_order_id` puts it back.
+  valid ones by dropping the underscore (`payAbC...`); `from_order_id` puts it back. Other
+  ids of letters and digits pass as they are (see `to_order_id` for the one escape).
 """
 
 from __future__ import annotations
@@ -23,8 +24,12 @@ CURRENCIES: Mapping[str, str] = {"CNY": "156"}
 
 ORDER_ID = re.compile(r"[0-9A-Za-z]{8,40}")
 ID_PREFIXES = ("pay", "re")
-"""Router id prefixes that map to orderIds; a closing void uses `VOID_PREFIX`."""
+"""Router id prefixes (`pay_`, `re_`) whose underscore is dropped."""
 VOID_PREFIX = "vd"
+"""The orderIds of voids that close an order."""
+ESCAPE = "X"
+"""Marks an id that was already letters and digits but starts like a mapped one."""
+_ESCAPED = (*ID_PREFIXES, VOID_PREFIX, ESCAPE)
 _ROUTER_ID = re.compile(r"(pay|re)_([0-9A-Za-z]+)")
 
 
@@ -32,29 +37,46 @@ class WireError(ValueError):
     """A message that cannot be read, or a value that cannot be written."""
 
 
-def to_order_id(router_id: str) -> str:
-    """`pay_AbC123` → `payAbC123`. Raises `WireError` for an id that has no valid orderId."""
-    match = _ROUTER_ID.fullmatch(router_id)
-    if match is None:
-        raise WireError(f"{router_id!r} is not a payment or refund id")
-    order_id = match.group(1) + match.group(2)
+def to_order_id(order_no: str) -> str:
+    """Our order or refund number as an `orderId`. Raises `WireError` when it has none.
+
+    `pay_AbC123` → `payAbC123` and `re_XyZ` → `reXyZ`; another id of letters and digits
+    stays as it is, unless it starts like those (`pay`, `re`), like a void (`vd`) or with
+    `X`: then it gets an `X` in front (`pay123abc` → `Xpay123abc`), so that every orderId
+    maps back to exactly one number.
+    """
+    match = _ROUTER_ID.fullmatch(order_no)
+    if match is not None:
+        order_id = match.group(1) + match.group(2)
+    elif order_no.isascii() and order_no.isalnum():
+        order_id = ESCAPE + order_no if order_no.startswith(_ESCAPED) else order_no
+    else:
+        raise WireError(f"{order_no!r} has characters other than letters, digits and one _")
     if not ORDER_ID.fullmatch(order_id):
-        raise WireError(f"{router_id!r} does not fit UnionPay's 8-40 character orderId")
+        raise WireError(f"{order_no!r} does not fit UnionPay's 8-40 character orderId")
     return order_id
 
 
 def from_order_id(order_id: str) -> str:
-    """`payAbC123` → `pay_AbC123`, `reXyZ` → `re_XyZ`. Raises `WireError` for others."""
-    if ORDER_ID.fullmatch(order_id):
-        for prefix in ID_PREFIXES:
-            if order_id.startswith(prefix) and len(order_id) > len(prefix):
-                return f"{prefix}_{order_id[len(prefix) :]}"
-    raise WireError(f"orderId {order_id!r} was not made from a payment or refund id")
+    """The order or refund number `to_order_id` made `order_id` from. Raises `WireError`."""
+    if not ORDER_ID.fullmatch(order_id):
+        raise WireError(f"orderId {order_id!r} is not 8-40 letters and digits")
+    if order_id.startswith(ESCAPE):
+        original = order_id[len(ESCAPE) :]
+        if not original.startswith(_ESCAPED):
+            raise WireError(f"orderId {order_id!r} was not made by to_order_id")
+        return original
+    for prefix in ID_PREFIXES:
+        if order_id.startswith(prefix) and len(order_id) > len(prefix):
+            return f"{prefix}_{order_id[len(prefix) :]}"
+    if order_id.startswith(VOID_PREFIX):
+        raise WireError(f"orderId {order_id!r} is a void's, not a payment's or refund's")
+    return order_id
 
 
-def void_order_id(router_id: str) -> str:
-    """The orderId of the void that closes `router_id`'s order (`pay_AbC` → `vdpayAbC`)."""
-    return VOID_PREFIX + to_order_id(router_id)[-38:]
+def void_order_id(order_no: str) -> str:
+    """The orderId of the void that closes `order_no`'s order (`pay_AbC` → `vdpayAbC`)."""
+    return VOID_PREFIX + to_order_id(order_no)[-38:]
 
 
 def format_txn_time(moment: datetime) -> str:

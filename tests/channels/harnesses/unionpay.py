@@ -74,6 +74,8 @@ async def harness(tmp_path: Path, session: aiohttp.ClientSession) -> AsyncIterat
                 "type": "unionpay",
                 "base_url": base,
                 "credentials": {"file": str(credentials_path(sandbox))},
+                # Well under the contract suite's injected hangs, so they end fast.
+                "timeouts": {"connect": 1, "total": 1},
             }
         )
         yield Harness(
