@@ -1,8 +1,9 @@
 """`AlipayChannel`: one Alipay app behind the `channels.base.Channel` contract.
 
-The adapter only orchestrates: `channels.alipay.protocol` builds and reads, `channels.http`
-sends. Every answer must carry Alipay's valid signature over the exact `_response` bytes; one
-that does not is "we do not know what happened" (`ChannelOutcomeUnknown`), never a success.
+The adapter only orchestrates: `channels.alipay.protocol` builds requests,
+`channels.alipay.replies` reads answers, `channels.http` sends. Every answer must carry
+Alipay's valid signature over the exact `_response` bytes; one that does not is "we do not
+know what happened" (`ChannelOutcomeUnknown`), never a success.
 
 Page (`web`), wap (`h5`) and app payments make no server call: the signed parameters go to the
 buyer, and the trade exists at Alipay only once the buyer opens them. Until then a query
@@ -20,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from channels.alipay import protocol
+from channels.alipay import protocol, replies
 from channels.alipay.config import (
     SUPPORTED_METHODS,
     AlipayAccount,
@@ -106,22 +107,22 @@ class AlipayChannel:
             order_string = protocol.order_string(params)
             return CreateResult(Action("app_params", params={"order_string": order_string}))
         reply = await self._send(api_method, params)
-        return protocol.parse_create_reply(order.method, reply, order.order_no)
+        return replies.parse_create_reply(order.method, reply, order.order_no)
 
     async def query(self, order: OrderRef) -> TradeStatus:
         """Alipay's view of the trade by our order number."""
         reply = await self._call(protocol.QUERY, {"out_trade_no": order.order_no})
-        return protocol.parse_query_reply(reply, order.order_no)
+        return replies.parse_query_reply(reply, order.order_no)
 
     async def close(self, order: OrderRef) -> None:
         """Close an unpaid trade; one Alipay does not know is as good as closed."""
         reply = await self._call(protocol.CLOSE, {"out_trade_no": order.order_no})
-        protocol.check_close_reply(reply)
+        replies.check_close_reply(reply)
 
     async def refund(self, refund: RefundOrder) -> RefundStatus:
         """Refund synchronously; the refund number is `out_request_no`, so resending is safe."""
         reply = await self._call(protocol.REFUND, protocol.refund_biz(refund))
-        status = protocol.parse_refund_reply(reply, refund)
+        status = replies.parse_refund_reply(reply, refund)
         if status is not None:
             return status
         # fund_change N: Alipay refunded this out_request_no before; its query says how.
@@ -135,7 +136,7 @@ class AlipayChannel:
             "query_options": ["gmt_refund_pay"],
         }
         reply = await self._call(protocol.REFUND_QUERY, biz)
-        return protocol.parse_refund_query_reply(reply, refund)
+        return replies.parse_refund_query_reply(reply, refund)
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
         """Verify and read a `trade_status_sync` form post for this app."""
@@ -153,14 +154,14 @@ class AlipayChannel:
     def _moment(self) -> datetime:
         return datetime.fromtimestamp(self._now(), protocol.BEIJING)
 
-    async def _call(self, api_method: str, biz: Mapping[str, Any]) -> protocol.Reply:
+    async def _call(self, api_method: str, biz: Mapping[str, Any]) -> replies.Reply:
         params = protocol.signed_params(self._app, api_method, biz, now=self._moment())
         return await self._send(api_method, params)
 
-    async def _send(self, api_method: str, params: Mapping[str, str]) -> protocol.Reply:
+    async def _send(self, api_method: str, params: Mapping[str, str]) -> replies.Reply:
         request = protocol.server_request(self._gateway, params)
         answer = await send(self._session, request, self._timeouts)
-        return protocol.read_reply(answer, api_method, self._app.alipay_key)
+        return replies.read_reply(answer, api_method, self._app.alipay_key)
 
 
 def build(

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channels.alipay import crypto, protocol
+from channels.alipay import crypto, protocol, replies
 from channels.alipay.amounts import fen_to_yuan, yuan_to_fen
 from channels.alipay.notification import decode_notification, parse_form
 from channels.base import CreateOrder, OrderRef, RefundOrder, RefundState, TradeState
@@ -100,9 +100,9 @@ def signed_body(name: str, raw_object: str, key: rsa.RSAPrivateKey = ALIPAY_KEY)
     return f'{{"{name}":{raw_object},"sign":"{crypto.rsa2_sign(key, raw_object.encode())}"}}'
 
 
-def reply_for(api_method: str, payload: dict[str, Any]) -> protocol.Reply:
+def reply_for(api_method: str, payload: dict[str, Any]) -> replies.Reply:
     body = crypto.build_answer(ALIPAY_KEY, crypto.response_key(api_method), payload)
-    return protocol.read_reply(answer(body), api_method, ALIPAY_PUBLIC)
+    return replies.read_reply(answer(body), api_method, ALIPAY_PUBLIC)
 
 
 # Signing vectors
@@ -150,7 +150,7 @@ def test_answer_signature_vector() -> None:
     payload = json.loads(ANSWER_OBJECT)
     body = crypto.build_answer(ALIPAY_KEY, name, payload)
     assert body == f'{{"{name}":{ANSWER_OBJECT},"sign":"{ANSWER_SIGN}"}}'.encode()
-    reply = protocol.read_reply(answer(body), "alipay.trade.precreate", ALIPAY_PUBLIC)
+    reply = replies.read_reply(answer(body), "alipay.trade.precreate", ALIPAY_PUBLIC)
     assert reply.ok
     assert reply.text("qr_code") == "https://qr.alipay.com/bax03431ljhokirwl38f00a7"
 
@@ -204,7 +204,7 @@ def test_signature_covers_the_exact_response_bytes(raw_object: str) -> None:
     signed = crypto.open_answer(body.encode(), "alipay.trade.precreate")
     assert signed.raw == raw_object.encode()
     assert signed.verified(ALIPAY_PUBLIC)
-    reply = protocol.read_reply(answer(body), "alipay.trade.precreate", ALIPAY_PUBLIC)
+    reply = replies.read_reply(answer(body), "alipay.trade.precreate", ALIPAY_PUBLIC)
     assert reply.code == "10000"
 
 
@@ -221,7 +221,7 @@ def test_sign_may_come_first_and_other_members_are_ignored() -> None:
     raw_object = '{"code":"10000","msg":"Success"}'
     sign = crypto.rsa2_sign(ALIPAY_KEY, raw_object.encode())
     body = f'{{"sign":"{sign}","alipay_cert_sn":"abc","alipay_trade_close_response":{raw_object}}}'
-    assert protocol.read_reply(answer(body), "alipay.trade.close", ALIPAY_PUBLIC).ok
+    assert replies.read_reply(answer(body), "alipay.trade.close", ALIPAY_PUBLIC).ok
 
 
 @pytest.mark.parametrize(
@@ -239,23 +239,23 @@ def test_sign_may_come_first_and_other_members_are_ignored() -> None:
 )
 def test_malformed_answers_are_unknown(body: bytes) -> None:
     with pytest.raises(ChannelOutcomeUnknown):
-        protocol.read_reply(answer(body), "alipay.trade.query", ALIPAY_PUBLIC)
+        replies.read_reply(answer(body), "alipay.trade.query", ALIPAY_PUBLIC)
 
 
 def test_unsigned_or_forged_answers_are_unknown() -> None:
     raw_object = '{"code":"10000","msg":"Success","trade_status":"TRADE_SUCCESS"}'
     with pytest.raises(ChannelOutcomeUnknown, match="unsigned"):
-        protocol.read_reply(
+        replies.read_reply(
             answer(f'{{"alipay_trade_query_response":{raw_object}}}'),
             "alipay.trade.query",
             ALIPAY_PUBLIC,
         )
     forged = signed_body("alipay_trade_query_response", raw_object, key=APP_KEY)
     with pytest.raises(ChannelOutcomeUnknown, match="does not verify"):
-        protocol.read_reply(answer(forged), "alipay.trade.query", ALIPAY_PUBLIC)
+        replies.read_reply(answer(forged), "alipay.trade.query", ALIPAY_PUBLIC)
     tampered = signed_body("alipay_trade_query_response", raw_object).replace("SUCCESS", "CLOSED")
     with pytest.raises(ChannelOutcomeUnknown):
-        protocol.read_reply(answer(tampered), "alipay.trade.query", ALIPAY_PUBLIC)
+        replies.read_reply(answer(tampered), "alipay.trade.query", ALIPAY_PUBLIC)
 
 
 def test_unsigned_gateway_error_is_unknown_and_says_what_it_was() -> None:
@@ -264,7 +264,7 @@ def test_unsigned_gateway_error_is_unknown_and_says_what_it_was() -> None:
         '"sub_code":"isv.invalid-app-id"}}'
     )
     with pytest.raises(ChannelOutcomeUnknown, match=r"40002 isv\.invalid-app-id"):
-        protocol.read_reply(answer(body), "alipay.trade.query", ALIPAY_PUBLIC)
+        replies.read_reply(answer(body), "alipay.trade.query", ALIPAY_PUBLIC)
 
 
 @pytest.mark.parametrize(
@@ -278,7 +278,7 @@ def test_unsigned_gateway_error_is_unknown_and_says_what_it_was() -> None:
 )
 def test_http_status(status: int, error: type[Exception]) -> None:
     with pytest.raises(error):
-        protocol.read_reply(answer(b"busy", status), "alipay.trade.query", ALIPAY_PUBLIC)
+        replies.read_reply(answer(b"busy", status), "alipay.trade.query", ALIPAY_PUBLIC)
 
 
 # Amounts and times
@@ -501,13 +501,13 @@ def test_long_descriptions_are_cut_to_alipays_subject_limit() -> None:
 )
 def test_reply_errors(payload: dict[str, str], error: type[Exception], fault: str | None) -> None:
     reply = reply_for("alipay.trade.precreate", payload)
-    exc = protocol.reply_error(reply)
+    exc = replies.reply_error(reply)
     assert type(exc) is error
     assert exc.code == payload["sub_code"]
     if fault is not None:
         assert exc.fault == fault
     with pytest.raises(error):
-        protocol.parse_create_reply("qr", reply, "pay_A1001")
+        replies.parse_create_reply("qr", reply, "pay_A1001")
 
 
 def test_barcode_replies() -> None:
@@ -522,7 +522,7 @@ def test_barcode_replies() -> None:
             "gmt_payment": "2024-01-15 10:31:02",
         },
     )
-    result = protocol.parse_create_reply("barcode", paid, "pay_A1001")
+    result = replies.parse_create_reply("barcode", paid, "pay_A1001")
     assert result.state is TradeState.SUCCEEDED
     assert result.channel_trade_no == "2024T1"
     assert result.paid_at == datetime(2024, 1, 15, 2, 31, 2, tzinfo=UTC)
@@ -535,11 +535,11 @@ def test_barcode_replies() -> None:
             "trade_no": "2024T1",
         },
     )
-    result = protocol.parse_create_reply("barcode", waiting, "pay_A1001")
+    result = replies.parse_create_reply("barcode", waiting, "pay_A1001")
     assert result.state is TradeState.PENDING
     assert result.action.type == "none"
     with pytest.raises(ChannelOutcomeUnknown, match="another order"):
-        protocol.parse_create_reply("barcode", paid, "pay_B2002")
+        replies.parse_create_reply("barcode", paid, "pay_B2002")
 
 
 def test_query_replies() -> None:
@@ -552,7 +552,7 @@ def test_query_replies() -> None:
             "sub_msg": "交易不存在",
         },
     )
-    assert protocol.parse_query_reply(missing, "pay_A1001").state is TradeState.NOT_FOUND
+    assert replies.parse_query_reply(missing, "pay_A1001").state is TradeState.NOT_FOUND
     base = {
         "code": "10000",
         "msg": "Success",
@@ -566,7 +566,7 @@ def test_query_replies() -> None:
         ("TRADE_FINISHED", TradeState.SUCCEEDED),
         ("TRADE_CLOSED", TradeState.CLOSED),
     ]:
-        trade = protocol.parse_query_reply(
+        trade = replies.parse_query_reply(
             reply_for("alipay.trade.query", {**base, "trade_status": status}), "pay_A1001"
         )
         assert trade.state is state
@@ -576,7 +576,7 @@ def test_query_replies() -> None:
         "alipay.trade.query",
         {**base, "trade_status": "TRADE_CLOSED", "send_pay_date": "2024-01-15 10:31:02"},
     )
-    assert protocol.parse_query_reply(refunded, "pay_A1001").state is TradeState.SUCCEEDED, (
+    assert replies.parse_query_reply(refunded, "pay_A1001").state is TradeState.SUCCEEDED, (
         "a trade closed by a full refund was paid"
     )
     for bad in (
@@ -584,21 +584,19 @@ def test_query_replies() -> None:
         {"trade_status": "TRADE_SUCCESS", "total_amount": "19.9x"},
     ):
         with pytest.raises(ChannelOutcomeUnknown):
-            protocol.parse_query_reply(
-                reply_for("alipay.trade.query", {**base, **bad}), "pay_A1001"
-            )
+            replies.parse_query_reply(reply_for("alipay.trade.query", {**base, **bad}), "pay_A1001")
 
 
 def test_close_replies() -> None:
-    protocol.check_close_reply(reply_for("alipay.trade.close", {"code": "10000", "msg": "Success"}))
-    protocol.check_close_reply(
+    replies.check_close_reply(reply_for("alipay.trade.close", {"code": "10000", "msg": "Success"}))
+    replies.check_close_reply(
         reply_for(
             "alipay.trade.close",
             {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST"},
         )
     )
     with pytest.raises(ChannelRejected):
-        protocol.check_close_reply(
+        replies.check_close_reply(
             reply_for(
                 "alipay.trade.close",
                 {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_STATUS_ERROR"},
@@ -636,7 +634,7 @@ def test_refund_biz_and_replies() -> None:
             "gmt_refund_pay": "2024-01-15 10:40:00",
         },
     )
-    status = protocol.parse_refund_reply(moved, REFUND)
+    status = replies.parse_refund_reply(moved, REFUND)
     assert status is not None
     assert status.state is RefundState.SUCCEEDED
     assert status.amount == 500
@@ -644,12 +642,12 @@ def test_refund_biz_and_replies() -> None:
         "alipay.trade.refund",
         {"code": "10000", "msg": "Success", "out_trade_no": "pay_A1001", "fund_change": "N"},
     )
-    assert protocol.parse_refund_reply(repeat, REFUND) is None, "a repeat is confirmed by query"
+    assert replies.parse_refund_reply(repeat, REFUND) is None, "a repeat is confirmed by query"
 
 
 def test_refund_query_replies() -> None:
     absent = reply_for("alipay.trade.fastpay.refund.query", {"code": "10000", "msg": "Success"})
-    assert protocol.parse_refund_query_reply(absent, REFUND).state is RefundState.NOT_FOUND
+    assert replies.parse_refund_query_reply(absent, REFUND).state is RefundState.NOT_FOUND
     done = reply_for(
         "alipay.trade.fastpay.refund.query",
         {
@@ -663,7 +661,7 @@ def test_refund_query_replies() -> None:
             "gmt_refund_pay": "2024-01-15 10:40:00",
         },
     )
-    status = protocol.parse_refund_query_reply(done, REFUND)
+    status = replies.parse_refund_query_reply(done, REFUND)
     assert status.state is RefundState.SUCCEEDED
     assert status.amount == 500
     assert status.refunded_at == datetime(2024, 1, 15, 2, 40, tzinfo=UTC)
@@ -677,7 +675,7 @@ def test_refund_query_replies() -> None:
         },
     )
     with pytest.raises(ChannelOutcomeUnknown):
-        protocol.parse_refund_query_reply(other, REFUND)
+        replies.parse_refund_query_reply(other, REFUND)
 
 
 # Notifications
