@@ -148,7 +148,9 @@ class WeChatChannel:
             timestamp=timestamp,
             nonce=nonce,
         )
-        return refund_module.parse_refund_answer(await self._call(request), refund.refund_no)
+        return refund_module.parse_refund_answer(
+            await self._call(request), refund.refund_no, refund.payment.order_no
+        )
 
     async def query_refund(self, refund: RefundOrder) -> RefundStatus:
         """WeChat's view of the refund by our refund number; `NOT_FOUND` if it has none."""
@@ -160,7 +162,9 @@ class WeChatChannel:
             timestamp=timestamp,
             nonce=nonce,
         )
-        return refund_module.parse_refund_query_answer(await self._call(request), refund.refund_no)
+        return refund_module.parse_refund_query_answer(
+            await self._call(request), refund.refund_no, refund.payment.order_no
+        )
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
         """Verify (signature, ±300 s), decrypt and read a payment or refund notification."""

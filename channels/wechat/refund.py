@@ -127,27 +127,37 @@ def parse_refund(data: Mapping[str, Any]) -> RefundStatus:
     )
 
 
-def _checked(answer: HttpAnswer, out_refund_no: str, what: str) -> RefundStatus:
+def _checked(
+    answer: HttpAnswer, out_refund_no: str, out_trade_no: str | None, what: str
+) -> RefundStatus:
     try:
         status = parse_refund(decode_object(answer.body))
     except ValueError as exc:
         raise ChannelOutcomeUnknown(f"unreadable {what} answer: {exc}") from exc
     if status.refund_no != out_refund_no:
         raise ChannelOutcomeUnknown(f"the {what} answer is about another refund")
+    if out_trade_no is not None and status.order_no not in (None, out_trade_no):
+        raise ChannelOutcomeUnknown(f"the {what} answer is about a refund of another order")
     return status
 
 
-def parse_refund_answer(answer: HttpAnswer, out_refund_no: str) -> RefundStatus:
+def parse_refund_answer(
+    answer: HttpAnswer, out_refund_no: str, out_trade_no: str | None = None
+) -> RefundStatus:
     """A verified apply-for-refund answer. Raises a `ChannelError` for a refusal.
+
+    With `out_trade_no`, an answer about a refund of another order is `ChannelOutcomeUnknown`.
 
     An unknown or unpaid order is `404 RESOURCE_NOT_EXISTS`: a refusal (`ChannelRejected`).
     """
     if answer.status != 200:
         raise error_from_answer(answer, buyer_codes=REFUND_BUYER_CODES)
-    return _checked(answer, out_refund_no, "refund")
+    return _checked(answer, out_refund_no, out_trade_no, "refund")
 
 
-def parse_refund_query_answer(answer: HttpAnswer, out_refund_no: str) -> RefundStatus:
+def parse_refund_query_answer(
+    answer: HttpAnswer, out_refund_no: str, out_trade_no: str | None = None
+) -> RefundStatus:
     """A verified refund query answer; `404 RESOURCE_NOT_EXISTS` is `RefundState.NOT_FOUND`."""
     if answer.status == 404 and error_code(answer) in NOT_FOUND_CODES:
         return RefundStatus(
@@ -155,4 +165,4 @@ def parse_refund_query_answer(answer: HttpAnswer, out_refund_no: str) -> RefundS
         )
     if answer.status != 200:
         raise error_from_answer(answer, buyer_codes=REFUND_BUYER_CODES)
-    return _checked(answer, out_refund_no, "refund query")
+    return _checked(answer, out_refund_no, out_trade_no, "refund query")

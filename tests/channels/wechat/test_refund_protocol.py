@@ -170,6 +170,15 @@ def test_unreadable_refund_answers_are_unknown(body: dict[str, object]) -> None:
         refund.parse_refund_answer(answer(200, body), REFUND_NO)
 
 
+def test_refund_answer_about_another_order_is_unknown() -> None:
+    with pytest.raises(ChannelOutcomeUnknown, match="another order"):
+        refund.parse_refund_query_answer(answer(200, REFUND_ANSWER), REFUND_NO, "another")
+    status = refund.parse_refund_answer(
+        answer(200, REFUND_ANSWER), REFUND_NO, "1217752501201407033233368018"
+    )
+    assert status.state is RefundState.SUCCEEDED
+
+
 def test_refund_query_not_found() -> None:
     body = {"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"}
     status = refund.parse_refund_query_answer(answer(404, body), "R1")

@@ -109,6 +109,10 @@ async def test_the_same_refund_number_refunds_once(
     with pytest.raises(ChannelRejected) as changed:
         await wechat_channel.refund(replace(refund, amount=1000))
     assert changed.value.code == "INVALID_REQUEST"
+    other = await paid_order(wechat_channel, wechat_simulator, http_session)
+    with pytest.raises(ChannelRejected) as reused:
+        await wechat_channel.refund(replace(refund_of(other, 1500), refund_no=refund.refund_no))
+    assert reused.value.code == "INVALID_REQUEST"
 
 
 async def test_refunds_need_a_paid_order_and_its_total(
