@@ -56,6 +56,7 @@ from tests.channels.harness import Harness, HarnessFactory
 
 HARNESSES = {
     "wechat": "tests.channels.harnesses.wechat",
+    "alipay": "tests.channels.harnesses.alipay",
     "unionpay": "tests.channels.harnesses.unionpay",
 }
 """Wallet → the module whose `harness` starts its simulator and adapter. One entry a line."""
