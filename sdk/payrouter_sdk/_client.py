@@ -1,0 +1,392 @@
+"""The clients. `AsyncClient` sends every request (aiohttp); `Client` is the same client run on
+a private event loop in a background thread, for code that is not async.
+
+Every request goes through `AsyncClient.request`, which:
+- authenticates with `Authorization: Bearer <api_key>`, or, given `signing_key_id`, signs it
+  (`X-Payrouter-Key-Id`, `-Timestamp`, `-Nonce`, `-Signature`) afresh for each attempt;
+- gives each POST an `Idempotency-Key` (a uuid4 unless the caller passes one) and sends the
+  same key on every retry, so a retried create can never make a second payment;
+- retries connection errors, timeouts, 5xx answers and `409 idempotency_key_in_use`, with
+  exponential backoff, jitter and `Retry-After`; other 4xx answers are never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import random
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Coroutine, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+from yarl import URL
+
+from payrouter_sdk._errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    PayrouterError,
+    error_from_response,
+    parse_retry_after,
+)
+from payrouter_sdk._resources import (
+    AsyncEvents,
+    AsyncPayments,
+    AsyncRefunds,
+    Events,
+    Payments,
+    Refunds,
+)
+
+__version__ = "0.1.0"
+log = logging.getLogger("payrouter_sdk")
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+Params = Mapping[str, str | int | bool | None]
+
+DEFAULT_TIMEOUT = 30.0
+USER_AGENT = f"payrouter-sdk-python/{__version__}"
+# Channel answers that are final, not transient: a 502 `channel_outcome_unknown` leaves the
+# payment `processing` (a retry would only meet `duplicate_order`), a 502 `channel_declined`
+# is the channel's refusal. Only 503 `channel_unavailable` says "nothing happened, retry".
+_FINAL_CHANNEL_CODES = frozenset({"channel_outcome_unknown", "channel_declined"})
+
+
+def sign_request(
+    secret: str, method: str, path_with_query: str, timestamp: str, nonce: str, body: bytes
+) -> str:
+    """`X-Payrouter-Signature`: base64(HMAC-SHA256(secret, the request's signing string))."""
+    digest = hashlib.sha256(body).hexdigest()
+    message = f"{method.upper()}\n{path_with_query}\n{timestamp}\n{nonce}\n{digest}\n"
+    mac = hmac.new(secret.encode(), message.encode(), hashlib.sha256)
+    return base64.b64encode(mac.digest()).decode()
+
+
+class AsyncClient:
+    """The payrouter merchant API, async. Use it as `async with AsyncClient(...) as client:`
+    or call `await client.close()` when done.
+
+    `api_key` is the secret key (`sk_test_...` / `sk_live_...`). Given `signing_key_id`
+    (`key_...`), requests are signed with that secret instead of sending it. `timeout` is
+    seconds per attempt; `max_retries` how many times a failed attempt is repeated.
+    `session` lets an application share its own aiohttp session (it is not closed here).
+    """
+
+    initial_retry_delay = 0.5
+    max_retry_delay = 8.0
+    max_retry_after = 60.0
+    """A `Retry-After` longer than this is not waited for: the error is raised instead."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        *,
+        signing_key_id: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = 2,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError("api_key is required")
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError(f"base_url must be http(s)://host[:port][/path], not {base_url!r}")
+        if max_retries < 0:
+            raise ValueError("max_retries must be 0 or more")
+        self.base_url = base_url.rstrip("/")
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._base_path = parts.path.rstrip("/")
+        self._api_key = api_key
+        self.signing_key_id = signing_key_id
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._session = session
+        self._owns_session = session is None
+        self.payments = AsyncPayments(self)
+        self.refunds = AsyncRefunds(self)
+        self.events = AsyncEvents(self)
+
+    def __repr__(self) -> str:
+        mode = "signed" if self.signing_key_id else "bearer"
+        return f"<AsyncClient {self.base_url} {mode}>"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session this client opened (a session passed in is left open)."""
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+            self._session = None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """Send one API request (with retries) and return its decoded JSON body.
+
+        The resources use this; it also reaches endpoints this SDK does not know yet.
+        """
+        method = method.upper()
+        query = urlencode(
+            [(k, _query_value(v)) for k, v in (params or {}).items() if v is not None],
+            quote_via=quote,
+        )
+        target = self._base_path + path + (f"?{query}" if query else "")
+        data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if method == "POST":
+            headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
+        elif idempotency_key is not None:
+            raise ValueError("idempotency_key applies to POST requests only")
+        status, raw = await self._send_with_retries(method, target, data, headers)
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise APIError(
+                f"HTTP {status} answer is not JSON",
+                status=status,
+                body=raw.decode("utf-8", "replace"),
+            ) from exc
+
+    async def _call(
+        self,
+        model: type[M],
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> M:
+        data = await self.request(
+            method, path, params=params, body=body, idempotency_key=idempotency_key
+        )
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise APIError(f"Unexpected {model.__name__} from the API: {exc}", body=data) from exc
+
+    async def _send_with_retries(
+        self, method: str, target: str, data: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        url = URL(self._origin + target, encoded=True)
+        session = self._http()
+        attempt = 0
+        while True:
+            sent = headers | self._auth_headers(method, target, data)
+            error: PayrouterError
+            try:
+                async with session.request(
+                    method,
+                    url,
+                    data=data or None,
+                    headers=sent,
+                    timeout=aiohttp.ClientTimeout(total=self.timeout),
+                    allow_redirects=False,
+                ) as resp:
+                    raw = await resp.read()
+                    if resp.status < 400:
+                        return resp.status, raw
+                    error = error_from_response(resp.status, raw, resp.headers)
+            except TimeoutError as exc:
+                error = APITimeoutError(f"No answer within {self.timeout} s: {method} {target}")
+                error.__cause__ = exc
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                error = APIConnectionError(f"{type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+            except aiohttp.ClientError as exc:
+                raise APIConnectionError(f"{type(exc).__name__}: {exc}") from exc
+            delay = self._retry_delay(attempt, error)
+            if delay is None:
+                raise error
+            attempt += 1
+            log.info(
+                "payrouter: retry %d/%d of %s %s in %.2f s after %s",
+                attempt,
+                self.max_retries,
+                method,
+                target.split("?")[0],
+                delay,
+                error,
+            )
+            await asyncio.sleep(delay)
+
+    def _retry_delay(self, attempt: int, error: PayrouterError) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up and raise."""
+        if attempt >= self.max_retries or not _retryable(error):
+            return None
+        backoff = min(self.max_retry_delay, self.initial_retry_delay * 2.0**attempt)
+        delay = backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
+        asked = parse_retry_after(error.headers.get("Retry-After"))
+        if asked is not None:
+            if asked > self.max_retry_after:
+                return None
+            delay = max(delay, asked)
+        return delay
+
+    def _auth_headers(self, method: str, target: str, data: bytes) -> dict[str, str]:
+        if self.signing_key_id is None:
+            return {"Authorization": f"Bearer {self._api_key}"}
+        timestamp = str(int(time.time()))
+        nonce = secrets.token_urlsafe(18)
+        return {
+            "X-Payrouter-Key-Id": self.signing_key_id,
+            "X-Payrouter-Timestamp": timestamp,
+            "X-Payrouter-Nonce": nonce,
+            "X-Payrouter-Signature": sign_request(
+                self._api_key, method, target, timestamp, nonce, data
+            ),
+        }
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Created on first use, inside the running loop that will use it.
+        if self._session is None or self._session.closed:
+            if not self._owns_session:
+                raise RuntimeError("the aiohttp session passed to AsyncClient is closed")
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+
+def _retryable(error: PayrouterError) -> bool:
+    if isinstance(error, APIConnectionError):
+        return True
+    if error.status is None:
+        return False
+    if error.status == 409:
+        return error.code == "idempotency_key_in_use"
+    if error.type == "channel_error" and error.code in _FINAL_CHANNEL_CODES:
+        return False
+    return error.status >= 500
+
+
+def _query_value(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class Client:
+    """The payrouter merchant API, blocking. Use it as `with Client(...) as client:` or call
+    `client.close()` when done. Arguments as for `AsyncClient`.
+
+    Each call runs the async client on a private event loop in a background thread, so the
+    two behave the same (retries, idempotency keys, signing). One `Client` may be shared by
+    threads.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str,
+        *,
+        signing_key_id: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = 2,
+    ) -> None:
+        self._async = AsyncClient(
+            api_key,
+            base_url,
+            signing_key_id=signing_key_id,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="payrouter-sdk", daemon=True
+        )
+        self._thread.start()
+        self._closed = False
+        self.payments = Payments(self._async.payments, self._run)
+        self.refunds = Refunds(self._async.refunds, self._run)
+        self.events = Events(self._async.events, self._run)
+
+    @property
+    def async_client(self) -> AsyncClient:
+        """The `AsyncClient` underneath (its settings, such as retry delays, apply here)."""
+        return self._async
+
+    def __repr__(self) -> str:
+        return f"<Client {self._async.base_url}>"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """As `AsyncClient.request`."""
+        return self._run(
+            self._async.request(
+                method, path, params=params, body=body, idempotency_key=idempotency_key
+            )
+        )
+
+    def close(self) -> None:
+        """Close the HTTP session and stop the background loop. Safe to call twice."""
+        if self._closed:
+            return
+        try:
+            self._run(self._async.close())
+        finally:
+            self._closed = True
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coro.close()
+            raise RuntimeError("this Client is closed")
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("a blocking Client cannot be called from its own loop")
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
