@@ -91,7 +91,7 @@ def load_config(path: Path) -> LoadedConfig:
     try:
         config = RoutingConfig.model_validate(document)
     except ValidationError as exc:
-        found = [(tuple(e["loc"]), str(e["msg"])) for e in exc.errors()]
+        found = [(_document_path(tuple(e["loc"])), str(e["msg"])) for e in exc.errors()]
         raise ConfigError(path, [_describe(path, node, loc, msg) for loc, msg in found]) from None
     cross = _cross_check(config)
     if cross:
@@ -102,6 +102,17 @@ def load_config(path: Path) -> LoadedConfig:
         base_dir=path.resolve().parent,
         digest=hashlib.sha256(text).hexdigest()[:12],
     )
+
+
+ACCOUNT_TYPES = ("wechat", "alipay", "unionpay")
+
+
+def _document_path(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """pydantic names the union member it tried (`accounts.x.wechat.base_url`); operators
+    need the path in their file (`accounts.x.base_url`)."""
+    if len(loc) > 2 and loc[0] == "accounts" and loc[2] in ACCOUNT_TYPES:
+        return loc[:2] + loc[3:]
+    return loc
 
 
 def _describe(path: Path, node: Any, loc: tuple[int | str, ...], message: str) -> str:

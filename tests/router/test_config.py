@@ -30,7 +30,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_shipped_config_is_valid() -> None:
     loaded = load_config(Path(__file__).parents[2] / "config" / "routing.yaml")
-    assert list(loaded.config.accounts) == ["wechat_main"]
+    assert list(loaded.config.accounts) == ["wechat_main", "alipay_main", "unionpay_main"]
 
 
 def test_valid_file_loads(tmp_path: Path) -> None:
