@@ -47,8 +47,8 @@ I = TypeVar("I", bound=_Identified)  # noqa: E741 - the item type of a list
 
 def _seg(ident: str) -> str:
     """An id as one path segment: whatever it holds cannot reach another URL."""
-    if not ident:
-        raise ValueError("an id is required")
+    if not ident or ident in (".", ".."):
+        raise ValueError(f"not an id: {ident!r}")
     return quote(ident, safe="")
 
 

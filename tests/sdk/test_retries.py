@@ -1,0 +1,299 @@
+"""Retries against a scripted server on loopback: what is retried, how often, with what keys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from payrouter_sdk import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AsyncClient,
+    ChannelError,
+    IdempotencyError,
+    InvalidRequestError,
+    PayrouterError,
+    RateLimitError,
+)
+
+from router.auth import sign
+from tests.conftest import loopback_socket, serve, url_of
+
+PAYMENT: dict[str, Any] = {
+    "id": "pay_0123456789abcdef",
+    "object": "payment",
+    "merchant_order_id": "A1",
+    "amount": 1999,
+    "currency": "CNY",
+    "method": "qr",
+    "wallet": "wechat",
+    "channel": "wechat_main",
+    "status": "pending",
+    "action": {"type": "qr_code", "qr_code": "weixin://wxpay/bizpayurl?pr=x"},
+    "description": "Demo",
+    "routing": {"rule": "default", "attempts": []},
+    "created_at": "2025-06-15T15:06:00Z",
+    "livemode": False,
+}
+SECRET = "sk_test_retries"
+
+
+def error(status: int, type_: str, code: str, **extra: Any) -> web.Response:
+    body = {"error": {"type": type_, "code": code, "message": code, "param": None} | extra}
+    headers = {"X-Request-Id": f"req_{code}"}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def unavailable(retry_after: str | None = None) -> web.Response:
+    response = error(503, "api_error", "overloaded")
+    if retry_after is not None:
+        response.headers["Retry-After"] = retry_after
+    return response
+
+
+@dataclass
+class Seen:
+    at: float
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Scripted:
+    """Answers each request with the next scripted step, then with a payment.
+
+    A step is a response, "reset" (drop the connection) or "hang" (answer only when released).
+    """
+
+    url: str = ""
+    script: list[web.Response | str] = field(default_factory=list)
+    seen: list[Seen] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        seen = Seen(time.monotonic(), request.method, request.raw_path, dict(request.headers), body)
+        self.seen.append(seen)
+        step = self.script.pop(0) if self.script else "ok"
+        if step == "reset":
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response()
+        if step == "hang":
+            await self.release.wait()
+        if isinstance(step, web.Response):
+            return step
+        return web.json_response(PAYMENT, status=201 if request.method == "POST" else 200)
+
+    def keys(self) -> list[str | None]:
+        return [s.headers.get("Idempotency-Key") for s in self.seen]
+
+
+@pytest.fixture
+async def server(serving: list[web.AppRunner]) -> AsyncIterator[Scripted]:
+    scripted = Scripted()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", scripted.handle)
+    sock = loopback_socket()
+    serving.append(await serve(app, sock))
+    scripted.url = url_of(sock)
+    yield scripted
+    scripted.release.set()
+
+
+def client_of(server: Scripted, **options: Any) -> AsyncClient:
+    client = AsyncClient(api_key=SECRET, base_url=server.url, **options)
+    client.initial_retry_delay = 0.01
+    return client
+
+
+async def create(client: AsyncClient, **options: Any) -> Any:
+    async with client:
+        return await client.payments.create(
+            amount=1999, merchant_order_id="A1", description="Demo", method="qr", **options
+        )
+
+
+async def test_5xx_retried_with_one_automatic_idempotency_key(server: Scripted) -> None:
+    server.script = [unavailable(), unavailable()]
+    payment = await create(client_of(server))
+    assert payment.id == PAYMENT["id"]
+    keys = server.keys()
+    assert len(keys) == 3 and len(set(keys)) == 1
+    assert uuid.UUID(str(keys[0])).version == 4
+    assert len({s.body for s in server.seen}) == 1
+
+
+async def test_a_new_call_gets_a_new_key(server: Scripted) -> None:
+    await create(client_of(server))
+    await create(client_of(server))
+    first, second = server.keys()
+    assert first != second
+
+
+async def test_signed_retries_keep_the_key_and_sign_each_attempt_afresh(
+    server: Scripted,
+) -> None:
+    server.script = [unavailable(), error(500, "api_error", "internal_error")]
+    await create(client_of(server, signing_key_id="key_test1"), idempotency_key="order-A1")
+    assert server.keys() == ["order-A1"] * 3
+    nonces = {s.headers["X-Payrouter-Nonce"] for s in server.seen}
+    assert len(nonces) == 3
+    for seen in server.seen:
+        headers = seen.headers
+        assert "Authorization" not in headers
+        assert headers["X-Payrouter-Key-Id"] == "key_test1"
+        expected = sign(
+            SECRET,
+            seen.method,
+            seen.path,
+            headers["X-Payrouter-Timestamp"],
+            headers["X-Payrouter-Nonce"],
+            seen.body,
+        )
+        assert headers["X-Payrouter-Signature"] == expected
+
+
+async def test_other_4xx_are_not_retried(server: Scripted) -> None:
+    server.script = [error(400, "invalid_request_error", "parameter_invalid", param="amount")]
+    with pytest.raises(InvalidRequestError) as caught:
+        await create(client_of(server))
+    assert (caught.value.param, caught.value.request_id) == ("amount", "req_parameter_invalid")
+    assert len(server.seen) == 1
+
+
+async def test_key_in_use_is_retried(server: Scripted) -> None:
+    server.script = [error(409, "idempotency_error", "idempotency_key_in_use")]
+    await create(client_of(server))
+    assert len(server.seen) == 2
+
+
+async def test_duplicate_order_is_not_retried(server: Scripted) -> None:
+    server.script = [error(409, "invalid_request_error", "duplicate_order")]
+    with pytest.raises(InvalidRequestError):
+        await create(client_of(server))
+    assert len(server.seen) == 1
+
+
+async def test_key_reused_with_another_body_is_not_retried(server: Scripted) -> None:
+    server.script = [error(422, "idempotency_error", "idempotency_key_reused")]
+    with pytest.raises(IdempotencyError):
+        await create(client_of(server))
+    assert len(server.seen) == 1
+
+
+async def test_final_channel_answers_are_not_retried(server: Scripted) -> None:
+    server.script = [
+        error(502, "channel_error", "channel_outcome_unknown", payment_id="pay_0123456789abcdef")
+    ]
+    with pytest.raises(ChannelError) as caught:
+        await create(client_of(server))
+    assert caught.value.payment_id == "pay_0123456789abcdef"
+    assert len(server.seen) == 1
+
+
+async def test_channel_unavailable_is_retried(server: Scripted) -> None:
+    server.script = [error(503, "channel_error", "channel_unavailable")]
+    await create(client_of(server))
+    assert len(server.seen) == 2
+
+
+async def test_gives_up_after_max_retries(server: Scripted) -> None:
+    server.script = [unavailable() for _ in range(5)]
+    with pytest.raises(APIError) as caught:
+        await create(client_of(server))
+    assert caught.value.status == 503
+    assert len(server.seen) == 3
+    with pytest.raises(APIError):
+        await create(client_of(server, max_retries=0))
+    assert len(server.seen) == 4
+
+
+async def test_retry_after_is_honoured(server: Scripted) -> None:
+    server.script = [unavailable(retry_after="1")]
+    await create(client_of(server))
+    first, second = server.seen
+    assert second.at - first.at >= 0.95
+
+
+async def test_retry_after_beyond_the_limit_is_not_waited_for(server: Scripted) -> None:
+    server.script = [unavailable(retry_after="3600")]
+    with pytest.raises(APIError) as caught:
+        await create(client_of(server))
+    assert caught.value.headers["retry-after"] == "3600"
+    assert len(server.seen) == 1
+
+
+async def test_rate_limit_is_raised_with_its_wait(server: Scripted) -> None:
+    limited = error(429, "rate_limit_error", "rate_limited")
+    limited.headers["Retry-After"] = "2"
+    server.script = [limited]
+    with pytest.raises(RateLimitError) as caught:
+        await create(client_of(server))
+    assert caught.value.retry_after == 2.0
+    assert len(server.seen) == 1
+
+
+async def test_timeout_is_retried_with_the_same_key(server: Scripted) -> None:
+    server.script = ["hang"]
+    await create(client_of(server, timeout=0.3))
+    assert len(server.seen) == 2
+    assert len(set(server.keys())) == 1
+
+
+async def test_timeouts_exhausted(server: Scripted) -> None:
+    server.script = ["hang", "hang"]
+    with pytest.raises(APITimeoutError) as caught:
+        await create(client_of(server, timeout=0.2, max_retries=1))
+    assert isinstance(caught.value, APIConnectionError)
+    assert len(server.seen) == 2
+
+
+async def test_connection_reset_is_retried(server: Scripted) -> None:
+    server.script = ["reset", "reset"]
+    await create(client_of(server))
+    assert len(server.seen) == 3
+    assert len(set(server.keys())) == 1
+
+
+async def test_get_is_retried_without_a_key(server: Scripted) -> None:
+    server.script = [unavailable(), "reset"]
+    async with client_of(server) as client:
+        payment = await client.payments.get("pay_0123456789abcdef")
+    assert payment.status == "pending"
+    assert [s.path for s in server.seen] == ["/v1/payments/pay_0123456789abcdef"] * 3
+    assert server.keys() == [None, None, None]
+
+
+async def test_an_answer_that_is_not_the_api_error_is_an_api_error(server: Scripted) -> None:
+    server.script = [web.Response(status=502, text="<html>Bad Gateway</html>") for _ in range(3)]
+    with pytest.raises(APIError) as caught:
+        await create(client_of(server))
+    assert caught.value.status == 502
+    assert "Bad Gateway" in str(caught.value)
+    assert len(server.seen) == 3
+
+
+def test_backoff_grows_with_jitter_and_a_cap() -> None:
+    client = AsyncClient(api_key=SECRET, base_url="http://127.0.0.1:1", max_retries=10)
+    failure = PayrouterError("boom", status=503)
+    for attempt in range(10):
+        delay = client._retry_delay(attempt, failure)
+        full = min(8.0, 0.5 * 2**attempt)
+        assert delay is not None and full / 2 <= delay <= full
+    assert client._retry_delay(10, failure) is None
+
+
+async def test_ids_cannot_leave_their_path_segment(server: Scripted) -> None:
+    async with client_of(server) as client:
+        await client.payments.get("../refunds/re_1?x=1")
+    assert server.seen[0].path == "/v1/payments/..%2Frefunds%2Fre_1%3Fx%3D1"
