@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from router import cli_routes  # noqa: F401 - registers `payrouter routes ...`
+from router.bench import cli as cli_bench  # noqa: F401 - registers `payrouter bench`
 from router.cli import main
 
 __all__ = ["main"]

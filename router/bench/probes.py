@@ -1,0 +1,105 @@
+"""Reading counters while load runs: processes' CPU, and Redis's own statistics.
+
+Redis is asked over one raw RESP connection opened before the measurement, so the harness
+adds exactly one command (`INFO`) and one socket read per snapshot, and none of a client
+library's connection handshake (`HELLO`, `CLIENT SETINFO`), to what it measures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from router.bench.procs import own_cpu_s, process_cpu_s
+from router.bench.stats import RedisSnapshot, snapshot
+
+
+class RedisInfo:
+    """One connection that sends `INFO ...` and reads the bulk-string answer."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    async def connect(cls, url: str) -> RedisInfo:
+        parts = urlsplit(url)
+        reader, writer = await asyncio.open_connection(
+            parts.hostname or "127.0.0.1", parts.port or 6379
+        )
+        info = cls(reader, writer)
+        if parts.password:
+            user = parts.username or "default"
+            await info.command("AUTH", user, parts.password)
+        return info
+
+    async def command(self, *args: str) -> str:
+        """Send one command; return a bulk or simple string answer as text."""
+        encoded = [a.encode() for a in args]
+        frame = b"*%d\r\n" % len(encoded)
+        for arg in encoded:
+            frame += b"$%d\r\n%s\r\n" % (len(arg), arg)
+        self._writer.write(frame)
+        await self._writer.drain()
+        head = await self._reader.readline()
+        if head.startswith(b"$"):
+            size = int(head[1:])
+            body = await self._reader.readexactly(size + 2)
+            return body[:-2].decode()
+        if head.startswith(b"+"):
+            return head[1:].strip().decode()
+        raise RuntimeError(f"redis answered {head.strip().decode(errors='replace')}")
+
+    async def snapshot(self) -> RedisSnapshot:
+        return snapshot(await self.command("INFO", "commandstats", "stats"))
+
+    async def version(self) -> str:
+        for line in (await self.command("INFO", "server")).splitlines():
+            if line.startswith("redis_version:"):
+                return line.partition(":")[2].strip()
+        return "unknown"
+
+    async def close(self) -> None:
+        self._writer.close()
+        await self._writer.wait_closed()
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """CPU seconds of each watched party at one moment."""
+
+    seconds: dict[str, float]
+
+
+class CpuWatch:
+    """CPU counters of named processes (`/proc/<pid>/stat`) and of this process."""
+
+    def __init__(self, pids: Mapping[str, list[int]]) -> None:
+        self.pids = {name: list(p) for name, p in pids.items()}
+
+    def read(self) -> CpuReading:
+        out = {name: sum(process_cpu_s(pid) for pid in pids) for name, pids in self.pids.items()}
+        out["client"] = own_cpu_s()
+        return CpuReading(out)
+
+    @staticmethod
+    def busy(before: CpuReading, after: CpuReading, elapsed_s: float) -> float | None:
+        """Share of the machine's cores the watched processes kept busy (0..1)."""
+        cores = os.cpu_count() or 1
+        if elapsed_s <= 0:
+            return None
+        used = sum(after.seconds[n] - before.seconds.get(n, 0.0) for n in after.seconds)
+        return round(used / elapsed_s / cores, 3)
+
+    @staticmethod
+    def per_item(before: CpuReading, after: CpuReading, items: int) -> dict[str, float | None]:
+        """CPU milliseconds per item of each party between two readings."""
+        if items <= 0:
+            return {name: None for name in after.seconds}
+        return {
+            name: round((after.seconds[name] - before.seconds.get(name, 0.0)) * 1000 / items, 3)
+            for name in after.seconds
+        }
