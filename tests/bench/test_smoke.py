@@ -1,0 +1,84 @@
+"""`payrouter bench` end to end with tiny counts: every section of the report is there.
+
+The numbers themselves are timings of this machine and are not checked, only their shape.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from router.bench.report import render
+from router.bench.scenarios import SCENARIOS
+
+COUNT = 5
+PERCENTILES = ("p50", "p95", "p99")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    argv = [sys.executable, "-m", "router", "bench", "--count", str(COUNT)]
+    argv += ["--warmup", "2", "--concurrency", "2", "--processes", "1,2", "--json"]
+    done = subprocess.run(  # noqa: S603 - our own command, fixed arguments
+        argv, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
+
+
+@pytest.mark.timeout(150)
+def test_every_scenario_measured(report: dict[str, Any]) -> None:
+    assert list(report["scenarios"]) == list(SCENARIOS)
+    for name, scenario in report["scenarios"].items():
+        assert scenario["count"] == COUNT, (name, scenario["error_samples"])
+        assert scenario["errors"] == 0, (name, scenario["error_samples"])
+        assert _number(scenario["throughput_rps"]) and scenario["throughput_rps"] > 0
+        assert all(_number(scenario["latency_ms"][p]) for p in PERCENTILES)
+        cpu = scenario["cpu_ms_per_op"]
+        assert {"router", "floor", "redis", "simulators", "client"} <= set(cpu)
+        assert all(_number(v) for v in cpu.values())
+        assert scenario["redis_per_op"]["items"] == COUNT
+        assert isinstance(scenario["redis_per_op"]["by_command"], dict)
+
+
+@pytest.mark.timeout(150)
+def test_headline_sections(report: dict[str, Any]) -> None:
+    assert set(report["router_added_latency_ms"]) == set(PERCENTILES)
+    cpu = report["cpu"]
+    assert cpu["payments"] == COUNT and cpu["router_processes"] == 1
+    assert _number(cpu["router_ms_per_payment"]) and _number(cpu["floor_ms_per_payment"])
+    # Five payments are a few clock ticks of CPU: a floor of zero leaves no ratio.
+    assert cpu["ratio_router_to_floor"] is None or _number(cpu["ratio_router_to_floor"])
+    redis = report["redis"]
+    assert redis["payments"] == COUNT
+    assert redis["commands_per_payment"] > 0 and redis["round_trips_per_payment"] > 0
+    assert "evalsha" in redis["by_command"]
+    assert redis["floor"]["by_command"].get("hset", 0) >= 1
+    assert set(redis["idle_background"]) == {"window_s", "commands_per_s", "round_trips_per_s"}
+    scale = report["scale_out"]
+    assert set(scale["by_processes"]) == {"1", "2"}
+    assert all(v["count"] == COUNT for v in scale["by_processes"].values())
+    assert _number(scale["ratio"])
+
+
+@pytest.mark.timeout(150)
+def test_machine_command_and_text(report: dict[str, Any]) -> None:
+    machine = report["machine"]
+    assert isinstance(machine["cpu_model"], str) and machine["cores"] >= 1
+    assert machine["python"].count(".") == 2 and machine["redis_server"] != "unknown"
+    assert report["command"][:2] == ["payrouter", "bench"]
+    assert report["settings"]["count"] == COUNT
+    assert report["webhooks"]["received"] >= COUNT
+    text = render(report)
+    for name in SCENARIOS:
+        assert name in text
+    assert "router / floor CPU per payment" in text and "scale-out" in text
