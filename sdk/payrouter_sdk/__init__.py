@@ -9,7 +9,7 @@
 `Client` is the same API, blocking. `Webhook(secret).verify(body, headers)` checks a webhook.
 """
 
-from payrouter_sdk._client import AsyncClient, Client, __version__, sign_request
+from payrouter_sdk._client import AsyncClient, Client, sign_request
 from payrouter_sdk._errors import (
     APIConnectionError,
     APIError,
@@ -39,6 +39,7 @@ from payrouter_sdk._models import (
     Routing,
     RoutingAttempt,
 )
+from payrouter_sdk._version import __version__
 from payrouter_sdk.webhooks import Webhook
 
 __all__ = [

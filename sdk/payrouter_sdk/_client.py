@@ -48,8 +48,8 @@ from payrouter_sdk._resources import (
     Payments,
     Refunds,
 )
+from payrouter_sdk._version import __version__
 
-__version__ = "0.1.0"
 log = logging.getLogger("payrouter_sdk")
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -215,7 +215,7 @@ class AsyncClient:
                     allow_redirects=False,
                 ) as resp:
                     raw = await resp.read()
-                    if resp.status < 400:
+                    if resp.status < 300:
                         return resp.status, raw
                     error = error_from_response(resp.status, raw, resp.headers)
             except TimeoutError as exc:

@@ -297,3 +297,11 @@ async def test_ids_cannot_leave_their_path_segment(server: Scripted) -> None:
     async with client_of(server) as client:
         await client.payments.get("../refunds/re_1?x=1")
     assert server.seen[0].path == "/v1/payments/..%2Frefunds%2Fre_1%3Fx%3D1"
+
+
+async def test_redirects_are_not_followed(server: Scripted) -> None:
+    server.script = [web.Response(status=307, headers={"Location": "http://127.0.0.1:9/v1"})]
+    with pytest.raises(APIError) as caught:
+        await create(client_of(server))
+    assert caught.value.status == 307
+    assert len(server.seen) == 1
