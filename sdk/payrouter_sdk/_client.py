@@ -221,6 +221,9 @@ class AsyncClient:
             except TimeoutError as exc:
                 error = APITimeoutError(f"No answer within {self.timeout} s: {method} {target}")
                 error.__cause__ = exc
+            except aiohttp.ClientSSLError as exc:
+                # A certificate or TLS failure is the same on every attempt.
+                raise APIConnectionError(f"{type(exc).__name__}: {exc}") from exc
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
                 error = APIConnectionError(f"{type(exc).__name__}: {exc}")
                 error.__cause__ = exc

@@ -129,3 +129,8 @@ async def test_paid_then_refunded_in_part_and_in_full(
     with pytest.raises(InvalidRequestError) as caught:
         await client.refunds.create(paid.id, amount=1)
     assert (caught.value.code, caught.value.param) == ("refund_exceeds_payment", "amount")
+
+
+async def test_naive_datetimes_are_refused(client: AsyncClient) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await client.payments.list(created_gte=datetime(2025, 1, 1))
