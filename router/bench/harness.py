@@ -38,6 +38,9 @@ from router.bench.stats import difference, redis_delta
 
 Say = Callable[[str], None]
 IDLE_WINDOW_S = 1.0
+OTHERS_NOTE_SHARE = 0.10
+REFUNDS_PER_S_GUESS = 500
+"""Paid payments made for a refund phase without a lifecycle phase before it assume this."""
 REDIS_NOTE = (
     "Redis's own counters over the phase, divided by payments: INFO commandstats calls per "
     "command (commands that Lua scripts run are counted under their own names as well as the "
@@ -103,6 +106,8 @@ class Run:
         summary["processes"] = routers
         summary["cpu_ms_per_op"] = CpuWatch.per_item(cpu_before, cpu_after, result.ok)
         summary["machine_busy"] = CpuWatch.busy(cpu_before, cpu_after, result.elapsed_s)
+        summary["host_busy"] = CpuWatch.host_busy(cpu_before, cpu_after)
+        self.check_quiet(name, summary)
         summary["redis_per_op"] = (
             redis_delta(redis_before, redis_after, result.ok)
             if redis_before is not None and redis_after is not None
@@ -113,6 +118,15 @@ class Run:
             f"{result.ok} ok, {summary['errors']} errors, {summary['throughput_rps']} req/s"
         )
         return summary
+
+    def check_quiet(self, name: str, summary: dict[str, Any]) -> None:
+        """Note a phase during which processes outside the benchmark used the machine."""
+        ours, host = summary["machine_busy"], summary["host_busy"]
+        if ours is not None and host is not None and host - ours > OTHERS_NOTE_SHARE:
+            self.env.notes.append(
+                f"{name} ({summary['processes']}p): processes outside the benchmark kept "
+                f"{host - ours:.0%} of the machine busy: its numbers are disturbed"
+            )
 
     async def idle_background(self) -> dict[str, float] | None:
         """Redis commands and reads per second with no load (the routers' own loops)."""
@@ -133,7 +147,10 @@ class Run:
     async def fill_paid(self) -> None:
         """Enough paid payments for the refund phase when no lifecycle phase made them."""
         shape = self.options.shape
-        wanted = shape.limit if shape.count is not None else 20 * shape.concurrency
+        if shape.count is not None:
+            wanted = shape.count
+        else:  # above any refund rate seen here, so the phase rarely runs out
+            wanted = math.ceil((shape.rate or REFUNDS_PER_S_GUESS) * shape.window_s)
         wanted += self.options.warmup
         payments = max(shape.concurrency, math.ceil(wanted / REFUNDS_PER_PAYMENT))
         payments = min(payments, 400) - len(self.env.target.paid)
@@ -172,6 +189,7 @@ class Run:
                 "latency_ms": summary["latency_ms"],
                 "router_cpu_ms_per_payment": summary["cpu_ms_per_op"].get("router"),
                 "machine_busy": summary["machine_busy"],
+                "host_busy": summary["host_busy"],
             }
         low, high = by[str(counts[0])], by[str(counts[-1])]
         ratio = high["throughput_rps"] / low["throughput_rps"] if low["throughput_rps"] else None

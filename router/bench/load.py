@@ -36,6 +36,10 @@ class Failed(Exception):
         self.detail = detail
 
 
+class Exhausted(Failed):
+    """Nothing left to operate on (no refundable payment): the phase stops early."""
+
+
 @dataclass(frozen=True)
 class LoadShape:
     """How one phase is driven."""
@@ -75,6 +79,7 @@ class PhaseResult:
     errors: Counter[str] = field(default_factory=Counter)
     error_samples: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    exhausted: bool = False
 
     @property
     def ok(self) -> int:
@@ -95,6 +100,7 @@ class PhaseResult:
             "error_kinds": dict(self.errors),
             "error_samples": list(self.error_samples),
             "elapsed_s": round(self.elapsed_s, 3),
+            "stopped_early": self.exhausted,
             "throughput_rps": round(throughput, 2),
             "latency_ms": latency_summary(self.latencies_s),
         }
@@ -103,6 +109,10 @@ class PhaseResult:
 async def _one(op: Op, started: float, shape: LoadShape, result: PhaseResult) -> None:
     try:
         end = await asyncio.wait_for(op(), timeout=shape.op_timeout_s)
+    except Exhausted as exc:
+        if not result.exhausted:
+            result.exhausted = True
+            result.fail(exc.kind, exc.detail)
     except Failed as exc:
         result.fail(exc.kind, exc.detail)
     except TimeoutError:
@@ -118,7 +128,7 @@ async def _closed(op: Op, shape: LoadShape, result: PhaseResult, deadline: float
 
     async def worker() -> None:
         nonlocal issued
-        while issued < shape.limit and time.perf_counter() < deadline:
+        while issued < shape.limit and time.perf_counter() < deadline and not result.exhausted:
             issued += 1
             await _one(op, time.perf_counter(), shape, result)
 
@@ -133,7 +143,7 @@ async def _open(
     tasks: set[asyncio.Task[None]] = set()
     for index in range(shape.limit):
         scheduled = start + index * interval
-        if scheduled >= deadline:
+        if scheduled >= deadline or result.exhausted:
             break
         delay = scheduled - time.perf_counter()
         if delay > 0:

@@ -11,10 +11,11 @@ import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from router.bench.procs import own_cpu_s, process_cpu_s
-from router.bench.stats import RedisSnapshot, snapshot
+from router.bench.stats import RedisSnapshot, busy_share, host_jiffies, snapshot
 
 
 class RedisInfo:
@@ -69,9 +70,10 @@ class RedisInfo:
 
 @dataclass(frozen=True)
 class CpuReading:
-    """CPU seconds of each watched party at one moment."""
+    """CPU seconds of each watched party at one moment, and the whole machine's ticks."""
 
     seconds: dict[str, float]
+    host: tuple[int, int] = (0, 0)
 
 
 class CpuWatch:
@@ -83,7 +85,7 @@ class CpuWatch:
     def read(self) -> CpuReading:
         out = {name: sum(process_cpu_s(pid) for pid in pids) for name, pids in self.pids.items()}
         out["client"] = own_cpu_s()
-        return CpuReading(out)
+        return CpuReading(out, host_jiffies(Path("/proc/stat").read_text()))
 
     @staticmethod
     def busy(before: CpuReading, after: CpuReading, elapsed_s: float) -> float | None:
@@ -93,6 +95,11 @@ class CpuWatch:
             return None
         used = sum(after.seconds[n] - before.seconds.get(n, 0.0) for n in after.seconds)
         return round(used / elapsed_s / cores, 3)
+
+    @staticmethod
+    def host_busy(before: CpuReading, after: CpuReading) -> float | None:
+        """Share of the machine busy with anything, measured or not (from /proc/stat)."""
+        return busy_share(before.host, after.host)
 
     @staticmethod
     def per_item(before: CpuReading, after: CpuReading, items: int) -> dict[str, float | None]:

@@ -53,7 +53,7 @@ def _scenario_rows(scenarios: Mapping[str, Mapping[str, Any]]) -> list[list[str]
                 _num(lat.get("p99"), 2),
                 _num(cpu.get(party) if party else None, 2),
                 _num(sum(v for v in cpu.values() if v is not None) if cpu else None, 2),
-                _pct(s.get("machine_busy")),
+                f"{_pct(s.get('machine_busy'))}/{_pct(s.get('host_busy'))}",
                 _num(redis.get("commands_per_item"), 1),
             ]
         )
@@ -148,11 +148,12 @@ def render(report: Mapping[str, Any]) -> str:
         "",
     ]
     headers = ["scenario", "procs", "ok", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"]
-    headers += ["CPU ms/op", "all CPU ms/op", "busy", "redis cmds/op"]
+    headers += ["CPU ms/op", "all CPU ms/op", "busy/host", "redis cmds/op"]
     lines += table(headers, _scenario_rows(report["scenarios"]))
     lines.append(
         "(CPU ms/op: the router's, the floor's for floor-wechat; all: every process measured;"
-        " busy: their CPU over the phase as a share of all cores)"
+        "\n busy: their CPU over the phase as a share of all cores; host: the whole machine's"
+        " busy share from /proc/stat, anything else running included)"
     )
     added = report.get("router_added_latency_ms")
     if added:

@@ -30,7 +30,7 @@ from aiohttp import web
 
 from channels.base import CreateOrder, Wallet
 from channels.wechat.adapter import WeChatChannel
-from router.bench.load import Failed, Op
+from router.bench.load import Exhausted, Failed, Op
 
 WALLET_SCENARIOS: dict[str, Wallet] = {
     "create-qr-wechat": "wechat",
@@ -262,7 +262,7 @@ def refund_wechat(target: Target) -> Op:
 
     async def op() -> None:
         if not target.paid:
-            raise Failed("no_paid_payment", "every paid payment has had its 50 refunds")
+            raise Exhausted("no_paid_payment", "every paid payment has had its 50 refunds")
         entry = target.paid.popleft()
         entry[1] += 1
         if entry[1] < REFUNDS_PER_PAYMENT:

@@ -82,6 +82,29 @@ def cpu_seconds(line: str, ticks_per_second: int = CLOCK_TICKS) -> float:
     return (utime + stime) / ticks_per_second
 
 
+def host_jiffies(proc_stat: str) -> tuple[int, int]:
+    """`(busy, total)` clock ticks of all CPUs from the text of `/proc/stat`.
+
+    Its first line is `cpu  user nice system idle iowait irq softirq steal guest guest_nice`;
+    idle and iowait are the not-busy ones (guest time is already inside user).
+    """
+    for line in proc_stat.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            ticks = [int(v) for v in fields[1:9]]
+            total = sum(ticks)
+            return total - ticks[3] - ticks[4], total
+    raise ValueError("no aggregate 'cpu' line in /proc/stat")
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """The machine's busy share (0..1) between two `host_jiffies` readings."""
+    total = after[1] - before[1]
+    if total <= 0:
+        return None
+    return round((after[0] - before[0]) / total, 3)
+
+
 def cpu_ms_per_item(before_s: float, after_s: float, items: int) -> float | None:
     """CPU milliseconds per item between two readings; `None` when no item was done."""
     if items <= 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from router.bench.load import Failed, LoadShape, drive
+from router.bench.load import Exhausted, Failed, LoadShape, drive
 
 
 async def test_closed_loop_stops_at_count_and_holds_concurrency() -> None:
@@ -93,3 +93,19 @@ async def test_open_loop_counts_overload() -> None:
     result = await drive(op, shape)
     assert result.ok == 3
     assert result.errors == {"overload": 7}
+
+
+async def test_exhausted_stops_the_phase() -> None:
+    left = 6
+
+    async def op() -> None:
+        nonlocal left
+        if left == 0:
+            raise Exhausted("no_paid_payment", "nothing left")
+        left -= 1
+
+    result = await drive(op, LoadShape(concurrency=3, duration_s=5.0))
+    assert result.ok == 6
+    assert result.elapsed_s < 1.0
+    assert result.summary()["stopped_early"] is True
+    assert result.errors["no_paid_payment"] == 1

@@ -9,9 +9,11 @@ import pytest
 
 from router.bench.stats import (
     RedisSnapshot,
+    busy_share,
     cpu_ms_per_item,
     cpu_seconds,
     difference,
+    host_jiffies,
     latency_summary,
     parse_commandstats,
     parse_info,
@@ -137,3 +139,18 @@ def test_redis_delta_per_item_without_the_harness_own_info() -> None:
         "by_command": {"hset": 2.0, "evalsha": 1.0, "get": 0.5},
     }
     assert redis_delta(before, after, items=0) is None
+
+
+PROC_STAT = """\
+cpu  1000 50 300 8000 100 0 20 0 0 0
+cpu0 500 25 150 4000 50 0 10 0 0 0
+intr 12345
+"""
+
+
+def test_host_jiffies_and_busy_share() -> None:
+    assert host_jiffies(PROC_STAT) == (1370, 9470)
+    assert busy_share((1370, 9470), (1670, 10470)) == 0.3
+    assert busy_share((1, 5), (1, 5)) is None
+    with pytest.raises(ValueError, match="aggregate"):
+        host_jiffies("intr 1\n")
