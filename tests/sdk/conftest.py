@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from payrouter_sdk import AsyncClient, Payment
 
+from payrouter_sdk import AsyncClient, Payment
 from tests.e2e import conftest as e2e
 from tests.e2e.conftest import Router, Simulator, eventually, sim_json
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+
 from payrouter_sdk import (
     APIConnectionError,
     AsyncClient,
@@ -13,7 +14,6 @@ from payrouter_sdk import (
     InvalidRequestError,
     PayrouterError,
 )
-
 from tests.e2e.conftest import Router
 from tests.sdk.conftest import order_id
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 from aiohttp import web
-from payrouter_sdk import AsyncClient, Event, NotFoundError, Payment, Webhook
 
+from payrouter_sdk import AsyncClient, Event, NotFoundError, Payment, Webhook
 from router.http import RUNTIME
 from tests.conftest import loopback_socket, serve, url_of
 from tests.e2e.conftest import Router, Simulator, eventually

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
+
 from payrouter_sdk import (
     APIError,
     AuthenticationError,
@@ -22,7 +23,6 @@ from payrouter_sdk import (
     Refund,
 )
 from payrouter_sdk._errors import error_from_response, parse_retry_after
-
 from router.models import Payment as ServerPayment
 from router.models import Routing
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
+
 from payrouter_sdk import (
     APIError,
     AsyncClient,
@@ -15,7 +16,6 @@ from payrouter_sdk import (
     Payment,
     Refund,
 )
-
 from tests.e2e.conftest import Simulator, eventually
 from tests.sdk.conftest import create_qr, order_id, pay_at_simulator
 

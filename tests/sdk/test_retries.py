@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+
 from payrouter_sdk import (
     APIConnectionError,
     APIError,
@@ -22,7 +23,6 @@ from payrouter_sdk import (
     PayrouterError,
     RateLimitError,
 )
-
 from router.auth import sign
 from tests.conftest import loopback_socket, serve, url_of
 

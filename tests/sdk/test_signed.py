@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from payrouter_sdk import AsyncClient, AuthenticationError
 
+from payrouter_sdk import AsyncClient, AuthenticationError
 from router.http import RUNTIME
 from tests.e2e.conftest import Router
 from tests.sdk.conftest import create_qr

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from payrouter_sdk import AuthenticationError, Client, Payment
 
+from payrouter_sdk import AuthenticationError, Client, Payment
 from tests.e2e.conftest import Router
 from tests.sdk.conftest import order_id
 

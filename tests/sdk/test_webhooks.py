@@ -8,8 +8,9 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from payrouter_sdk import Event, Payment, PayrouterError, Webhook, WebhookVerificationError
 from standardwebhooks.webhooks import Webhook as Reference
+
+from payrouter_sdk import Event, Payment, PayrouterError, Webhook, WebhookVerificationError
 
 # The Standard Webhooks specification's published example (checked by computing it:
 # base64(HMAC-SHA256(b64decode(secret), f"{id}.{timestamp}.{body}"))).
