@@ -1,9 +1,27 @@
 """`payrouter bench`: a benchmark harness for the router on one machine's loopback.
 
-It starts (or attaches to) Redis, the channel simulators, a webhook receiver, router
-processes and a floor process; drives each scenario at a fixed concurrency or rate; and
-reports latency, throughput, CPU per payment (router against the floor), Redis commands and
-round trips per payment, and scale-out from one router process to more.
+It starts (or attaches to, with `--target`) Redis, the channel simulators, a webhook
+receiver, router processes and a floor process; drives each scenario at a fixed concurrency
+or rate; and reports latency, throughput, CPU per payment (router against the floor), Redis
+commands and round trips per payment, and scale-out from one router process to more. It
+prints numbers and asserts nothing.
+
+    payrouter bench                        # everything, about 70 s on 2 cores
+    payrouter bench --count 500 --scenarios create-qr-wechat,floor-wechat --processes 1
+    payrouter bench --json-file bench.json # the table, and every number saved as JSON
+
+Reading it:
+
+- *router-added latency* is create-qr-wechat minus direct-wechat at each percentile: the
+  same signed create, once through the router, once straight from this process.
+- *router / floor CPU per payment* compares the router's CPU per created payment with a
+  process that does only the unavoidable work (`floor.py`): the headline number.
+- *Redis per payment* comes from the server's own counters, so it counts what reached Redis
+  whoever sent it; commands run by Lua scripts appear under their own names too.
+- *busy/host*: the share of all cores the measured processes used, and the share the whole
+  machine was busy. A host share well above ours means something else ran meanwhile.
+
+Modules:
 
     harness.py   one run: phases, counters, the report     setup.py   what runs, and where
     scenarios.py the operations and the webhook receiver   load.py    closed and open loops

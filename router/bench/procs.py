@@ -99,7 +99,6 @@ class Children:
                 stdout=asyncio.subprocess.PIPE if pipe else asyncio.subprocess.DEVNULL,
                 stderr=sink,
                 env=dict(env) if env is not None else None,
-                start_new_session=True,
             )
         finally:
             os.close(sink)

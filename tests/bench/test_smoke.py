@@ -6,6 +6,8 @@ The numbers themselves are timings of this machine and are not checked, only the
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -27,11 +29,19 @@ def _number(value: Any) -> bool:
 def report() -> dict[str, Any]:
     argv = [sys.executable, "-m", "router", "bench", "--count", str(COUNT)]
     argv += ["--warmup", "2", "--concurrency", "2", "--processes", "1,2", "--json"]
-    done = subprocess.run(  # noqa: S603 - our own command, fixed arguments
-        argv, capture_output=True, text=True, timeout=120, check=False
+    # Its own process group, which its children (redis-server, simulators, routers) join:
+    # if it hangs, the whole group is killed and nothing is left behind.
+    proc = subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    data: dict[str, Any] = json.loads(done.stdout)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("payrouter bench did not finish within 120 s")
+    assert proc.returncode == 0, err[-3000:]
+    data: dict[str, Any] = json.loads(out)
     return data
 
 
