@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
     Router,
     Simulator,
     eventually,
+    routing_yaml,
     sim_json,
     start_router,
 )
@@ -248,3 +249,52 @@ async def test_live_mode_refuses_private_targets() -> None:
             await resolver.resolve("localhost", 80)
     finally:
         await resolver.close()
+
+
+async def test_rotation_sends_both_signatures(
+    hooked: Router, simulator: Simulator, http: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    merchants = hooked.app[RUNTIME].store.merchants
+    old = await secret_of(hooked)
+    new = await merchants.rotate_webhook_secret(hooked.merchant_id, grace_s=3600)
+    await paid_payment(hooked, simulator, http, receiver.url)
+    await eventually(lambda: _some(receiver.received))
+    _, headers, body = receiver.received[0]
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (old, new):
+        assert Webhook(secret).verify(body, headers)["type"] == "payment.succeeded"
+
+
+async def test_live_mode_refuses_private_notify_urls_at_create(
+    redis_url: str,
+    simulator: Simulator,
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+) -> None:
+    live_config = routing_yaml(simulator).replace(
+        "    type: wechat\n", "    type: wechat\n    livemode: true\n"
+    )
+    router = await start_router(
+        redis_url, simulator, tmp_path, serving, http, config_text=live_config
+    )
+    _, issued = await router.app[RUNTIME].store.merchants.create("Live shop", mode="live")
+    headers = {"Authorization": f"Bearer {issued.secret}"}
+    for url, reason in [
+        ("http://shop.example/hooks", "https"),
+        ("https://127.0.0.1/hooks", "loopback"),
+        ("https://localhost/hooks", "loopback"),
+        ("https://10.1.2.3/hooks", "private"),
+    ]:
+        body = {
+            "amount": 100,
+            "merchant_order_id": f"L-{reason}",
+            "description": "live",
+            "method": "qr",
+            "notify_url": url,
+        }
+        async with http.post(f"{router.url}/v1/payments", json=body, headers=headers) as resp:
+            err = await resp.json()
+            assert resp.status == 400, (url, err)
+            assert err["error"]["param"] == "notify_url"
+            assert reason in err["error"]["message"]
