@@ -39,6 +39,8 @@ from router.bench.stats import difference, redis_delta
 Say = Callable[[str], None]
 IDLE_WINDOW_S = 1.0
 OTHERS_NOTE_SHARE = 0.10
+SATURATED = 0.9
+"""A phase whose measured processes kept this share of all cores busy was machine-bound."""
 REFUNDS_PER_S_GUESS = 500
 """Paid payments made for a refund phase without a lifecycle phase before it assume this."""
 REDIS_NOTE = (
@@ -79,12 +81,14 @@ class Run:
         self.env = env
         self.say = say
         self.started = time.perf_counter()
-        self.first = min(options.processes[0], len(env.target.routers))
+        # Routers started here: the first --processes count; given ones (--target): all.
+        self.first = options.processes[0] if env.grow else len(env.target.routers)
 
     def watch(self, routers: int) -> CpuWatch:
         pids = dict(self.env.parties)
         if self.env.router_pids:
-            pids["router"] = self.env.router_pids[:routers]
+            # Every running router: an idle one still delivers its share of webhooks.
+            pids["router"] = list(self.env.router_pids)
         if self.env.floor_pid is not None:
             pids["floor"] = [self.env.floor_pid]
         return CpuWatch(pids)
@@ -172,14 +176,19 @@ class Run:
         return out
 
     async def scale_out(self, measured: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-        counts = [p for p in self.options.processes if p <= len(self.env.target.routers)]
-        if len(counts) < 2 or "create-qr-wechat" not in self.options.scenarios:
+        grow = self.env.grow
+        if grow is None or "create-qr-wechat" not in self.options.scenarios:
+            return None
+        counts = sorted(set(self.options.processes))
+        if len(counts) < 2:
             return None
         by: dict[str, dict[str, Any]] = {}
         for p in counts:
             if p == self.first and "create-qr-wechat" in measured:
                 summary = measured["create-qr-wechat"]
             else:
+                if len(self.env.target.routers) < p:
+                    await grow(p)
                 target = self.env.target.using(self.env.target.routers[:p])
                 summary = await self.phase("create-qr-wechat", target, p)
             by[str(p)] = {
@@ -193,11 +202,13 @@ class Run:
             }
         low, high = by[str(counts[0])], by[str(counts[-1])]
         ratio = high["throughput_rps"] / low["throughput_rps"] if low["throughput_rps"] else None
+        saturated = [p for p, v in by.items() if (v["machine_busy"] or 0) >= SATURATED]
         return {
             "scenario": "create-qr-wechat",
             "by_processes": by,
             "ratio": round(ratio, 3) if ratio is not None else None,
             "ratio_of": f"{counts[-1]} processes / {counts[0]}",
+            "machine_saturated_at": [int(p) for p in saturated],
         }
 
 

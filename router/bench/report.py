@@ -124,10 +124,19 @@ def _scale_lines(report: Mapping[str, Any]) -> list[str]:
         f"machine {_pct(v.get('machine_busy'))} busy)"
         for p, v in scale["by_processes"].items()
     ]
-    return [
-        f"scale-out ({scale['scenario']}): " + ", ".join(parts),
+    out = [
+        f"scale-out ({scale['scenario']}):",
+        *(f"  {part}" for part in parts),
         f"==> throughput ratio {scale['ratio_of']}: {_num(scale['ratio'], 2)}x",
     ]
+    saturated = scale.get("machine_saturated_at")
+    if saturated:
+        out.append(
+            f"(the benchmark's processes kept the machine's cores busy at "
+            f"{', '.join(map(str, saturated))} process(es): there the ratio measures the "
+            "machine, not the router)"
+        )
+    return out
 
 
 def render(report: Mapping[str, Any]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,13 +69,15 @@ class Environment:
 
     target: Target
     router_pids: list[int]
-    """Aligned with `target.routers` (empty when not known)."""
+    """Every running router process (empty when not known): all count as the router."""
     parties: dict[str, list[int]] = field(default_factory=dict)
     """Other processes whose CPU is read: redis, simulators."""
     floor_pid: int | None = None
     redis: RedisInfo | None = None
     redis_version: str = "unknown"
     notes: list[str] = field(default_factory=list)
+    grow: Callable[[int], Awaitable[None]] | None = None
+    """Start routers until this many run (None: the routers are not ours to start)."""
 
 
 def routing_text(ports: dict[Wallet, int], sandbox_dir: Path) -> str:
@@ -134,17 +136,20 @@ async def start_everything(
     routing.write_text(routing_text(ports, sandbox_dir))
     key = os.urandom(32)
     api_key = await create_merchant(redis_url, key, receiver.url)
-    count = max(options.processes)
-    envs = [
-        procs.router_env(
-            os.environ, redis_url, routing, procs.free_port(), base64.b64encode(key).decode()
+    secret_key = base64.b64encode(key).decode()
+
+    async def start_routers(first: int, count: int) -> list[procs.Child]:
+        envs = [
+            procs.router_env(os.environ, redis_url, routing, procs.free_port(), secret_key)
+            for _ in range(count)
+        ]
+        started = await asyncio.gather(
+            *(procs.start_router(children, first + i, e, session) for i, e in enumerate(envs))
         )
-        for _ in range(count)
-    ]
-    routers = await asyncio.gather(
-        *(procs.start_router(children, i, env, session) for i, env in enumerate(envs))
-    )
-    say("routers " + ", ".join(f"{r.url} (pid {r.pid})" for r in routers))
+        say("routers " + ", ".join(f"{r.url} (pid {r.pid})" for r in started))
+        return list(started)
+
+    routers = await start_routers(0, options.processes[0])
     accounts = dict(ACCOUNT_NAMES)
     target = Target(
         session=session,
@@ -162,6 +167,13 @@ async def start_everything(
         redis=await RedisInfo.connect(redis_url),
     )
     env.redis_version = await env.redis.version() if env.redis else "unknown"
+
+    async def grow(count: int) -> None:
+        more = await start_routers(len(target.routers), count - len(target.routers))
+        target.routers += [r.url for r in more]
+        env.router_pids += [r.pid for r in more]
+
+    env.grow = grow
     if "floor-wechat" in options.scenarios:
         floor = await procs.start_floor(
             children, redis_url, routing, accounts["wechat"], procs.free_port()

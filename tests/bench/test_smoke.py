@@ -78,6 +78,7 @@ def test_headline_sections(report: dict[str, Any]) -> None:
     assert set(scale["by_processes"]) == {"1", "2"}
     assert all(v["count"] == COUNT for v in scale["by_processes"].values())
     assert _number(scale["ratio"])
+    assert isinstance(scale["machine_saturated_at"], list)
 
 
 @pytest.mark.timeout(150)
