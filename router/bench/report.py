@@ -95,7 +95,9 @@ def _redis_lines(report: Mapping[str, Any]) -> list[str]:
         f"{_num(redis['round_trips_per_payment'], 2)} round trips "
         "(total_reads_processed)",
     ]
-    rows = [[name, _num(calls, 2)] for name, calls in redis["by_command"].items()]
+    # Commands below 0.005 a payment (background loops, connection handshakes) show as 0.00.
+    shown = {name: calls for name, calls in redis["by_command"].items() if calls >= 0.005}
+    rows = [[name, _num(calls, 2)] for name, calls in shown.items()]
     out += ["  " + line for line in table(["command", "calls/payment"], rows)]
     floor = redis.get("floor")
     if floor:
