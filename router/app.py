@@ -54,7 +54,9 @@ async def build_app(
         await session.close()
         raise
     loaded = table.loaded
-    store = await open_store(settings.redis_url, clock, settings.secret_key)
+    store = await open_store(
+        settings.redis_url, clock, settings.secret_key, cache_s=settings.cache_s
+    )
     if store.embedded:
         log.warning(EMBEDDED_WARNING)
     elif settings.secret_key is None:

@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from router.clock import Clock
 from router.ids import new_id
 from router.store import keys
+from router.store.batch import Batch
+from router.store.cache import TTLCache
 from router.store.codec import mapping, text
 from router.store.scripts import BREAKER_ADMIT, BREAKER_OVERRIDE, BREAKER_RECORD
 
@@ -91,11 +93,15 @@ class Breakers:
         clock: Clock,
         settings: Callable[[], tuple[HealthSettings, BreakerSettings]],
         rng: Callable[[], float] = random.random,
+        cache_s: float = 0.0,
     ) -> None:
         self._redis = redis
         self._clock = clock
         self._settings = settings
         self._rng = rng
+        self._cache: TTLCache[str, tuple[dict[str, str], tuple[int, int, int]]] = TTLCache(cache_s)
+        """Raw breaker hashes read recently. States are derived from them with the clock at
+        each use; anything this process records or forces drops its account's entry."""
         self._admit = redis.register_script(BREAKER_ADMIT)
         self._record = redis.register_script(BREAKER_RECORD)
         self._override = redis.register_script(BREAKER_OVERRIDE)
@@ -107,17 +113,36 @@ class Breakers:
         return [keys.health_bucket(account, current - i) for i in range(health.buckets)]
 
     async def snapshot(self, accounts: Sequence[str]) -> dict[str, AccountHealth]:
-        """Every account's breaker and health, in one round trip."""
-        pipe = self._redis.pipeline(transaction=False)
-        for account in accounts:
-            pipe.hgetall(keys.breaker(account))
-        raws = await pipe.execute()
+        """Every account's breaker and window totals, in one round trip (or none, when this
+        process read them within `cache_s`)."""
+        found = {account: self._cache.get(account) for account in accounts}
+        missing = [account for account, seen in found.items() if seen is None]
+        if missing:
+            now_ms = self._clock.now_ms()
+            pipe = self._redis.pipeline(transaction=False)
+            for account in missing:
+                pipe.hgetall(keys.breaker(account))
+                for bucket in self._buckets(account, now_ms):
+                    pipe.hmget(bucket, "ok", "fail", "lat")
+            answers = iter(await pipe.execute())
+            for account in missing:
+                state = mapping(next(answers))
+                totals = [0, 0, 0]
+                for _ in range(self._settings()[0].buckets):
+                    for i, value in enumerate(next(answers)):
+                        totals[i] += int(value or 0)
+                found[account] = self._cache.put(
+                    account, (state, (totals[0], totals[1], totals[2]))
+                )
         now_ms = self._clock.now_ms()
         return {
-            a: self._view(a, mapping(raw), now_ms) for a, raw in zip(accounts, raws, strict=True)
+            account: self._view(account, *(found[account] or ({}, (0, 0, 0))), now_ms)
+            for account in accounts
         }
 
-    def _view(self, account: str, raw: Mapping[str, str], now_ms: int) -> AccountHealth:
+    def _view(
+        self, account: str, raw: Mapping[str, str], totals: tuple[int, int, int], now_ms: int
+    ) -> AccountHealth:
         health, _ = self._settings()
         forced = raw.get("forced") or None
         state = raw.get("state", "closed")
@@ -126,9 +151,8 @@ class Breakers:
             state = f"forced_{forced}"
         elif state == "open" and open_until is not None and now_ms >= open_until:
             state = "half_open"
-        calls, fails, lat = 0, 0, 0
-        if now_ms - int(raw.get("summary_ms", "0")) <= health.window_s * 1000:
-            calls, fails, lat = (int(raw.get(k, "0")) for k in ("calls", "fails", "lat_sum"))
+        ok, fails, lat = totals
+        calls = ok + fails
         avg = lat / calls if calls else 0.0
         success = (calls - fails + 1) / (calls + 2)
         slowness = min(1.0, health.latency_slo_ms / avg) if avg > 0 else 1.0
@@ -162,15 +186,21 @@ class Breakers:
         self, account: str, outcome: Outcome, latency_ms: int, probe_id: str = ""
     ) -> str:
         """Record one call's outcome; returns the breaker state after it."""
+        batch = Batch(self._redis)
+        index = self.queue_record(batch, account, outcome, latency_ms, probe_id)
+        return text((await batch.execute())[index])
+
+    def queue_record(
+        self, batch: Batch, account: str, outcome: Outcome, latency_ms: int, probe_id: str = ""
+    ) -> int:
+        """`record`, queued in a batch with other writes."""
         health, breaker = self._settings()
         now_ms = self._clock.now_ms()
-        state = await self._record(
-            keys=[
-                keys.breaker(account),
-                keys.breaker_probes(account),
-                *self._buckets(account, now_ms),
-            ],
-            args=[
+        self._cache.drop(account)
+        return batch.script(
+            self._record,
+            [keys.breaker(account), keys.breaker_probes(account), *self._buckets(account, now_ms)],
+            [
                 now_ms,
                 outcome,
                 max(0, latency_ms),
@@ -185,10 +215,10 @@ class Breakers:
                 breaker.close_after,
             ],
         )
-        return text(state)
 
     async def force(self, account: str, forced: Literal["open", "closed"] | None) -> None:
         """An operator's override; None clears it."""
+        self._cache.drop(account)
         await self._override(
             keys=[keys.breaker(account), keys.breaker_probes(account)],
             args=[forced or "", self._clock.now_ms()],

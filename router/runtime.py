@@ -94,7 +94,12 @@ class Runtime:
     reload_status: ReloadStatus = field(init=False)
 
     def __post_init__(self) -> None:
-        self.breakers = Breakers(self.store.redis, self.clock, self._health_settings)
+        self.breakers = Breakers(
+            self.store.redis,
+            self.clock,
+            self._health_settings,
+            cache_s=self.settings.health_cache_s,
+        )
         self.reload_status = ReloadStatus(self.table.loaded.digest, self.clock.now_ms())
 
     def _health_settings(self) -> tuple[HealthSettings, BreakerSettings]:

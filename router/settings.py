@@ -55,6 +55,10 @@ class Settings:
     """How channels reach this router (callback URLs); default http://host:port."""
     secret_key: bytes | None = field(default=None, repr=False)
     default_expires_in_s: int = 7200
+    cache_s: float = 5.0
+    """How long a router keeps merchants and API keys it has read."""
+    health_cache_s: float = 0.25
+    """How long a router reuses the breaker states it has read (its own changes: at once)."""
     config_poll_s: float = 1.0
     """How often the routing file is checked for changes."""
     webhook_schedule: tuple[float, ...] = DEFAULT_WEBHOOK_SCHEDULE

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from router.clock import Clock
+from router.store import scripts
+from router.store.batch import load_scripts
 from router.store.events import EventStore
 from router.store.idempotency import IdempotencyStore
 from router.store.merchants import MerchantStore, SecretBox
@@ -42,8 +44,14 @@ class Store:
         await self.redis.aclose()
 
 
-async def open_store(url: str | None, clock: Clock, secret_key: bytes | None = None) -> Store:
-    """Connect to `url`, or build the embedded store when `url` is None."""
+async def open_store(
+    url: str | None, clock: Clock, secret_key: bytes | None = None, *, cache_s: float = 0.0
+) -> Store:
+    """Connect to `url`, or build the embedded store when `url` is None.
+
+    `cache_s`: how long a router may keep merchants and keys it has read (see
+    `router.store.merchants`); 0 for tools that must see every change at once.
+    """
     client: aioredis.Redis
     if url is None:
         import fakeredis
@@ -52,13 +60,14 @@ async def open_store(url: str | None, clock: Clock, secret_key: bytes | None = N
     else:
         client = aioredis.Redis.from_url(url, decode_responses=True)
     box = await SecretBox.load(client, secret_key)
+    await load_scripts(client, scripts.ALL)
     return Store(
         redis=client,
         payments=PaymentStore(client, clock),
         refunds=RefundStore(client, clock),
         events=EventStore(client),
         idempotency=IdempotencyStore(client, clock),
-        merchants=MerchantStore(client, clock, box, allow_live=url is not None),
+        merchants=MerchantStore(client, clock, box, allow_live=url is not None, cache_s=cache_s),
         schedule=Schedule(client),
         embedded=url is None,
     )

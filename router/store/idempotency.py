@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 
 from router.clock import Clock
 from router.store import keys
+from router.store.batch import Batch
 from router.store.scripts import IDEMPOTENCY_BEGIN, IDEMPOTENCY_FINISH, IDEMPOTENCY_RELEASE
 
 RECORD_TTL_S = 25 * 3600
@@ -46,6 +47,13 @@ class IdempotencyStore:
     async def finish(self, mch: str, key: str, token: str, status: int, body: str) -> None:
         await self._finish(
             keys=[keys.idempotency(mch, key)], args=[token, status, body, RECORD_TTL_S]
+        )
+
+    def queue_finish(
+        self, batch: Batch, mch: str, key: str, token: str, status: int, body: str
+    ) -> None:
+        batch.script(
+            self._finish, [keys.idempotency(mch, key)], [token, status, body, RECORD_TTL_S]
         )
 
     async def release(self, mch: str, key: str, token: str) -> None:

@@ -10,6 +10,11 @@ It authenticates either as a bearer token or as the HMAC key of a signed request
 
 Rotation issues a new key and gives the old ones an expiry (the grace period), so a merchant's
 deploy can switch keys without a failed request.
+
+Every request reads its key and merchant: a router keeps what it found for `cache_s` seconds
+(5 s in `payrouter serve`), so a change made by another process (a rotation's expiry, a
+merchant switched to signed requests only) takes effect within that time. Expiry times are
+checked on every use; only keys that exist are kept, so a new key works at once.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from router.clock import Clock, rfc3339
 from router.ids import new_id
 from router.store import keys
+from router.store.cache import TTLCache
 from router.store.codec import mapping, maybe_text, text
 
 Mode = Literal["test", "live"]
@@ -99,12 +105,24 @@ def hash_secret(secret: str) -> str:
 
 class MerchantStore:
     def __init__(
-        self, redis: aioredis.Redis, clock: Clock, box: SecretBox, *, allow_live: bool
+        self,
+        redis: aioredis.Redis,
+        clock: Clock,
+        box: SecretBox,
+        *,
+        allow_live: bool,
+        cache_s: float = 0.0,
     ) -> None:
         self._redis = redis
         self._clock = clock
         self._box = box
         self.allow_live = allow_live
+        self._keys: TTLCache[str, ApiKey] = TTLCache(cache_s)
+        self._merchants: TTLCache[str, Merchant] = TTLCache(cache_s)
+        self._key_ids: TTLCache[str, str] = TTLCache(cache_s)
+        """sha256(secret) → key id, for bearer lookups."""
+        self._signing: TTLCache[str, str] = TTLCache(cache_s)
+        """key id → secret, for signed requests."""
 
     async def create(
         self,
@@ -169,15 +187,21 @@ class MerchantStore:
         return sorted(text(m) for m in await self._redis.smembers(keys.merchants()))
 
     async def get(self, mch: str) -> Merchant | None:
+        cached = self._merchants.get(mch)
+        if cached is not None:
+            return cached
         raw = mapping(await self._redis.hgetall(keys.merchant(mch)))
         if not raw:
             return None
-        return Merchant(
-            id=raw["id"],
-            name=raw["name"],
-            require_signed=raw.get("require_signed") == "1",
-            notify_url=raw.get("notify_url") or None,
-            created_at=raw["created_at"],
+        return self._merchants.put(
+            mch,
+            Merchant(
+                id=raw["id"],
+                name=raw["name"],
+                require_signed=raw.get("require_signed") == "1",
+                notify_url=raw.get("notify_url") or None,
+                created_at=raw["created_at"],
+            ),
         )
 
     async def all(self) -> list[Merchant]:
@@ -222,35 +246,47 @@ class MerchantStore:
         for old in await self.keys_of(mch):
             if old.mode == mode and (old.expires_at_ms is None or old.expires_at_ms > expires):
                 await self._redis.hset(keys.api_key(old.id), "expires_at_ms", str(expires))
+        self._keys.clear()
         return await self.issue_key(mch, mode)
 
     async def key(self, key_id: str) -> ApiKey | None:
+        cached = self._keys.get(key_id)
+        if cached is not None:
+            return cached
         raw = mapping(await self._redis.hgetall(keys.api_key(key_id)))
         if not raw:
             return None
         expires = raw.get("expires_at_ms")
-        return ApiKey(
+        found = ApiKey(
             id=raw["id"],
             merchant_id=raw["merchant_id"],
             mode="live" if raw["mode"] == "live" else "test",
             created_at=raw["created_at"],
             expires_at_ms=int(expires) if expires else None,
         )
+        return self._keys.put(key_id, found)
 
     async def key_for_secret(self, secret: str) -> ApiKey | None:
         """The key whose secret this is, compared in constant time."""
         digest = hash_secret(secret)
+        cached = self._key_ids.get(digest)
+        if cached is not None:
+            return await self.key(cached)
         key_id = maybe_text(await self._redis.get(keys.api_key_hash(digest)))
         if key_id is None:
             return None
         stored = maybe_text(await self._redis.hget(keys.api_key(key_id), "secret_hash"))
         if stored is None or not hmac.compare_digest(stored, digest):
             return None
+        self._key_ids.put(digest, key_id)
         return await self.key(key_id)
 
     async def signing_secret(self, key_id: str) -> str | None:
+        cached = self._signing.get(key_id)
+        if cached is not None:
+            return cached
         sealed = maybe_text(await self._redis.hget(keys.api_key(key_id), "secret_sealed"))
-        return None if sealed is None else self._box.open(sealed, key_id)
+        return None if sealed is None else self._signing.put(key_id, self._box.open(sealed, key_id))
 
     async def use_nonce(self, mch: str, nonce: str, ttl_s: int) -> bool:
         """True the first time a nonce is seen inside its window, False on any reuse."""

@@ -19,6 +19,7 @@ from router.clock import Clock, from_ms, rfc3339
 from router.ids import new_id
 from router.models import Payment
 from router.store import keys
+from router.store.batch import Batch
 from router.store.codec import decode_fields, encode, mapping, maybe_text, text
 from router.store.schedule import member
 from router.store.scripts import CREATE_PAYMENT, TRANSITION
@@ -82,22 +83,21 @@ class PaymentStore:
             "client_ip": stored.client_ip,
             "payer_id": stored.payer_id,
         }
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.set(keys.owner(p.id), mch)
-        pipe.zadd(keys.payment_schedule(), {member(mch, p.id): due_ms})
-        await self._create(
-            keys=[
+        batch = Batch(self._redis)
+        batch.pipe.set(keys.owner(p.id), mch)
+        batch.pipe.zadd(keys.payment_schedule(), {member(mch, p.id): due_ms})
+        index = batch.script(
+            self._create,
+            [
                 keys.payment(mch, p.id),
                 keys.order_holder(mch, p.merchant_order_id),
                 keys.order_history(mch, p.merchant_order_id),
                 keys.payments_by_created(mch),
             ],
-            args=[p.id, stored.created_ms, p.merchant_order_id, *encode(fields)],
-            client=pipe,
+            [p.id, stored.created_ms, p.merchant_order_id, *encode(fields)],
         )
-        result = await pipe.execute()
-        created, ident = result[2]
-        return bool(int(created)), str(ident)
+        created, ident = (await batch.execute())[index]
+        return bool(int(created)), text(ident)
 
     async def get(self, mch: str, pay_id: str) -> StoredPayment | None:
         raw = mapping(await self._redis.hgetall(keys.payment(mch, pay_id)))

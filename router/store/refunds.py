@@ -17,6 +17,7 @@ from router.clock import Clock, from_ms, rfc3339
 from router.ids import new_id
 from router.models import Refund
 from router.store import keys
+from router.store.batch import Batch
 from router.store.codec import decode_fields, encode, mapping, text
 from router.store.schedule import member
 from router.store.scripts import CREATE_REFUND, REFUND_TRANSITION
@@ -70,20 +71,20 @@ class RefundStore:
             "created_ms": stored.created_ms,
         }
         mrid = r.merchant_refund_id
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.set(keys.owner(r.id), mch)
-        pipe.zadd(keys.payment_schedule(), {member(mch, r.id): due_ms})
-        await self._create(
-            keys=[
+        batch = Batch(self._redis)
+        batch.pipe.set(keys.owner(r.id), mch)
+        batch.pipe.zadd(keys.payment_schedule(), {member(mch, r.id): due_ms})
+        index = batch.script(
+            self._create,
+            [
                 keys.payment(mch, r.payment),
                 keys.refund(mch, r.id),
                 keys.payment_refunds(mch, r.payment),
                 keys.merchant_refund(mch, mrid or "-"),
             ],
-            args=[r.id, requested or 0, stored.created_ms, "1" if mrid else "0", *encode(fields)],
-            client=pipe,
+            [r.id, requested or 0, stored.created_ms, "1" if mrid else "0", *encode(fields)],
         )
-        outcome, value = (await pipe.execute())[2]
+        outcome, value = (await batch.execute())[index]
         return RefundCreation(text(outcome), text(value))  # type: ignore[arg-type]
 
     async def get(self, mch: str, re_id: str) -> StoredRefund | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from router.store import keys
+from router.store.batch import Batch
 from router.store.scripts import CLAIM_DUE
 
 
@@ -33,6 +34,12 @@ class Schedule:
 
     async def done(self, mch: str, pay_id: str) -> None:
         await self._redis.zrem(keys.payment_schedule(), member(mch, pay_id))
+
+    def queue_put(self, batch: Batch, mch: str, object_id: str, due_ms: int) -> None:
+        batch.pipe.zadd(keys.payment_schedule(), {member(mch, object_id): due_ms})
+
+    def queue_done(self, batch: Batch, mch: str, object_id: str) -> None:
+        batch.pipe.zrem(keys.payment_schedule(), member(mch, object_id))
 
     async def due_at(self, mch: str, pay_id: str) -> int | None:
         score = await self._redis.zscore(keys.payment_schedule(), member(mch, pay_id))

@@ -263,15 +263,17 @@ if outcome ~= 'neutral' then
   redis.call('HINCRBY', KEYS[3], 'lat', tonumber(ARGV[3]))
   redis.call('EXPIRE', KEYS[3], tonumber(ARGV[5]))
 end
-local calls, fails, lat = 0, 0, 0
-for i = 3, #KEYS do
-  local b = redis.call('HMGET', KEYS[i], 'ok', 'fail', 'lat')
-  local ok, fail = tonumber(b[1] or '0'), tonumber(b[2] or '0')
-  calls = calls + ok + fail
-  fails = fails + fail
-  lat = lat + tonumber(b[3] or '0')
+-- The window's totals matter here only when a failure may trip the breaker; health scores
+-- are summed from the buckets by whoever reads them.
+local calls, fails = 0, 0
+if outcome == 'fail' then
+  for i = 3, #KEYS do
+    local b = redis.call('HMGET', KEYS[i], 'ok', 'fail')
+    local ok, fail = tonumber(b[1] or '0'), tonumber(b[2] or '0')
+    calls = calls + ok + fail
+    fails = fails + fail
+  end
 end
-redis.call('HSET', KEYS[1], 'calls', calls, 'fails', fails, 'lat_sum', lat, 'summary_ms', now)
 local function trip()
   local trips = redis.call('HINCRBY', KEYS[1], 'trips', 1)
   local span = math.min(tonumber(ARGV[9]) * 2 ^ (trips - 1), tonumber(ARGV[10]))
@@ -291,7 +293,7 @@ if state == 'half_open' and ARGV[4] ~= '' then
   elseif outcome == 'ok' then
     if redis.call('HINCRBY', KEYS[1], 'probe_ok', 1) >= tonumber(ARGV[12]) then
       redis.call('HSET', KEYS[1], 'state', 'closed', 'trips', 0, 'consecutive', 0,
-                 'probe_ok', 0, 'changed_ms', now, 'calls', 0, 'fails', 0, 'lat_sum', 0)
+                 'probe_ok', 0, 'changed_ms', now)
       redis.call('DEL', KEYS[2])
       -- Forget the failures that opened it, or the first new one would trip it again.
       for i = 3, #KEYS do
@@ -309,7 +311,7 @@ if state == 'closed' then
        (calls >= tonumber(ARGV[6]) and fails / calls >= tonumber(ARGV[7])) then
       return trip()
     end
-  elseif outcome == 'ok' then
+  elseif outcome == 'ok' and redis.call('HGET', KEYS[1], 'consecutive') ~= '0' then
     redis.call('HSET', KEYS[1], 'consecutive', 0)
   end
 end
@@ -327,3 +329,18 @@ end
 redis.call('HSET', KEYS[1], 'forced_ms', ARGV[2])
 return ARGV[1]
 """
+
+ALL = (
+    CREATE_PAYMENT,
+    TRANSITION,
+    IDEMPOTENCY_BEGIN,
+    IDEMPOTENCY_FINISH,
+    IDEMPOTENCY_RELEASE,
+    CLAIM_DUE,
+    CREATE_REFUND,
+    REFUND_TRANSITION,
+    BREAKER_ADMIT,
+    BREAKER_RECORD,
+    BREAKER_OVERRIDE,
+)
+"""Loaded when a store opens, so batches can call them by hash (`router.store.batch`)."""

@@ -1,0 +1,52 @@
+"""One Redis round trip for several commands and scripts.
+
+redis-py pipelines that run scripts ask the server `SCRIPT EXISTS` before every execution: a
+second round trip. Scripts are loaded when the store opens, so a batch sends `EVALSHA`
+directly; should the server have lost them (restarted, flushed), that one call is retried
+with its source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+Arg = str | int | float
+
+
+class Batch:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.pipe = redis.pipeline(transaction=False)
+        self._scripts: dict[int, tuple[AsyncScript, Sequence[Arg], Sequence[Arg]]] = {}
+
+    def script(self, script: AsyncScript, keys: Sequence[Arg], args: Sequence[Arg]) -> int:
+        """Queue a script call; returns its index in the results."""
+        self.pipe.evalsha(script.sha, len(keys), *keys, *args)
+        index = len(self.pipe.command_stack) - 1
+        self._scripts[index] = (script, keys, args)
+        return index
+
+    def index(self) -> int:
+        """The results index of the command queued last."""
+        return len(self.pipe.command_stack) - 1
+
+    async def execute(self) -> list[Any]:
+        results = await self.pipe.execute(raise_on_error=False)
+        for index, value in enumerate(results):
+            if isinstance(value, NoScriptError) and index in self._scripts:
+                script, keys, args = self._scripts[index]
+                results[index] = await script(keys=cast(Any, list(keys)), args=list(args))
+            elif isinstance(value, Exception):
+                raise value
+        return results
+
+
+async def load_scripts(redis: aioredis.Redis, sources: Sequence[str]) -> None:
+    pipe = redis.pipeline(transaction=False)
+    for source in sources:
+        pipe.script_load(source)
+    await pipe.execute()
