@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from router.errors import InvalidRequest, NotFound
-from router.http import RUNTIME, json_response, parse_body, principal, validate
+from router.http import RUNTIME, idempotent, json_response, parse_body, principal, validate
 from router.ids import PAYMENT_ID, REFUND_ID
 from router.models import (
     CreatePaymentRequest,
@@ -76,7 +76,9 @@ def _public(stored: StoredPayment, status: int = 200) -> web.Response:
 async def create_payment(request: web.Request) -> web.Response:
     who = principal(request)
     req = await parse_body(request, CreatePaymentRequest)
-    stored = await request.app[PAYMENTS].create(who.merchant.id, who.livemode, req)
+    stored = await request.app[PAYMENTS].create(
+        who.merchant.id, who.livemode, req, idempotent(request)
+    )
     return _public(stored, status=201)
 
 

@@ -49,6 +49,9 @@ class Attempts:
     """The last failure, when nothing was created."""
     stop: Literal["created", "refused", "unknown", "paid", "exhausted"] = "exhausted"
     paid: TradeStatus | None = None
+    success: tuple[str, int, str] | None = None
+    """The successful call's (account, ms, probe id), for the caller to record on the
+    breaker in the same round trip as the payment's new status."""
 
 
 def _kind(exc: ChannelError) -> Literal["rejected", "unknown", "unavailable"]:
@@ -104,7 +107,7 @@ async def try_candidates(
             rt.metrics.failovers.labels(account, kind).inc()
             continue
         ms = int((time.perf_counter() - started) * 1000)
-        await rt.breakers.record(account, "ok", ms, probe)
+        out.success = (account, ms, probe)
         out.attempts.append(RoutingAttempt(channel=account, outcome="created", ms=ms))
         out.stop = "created"
         rt.metrics.routing_decisions.labels(decision.rule, account).inc()

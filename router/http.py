@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -40,9 +41,29 @@ def error_response(exc: ApiError) -> web.Response:
     return web.json_response(exc.body(), status=exc.status)
 
 
+def render(model: BaseModel) -> str:
+    """The JSON text of an API object, exactly as answered and as idempotency replays it."""
+    return model.model_dump_json()
+
+
 def json_response(model: BaseModel | dict[str, Any], status: int = 200) -> web.Response:
-    body = model.model_dump(mode="json") if isinstance(model, BaseModel) else model
-    return web.json_response(body, status=status)
+    if isinstance(model, BaseModel):
+        return web.Response(text=render(model), status=status, content_type="application/json")
+    return web.json_response(model, status=status)
+
+
+@dataclass
+class IdempotentRequest:
+    """The idempotency record a POST runs under. A handler that writes its own answer into the
+    record (in the same round trip as its last state change) sets `finished`."""
+
+    merchant_id: str
+    key: str
+    token: str
+    finished: bool = False
+
+
+IDEMPOTENT = web.RequestKey("idempotent", IdempotentRequest)
 
 
 def _http_error(exc: web.HTTPException) -> ApiError:
@@ -141,6 +162,7 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
             status=409,
             param="Idempotency-Key",
         )
+    context = request[IDEMPOTENT] = IdempotentRequest(mch, key, token)
     try:
         try:
             response = await handler(request)
@@ -149,6 +171,8 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     except BaseException:
         await rt.store.idempotency.release(mch, key, token)
         raise
+    if context.finished:
+        return response
     if not isinstance(response, web.Response) or response.status >= 500:
         # Server-side failures are not remembered: a retry with the same key runs again.
         await rt.store.idempotency.release(mch, key, token)
@@ -156,6 +180,10 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     assert response.text is not None
     await rt.store.idempotency.finish(mch, key, token, response.status, response.text)
     return response
+
+
+def idempotent(request: web.Request) -> IdempotentRequest | None:
+    return request.get(IDEMPOTENT)
 
 
 def principal(request: web.Request) -> Principal:

@@ -18,6 +18,7 @@ A `failed` payment gives its merchant_order_id back, so the merchant may create 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -26,11 +27,13 @@ from channels.errors import ChannelError, ChannelRejected
 from router.clock import from_ms, rfc3339
 from router.errors import ChannelFailed, Conflict, InvalidRequest, NotFound
 from router.failover import Attempts, try_candidates
+from router.http import IdempotentRequest, render
 from router.ids import new_id
-from router.models import CreatePaymentRequest, Payment, Routing, RoutingAttempt
+from router.models import CreatePaymentRequest, Payment, Routing
 from router.routing import decide
 from router.rules import RouteRequest
 from router.runtime import Runtime
+from router.store.batch import Batch
 from router.store.payments import StoredPayment
 from router.webhooks import check_live_url
 
@@ -61,8 +64,14 @@ class PaymentService:
         self.rt = runtime
 
     async def create(
-        self, merchant_id: str, livemode: bool, req: CreatePaymentRequest
+        self,
+        merchant_id: str,
+        livemode: bool,
+        req: CreatePaymentRequest,
+        idem: IdempotentRequest | None = None,
     ) -> StoredPayment:
+        """Create and route a payment. With `idem`, the 201 answer is written into the
+        idempotency record in the same round trip as the payment's new status."""
         rt = self.rt
         _require_method_fields(req)
         if livemode and req.notify_url is not None:
@@ -144,7 +153,7 @@ class PaymentService:
 
         tried = await try_candidates(rt, stored, decision, order_for)
         if tried.stop == "created" and tried.result is not None:
-            return await self._created(tried.stored, tried.result, tried.attempts)
+            return await self._created(tried, tried.result, idem)
         if tried.stop == "paid" and tried.paid is not None:
             await self._record_attempts(tried)
             await self.apply_trade(tried.stored, tried.paid, source="create")
@@ -161,11 +170,13 @@ class PaymentService:
         )
 
     async def _created(
-        self, stored: StoredPayment, result: CreateResult, attempts: list[RoutingAttempt]
+        self, tried: Attempts, result: CreateResult, idem: IdempotentRequest | None
     ) -> StoredPayment:
-        rt = self.rt
+        """One round trip: the new status (and its event), the schedule, the breaker's
+        success, and the idempotent answer."""
+        rt, stored = self.rt, tried.stored
         p = stored.payment
-        routing = p.routing.model_copy(update={"attempts": attempts})
+        routing = p.routing.model_copy(update={"attempts": tried.attempts})
         fields: dict[str, Any] = {
             "action": result.action.as_dict(),
             "channel_trade_no": result.channel_trade_no,
@@ -175,20 +186,41 @@ class PaymentService:
         if result.state is TradeState.SUCCEEDED:
             status = "succeeded"
             fields["paid_at"] = rfc3339(result.paid_at or rt.clock.utcnow())
-        applied, _ = await rt.store.payments.transition(
-            stored, status, fields, require="processing"
+        after = replace(
+            stored, payment=Payment.model_validate(p.model_dump() | fields | {"status": status})
         )
-        if applied and status == "succeeded":
-            rt.metrics.status_changes.labels(status, "create").inc()
-            await rt.store.schedule.done(stored.merchant_id, p.id)
-        elif applied:
-            rt.metrics.status_changes.labels(status, "create").inc()
+        batch = Batch(rt.store.redis)
+        index = rt.store.payments.queue_transition(
+            batch, stored, status, fields, require="processing"
+        )
+        if status == "succeeded":
+            rt.store.schedule.queue_done(batch, stored.merchant_id, p.id)
+        else:
             # A barcode buyer is confirming on their phone right now: look again in a second.
             wait = 1.0 if p.method == "barcode" else rt.settings.workers.requery_after_s
-            await rt.store.schedule.put(
-                stored.merchant_id, p.id, rt.clock.now_ms() + int(wait * 1000)
+            rt.store.schedule.queue_put(
+                batch, stored.merchant_id, p.id, rt.clock.now_ms() + int(wait * 1000)
             )
-        return await self.reload(stored)
+        if tried.success is not None:
+            account, ms, probe = tried.success
+            rt.breakers.queue_record(batch, account, "ok", ms, probe)
+        if idem is not None:
+            rt.store.idempotency.queue_finish(
+                batch, idem.merchant_id, idem.key, idem.token, 201, render(after.payment)
+            )
+            idem.finished = True
+        applied, _ = rt.store.payments.transition_result((await batch.execute())[index])
+        if applied:
+            rt.metrics.status_changes.labels(status, "create").inc()
+            return after
+        # A notification got there first (the buyer paid within milliseconds): answer with
+        # what is stored, and correct the idempotent answer to match.
+        now = await self.reload(stored)
+        if idem is not None:
+            await rt.store.idempotency.finish(
+                idem.merchant_id, idem.key, idem.token, 201, render(now.payment)
+            )
+        return now
 
     async def _create_failed(self, tried: Attempts) -> NoReturn:
         """Record a create that found no channel and raise the merchant's error for it."""

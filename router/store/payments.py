@@ -120,19 +120,38 @@ class PaymentStore:
         rewrite a final status, or when `require` is given and the status is not `require`.
         A final status writes its `payment.<status>` event in the same step.
         """
+        batch = Batch(self._redis)
+        index = self.queue_transition(batch, stored, status, fields, require=require)
+        return self.transition_result((await batch.execute())[index])
+
+    def queue_transition(
+        self,
+        batch: Batch,
+        stored: StoredPayment,
+        status: str,
+        fields: Mapping[str, Any],
+        *,
+        require: str | None = None,
+    ) -> int:
+        """`transition`, queued in a batch; read its answer with `transition_result`."""
         p, mch = stored.payment, stored.merchant_id
         evt_id, now_ms = new_id("evt"), self._clock.now_ms()
-        applied, now = await self._transition(
-            keys=[
+        return batch.script(
+            self._transition,
+            [
                 keys.payment(mch, p.id),
                 keys.order_holder(mch, p.merchant_order_id),
                 keys.event(mch, evt_id),
                 keys.events(mch),
                 keys.outbox(mch),
             ],
-            args=[status, require or "", evt_id, rfc3339(from_ms(now_ms)), now_ms, *encode(fields)],
+            [status, require or "", evt_id, rfc3339(from_ms(now_ms)), now_ms, *encode(fields)],
         )
-        return bool(int(applied)), str(now)
+
+    @staticmethod
+    def transition_result(raw: Any) -> tuple[bool, str]:
+        applied, now = raw
+        return bool(int(applied)), text(now)
 
     async def page(
         self,
