@@ -196,7 +196,9 @@ class Breakers:
         """`record`, queued in a batch with other writes."""
         health, breaker = self._settings()
         now_ms = self._clock.now_ms()
-        self._cache.drop(account)
+        if outcome != "ok" or probe_id:
+            # What may change the breaker's state is seen by this process's next decision.
+            self._cache.drop(account)
         return batch.script(
             self._record,
             [keys.breaker(account), keys.breaker_probes(account), *self._buckets(account, now_ms)],

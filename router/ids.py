@@ -12,7 +12,13 @@ ID_BODY_LEN = 24
 
 
 def new_id(prefix: str, length: int = ID_BODY_LEN) -> str:
-    return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """`prefix_` + `length` random base62 characters (24 of them carry 142 bits)."""
+    number = int.from_bytes(secrets.token_bytes(length), "big")
+    chars = []
+    for _ in range(length):
+        number, digit = divmod(number, 62)
+        chars.append(_ALPHABET[digit])
+    return prefix + "_" + "".join(chars)
 
 
 def id_pattern(prefix: str) -> re.Pattern[str]:
