@@ -1,16 +1,16 @@
 """The life of a payment: create at a channel, close, and apply what the channel reports.
 
-Create writes the payment as `processing` before the channel is called, so a crash during the
-call leaves a record the re-query worker resolves (`router.worker`). What happens next depends
-on what the channel did, kept apart by the `channels.errors` tree:
+Create writes the payment as `processing` before any channel is called, so a crash during the
+call leaves a record the re-query worker resolves (`router.worker`). `router.failover` tries
+the routing decision's candidates in order; what the merchant sees depends on how that ended:
 
-| channel outcome        | payment            | answer                                  |
-|------------------------|--------------------|-----------------------------------------|
-| created                | `pending`          | 201 with the action for the buyer       |
-| rejected (said no)     | `failed`           | 402 channel_error, payment named        |
-| unavailable (not sent) | `failed`           | 503 channel_error, safe to retry        |
-| outcome unknown        | stays `processing` | 502 channel_error; the worker queries   |
-|                        |                    | the channel and closes the order there  |
+| the candidates...                               | payment            | answer                |
+|-------------------------------------------------|--------------------|-----------------------|
+| one created the order                           | `pending`          | 201, action for buyer |
+| one refused (the request's or the buyer's fault)| `failed`           | 402 channel_error     |
+| none could take it (unavailable, open breakers) | `failed`           | 503, safe to retry    |
+| one's outcome is unknown and cannot be checked  | stays `processing` | 502; the worker       |
+|                                                 |                    | settles it            |
 
 A `failed` payment gives its merchant_order_id back, so the merchant may create again.
 """
