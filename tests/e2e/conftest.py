@@ -4,6 +4,9 @@ sharing a real redis-server. Nothing here mocks HTTP."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -206,3 +209,47 @@ async def sim_json(
     async with http.request(method, simulator.url + path, json=body) as resp:
         text = await resp.text()
         return resp.status, (await resp.json(content_type=None)) if text else None
+
+
+class RouterProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, url: str) -> None:
+        exe = Path(sys.executable).with_name("payrouter")
+        self.proc = await asyncio.create_subprocess_exec(
+            str(exe),
+            "serve",
+            env=self.env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        async with aiohttp.ClientSession() as http:
+
+            async def up() -> bool | None:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{url}/readyz") as resp:
+                        return True if resp.status == 200 else None
+                return None
+
+            await eventually(up, timeout=30)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.proc.wait(), timeout=20)
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[list[RouterProcess]]:
+    """Router processes a test starts; stopped (SIGTERM) afterwards."""
+    started: list[RouterProcess] = []
+    yield started
+    for proc in started:
+        with contextlib.suppress(ProcessLookupError, TimeoutError):
+            await proc.stop()

@@ -8,13 +8,8 @@ dead process had taken but not finished.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
-import signal
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,53 +20,10 @@ from aiohttp import web
 from router.clock import Clock
 from router.store import open_store
 from tests.conftest import loopback_socket
-from tests.e2e.conftest import Simulator, eventually, routing_yaml, sim_json
+from tests.e2e.conftest import RouterProcess, Simulator, eventually, routing_yaml, sim_json
 from tests.e2e.test_webhooks import start_receiver
 
 PAYMENTS = 8
-
-
-class RouterProcess:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self, url: str) -> None:
-        exe = Path(sys.executable).with_name("payrouter")
-        self.proc = await asyncio.create_subprocess_exec(
-            str(exe),
-            "serve",
-            env=self.env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        async with aiohttp.ClientSession() as http:
-
-            async def up() -> bool | None:
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{url}/readyz") as resp:
-                        return True if resp.status == 200 else None
-                return None
-
-            await eventually(up, timeout=30)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(self.proc.wait(), timeout=20)
-
-
-@pytest.fixture
-async def processes() -> AsyncIterator[list[RouterProcess]]:
-    started: list[RouterProcess] = []
-    yield started
-    for proc in started:
-        with contextlib.suppress(ProcessLookupError, TimeoutError):
-            await proc.stop()
 
 
 @pytest.mark.timeout(120)
