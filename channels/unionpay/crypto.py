@@ -15,17 +15,20 @@ owner named in its CN, then checks the signature with its key.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from channels.rsa import load_private_key as load_private_key
+from channels.rsa import private_key_pem as private_key_pem
+from channels.rsa import sign as rsa_sign
+from channels.rsa import verify as rsa_verify
 
 SIGNATURE_FIELD = "signature"
 CERT_FIELD = "signPubKeyCert"
@@ -58,8 +61,7 @@ def signing_digest(fields: Mapping[str, str]) -> bytes:
 
 def sign(fields: Mapping[str, str], key: rsa.RSAPrivateKey) -> str:
     """The base64 `signature` value for `fields`."""
-    raw = key.sign(signing_digest(fields), padding.PKCS1v15(), hashes.SHA256())
-    return base64.b64encode(raw).decode()
+    return rsa_sign(key, signing_digest(fields))
 
 
 def verify(fields: Mapping[str, str], key: rsa.RSAPublicKey) -> None:
@@ -67,30 +69,8 @@ def verify(fields: Mapping[str, str], key: rsa.RSAPublicKey) -> None:
     signature = fields.get(SIGNATURE_FIELD, "")
     if not signature:
         raise VerificationError("signature", "the message is not signed")
-    try:
-        raw = base64.b64decode(signature, validate=True)
-        key.verify(raw, signing_digest(fields), padding.PKCS1v15(), hashes.SHA256())
-    except (InvalidSignature, binascii.Error, ValueError):
-        raise VerificationError("signature", "the signature does not verify") from None
-
-
-def load_private_key(pem: str) -> rsa.RSAPrivateKey:
-    """An RSA private key from PEM (PKCS#8 or PKCS#1). Raises `ValueError`."""
-    try:
-        key = serialization.load_pem_private_key(pem.encode(), password=None)
-    except (ValueError, TypeError) as exc:
-        raise ValueError("not a PEM private key") from exc
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("not an RSA private key")
-    return key
-
-
-def private_key_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    if not rsa_verify(key, signing_digest(fields), signature):
+        raise VerificationError("signature", "the signature does not verify")
 
 
 def load_certificate(pem: str) -> x509.Certificate:

@@ -23,10 +23,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from channels.rsa import load_private_key as load_private_key
+from channels.rsa import load_public_key as load_public_key
+from channels.rsa import private_key_pem as private_key_pem
+from channels.rsa import public_key_pem as public_key_pem
+from channels.rsa import sign, verify
 
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 TIMESTAMP_WINDOW = 300
@@ -37,6 +42,10 @@ HEADER_NONCE = "Wechatpay-Nonce"
 HEADER_SIGNATURE = "Wechatpay-Signature"
 HEADER_SERIAL = "Wechatpay-Serial"
 HEADER_SIGNATURE_TYPE = "Wechatpay-Signature-Type"
+
+rsa_sign = sign
+"""Base64 SHA256withRSA: the one primitive every WeChat signature uses (shared, `channels.rsa`)."""
+rsa_verify = verify
 
 _AUTH_FIELDS = ("mchid", "nonce_str", "signature", "timestamp", "serial_no")
 _AUTH_PAIR = re.compile(r'\s*([a-z_]+)="([^"]*)"\s*')
@@ -50,57 +59,6 @@ class VerificationError(Exception):
         self.reason = reason
         """`signature`, `timestamp`, `decrypt` or `malformed`."""
         self.message = message
-
-
-def load_private_key(pem: str) -> rsa.RSAPrivateKey:
-    """An RSA private key from PEM (PKCS#8 or PKCS#1). Raises `ValueError`."""
-    try:
-        key = serialization.load_pem_private_key(pem.encode(), password=None)
-    except (ValueError, TypeError) as exc:
-        raise ValueError("not a PEM private key") from exc
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("not an RSA private key")
-    return key
-
-
-def load_public_key(pem: str) -> rsa.RSAPublicKey:
-    """An RSA public key from PEM (SubjectPublicKeyInfo). Raises `ValueError`."""
-    try:
-        key = serialization.load_pem_public_key(pem.encode())
-    except (ValueError, TypeError) as exc:
-        raise ValueError("not a PEM public key") from exc
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ValueError("not an RSA public key")
-    return key
-
-
-def private_key_pem(key: rsa.RSAPrivateKey) -> str:
-    """PKCS#8 PEM, the form WeChat hands out as `apiclient_key.pem`."""
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
-def public_key_pem(key: rsa.RSAPublicKey) -> str:
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
-
-
-def rsa_sign(key: rsa.RSAPrivateKey, message: bytes) -> str:
-    """Base64 SHA256withRSA (PKCS#1 v1.5) signature of `message`."""
-    return base64.b64encode(key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
-
-
-def rsa_verify(key: rsa.RSAPublicKey, message: bytes, signature: str) -> bool:
-    try:
-        raw = base64.b64decode(signature, validate=True)
-        key.verify(raw, message, padding.PKCS1v15(), hashes.SHA256())
-    except (InvalidSignature, binascii.Error, ValueError):
-        return False
-    return True
 
 
 def request_message(
