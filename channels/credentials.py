@@ -10,11 +10,22 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from channels.base import Method
 from channels.http import Timeouts
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 class CredentialsError(ValueError):
@@ -91,3 +102,65 @@ def describe_validation_error(source: str, exc: ValidationError) -> CredentialsE
         field_name = ".".join(str(part) for part in error["loc"]) or "(bundle)"
         problems.append(f"{field_name}: {error['msg']}")
     return CredentialsError(f"{source}: " + "; ".join(problems))
+
+
+def load_validated(ref: CredentialsRef, base_dir: Path, model: type[_Model]) -> _Model:
+    """Read the bundle `ref` points at and validate it as `model`. Raises `CredentialsError`."""
+    data = read_bundle(ref, base_dir)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise describe_validation_error(ref.describe(base_dir), exc) from None
+
+
+def pem_error(field_name: str, problem: str) -> PydanticCustomError:
+    """A validation error for a key or certificate field that does not parse or match."""
+    return PydanticCustomError(
+        "pem", "{field}: {problem}", {"field": field_name, "problem": problem}
+    )
+
+
+class AccountBase(BaseModel):
+    """What every channel account in the routing config has in common.
+
+    Each channel subclasses it, narrowing `type` to its `Literal` (the routing config's
+    discriminator) and setting `channel_name` and `supported_methods`. An overridden `type`
+    keeps its place as the first field.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel_name: ClassVar[str]
+    """The channel as messages name it (`WeChat Pay`)."""
+    supported_methods: ClassVar[frozenset[Method]]
+
+    type: str
+    base_url: str
+    livemode: bool = False
+    credentials: CredentialsRef
+    timeouts: TimeoutsConfig = TimeoutsConfig()
+    methods: frozenset[Method] | None = None
+    """A subset of the methods the channel offers; absent: all of them."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or "?" in value:
+            raise ValueError("base_url must be an http(s) URL without a query")
+        return cls._normalise_base_url(value.rstrip("/"))
+
+    @classmethod
+    def _normalise_base_url(cls, value: str) -> str:
+        """A channel's own rules for `base_url`, after the shared ones; raise `ValueError`."""
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _supported(cls, value: frozenset[Method] | None) -> frozenset[Method] | None:
+        if value is not None:
+            unsupported = sorted(value - cls.supported_methods)
+            if unsupported:
+                raise ValueError(f"{cls.channel_name} does not offer {', '.join(unsupported)}")
+            if not value:
+                raise ValueError("methods must not be empty")
+        return value

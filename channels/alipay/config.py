@@ -20,7 +20,7 @@ Keys are PEM or, as Alipay's console shows them, the bare base64 key body.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import (
@@ -29,21 +29,19 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
-    ValidationError,
-    field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from channels.alipay.crypto import load_private_key, load_public_key
 from channels.alipay.protocol import GATEWAY_PATH
 from channels.base import METHODS, Method
 from channels.credentials import (
+    AccountBase,
     CredentialsError,
     CredentialsRef,
     TimeoutsConfig,
-    describe_validation_error,
-    read_bundle,
+    load_validated,
+    pem_error,
 )
 
 __all__ = [
@@ -59,35 +57,22 @@ __all__ = [
 SUPPORTED_METHODS: frozenset[Method] = frozenset(METHODS)
 
 
-class AlipayAccount(BaseModel):
+class AlipayAccount(AccountBase):
     """One Alipay app in the routing config."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    channel_name: ClassVar[str] = "Alipay"
+    supported_methods: ClassVar[frozenset[Method]] = SUPPORTED_METHODS
 
     type: Literal["alipay"]
-    base_url: str
-    """The gateway's base (`https://openapi.alipay.com`); a trailing `/gateway.do` is dropped."""
-    livemode: bool = False
-    credentials: CredentialsRef
-    timeouts: TimeoutsConfig = TimeoutsConfig()
-    methods: frozenset[Method] | None = None
-    """A subset of the methods Alipay offers; absent: all of them."""
 
-    @field_validator("base_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+    def _normalise_base_url(cls, value: str) -> str:
+        """`base_url` is the gateway's base (`https://openapi.alipay.com`): drop `/gateway.do`."""
+        # Requests append the gateway path and a query; a fragment would swallow both.
+        if "#" in value:
             raise ValueError("base_url must be an http(s) URL without a query")
-        value = value.rstrip("/")
         # Alipay's documentation names the full gateway URL; operators paste it as is.
         return value.removesuffix(GATEWAY_PATH)
-
-    @field_validator("methods")
-    @classmethod
-    def _supported(cls, value: frozenset[Method] | None) -> frozenset[Method] | None:
-        if value is not None and not value:
-            raise ValueError("methods must not be empty")
-        return value
 
     @property
     def gateway(self) -> str:
@@ -116,15 +101,11 @@ class AlipayCredentials(BaseModel):
         try:
             self._app_key = load_private_key(self.app_private_key.get_secret_value())
         except ValueError as exc:
-            raise PydanticCustomError(
-                "pem", "app_private_key: {problem}", {"problem": str(exc)}
-            ) from None
+            raise pem_error("app_private_key", str(exc)) from None
         try:
             self._alipay_key = load_public_key(self.alipay_public_key)
         except ValueError as exc:
-            raise PydanticCustomError(
-                "pem", "alipay_public_key: {problem}", {"problem": str(exc)}
-            ) from None
+            raise pem_error("alipay_public_key", str(exc)) from None
         return self
 
     @property
@@ -146,8 +127,4 @@ class AlipayCredentials(BaseModel):
 
 def load_credentials(ref: CredentialsRef, base_dir: Path) -> AlipayCredentials:
     """Read and validate a credential bundle. Raises `CredentialsError`."""
-    data = read_bundle(ref, base_dir)
-    try:
-        return AlipayCredentials.model_validate(data)
-    except ValidationError as exc:
-        raise describe_validation_error(ref.describe(base_dir), exc) from None
+    return load_validated(ref, base_dir, AlipayCredentials)

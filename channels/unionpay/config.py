@@ -22,7 +22,7 @@ certificates, the only ones through which a `signPubKeyCert` is trusted.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -33,19 +33,17 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
-    ValidationError,
-    field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from channels.base import Method
 from channels.credentials import (
+    AccountBase,
     CredentialsError,
     CredentialsRef,
     TimeoutsConfig,
-    describe_validation_error,
-    read_bundle,
+    load_validated,
+    pem_error,
 )
 from channels.unionpay.crypto import (
     cert_id,
@@ -67,42 +65,13 @@ __all__ = [
 SUPPORTED_METHODS: frozenset[Method] = frozenset({"qr", "web", "h5", "app", "barcode"})
 
 
-class UnionPayAccount(BaseModel):
+class UnionPayAccount(AccountBase):
     """One UnionPay online-payments account in the routing config."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    channel_name: ClassVar[str] = "UnionPay"
+    supported_methods: ClassVar[frozenset[Method]] = SUPPORTED_METHODS
 
     type: Literal["unionpay"]
-    base_url: str
-    livemode: bool = False
-    credentials: CredentialsRef
-    timeouts: TimeoutsConfig = TimeoutsConfig()
-    methods: frozenset[Method] | None = None
-    """A subset of the methods UnionPay offers; absent: all of them."""
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")) or "?" in value:
-            raise ValueError("base_url must be an http(s) URL without a query")
-        return value.rstrip("/")
-
-    @field_validator("methods")
-    @classmethod
-    def _supported(cls, value: frozenset[Method] | None) -> frozenset[Method] | None:
-        if value is not None:
-            unsupported = sorted(value - SUPPORTED_METHODS)
-            if unsupported:
-                raise ValueError(f"UnionPay does not offer {', '.join(unsupported)}")
-            if not value:
-                raise ValueError("methods must not be empty")
-        return value
-
-
-def _pem_error(field_name: str, problem: str) -> PydanticCustomError:
-    return PydanticCustomError(
-        "pem", "{field}: {problem}", {"field": field_name, "problem": problem}
-    )
 
 
 class UnionPayCredentials(BaseModel):
@@ -131,20 +100,20 @@ class UnionPayCredentials(BaseModel):
         try:
             self._key = load_private_key(self.signing_key.get_secret_value())
         except ValueError as exc:
-            raise _pem_error("signing_key", str(exc)) from None
+            raise pem_error("signing_key", str(exc)) from None
         certs = {}
         for name in ("signing_cert", "middle_cert", "root_cert"):
             try:
                 certs[name] = load_certificate(getattr(self, name))
             except ValueError as exc:
-                raise _pem_error(name, str(exc)) from None
+                raise pem_error(name, str(exc)) from None
         self._signing, self._middle, self._root = certs.values()
         if public_key(self._signing).public_numbers() != self._key.public_key().public_numbers():
-            raise _pem_error("signing_cert", "does not hold the public half of signing_key")
+            raise pem_error("signing_cert", "does not hold the public half of signing_key")
         try:
             self._middle.verify_directly_issued_by(self._root)
         except (ValueError, TypeError, InvalidSignature):
-            raise _pem_error("middle_cert", "is not issued by root_cert") from None
+            raise pem_error("middle_cert", "is not issued by root_cert") from None
         return self
 
     @property
@@ -181,8 +150,4 @@ class UnionPayCredentials(BaseModel):
 
 def load_credentials(ref: CredentialsRef, base_dir: Path) -> UnionPayCredentials:
     """Read and validate a credential bundle. Raises `CredentialsError`."""
-    data = read_bundle(ref, base_dir)
-    try:
-        return UnionPayCredentials.model_validate(data)
-    except ValidationError as exc:
-        raise describe_validation_error(ref.describe(base_dir), exc) from None
+    return load_validated(ref, base_dir, UnionPayCredentials)

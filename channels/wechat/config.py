@@ -19,7 +19,7 @@ sandbox file `<sandbox_dir>/wechat/1900000001.json`)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import (
@@ -28,19 +28,18 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from channels.base import Method
 from channels.credentials import (
+    AccountBase,
     CredentialsError,
     CredentialsRef,
     TimeoutsConfig,
-    describe_validation_error,
-    read_bundle,
+    load_validated,
+    pem_error,
 )
 from channels.wechat.crypto import load_private_key, load_public_key
 
@@ -57,36 +56,13 @@ __all__ = [
 SUPPORTED_METHODS: frozenset[Method] = frozenset({"qr", "h5", "jsapi", "app", "barcode"})
 
 
-class WeChatAccount(BaseModel):
+class WeChatAccount(AccountBase):
     """One WeChat Pay account in the routing config."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    channel_name: ClassVar[str] = "WeChat Pay"
+    supported_methods: ClassVar[frozenset[Method]] = SUPPORTED_METHODS
 
     type: Literal["wechat"]
-    base_url: str
-    livemode: bool = False
-    credentials: CredentialsRef
-    timeouts: TimeoutsConfig = TimeoutsConfig()
-    methods: frozenset[Method] | None = None
-    """A subset of the methods WeChat offers; absent: all of them."""
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")) or "?" in value:
-            raise ValueError("base_url must be an http(s) URL without a query")
-        return value.rstrip("/")
-
-    @field_validator("methods")
-    @classmethod
-    def _supported(cls, value: frozenset[Method] | None) -> frozenset[Method] | None:
-        if value is not None:
-            unsupported = sorted(value - SUPPORTED_METHODS)
-            if unsupported:
-                raise ValueError(f"WeChat Pay does not offer {', '.join(unsupported)}")
-            if not value:
-                raise ValueError("methods must not be empty")
-        return value
 
 
 class WeChatCredentials(BaseModel):
@@ -123,15 +99,11 @@ class WeChatCredentials(BaseModel):
         try:
             self._merchant_key = load_private_key(self.merchant_private_key.get_secret_value())
         except ValueError as exc:
-            raise PydanticCustomError(
-                "pem", "merchant_private_key: {problem}", {"problem": str(exc)}
-            ) from None
+            raise pem_error("merchant_private_key", str(exc)) from None
         try:
             self._platform_key = load_public_key(self.platform_public_key)
         except ValueError as exc:
-            raise PydanticCustomError(
-                "pem", "platform_public_key: {problem}", {"problem": str(exc)}
-            ) from None
+            raise pem_error("platform_public_key", str(exc)) from None
         return self
 
     @property
@@ -157,8 +129,4 @@ class WeChatCredentials(BaseModel):
 
 def load_credentials(ref: CredentialsRef, base_dir: Path) -> WeChatCredentials:
     """Read and validate a credential bundle. Raises `CredentialsError`."""
-    data = read_bundle(ref, base_dir)
-    try:
-        return WeChatCredentials.model_validate(data)
-    except ValidationError as exc:
-        raise describe_validation_error(ref.describe(base_dir), exc) from None
+    return load_validated(ref, base_dir, WeChatCredentials)
