@@ -17,9 +17,6 @@ merchant's. The CA keys are thrown away once the certificates are made.
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,9 +27,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from pydantic import ValidationError
 
-from channels.credentials import CredentialsError, describe_validation_error
+from channels.credentials import CredentialsError
+from channels.sandbox_files import locked, new_rsa_key, read_bundle_file, write_bundle
+from channels.sandbox_files import write_secret as write_secret
 from channels.unionpay.config import UnionPayCredentials
 from channels.unionpay.crypto import (
     TEST_OWNER,
@@ -46,9 +44,8 @@ from channels.unionpay.crypto import (
 SANDBOX_MER_ID = "777290058110048"
 CHANNEL_CN = f"041@Z12@{TEST_OWNER}@00000062"
 
-
-def new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+new_key = new_rsa_key
+"""A fresh 2048-bit RSA key (the tests' key helpers name it here)."""
 
 
 def subject_name(common_name: str, unit: str) -> x509.Name:
@@ -142,8 +139,8 @@ def make_chain(
     middle_key: rsa.RSAPrivateKey | None = None,
 ) -> Chain:
     """A root CA (20 years) and a middle CA (10 years) valid from a day before `now`."""
-    root_key = root_key or new_key()
-    middle_key = middle_key or new_key()
+    root_key = root_key or new_rsa_key()
+    middle_key = middle_key or new_rsa_key()
     start = now - timedelta(days=1)
     root_name = subject_name("CFCA ACS SANDBOX ROOT", "Root CA")
     root = issue(
@@ -205,12 +202,9 @@ def ensure_sandbox(sandbox_dir: Path) -> SandboxAccount:
     Safe against concurrent first starts (a file lock); never overwrites existing files.
     Raises `CredentialsError` when existing files are unreadable or inconsistent.
     """
-    folder = sandbox_dir / "unionpay"
-    folder.mkdir(parents=True, exist_ok=True)
     files = [credentials_path(sandbox_dir), channel_key_path(sandbox_dir)]
     files.append(channel_cert_path(sandbox_dir))
-    with open(folder / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(sandbox_dir / "unionpay"):
         if not any(path.exists() for path in files):
             _generate(sandbox_dir)
     return _load(sandbox_dir)
@@ -219,7 +213,7 @@ def ensure_sandbox(sandbox_dir: Path) -> SandboxAccount:
 def _generate(sandbox_dir: Path) -> None:
     now = datetime.now(UTC)
     chain = make_chain(now)
-    channel_key, merchant_key = new_key(), new_key()
+    channel_key, merchant_key = new_rsa_key(), new_rsa_key()
     leaf_end = now + timedelta(days=365 * 5)
     channel_cert = chain.sign_leaf(
         CHANNEL_CN, channel_key.public_key(), not_before=now - timedelta(days=1), not_after=leaf_end
@@ -241,27 +235,12 @@ def _generate(sandbox_dir: Path) -> None:
     )
     write_secret(channel_key_path(sandbox_dir), private_key_pem(channel_key))
     write_secret(channel_cert_path(sandbox_dir), certificate_pem(channel_cert))
-    write_secret(credentials_path(sandbox_dir), json.dumps(credentials.bundle(), indent=2) + "\n")
-
-
-def write_secret(path: Path, text: str) -> None:
-    """Write `text` to `path` with mode 0600, atomically (no reader sees half a key)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
+    write_bundle(credentials_path(sandbox_dir), credentials.bundle())
 
 
 def _load(sandbox_dir: Path) -> SandboxAccount:
     bundle_file = credentials_path(sandbox_dir)
-    try:
-        data = json.loads(bundle_file.read_text(encoding="utf-8"))
-        credentials = UnionPayCredentials.model_validate(data)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CredentialsError(f"sandbox file {bundle_file}: unreadable ({exc})") from None
-    except ValidationError as exc:
-        raise describe_validation_error(f"sandbox file {bundle_file}", exc) from None
+    credentials = read_bundle_file(bundle_file, UnionPayCredentials)
     key_file, cert_file = channel_key_path(sandbox_dir), channel_cert_path(sandbox_dir)
     try:
         channel_key = load_private_key(key_file.read_text(encoding="utf-8"))

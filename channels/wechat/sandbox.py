@@ -13,18 +13,15 @@ APIv3 key are random, made once and kept, so restarts keep working.
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 import secrets
 import string
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pydantic import ValidationError
 
-from channels.credentials import CredentialsError, describe_validation_error
+from channels.credentials import CredentialsError
+from channels.sandbox_files import locked, new_rsa_key, read_bundle_file, write_bundle, write_secret
 from channels.wechat.config import WeChatCredentials
 from channels.wechat.crypto import load_private_key, private_key_pem, public_key_pem
 
@@ -64,22 +61,19 @@ def ensure_sandbox(sandbox_dir: Path) -> SandboxAccount:
     Safe against concurrent first starts (a file lock); never overwrites existing files.
     Raises `CredentialsError` when existing files are unreadable or inconsistent.
     """
-    folder = sandbox_dir / "wechat"
-    folder.mkdir(parents=True, exist_ok=True)
     bundle_file = credentials_path(sandbox_dir)
     key_file = platform_key_path(sandbox_dir)
-    with open(folder / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(sandbox_dir / "wechat"):
         if not bundle_file.exists() and not key_file.exists():
             credentials, platform_key = _generate()
-            _write_secret(key_file, private_key_pem(platform_key))
-            _write_secret(bundle_file, json.dumps(credentials.bundle(), indent=2) + "\n")
+            write_secret(key_file, private_key_pem(platform_key))
+            write_bundle(bundle_file, credentials.bundle())
     return _load(bundle_file, key_file)
 
 
 def _generate() -> tuple[WeChatCredentials, rsa.RSAPrivateKey]:
-    merchant_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    platform_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    merchant_key = new_rsa_key()
+    platform_key = new_rsa_key()
     alphabet = string.ascii_letters + string.digits
     key_id_tail = secrets.token_hex(11).upper()
     credentials = WeChatCredentials.model_validate(
@@ -96,23 +90,8 @@ def _generate() -> tuple[WeChatCredentials, rsa.RSAPrivateKey]:
     return credentials, platform_key
 
 
-def _write_secret(path: Path, text: str) -> None:
-    # Written to a private temporary file and renamed, so no reader sees half a key.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
-
-
 def _load(bundle_file: Path, key_file: Path) -> SandboxAccount:
-    try:
-        data = json.loads(bundle_file.read_text(encoding="utf-8"))
-        credentials = WeChatCredentials.model_validate(data)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CredentialsError(f"sandbox file {bundle_file}: unreadable ({exc})") from None
-    except ValidationError as exc:
-        raise describe_validation_error(f"sandbox file {bundle_file}", exc) from None
+    credentials = read_bundle_file(bundle_file, WeChatCredentials)
     try:
         platform_key = load_private_key(key_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
