@@ -9,12 +9,9 @@ generation is most of a simulator's start-up time.
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -22,9 +19,8 @@ from channels.alipay import AlipayAccount, build
 from channels.alipay.sandbox import alipay_key_path, credentials_path, ensure_sandbox
 from channels.alipay.simulator import build_app
 from channels.base import Action
-from channels.simkit import SimulatorSettings
-from tests.channels.conftest import TIME_FACTOR, serve
 from tests.channels.harness import Harness
+from tests.channels.harnesses.common import channel_harness, snapshot_sandbox, write_sandbox
 
 AUTH_CODE = "286648488111111111"
 """A payment code the simulator pays at once (codes starting with 26 ask for a password)."""
@@ -34,22 +30,14 @@ BUYER_ID = "2088102146225135"
 @functools.cache
 def _sandbox_files() -> dict[str, str]:
     """The sandbox's two files, generated once per process (names relative to the sandbox)."""
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-        ensure_sandbox(root)
-        paths = (credentials_path(root), alipay_key_path(root))
-        return {str(path.relative_to(root)): path.read_text() for path in paths}
+    return snapshot_sandbox(
+        ensure_sandbox, lambda root: (credentials_path(root), alipay_key_path(root))
+    )
 
 
 def install_sandbox(sandbox_dir: Path) -> Path:
-    """Write the process's sandbox app under `sandbox_dir` (mode 0600, like the real one)."""
-    for name, text in _sandbox_files().items():
-        path = sandbox_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    return sandbox_dir
+    """Write the process's sandbox account under `sandbox_dir` (mode 0600, like the real one)."""
+    return write_sandbox(sandbox_dir, _sandbox_files())
 
 
 def buyer_code(action: Action) -> str:
@@ -65,51 +53,22 @@ def buyer_code(action: Action) -> str:
     return params.get("order_string") or params.get("trade_no") or AUTH_CODE
 
 
-async def _check(response: aiohttp.ClientResponse, what: str) -> None:
-    if response.status != 200:
-        raise AssertionError(f"{what}: {response.status} {await response.text()}")
-
-
 @asynccontextmanager
 async def harness(tmp_path: Path, session: aiohttp.ClientSession) -> AsyncIterator[Harness]:
+    """The alipay simulator and `alipay_main`, for the contract suite."""
     sandbox = install_sandbox(tmp_path / "sandbox")
-    settings = SimulatorSettings(sandbox_dir=sandbox, seed=5, time_factor=TIME_FACTOR)
-    served = await serve(build_app(settings))
-    base = served.base_url
-
-    async def buyer(what: str, action: Action) -> None:
-        code = buyer_code(action)
-        async with session.post(f"{base}/sim/buyer/{what}", json={"code": code}) as response:
-            await _check(response, f"/sim/buyer/{what}")
-
-    async def pay(action: Action) -> None:
-        await buyer("pay", action)
-
-    async def decline(action: Action) -> None:
-        await buyer("decline", action)
-
-    async def set_faults(faults: dict[str, Any]) -> None:
-        async with session.put(f"{base}/sim/faults", json=faults) as response:
-            await _check(response, "/sim/faults")
-
-    try:
-        config = AlipayAccount.model_validate(
-            {
-                "type": "alipay",
-                "base_url": base,
-                "credentials": {"file": str(credentials_path(sandbox))},
-                "timeouts": {"connect": 1, "total": 1},
-            }
-        )
-        yield Harness(
-            name="alipay",
-            channel=build("alipay_main", config, tmp_path, session),
-            sim_url=base,
-            pay=pay,
-            decline=decline,
-            set_faults=set_faults,
-            auth_code=AUTH_CODE,
-            payer_id=BUYER_ID,
-        )
-    finally:
-        await served.runner.cleanup()
+    async with channel_harness(
+        tmp_path,
+        session,
+        name="alipay",
+        sandbox_dir=sandbox,
+        credentials_file=credentials_path(sandbox),
+        seed=5,
+        build_app=build_app,
+        account=AlipayAccount,
+        build=build,
+        buyer_code=buyer_code,
+        auth_code=AUTH_CODE,
+        payer_id=BUYER_ID,
+    ) as running:
+        yield running
