@@ -53,7 +53,10 @@ class EventStore:
         self._claim = redis.register_script(CLAIM_DUE)
 
     async def get(self, mch: str, evt_id: str) -> StoredEvent | None:
-        raw = mapping(await self._redis.hgetall(keys.event(mch, evt_id)))
+        return self._decode(mch, mapping(await self._redis.hgetall(keys.event(mch, evt_id))))
+
+    @staticmethod
+    def _decode(mch: str, raw: dict[str, str]) -> StoredEvent | None:
         if not raw:
             return None
         return StoredEvent(
@@ -89,11 +92,16 @@ class EventStore:
                 return out, False
             offset += len(batch)
             pairs = cast(list[tuple[Any, float]], batch)  # withscores: (member, score)
-            for member, score in pairs:
-                evt_id = text(member)
-                if cursor is not None and (int(score), evt_id) >= cursor:
-                    continue
-                found = await self.get(mch, evt_id)
+            ids = [
+                evt_id
+                for evt_id, score in ((text(m), int(s)) for m, s in pairs)
+                if cursor is None or (score, evt_id) < cursor
+            ]
+            pipe = self._redis.pipeline(transaction=False)
+            for evt_id in ids:
+                pipe.hgetall(keys.event(mch, evt_id))
+            for raw in await pipe.execute():
+                found = self._decode(mch, mapping(raw))
                 if found is None or (type_ is not None and found.type != type_):
                     continue
                 if len(out) == limit:

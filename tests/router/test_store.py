@@ -166,3 +166,32 @@ async def test_embedded_store_refuses_live_keys(clock: FrozenClock) -> None:
     with pytest.raises(ValueError, match="test keys only"):
         await embedded.merchants.create("Shop", mode="live")
     await embedded.close()
+
+
+async def test_final_status_writes_its_event_in_the_same_step(
+    store: Store, clock: FrozenClock
+) -> None:
+    payments = [payment(clock, moid=f"E{i}", created_ms=1000 + i) for i in range(5)]
+    for p in payments:
+        await store.payments.create(p, 0)
+        clock.advance(1)
+        await store.payments.transition(p, "pending", {})
+        await store.payments.transition(p, "succeeded", {"paid_at": "t"})
+    # Non-final changes write no event; each final one writes exactly one.
+    assert len((await store.events.page(MCH, limit=100, starting_after=None, type_=None))[0]) == 5
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page, has_more = await store.events.page(
+            MCH, limit=2, starting_after=cursor, type_="payment.succeeded"
+        )
+        seen += [e.data["id"] for e in page]
+        if not has_more:
+            break
+        cursor = page[-1]
+    assert seen == [p.payment.id for p in reversed(payments)]
+    first = await store.events.get(MCH, page[-1].id)
+    assert first is not None
+    assert first.data["status"] == "succeeded"
+    assert "merchant_id" not in first.data
+    assert await store.redis.xlen(f"pr:{{{MCH}}}:outbox") == 5
