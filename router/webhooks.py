@@ -169,9 +169,10 @@ class Dispatcher:
         idle_ms = int(self.rt.settings.webhook_claim_idle_s * 1000)
         for mch, evt_id in await events.claim_retries(now, 60_000, 100):
             self._spawn(mch, evt_id, None)
-        for mch in merchants:
-            for _, entry_id, evt_id in await events.claim_stale(mch, self.consumer, idle_ms, 50):
-                self._spawn(mch, evt_id, entry_id)
+        for mch, entry_id, evt_id in await events.claim_stale(
+            merchants, self.consumer, idle_ms, 50
+        ):
+            self._spawn(mch, evt_id, entry_id)
 
     def _spawn(self, mch: str, evt_id: str, entry_id: str | None) -> None:
         task = asyncio.create_task(self._guarded(mch, evt_id, entry_id))

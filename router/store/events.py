@@ -177,18 +177,24 @@ class EventStore:
         return self._entries(answer)
 
     async def claim_stale(
-        self, mch: str, consumer: str, min_idle_ms: int, count: int
+        self, merchants: list[str], consumer: str, min_idle_ms: int, count: int
     ) -> list[tuple[str, str, str]]:
-        """Entries another consumer took and never acknowledged (its process died)."""
-        answer = await self._redis.xautoclaim(
-            keys.outbox(mch), GROUP, consumer, min_idle_ms, start_id="0-0", count=count
-        )
-        claimed = answer[1] if len(answer) > 1 else []
-        return [
-            (mch, text(entry_id), text(fields.get("event", "")))
-            for entry_id, fields in claimed
-            if fields
-        ]
+        """Entries another consumer took and never acknowledged (its process died), from every
+        merchant's outbox in one round trip: (merchant, entry id, event id)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for mch in merchants:
+            pipe.xautoclaim(
+                keys.outbox(mch), GROUP, consumer, min_idle_ms, start_id="0-0", count=count
+            )
+        out = []
+        for mch, answer in zip(merchants, await pipe.execute(), strict=True):
+            claimed = answer[1] if len(answer) > 1 else []
+            out += [
+                (mch, text(entry), text(fields.get("event", "")))
+                for entry, fields in claimed
+                if fields
+            ]
+        return out
 
     async def ack(self, mch: str, entry_id: str) -> None:
         pipe = self._redis.pipeline(transaction=False)
