@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -37,7 +37,8 @@ from channels.alipay.sim_trades import (
     TradeBook,
     business,
 )
-from channels.simkit import FaultBox, Notifier, SimulatorSettings
+from channels.simkit import SimulatorSettings
+from channels.simstate import SimulatorCore
 
 RETRY_SCHEDULE: tuple[float, ...] = (240, 600, 600, 3600, 7200, 21600, 54000)
 """Seconds between notification attempts: 4m, 10m, 10m, 1h, 2h, 6h, 15h."""
@@ -73,27 +74,21 @@ def parse_biz(params: Mapping[str, str]) -> dict[str, Any]:
     return biz
 
 
-class AlipaySimulator:
+class AlipaySimulator(SimulatorCore[SandboxAccount]):
     """The state of one running simulator."""
 
     def __init__(self, settings: SimulatorSettings, methods: frozenset[str]) -> None:
-        self.settings = settings
+        super().__init__(settings, schedule=RETRY_SCHEDULE, success=notification_accepted)
         self.methods = methods
         """Every API method the gateway knows."""
-        self.rng = settings.make_rng()
-        self.faults = FaultBox(self.rng)
         self.trades = TradeBook(self.rng, lambda: datetime.now(BEIJING))
-        self.notifier = Notifier(
-            schedule=RETRY_SCHEDULE,
-            success=notification_accepted,
-            time_factor=settings.time_factor,
-        )
-        self.accounts: dict[str, SandboxAccount] = {}
         self.bills = sim_bill.BillDesk(self.rng)
-        self._timers: set[asyncio.Task[None]] = set()
 
-    def default_account(self) -> SandboxAccount:
-        return next(iter(self.accounts.values()))
+    def load_account(self) -> SandboxAccount:
+        return ensure_sandbox(self.settings.sandbox_dir)
+
+    def account_id(self, account: SandboxAccount) -> str:
+        return account.app_id
 
     def account_for(self, params: Mapping[str, str]) -> SandboxAccount:
         """The app a request names. Raises `AlipayError` (gateway, unsigned: no app known)."""
@@ -206,16 +201,7 @@ class AlipaySimulator:
         def headers(raw: bytes) -> dict[str, str]:
             return {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
 
-        faults = self.faults.faults
-        trade.deliveries += self.notifier.submit(
-            notify_id,
-            trade.notify_url,
-            body,
-            headers,
-            delay=faults.notify_delay_ms / 1000,
-            duplicates=faults.duplicate_notifications,
-            drop_first=faults.drop_notifications,
-        )
+        trade.deliveries += self.submit_notification(notify_id, trade.notify_url, body, headers)
 
     def schedule_auto_pay(self, trade: Trade) -> None:
         """Pay a new trade by itself after the `auto_pay_after_ms` fault, if set."""
@@ -230,31 +216,13 @@ class AlipaySimulator:
     def _pay_later(self, trade: Trade, after_ms: int | None) -> None:
         if after_ms is None:
             return
-        task = asyncio.create_task(self._auto_pay(trade, self.settings.scaled(after_ms / 1000)))
-        self._timers.add(task)
-        task.add_done_callback(self._timers.discard)
+        self.start(self._auto_pay(trade, self.settings.scaled(after_ms / 1000)))
 
     async def _auto_pay(self, trade: Trade, delay: float) -> None:
         await asyncio.sleep(delay)
         # Closed or expired meanwhile: a real buyer could not pay either.
         with contextlib.suppress(AlipayError):
             self.buyer_pays(trade)
-
-    async def on_shutdown(self, app: web.Application) -> None:
-        """For `app.on_shutdown`: end injected hangs before the server waits for handlers."""
-        self.faults.stopping.set()
-
-    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        """For `app.cleanup_ctx`: load sandbox keys, run the notifier, stop everything."""
-        account = await asyncio.to_thread(ensure_sandbox, self.settings.sandbox_dir)
-        self.accounts[account.app_id] = account
-        async with self.notifier:
-            yield
-            await self.on_shutdown(app)
-            timers = list(self._timers)
-            for task in timers:
-                task.cancel()
-            await asyncio.gather(*timers, return_exceptions=True)
 
 
 def _form(fields: Mapping[str, str]) -> bytes:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from aiohttp import web
 
-from channels.simkit import FaultBox, Notifier, SimulatorSettings
+from channels.simkit import SimulatorSettings
+from channels.simstate import SimulatorCore
 from channels.unionpay import codes, crypto, wire
 from channels.unionpay.notification import ACCEPTED_STATUSES, RETRY_SCHEDULE
 from channels.unionpay.sandbox import SandboxAccount, ensure_sandbox
@@ -23,25 +24,23 @@ ATTEMPT_TIMEOUT = 10.0
 """Seconds UnionPay waits for the merchant's HTTP 200 before counting an attempt as failed."""
 
 
-class UnionPaySimulator:
+class UnionPaySimulator(SimulatorCore[SandboxAccount]):
     """The state of one running simulator."""
 
     def __init__(self, settings: SimulatorSettings) -> None:
-        self.settings = settings
-        self.rng = settings.make_rng()
-        self.faults = FaultBox(self.rng)
-        self.book = TxnBook(self.rng, lambda: datetime.now(wire.BEIJING))
-        self.notifier = Notifier(
+        super().__init__(
+            settings,
             schedule=RETRY_SCHEDULE,
             success=lambda status, body: status in ACCEPTED_STATUSES,
-            time_factor=settings.time_factor,
             attempt_timeout=ATTEMPT_TIMEOUT,
         )
-        self.accounts: dict[str, SandboxAccount] = {}
-        self._timers: set[asyncio.Task[None]] = set()
+        self.book = TxnBook(self.rng, lambda: datetime.now(wire.BEIJING))
 
-    def default_account(self) -> SandboxAccount:
-        return next(iter(self.accounts.values()))
+    def load_account(self) -> SandboxAccount:
+        return ensure_sandbox(self.settings.sandbox_dir)
+
+    def account_id(self, account: SandboxAccount) -> str:
+        return account.mer_id
 
     def sign(self, fields: Mapping[str, str]) -> dict[str, str]:
         """`fields` with the channel's `signPubKeyCert` and `signature` added."""
@@ -86,16 +85,7 @@ class UnionPaySimulator:
         def headers(raw: bytes) -> dict[str, str]:
             return {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}
 
-        faults = self.faults.faults
-        txn.deliveries += self.notifier.submit(
-            txn.query_id,
-            url,
-            body,
-            headers,
-            delay=faults.notify_delay_ms / 1000,
-            duplicates=faults.duplicate_notifications,
-            drop_first=faults.drop_notifications,
-        )
+        txn.deliveries += self.submit_notification(txn.query_id, url, body, headers)
 
     def after(self, seconds: float, action: Callable[[], Awaitable[None]]) -> None:
         """Run `action` after `seconds` of channel time (scaled), unless shut down first."""
@@ -104,9 +94,7 @@ class UnionPaySimulator:
             await asyncio.sleep(self.settings.scaled(seconds))
             await action()
 
-        task = asyncio.create_task(later())
-        self._timers.add(task)
-        task.add_done_callback(self._timers.discard)
+        self.start(later())
 
     def schedule_auto_pay(self, txn: Txn) -> None:
         """The `auto_pay_after_ms` fault: the buyer pays a new order by themselves."""
@@ -150,22 +138,6 @@ class UnionPaySimulator:
         self.book.finish_refund(txn, succeeded=not failed)
         if not failed:
             self.notify(txn)
-
-    async def on_shutdown(self, app: web.Application) -> None:
-        """For `app.on_shutdown`: end injected hangs before the server waits for handlers."""
-        self.faults.stopping.set()
-
-    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        """For `app.cleanup_ctx`: load sandbox keys, run the notifier, stop everything."""
-        account = await asyncio.to_thread(ensure_sandbox, self.settings.sandbox_dir)
-        self.accounts[account.mer_id] = account
-        async with self.notifier:
-            yield
-            await self.on_shutdown(app)
-            timers = list(self._timers)
-            for task in timers:
-                task.cancel()
-            await asyncio.gather(*timers, return_exceptions=True)
 
 
 SIMULATOR = web.AppKey("unionpay_simulator", UnionPaySimulator)

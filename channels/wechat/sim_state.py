@@ -12,13 +12,14 @@ import secrets
 import string
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from channels.simkit import Delivery, FaultBox, Notifier, SimulatorSettings
+from channels.simkit import Delivery, SimulatorSettings
+from channels.simstate import SimulatorCore
 from channels.wechat import sim_bill
 from channels.wechat.crypto import (
     VerificationError,
@@ -40,26 +41,22 @@ RETRY_SCHEDULE += (10800, 10800, 10800, 21600, 21600)
 _NONCE_ALPHABET = string.ascii_letters + string.digits
 
 
-class WeChatSimulator:
+class WeChatSimulator(SimulatorCore[SandboxAccount]):
     """The state of one running simulator: accounts, orders, faults, notifications."""
 
     def __init__(self, settings: SimulatorSettings) -> None:
-        self.settings = settings
-        self.rng = settings.make_rng()
-        self.faults = FaultBox(self.rng)
+        super().__init__(
+            settings, schedule=RETRY_SCHEDULE, success=lambda status, body: 200 <= status < 300
+        )
         self.orders = OrderBook(self.rng, lambda: datetime.now(CHINA_TIME))
         self.refunds = RefundBook(self.rng, self.orders.now)
-        self.notifier = Notifier(
-            schedule=RETRY_SCHEDULE,
-            success=lambda status, body: 200 <= status < 300,
-            time_factor=settings.time_factor,
-        )
-        self.accounts: dict[str, SandboxAccount] = {}
         self.bills = sim_bill.BillDesk(self.rng)
-        self._timers: set[asyncio.Task[None]] = set()
 
-    def default_account(self) -> SandboxAccount:
-        return next(iter(self.accounts.values()))
+    def load_account(self) -> SandboxAccount:
+        return ensure_sandbox(self.settings.sandbox_dir)
+
+    def account_id(self, account: SandboxAccount) -> str:
+        return account.mchid
 
     def request_id(self) -> str:
         return f"{self.rng.getrandbits(128):032X}"
@@ -133,7 +130,7 @@ class WeChatSimulator:
         self.orders.await_password(order)
         entry_ms = self.faults.faults.password_entry_ms
         if entry_ms is not None:
-            self._start(self._buyer_acts(order, self.settings.scaled(entry_ms / 1000)))
+            self.start(self._buyer_acts(order, self.settings.scaled(entry_ms / 1000)))
 
     def notify(self, order: Order) -> None:
         """Start delivering the order's `TRANSACTION.SUCCESS` notification."""
@@ -151,7 +148,7 @@ class WeChatSimulator:
         refund, new = self.refunds.apply(self.orders, mchid, body)
         if new:
             delay = self.settings.scaled(self.faults.faults.refund_delay_ms / 1000)
-            self._start(self._finish_refund(refund, delay))
+            self.start(self._finish_refund(refund, delay))
         return refund
 
     async def _finish_refund(self, refund: Refund, delay: float) -> None:
@@ -195,21 +192,12 @@ class WeChatSimulator:
         def headers(raw: bytes) -> dict[str, str]:
             return {"Content-Type": "application/json", **self.sign(account, raw)}
 
-        faults = self.faults.faults
-        return self.notifier.submit(
-            notification_id,
-            url,
-            body,
-            headers,
-            delay=faults.notify_delay_ms / 1000,
-            duplicates=faults.duplicate_notifications,
-            drop_first=faults.drop_notifications,
-        )
+        return self.submit_notification(notification_id, url, body, headers)
 
     def schedule_auto_pay(self, order: Order) -> None:
         after_ms = self.faults.faults.auto_pay_after_ms
         if after_ms is not None:
-            self._start(self._buyer_acts(order, self.settings.scaled(after_ms / 1000)))
+            self.start(self._buyer_acts(order, self.settings.scaled(after_ms / 1000)))
 
     async def _buyer_acts(self, order: Order, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -217,28 +205,6 @@ class WeChatSimulator:
             # Expired meanwhile: a real buyer could not pay either.
             with contextlib.suppress(WeChatError):
                 self.buyer_pays(order)
-
-    def _start(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run `work` in the background; it is cancelled when the simulator stops."""
-        task = asyncio.create_task(work)
-        self._timers.add(task)
-        task.add_done_callback(self._timers.discard)
-
-    async def on_shutdown(self, app: web.Application) -> None:
-        """For `app.on_shutdown`: end injected hangs before the server waits for handlers."""
-        self.faults.stopping.set()
-
-    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        """For `app.cleanup_ctx`: load sandbox keys, run the notifier, stop everything."""
-        account = await asyncio.to_thread(ensure_sandbox, self.settings.sandbox_dir)
-        self.accounts[account.mchid] = account
-        async with self.notifier:
-            yield
-            await self.on_shutdown(app)
-            timers = list(self._timers)
-            for task in timers:
-                task.cancel()
-            await asyncio.gather(*timers, return_exceptions=True)
 
 
 SIMULATOR = web.AppKey("wechat_simulator", WeChatSimulator)
