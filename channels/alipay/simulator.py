@@ -51,12 +51,12 @@ from channels.alipay.sim_trades import (
     Trade,
     business,
 )
+from channels.simcontrol import accounts_route, buyer_routes
 from channels.simkit import (
     FaultBox,
     SimulatorSettings,
     control_error,
     fault_routes,
-    read_json_object,
 )
 
 _log = logging.getLogger(__name__)
@@ -155,58 +155,30 @@ async def _download_bill(request: web.Request) -> web.Response:
     return web.Response(body=bill.content, content_type="application/zip")
 
 
-async def _sim_accounts(request: web.Request) -> web.Response:
-    sim = request.app[SIMULATOR]
-    bundles = [account.credentials.bundle() for account in sim.accounts.values()]
-    return web.json_response({"accounts": bundles})
-
-
-async def _buyer_trade(request: web.Request) -> Trade | web.Response:
-    data = await read_json_object(request)
-    if isinstance(data, web.Response):
-        return data
-    code = data.get("code")
-    if not isinstance(code, str) or not code:
-        return control_error(400, "code: required string", "code")
+def _buyer_trade(request: web.Request, code: str) -> Trade | web.Response | None:
     try:
-        trade = request.app[SIMULATOR].resolve_code(code)
+        return request.app[SIMULATOR].resolve_code(code)
     except AlipayError as exc:
         return control_error(400, f"{exc.sub_code or exc.code}: {exc.sub_msg or exc.msg}", "code")
-    if trade is None:
-        return control_error(404, "no trade has this code", "code")
-    return trade
 
 
-def _buyer_answer(trade: Trade) -> web.Response:
-    return web.json_response(
-        {
-            "out_trade_no": trade.out_trade_no,
-            "trade_no": trade.trade_no,
-            "trade_status": trade.status,
-        }
-    )
+def _buyer_answer(trade: Trade) -> dict[str, object]:
+    return {
+        "out_trade_no": trade.out_trade_no,
+        "trade_no": trade.trade_no,
+        "trade_status": trade.status,
+    }
 
 
-async def _buyer_pay(request: web.Request) -> web.Response:
-    trade = await _buyer_trade(request)
-    if isinstance(trade, web.Response):
-        return trade
-    try:
-        request.app[SIMULATOR].buyer_pays(trade)
-    except AlipayError as exc:
-        return control_error(409, exc.sub_msg or exc.msg)
-    return _buyer_answer(trade)
-
-
-async def _buyer_decline(request: web.Request) -> web.Response:
-    trade = await _buyer_trade(request)
-    if isinstance(trade, web.Response):
-        return trade
-    try:
-        request.app[SIMULATOR].buyer_declines(trade)
-    except AlipayError as exc:
-        return control_error(409, exc.sub_msg or exc.msg)
-    return _buyer_answer(trade)
+_BUYER_ROUTES = buyer_routes(
+    find=_buyer_trade,
+    pay=lambda request, trade: request.app[SIMULATOR].buyer_pays(trade),
+    decline=lambda request, trade: request.app[SIMULATOR].buyer_declines(trade),
+    answer=_buyer_answer,
+    error=AlipayError,
+    message=lambda exc: exc.sub_msg or exc.msg,
+    missing="no trade has this code",
+)
 
 
 async def _sim_order(request: web.Request) -> web.Response:
@@ -231,9 +203,8 @@ def build_app(settings: SimulatorSettings) -> web.Application:
             web.get("/gateway.do", _gateway),
             web.post("/gateway.do", _gateway),
             web.get("/downloadBillFile.resource", _download_bill),
-            web.get("/sim/accounts", _sim_accounts),
-            web.post("/sim/buyer/pay", _buyer_pay),
-            web.post("/sim/buyer/decline", _buyer_decline),
+            accounts_route(SIMULATOR),
+            *_BUYER_ROUTES,
             web.get("/sim/orders/{out_trade_no}", _sim_order),
             *fault_routes(_FAULTS),
         ]

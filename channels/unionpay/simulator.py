@@ -36,12 +36,12 @@ from datetime import date
 
 from aiohttp import web
 
+from channels.simcontrol import accounts_route, buyer_routes
 from channels.simkit import (
     FaultBox,
     SimulatorSettings,
     control_error,
     fault_routes,
-    read_json_object,
 )
 from channels.unionpay import codes, sim_bill, sim_pages, wire
 from channels.unionpay.sim_orders import (
@@ -200,57 +200,24 @@ async def _front(request: web.Request) -> web.Response:
     return web.Response(text=sim_pages.cashier(txn), content_type="text/html")
 
 
-async def _sim_accounts(request: web.Request) -> web.Response:
-    sim = request.app[SIMULATOR]
-    bundles = [account.credentials.bundle() for account in sim.accounts.values()]
-    return web.json_response({"accounts": bundles})
+def _buyer_answer(txn: Txn) -> dict[str, object]:
+    return {
+        "orderId": txn.order_id,
+        "txnTime": txn.txn_time,
+        "queryId": txn.query_id,
+        "state": txn.state,
+        "origRespCode": txn.orig_resp_code,
+    }
 
 
-async def _buyer_txn(request: web.Request) -> Txn | web.Response:
-    data = await read_json_object(request)
-    if isinstance(data, web.Response):
-        return data
-    code = data.get("code")
-    if not isinstance(code, str) or not code:
-        return control_error(400, "code: required string", "code")
-    txn = request.app[SIMULATOR].book.find_by_code(code)
-    if txn is None:
-        return control_error(404, "no order has this code", "code")
-    return txn
-
-
-def _buyer_answer(txn: Txn) -> web.Response:
-    return web.json_response(
-        {
-            "orderId": txn.order_id,
-            "txnTime": txn.txn_time,
-            "queryId": txn.query_id,
-            "state": txn.state,
-            "origRespCode": txn.orig_resp_code,
-        }
-    )
-
-
-async def _buyer_pay(request: web.Request) -> web.Response:
-    txn = await _buyer_txn(request)
-    if isinstance(txn, web.Response):
-        return txn
-    try:
-        request.app[SIMULATOR].buyer_pays(txn)
-    except UnionPayError as exc:
-        return control_error(409, exc.message)
-    return _buyer_answer(txn)
-
-
-async def _buyer_decline(request: web.Request) -> web.Response:
-    txn = await _buyer_txn(request)
-    if isinstance(txn, web.Response):
-        return txn
-    try:
-        request.app[SIMULATOR].book.decline(txn)
-    except UnionPayError as exc:
-        return control_error(409, exc.message)
-    return _buyer_answer(txn)
+_BUYER_ROUTES = buyer_routes(
+    find=lambda request, code: request.app[SIMULATOR].book.find_by_code(code),
+    pay=lambda request, txn: request.app[SIMULATOR].buyer_pays(txn),
+    decline=lambda request, txn: request.app[SIMULATOR].book.decline(txn),
+    answer=_buyer_answer,
+    error=UnionPayError,
+    message=lambda exc: exc.message,
+)
 
 
 def _find(request: web.Request) -> Txn | None:
@@ -310,9 +277,8 @@ def build_app(settings: SimulatorSettings) -> web.Application:
             web.post(f"{_PATH}appTransReq.do", _trans),
             web.post(f"{_PATH}backTransReq.do", _trans),
             web.post(f"{_PATH}queryTrans.do", _query),
-            web.get("/sim/accounts", _sim_accounts),
-            web.post("/sim/buyer/pay", _buyer_pay),
-            web.post("/sim/buyer/decline", _buyer_decline),
+            accounts_route(SIMULATOR),
+            *_BUYER_ROUTES,
             web.get("/sim/orders/{order_id}", _sim_order),
             web.get("/sim/front-return", _front_return),
             web.get("/sim/statements/{day}", _statement),

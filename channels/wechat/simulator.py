@@ -36,13 +36,13 @@ from typing import Any
 
 from aiohttp import web
 
+from channels.simcontrol import accounts_route, buyer_routes
 from channels.simkit import (
     FaultBox,
     Operation,
     SimulatorSettings,
     control_error,
     fault_routes,
-    read_json_object,
 )
 from channels.wechat import sim_bill
 from channels.wechat.protocol import dump_json
@@ -232,55 +232,22 @@ async def _download_bill(request: web.Request) -> web.Response:
     return web.Response(body=bill.download(), content_type="application/octet-stream")
 
 
-async def _sim_accounts(request: web.Request) -> web.Response:
-    sim = request.app[SIMULATOR]
-    bundles = [account.credentials.bundle() for account in sim.accounts.values()]
-    return web.json_response({"accounts": bundles})
+def _buyer_answer(order: Order) -> dict[str, object]:
+    return {
+        "out_trade_no": order.out_trade_no,
+        "trade_state": order.trade_state,
+        "transaction_id": order.transaction_id,
+    }
 
 
-async def _buyer_order(request: web.Request) -> Order | web.Response:
-    data = await read_json_object(request)
-    if isinstance(data, web.Response):
-        return data
-    code = data.get("code")
-    if not isinstance(code, str) or not code:
-        return control_error(400, "code: required string", "code")
-    order = request.app[SIMULATOR].orders.find_by_code(code)
-    if order is None:
-        return control_error(404, "no order has this code", "code")
-    return order
-
-
-def _buyer_answer(order: Order) -> web.Response:
-    return web.json_response(
-        {
-            "out_trade_no": order.out_trade_no,
-            "trade_state": order.trade_state,
-            "transaction_id": order.transaction_id,
-        }
-    )
-
-
-async def _buyer_pay(request: web.Request) -> web.Response:
-    order = await _buyer_order(request)
-    if isinstance(order, web.Response):
-        return order
-    try:
-        request.app[SIMULATOR].buyer_pays(order)
-    except WeChatError as exc:
-        return control_error(409, exc.message)
-    return _buyer_answer(order)
-
-
-async def _buyer_decline(request: web.Request) -> web.Response:
-    order = await _buyer_order(request)
-    if isinstance(order, web.Response):
-        return order
-    try:
-        request.app[SIMULATOR].orders.decline(order)
-    except WeChatError as exc:
-        return control_error(409, exc.message)
-    return _buyer_answer(order)
+_BUYER_ROUTES = buyer_routes(
+    find=lambda request, code: request.app[SIMULATOR].orders.find_by_code(code),
+    pay=lambda request, order: request.app[SIMULATOR].buyer_pays(order),
+    decline=lambda request, order: request.app[SIMULATOR].orders.decline(order),
+    answer=_buyer_answer,
+    error=WeChatError,
+    message=lambda exc: exc.message,
+)
 
 
 async def _sim_order(request: web.Request) -> web.Response:
@@ -340,9 +307,8 @@ def build_app(settings: SimulatorSettings) -> web.Application:
             web.get("/v3/refund/domestic/refunds/{out_refund_no}", _query_refund),
             web.get("/v3/bill/tradebill", _trade_bill),
             web.get("/v3/billdownload/file", _download_bill),
-            web.get("/sim/accounts", _sim_accounts),
-            web.post("/sim/buyer/pay", _buyer_pay),
-            web.post("/sim/buyer/decline", _buyer_decline),
+            accounts_route(SIMULATOR),
+            *_BUYER_ROUTES,
             web.get("/sim/orders/{out_trade_no}", _sim_order),
             web.get("/sim/refunds/{out_refund_no}", _sim_refund),
             web.get("/sim/h5/checkmweb", _h5_page),
