@@ -14,16 +14,16 @@ forgotten URL from being paid after the payment expired.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from channels.adapter_base import ChannelAdapter, Clock
 from channels.alipay import protocol, replies
 from channels.alipay.config import (
-    SUPPORTED_METHODS,
     AlipayAccount,
     AlipayCredentials,
     load_credentials,
@@ -33,7 +33,6 @@ from channels.alipay.notification import ACK_ACCEPTED, ACK_REFUSED, decode_notif
 from channels.base import (
     Acknowledgement,
     Action,
-    Capabilities,
     CreateOrder,
     CreateResult,
     Notification,
@@ -43,13 +42,12 @@ from channels.base import (
     TradeStatus,
 )
 from channels.errors import NotificationRejected
-from channels.http import send
-
-Clock = Callable[[], float]
 
 
-class AlipayChannel:
+class AlipayChannel(ChannelAdapter[AlipayAccount, AlipayCredentials]):
     """A configured Alipay app (for example `alipay_main`)."""
+
+    wallet = "alipay"
 
     def __init__(
         self,
@@ -59,35 +57,16 @@ class AlipayChannel:
         session: aiohttp.ClientSession,
         now: Clock = time.time,
     ) -> None:
-        self._name = name
-        self._config = config
-        self._credentials = credentials
-        self._session = session
-        self._now = now
-        self._timeouts = config.timeouts.to_timeouts()
+        super().__init__(name, config, credentials, session, now)
         self._gateway = config.gateway
         self._app = protocol.App(
             app_id=credentials.app_id,
             private_key=credentials.app_key,
             alipay_key=credentials.alipay_key,
         )
-        self._capabilities = Capabilities(
-            wallet="alipay",
-            methods=config.methods or SUPPORTED_METHODS,
-            currencies=frozenset({"CNY"}),
-            partial_refunds=True,
-        )
 
     def __repr__(self) -> str:
         return f"AlipayChannel({self._name!r}, app_id={self._credentials.app_id!r})"
-
-    @property
-    def account(self) -> str:
-        return self._name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
 
     async def create(self, order: CreateOrder) -> CreateResult:
         """Create the trade (or, for web, h5 and app, sign what the buyer opens)."""
@@ -160,7 +139,7 @@ class AlipayChannel:
 
     async def _send(self, api_method: str, params: Mapping[str, str]) -> replies.Reply:
         request = protocol.server_request(self._gateway, params)
-        answer = await send(self._session, request, self._timeouts)
+        answer = await self._exchange(request)
         return replies.read_reply(answer, api_method, self._app.alipay_key)
 
 

@@ -19,15 +19,15 @@ happened" (`ChannelOutcomeUnknown`), never a success.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 
+from channels.adapter_base import ChannelAdapter, Clock
 from channels.base import (
     Acknowledgement,
-    Capabilities,
     CreateOrder,
     CreateResult,
     Notification,
@@ -38,10 +38,8 @@ from channels.base import (
     TradeStatus,
 )
 from channels.errors import ChannelRejected
-from channels.http import send
 from channels.unionpay import protocol
 from channels.unionpay.config import (
-    SUPPORTED_METHODS,
     UnionPayAccount,
     UnionPayCredentials,
     load_credentials,
@@ -49,11 +47,11 @@ from channels.unionpay.config import (
 from channels.unionpay.crypto import TEST_OWNER, UNIONPAY_OWNER, ChainVerifier
 from channels.unionpay.notification import parse_notification
 
-Clock = Callable[[], float]
 
-
-class UnionPayChannel:
+class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
     """A configured UnionPay account (for example `unionpay_main`)."""
+
+    wallet = "unionpay"
 
     def __init__(
         self,
@@ -63,12 +61,7 @@ class UnionPayChannel:
         session: aiohttp.ClientSession,
         now: Clock = time.time,
     ) -> None:
-        self._name = name
-        self._config = config
-        self._credentials = credentials
-        self._session = session
-        self._now = now
-        self._timeouts = config.timeouts.to_timeouts()
+        super().__init__(name, config, credentials, session, now)
         self._merchant = protocol.Merchant(
             mer_id=credentials.mer_id,
             cert_id=credentials.cert_id,
@@ -77,23 +70,9 @@ class UnionPayChannel:
         # Live accounts trust only UnionPay's production name; test certificates name another.
         owners = {UNIONPAY_OWNER} if config.livemode else {UNIONPAY_OWNER, TEST_OWNER}
         self._verifier = ChainVerifier(credentials.root, credentials.middle, frozenset(owners))
-        self._capabilities = Capabilities(
-            wallet="unionpay",
-            methods=config.methods or SUPPORTED_METHODS,
-            currencies=frozenset({"CNY"}),
-            partial_refunds=True,
-        )
 
     def __repr__(self) -> str:
         return f"UnionPayChannel({self._name!r}, merId={self._credentials.mer_id!r})"
-
-    @property
-    def account(self) -> str:
-        return self._name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
 
     async def create(self, order: CreateOrder) -> CreateResult:
         """Place the order; the result carries the form, QR code or `tn` for the buyer."""
@@ -174,7 +153,7 @@ class UnionPayChannel:
 
     async def _call(self, path: str, fields: dict[str, str]) -> dict[str, str]:
         request = protocol.post(self._config.base_url, path, fields)
-        answer = await send(self._session, request, self._timeouts)
+        answer = await self._exchange(request)
         return protocol.read_answer(answer, self._verifier, self._moment(), fields)
 
 

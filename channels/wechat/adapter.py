@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
 from multidict import CIMultiDict
 
+from channels.adapter_base import ChannelAdapter, Clock
 from channels.base import (
     Acknowledgement,
-    Capabilities,
     CreateOrder,
     CreateResult,
     Notification,
@@ -27,11 +27,10 @@ from channels.base import (
     TradeStatus,
 )
 from channels.errors import ChannelOutcomeUnknown, NotificationRejected
-from channels.http import HttpAnswer, HttpRequest, send
+from channels.http import HttpAnswer, HttpRequest
 from channels.wechat import protocol
 from channels.wechat import refund as refund_module
 from channels.wechat.config import (
-    SUPPORTED_METHODS,
     WeChatAccount,
     WeChatCredentials,
     load_credentials,
@@ -39,11 +38,11 @@ from channels.wechat.config import (
 from channels.wechat.crypto import VerificationError, verify_answer
 from channels.wechat.notification import decode_notification
 
-Clock = Callable[[], float]
 
-
-class WeChatChannel:
+class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
     """A configured WeChat Pay account (for example `wechat_main`)."""
+
+    wallet = "wechat"
 
     def __init__(
         self,
@@ -53,12 +52,7 @@ class WeChatChannel:
         session: aiohttp.ClientSession,
         now: Clock = time.time,
     ) -> None:
-        self._name = name
-        self._config = config
-        self._credentials = credentials
-        self._session = session
-        self._now = now
-        self._timeouts = config.timeouts.to_timeouts()
+        super().__init__(name, config, credentials, session, now)
         self._merchant = protocol.Merchant(
             mchid=credentials.mchid,
             appid=credentials.appid,
@@ -66,23 +60,9 @@ class WeChatChannel:
             private_key=credentials.merchant_key,
         )
         self._platform_keys = {credentials.platform_public_key_id: credentials.platform_key}
-        self._capabilities = Capabilities(
-            wallet="wechat",
-            methods=config.methods or SUPPORTED_METHODS,
-            currencies=frozenset({"CNY"}),
-            partial_refunds=True,
-        )
 
     def __repr__(self) -> str:
         return f"WeChatChannel({self._name!r}, mchid={self._credentials.mchid!r})"
-
-    @property
-    def account(self) -> str:
-        return self._name
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self._capabilities
 
     async def create(self, order: CreateOrder) -> CreateResult:
         """Place the order; the result carries the QR code, URL or app parameters."""
@@ -188,7 +168,7 @@ class WeChatChannel:
         return int(self._now()), secrets.token_hex(16).upper()
 
     async def _call(self, request: HttpRequest) -> HttpAnswer:
-        answer = await send(self._session, request, self._timeouts)
+        answer = await self._exchange(request)
         if 200 <= answer.status < 300:
             try:
                 verify_answer(answer.headers, answer.body, self._platform_keys, now=self._now())

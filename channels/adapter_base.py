@@ -1,0 +1,68 @@
+"""The constructor and plumbing every channel adapter shares.
+
+Each adapter keeps its account name, config, credentials, the application's HTTP session, a
+clock (tests pass a fixed one), the account's timeouts and its capabilities, and sends through
+`channels.http.send`. `ChannelAdapter` holds those; signing, answer checks and every
+protocol call stay in the channel's own adapter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import ClassVar, Generic, TypeVar
+
+import aiohttp
+
+from channels.base import Capabilities, Wallet
+from channels.credentials import AccountBase
+from channels.http import HttpAnswer, HttpRequest, send
+
+Clock = Callable[[], float]
+"""Unix time now; injectable so signature windows and timestamps can be tested."""
+
+ConfigT = TypeVar("ConfigT", bound=AccountBase)
+CredentialsT = TypeVar("CredentialsT")
+
+
+class ChannelAdapter(Generic[ConfigT, CredentialsT]):
+    """One configured channel account: the parts of the `Channel` contract all share."""
+
+    wallet: ClassVar[Wallet]
+    """The wallet this adapter's capabilities name."""
+
+    def __init__(
+        self,
+        name: str,
+        config: ConfigT,
+        credentials: CredentialsT,
+        session: aiohttp.ClientSession,
+        now: Clock = time.time,
+    ) -> None:
+        self._name = name
+        self._config = config
+        self._credentials = credentials
+        self._session = session
+        self._now = now
+        self._timeouts = config.timeouts.to_timeouts()
+        # Every channel here takes CNY only and refunds in parts.
+        self._capabilities = Capabilities(
+            wallet=self.wallet,
+            methods=config.methods or config.supported_methods,
+            currencies=frozenset({"CNY"}),
+            partial_refunds=True,
+        )
+
+    @property
+    def account(self) -> str:
+        """The account's name in the routing config (for example `wechat_main`)."""
+        return self._name
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this account can do, checked by the router before any call."""
+        return self._capabilities
+
+    async def _exchange(self, request: HttpRequest) -> HttpAnswer:
+        """Send with this account's session and timeouts; transport errors translated."""
+        return await send(self._session, request, self._timeouts)
