@@ -21,7 +21,7 @@ from router.models import Payment
 from router.store import keys
 from router.store.batch import Batch
 from router.store.codec import decode_fields, encode, mapping, maybe_text, text
-from router.store.schedule import member
+from router.store.schedule import Schedule
 from router.store.scripts import CREATE_PAYMENT, TRANSITION
 
 INTERNAL_FIELDS = ("merchant_id", "created_ms", "client_ip", "payer_id")
@@ -72,9 +72,8 @@ class PaymentStore:
     async def create(self, stored: StoredPayment, due_ms: int) -> tuple[bool, str]:
         """Write a new payment unless its merchant_order_id is held by another.
 
-        One round trip: the owner pointer and the schedule entry go first in the same
-        pipeline, so a crash can leave only a harmless pointer or entry, never a payment the
-        re-query worker does not know about. Returns (created, payment id or holder's id).
+        One round trip, after `Schedule.queue_new`. Returns (created, payment id or the id of
+        the payment that holds the merchant_order_id).
         """
         p, mch = stored.payment, stored.merchant_id
         fields = p.model_dump(mode="json") | {
@@ -84,8 +83,7 @@ class PaymentStore:
             "payer_id": stored.payer_id,
         }
         batch = Batch(self._redis)
-        batch.pipe.set(keys.owner(p.id), mch)
-        batch.pipe.zadd(keys.payment_schedule(), {member(mch, p.id): due_ms})
+        Schedule.queue_new(batch, mch, p.id, due_ms)
         index = batch.script(
             self._create,
             [

@@ -19,7 +19,7 @@ from router.models import Refund
 from router.store import keys
 from router.store.batch import Batch
 from router.store.codec import decode_fields, encode, mapping, text
-from router.store.schedule import member
+from router.store.schedule import Schedule
 from router.store.scripts import CREATE_REFUND, REFUND_TRANSITION
 
 INTERNAL_FIELDS = ("merchant_id", "created_ms")
@@ -62,8 +62,7 @@ class RefundStore:
     ) -> RefundCreation:
         """Reserve the amount and write the refund, atomically; one round trip.
 
-        The owner pointer and schedule entry go first in the pipeline, as for payments, so a
-        crash leaves nothing the worker cannot find.
+        One round trip, after `Schedule.queue_new`.
         """
         r, mch = stored.refund, stored.merchant_id
         fields = r.model_dump(mode="json", exclude={"amount"}) | {
@@ -72,8 +71,7 @@ class RefundStore:
         }
         mrid = r.merchant_refund_id
         batch = Batch(self._redis)
-        batch.pipe.set(keys.owner(r.id), mch)
-        batch.pipe.zadd(keys.payment_schedule(), {member(mch, r.id): due_ms})
+        Schedule.queue_new(batch, mch, r.id, due_ms)
         index = batch.script(
             self._create,
             [

@@ -35,6 +35,14 @@ class Schedule:
     async def done(self, mch: str, pay_id: str) -> None:
         await self._redis.zrem(keys.payment_schedule(), member(mch, pay_id))
 
+    @staticmethod
+    def queue_new(batch: Batch, mch: str, object_id: str, due_ms: int) -> None:
+        """What a new payment or refund gets before it is written: its owner pointer (for
+        callbacks) and its schedule entry. Queued first, so a crash right after can leave
+        only a pointer or an entry that leads nowhere, never an object the worker misses."""
+        batch.pipe.set(keys.owner(object_id), mch)
+        batch.pipe.zadd(keys.payment_schedule(), {member(mch, object_id): due_ms})
+
     def queue_put(self, batch: Batch, mch: str, object_id: str, due_ms: int) -> None:
         batch.pipe.zadd(keys.payment_schedule(), {member(mch, object_id): due_ms})
 
