@@ -444,10 +444,11 @@ async def test_close(
 
 
 async def test_expired_trades_close(alipay_channel: AlipayChannel) -> None:
-    order = new_order("qr", expires_at=datetime.now(UTC) + timedelta(seconds=1))
+    # Alipay's time_expire has whole seconds: two seconds ahead is always still in the future.
+    order = new_order("qr", expires_at=datetime.now(UTC) + timedelta(seconds=2))
     await alipay_channel.create(order)
     assert (await alipay_channel.query(ref(order))).state is TradeState.PENDING
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(2.1)
     assert (await alipay_channel.query(ref(order))).state is TradeState.CLOSED
 
 
