@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,6 +17,7 @@ from pydantic import (
 )
 
 from channels.base import ActionType, Method, Wallet
+from router.urls import url_problem
 
 PaymentStatus = Literal["processing", "pending", "succeeded", "failed", "closed"]
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "closed"})
@@ -27,7 +29,18 @@ OrderId = Annotated[
     StrictStr,
     Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:|*#]+$"),
 ]
-Url = Annotated[StrictStr, Field(max_length=2048, pattern=r"^https?://[^\s]+$")]
+
+
+def _valid_url(value: str) -> str:
+    problem = url_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Url = Annotated[
+    StrictStr, Field(max_length=2048, pattern=r"^https?://[^\s]+$"), AfterValidator(_valid_url)
+]
 
 
 class CreatePaymentRequest(BaseModel):

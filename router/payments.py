@@ -35,7 +35,7 @@ from router.rules import RouteRequest
 from router.runtime import Runtime
 from router.store.batch import Batch
 from router.store.payments import StoredPayment
-from router.webhooks import check_live_url
+from router.urls import check_live_url
 
 log = logging.getLogger("payrouter.payments")
 

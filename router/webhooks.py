@@ -23,7 +23,6 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ from router.clock import rfc3339
 from router.runtime import Runtime
 from router.store import keys
 from router.store.events import StoredEvent
+from router.urls import public_address
 
 log = logging.getLogger("payrouter.webhooks")
 CONCURRENCY = 64
@@ -54,24 +54,12 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac.digest()).decode()
 
 
-def unsafe_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return bool(
-        ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_reserved
-        or ip.is_multicast
-        or ip.is_unspecified
-    )
-
-
 class UnsafeTarget(aiohttp.ClientError):
     """A live-mode webhook URL that resolves to an address merchants must not reach."""
 
 
 class SafeResolver(AbstractResolver):
-    """Resolves like aiohttp does, then refuses loopback, private and link-local answers."""
+    """Resolves like aiohttp does, then refuses any answer that is not a public address."""
 
     def __init__(self) -> None:
         self._inner = aiohttp.ThreadedResolver()
@@ -81,26 +69,12 @@ class SafeResolver(AbstractResolver):
     ) -> list[ResolveResult]:
         found = await self._inner.resolve(host, port, family)
         for entry in found:
-            if unsafe_address(entry["host"]):
+            if not public_address(entry["host"]):
                 raise UnsafeTarget(f"{host} resolves to a non-public address")
         return found
 
     async def close(self) -> None:
         await self._inner.close()
-
-
-async def check_live_url(url: str) -> str | None:
-    """Why a live-mode notify_url is refused at create time (None: it is acceptable)."""
-    host = urlsplit(url).hostname or ""
-    if url.startswith("http://"):
-        return "live-mode webhook URLs must use https"
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, 443)
-    except OSError:
-        return f"{host} does not resolve"
-    if any(unsafe_address(str(info[4][0])) for info in infos):
-        return f"{host} resolves to a loopback, private or link-local address"
-    return None
 
 
 def retry_after(value: str | None) -> float:
