@@ -281,15 +281,19 @@ async def test_live_mode_refuses_private_notify_urls_at_create(
     )
     _, issued = await router.app[RUNTIME].store.merchants.create("Live shop", mode="live")
     headers = {"Authorization": f"Bearer {issued.secret}"}
-    for url, reason in [
-        ("http://shop.example/hooks", "https"),
-        ("https://127.0.0.1/hooks", "loopback"),
-        ("https://localhost/hooks", "loopback"),
-        ("https://10.1.2.3/hooks", "private"),
-    ]:
+    for index, (url, reason) in enumerate(
+        [
+            ("http://shop.example/hooks", "https"),
+            ("https://127.0.0.1/hooks", "public"),
+            ("https://localhost/hooks", "public"),
+            ("https://10.1.2.3/hooks", "public"),
+            ("https://100.64.0.1/hooks", "public"),
+            ("https://[::1/hooks", "valid URL"),
+        ]
+    ):
         body = {
             "amount": 100,
-            "merchant_order_id": f"L-{reason}",
+            "merchant_order_id": f"L-{index}",
             "description": "live",
             "method": "qr",
             "notify_url": url,
