@@ -263,3 +263,23 @@ async def test_an_event_that_cannot_be_recorded_is_abandoned_not_retaken_forever
     assert (
         await metric(http, router, 'payrouter_webhook_deliveries_total{outcome="abandoned"}') == 1
     )
+
+
+async def test_an_outbox_stream_that_vanished_is_recreated(
+    router: Router,
+    simulator: Simulator,
+    http: aiohttp.ClientSession,
+    receiver: Receiver,
+    raw: aioredis.Redis,
+) -> None:
+    await paid_payment(router, simulator, http, receiver.url)
+    await eventually(lambda: _received(receiver, 1))
+    # Lost with its consumer group (flushed, restored from an older dump): every read of the
+    # merchants' streams fails with NOGROUP until the group exists again.
+    await raw.delete(keys.outbox(router.merchant_id))
+    await paid_payment(router, simulator, http, receiver.url)
+    await eventually(lambda: _received(receiver, 2))
+
+
+async def _received(receiver: Receiver, n: int) -> bool | None:
+    return True if len(receiver.received) >= n else None
