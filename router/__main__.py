@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from router import cli_routes  # noqa: F401 - registers `payrouter routes ...`
+from router import (
+    cli_routes,  # noqa: F401 - registers `payrouter routes ...`
+    cli_webhooks,  # noqa: F401 - registers `payrouter merchants webhook-...`
+)
 from router.bench import cli as cli_bench  # noqa: F401 - registers `payrouter bench`
 from router.cli import main
 

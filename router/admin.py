@@ -7,6 +7,8 @@
     GET  /admin/routing/explain?method=&...    how a described payment would be routed
     GET  /admin/webhooks/dead                  every merchant's dead-letter events
     POST /admin/webhooks/{merchant}/{id}/resend   deliver one again, on a fresh schedule
+    GET  /admin/merchants/{merchant}/webhook-endpoints/disabled   endpoints that answered 410
+    POST /admin/merchants/{merchant}/webhook-endpoints/{id}/enable   deliver to one again
 
 Without `PAYROUTER_ADMIN_TOKEN` the admin API answers 403 to everything.
 """
@@ -21,8 +23,9 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from channels.base import Method, Wallet
+from router.api_events import ENDPOINT_ID, WebhookEndpointList, enable_endpoint, endpoint_view
 from router.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
-from router.http import RUNTIME, parse_body, validate
+from router.http import RUNTIME, json_response, parse_body, validate
 from router.routing import decide
 from router.rules import RouteRequest
 from router.runtime import Runtime
@@ -146,6 +149,28 @@ async def resend_dead_letter(request: web.Request) -> web.Response:
     return web.json_response({"id": evt_id, "merchant": mch, "state": "pending"})
 
 
+async def _merchant(rt: Runtime, request: web.Request) -> str:
+    mch = request.match_info["merchant"]
+    if await rt.store.merchants.get(mch) is None:
+        raise NotFound("merchant", mch, param="merchant")
+    return mch
+
+
+async def list_disabled_endpoints(request: web.Request) -> web.Response:
+    rt = _authorize(request)
+    found = await rt.store.events.endpoints.list(await _merchant(rt, request))
+    return json_response(WebhookEndpointList(data=[endpoint_view(e) for e in found]))
+
+
+async def enable_disabled_endpoint(request: web.Request) -> web.Response:
+    rt = _authorize(request)
+    mch = await _merchant(rt, request)
+    endpoint_id = request.match_info["id"]
+    if not ENDPOINT_ID.fullmatch(endpoint_id):
+        raise NotFound("disabled webhook endpoint", endpoint_id)
+    return json_response(await enable_endpoint(rt.store.events, mch, endpoint_id))
+
+
 async def list_channels(request: web.Request) -> web.Response:
     rt = _authorize(request)
     return web.json_response({"data": await channel_health(rt)})
@@ -242,3 +267,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin/routing/explain", explain)
     app.router.add_get("/admin/webhooks/dead", list_dead_letters)
     app.router.add_post("/admin/webhooks/{merchant}/{id}/resend", resend_dead_letter)
+    endpoints = "/admin/merchants/{merchant}/webhook-endpoints"
+    app.router.add_get(endpoints + "/disabled", list_disabled_endpoints)
+    app.router.add_post(endpoints + "/{id}/enable", enable_disabled_endpoint)

@@ -8,7 +8,13 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from router.api import ListQuery, RefundListQuery
-from router.api_events import Event, EventList, EventListQuery
+from router.api_events import (
+    Event,
+    EventList,
+    EventListQuery,
+    WebhookEndpoint,
+    WebhookEndpointList,
+)
 from router.models import (
     CreatePaymentRequest,
     CreateRefundRequest,
@@ -78,6 +84,8 @@ def build_spec() -> dict[str, Any]:
                 RefundList,
                 Event,
                 EventList,
+                WebhookEndpoint,
+                WebhookEndpointList,
                 ErrorResponse,
             )
         ],
@@ -171,6 +179,21 @@ def build_spec() -> dict[str, Any]:
                     "summary": "Deliver the event again, on a fresh retry schedule",
                     "parameters": [ID_PARAM],
                     "responses": _responses("200", Event, "401", "404"),
+                }
+            },
+            "/v1/webhook_endpoints/disabled": {
+                "get": {
+                    "summary": "Webhook endpoints disabled because they answered 410 Gone",
+                    "responses": _responses("200", WebhookEndpointList, "401"),
+                }
+            },
+            "/v1/webhook_endpoints/{id}/enable": {
+                "post": {
+                    "summary": "Deliver to a disabled webhook endpoint again",
+                    "description": "Dead letters from while it was disabled are not sent by "
+                    "this: resend them with POST /v1/events/{id}/resend.",
+                    "parameters": [ID_PARAM, IDEMPOTENCY_PARAM],
+                    "responses": _responses("200", WebhookEndpoint, "401", "404"),
                 }
             },
             "/v1/refunds/{id}": {

@@ -8,7 +8,13 @@ Events are written by the status-change scripts (`router.store.scripts._EMIT`). 
   process claims it (XAUTOCLAIM) once it has been idle long enough;
 - later attempts wait in one schedule (`pr:{webhooks}:retry`), claimed under a lease exactly
   like the payment re-query schedule;
-- an event whose last attempt failed goes to the merchant's dead-letter set.
+- an event whose last attempt failed goes to the merchant's dead-letter set;
+- an event whose processing keeps failing before an attempt could be recorded (a bug, a
+  corrupt record) is counted in `pr:{mch}:webhook-faults` and abandoned as a dead letter
+  after `MAX_FAULTS`, so no entry is taken again forever;
+- consumers are named per process: a process removes its own on a clean shutdown, and the
+  others remove consumers long idle with nothing pending (a process that died). A consumer
+  with pending entries is never removed: that would drop the entries from the group.
 """
 
 from __future__ import annotations
@@ -22,9 +28,37 @@ from redis.exceptions import ResponseError
 
 from router.store import keys
 from router.store.codec import mapping, text
+from router.store.endpoints import DisabledEndpoints
 from router.store.scripts import CLAIM_DUE
 
 GROUP = "dispatch"
+MAX_FAULTS = 5
+"""Failed tries to process one event before it is abandoned as a dead letter."""
+FINAL_STATES = ("delivered", "dead", "no_endpoint")
+
+REMOVE_IDLE_CONSUMERS = """
+-- KEYS: an outbox stream
+-- ARGV: group, min_idle_ms, only ('' = any consumer)
+-- Removes the group's consumers that hold no pending entries and have been idle at least
+-- min_idle_ms; in one script, so no entry can be handed to one between check and removal.
+local info = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if type(info) ~= 'table' or info.err then
+  return {}
+end
+local removed = {}
+for _, row in ipairs(info) do
+  local c = {}
+  for i = 1, #row, 2 do
+    c[row[i]] = row[i + 1]
+  end
+  if (ARGV[3] == '' or c['name'] == ARGV[3]) and tonumber(c['pending']) == 0
+      and tonumber(c['idle']) >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], c['name'])
+    table.insert(removed, c['name'])
+  end
+end
+return removed
+"""
 
 
 @dataclass(frozen=True)
@@ -51,6 +85,8 @@ class EventStore:
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
         self._claim = redis.register_script(CLAIM_DUE)
+        self._remove_idle = redis.register_script(REMOVE_IDLE_CONSUMERS)
+        self.endpoints = DisabledEndpoints(redis)
 
     async def get(self, mch: str, evt_id: str) -> StoredEvent | None:
         return self._decode(mch, mapping(await self._redis.hgetall(keys.event(mch, evt_id))))
@@ -116,11 +152,39 @@ class EventStore:
         _, count = await pipe.execute()
         return int(count)
 
+    async def fault(self, mch: str, evt_id: str) -> int:
+        """Count one failure to process the event; returns how many there have been since
+        it was last processed (`set_state` and `retry_at` reset the count)."""
+        return int(await self._redis.hincrby(keys.webhook_faults(mch), evt_id, 1))
+
+    async def abandon(
+        self, mch: str, evt_id: str, entry_id: str | None, attempt: dict[str, Any], at_ms: int
+    ) -> None:
+        """Stop taking an event whose processing keeps failing: record why and make it a dead
+        letter (as far as its record still allows), then release it from the outbox and the
+        retry schedule whatever happened."""
+        try:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.rpush(keys.event_attempts(mch, evt_id), json.dumps(attempt))
+            pipe.hincrby(keys.event(mch, evt_id), "attempt_count", 1)
+            pipe.hset(keys.event(mch, evt_id), "state", "dead")
+            pipe.zadd(keys.dead_letters(mch), {evt_id: at_ms})
+            await pipe.execute()
+        finally:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.zrem(keys.webhook_retries(), f"{mch}/{evt_id}")
+            pipe.hdel(keys.webhook_faults(mch), evt_id)
+            if entry_id is not None:
+                pipe.xack(keys.outbox(mch), GROUP, entry_id)
+                pipe.xdel(keys.outbox(mch), entry_id)
+            await pipe.execute()
+
     async def set_state(self, event: StoredEvent, state: str, *, dead_at_ms: int = 0) -> None:
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(keys.event(event.merchant_id, event.id), "state", state)
+        pipe.hdel(keys.webhook_faults(event.merchant_id), event.id)
         member = f"{event.merchant_id}/{event.id}"
-        if state in ("delivered", "dead", "no_endpoint"):
+        if state in FINAL_STATES:
             pipe.zrem(keys.webhook_retries(), member)
         if state == "dead":
             pipe.zadd(keys.dead_letters(event.merchant_id), {event.id: dead_at_ms})
@@ -131,6 +195,7 @@ class EventStore:
     async def retry_at(self, event: StoredEvent, due_ms: int) -> None:
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(keys.event(event.merchant_id, event.id), "state", "retrying")
+        pipe.hdel(keys.webhook_faults(event.merchant_id), event.id)
         pipe.zadd(keys.webhook_retries(), {f"{event.merchant_id}/{event.id}": due_ms})
         await pipe.execute()
 
@@ -201,6 +266,18 @@ class EventStore:
         pipe.xack(keys.outbox(mch), GROUP, entry_id)
         pipe.xdel(keys.outbox(mch), entry_id)
         await pipe.execute()
+
+    async def remove_consumers(
+        self, merchants: list[str], min_idle_ms: int, only: str = ""
+    ) -> list[str]:
+        """Remove consumers (`only` that one) holding no pending entries and idle at least
+        `min_idle_ms` from every merchant's group; returns the names removed, one per group."""
+        pipe = self._redis.pipeline(transaction=False)
+        for mch in merchants:
+            await self._remove_idle(
+                keys=[keys.outbox(mch)], args=[GROUP, min_idle_ms, only], client=pipe
+            )
+        return [text(name) for removed in await pipe.execute() for name in removed]
 
     async def pending_count(self, merchants: list[str]) -> int:
         pipe = self._redis.pipeline(transaction=False)

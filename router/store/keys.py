@@ -19,6 +19,8 @@ re-query schedule) are single-key and are only ever used by single-key commands 
     pr:{mch}:outbox                stream  events to deliver (consumer group "dispatch")
     pr:{mch}:dead                  zset    events whose every attempt failed, by time (ms)
     pr:{mch}:disabled-endpoints    set     webhook URLs that answered 410
+    pr:{mch}:disabled-endpoints:info  hash  URL → JSON {at_ms, event}: when and why disabled
+    pr:{mch}:webhook-faults        hash    event id → deliveries that failed before recording
     pr:{mch}:idem:{sha256(key)}    hash    an idempotency record (24 h)
     pr:{mch}:nonce:{sha256(nonce)} string  a signed-request nonce (inside the window)
     pr:{mch}:keys                  set     the merchant's API key ids
@@ -153,3 +155,11 @@ def webhook_retries() -> str:
 
 def disabled_endpoints(mch: str) -> str:
     return f"{PREFIX}:{{{mch}}}:disabled-endpoints"
+
+
+def disabled_endpoint_info(mch: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:disabled-endpoints:info"
+
+
+def webhook_faults(mch: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:webhook-faults"

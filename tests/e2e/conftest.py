@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -166,7 +166,9 @@ async def start_router(
     merchant: tuple[str, str, str] | None = None,
     config_text: str | None = None,
     watch_config: bool = False,
+    overrides: dict[str, Any] | None = None,
 ) -> Router:
+    """A router serving on a loopback port; `overrides` replace fields of its `Settings`."""
     config = tmp_path / "routing.yaml"
     config.write_text(config_text or routing_yaml(simulator))
     sock = loopback_socket()
@@ -181,6 +183,7 @@ async def start_router(
         webhook_schedule=FAST_WEBHOOKS,
         webhook_timeout_s=2.0,
     )
+    settings = replace(settings, **(overrides or {}))
     clock = ShiftedClock()
     app = await build_app(settings, clock=clock, run_worker=run_worker, watch_config=watch_config)
     serving.append(await serve(app, sock))
