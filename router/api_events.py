@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from router.api import query_params
 from router.errors import InvalidRequest, NotFound
 from router.http import RUNTIME, json_response, principal
+from router.models import Cursor, Limit
 from router.store.events import StoredEvent
 
 EVENT_ID = re.compile(r"^evt_[A-Za-z0-9]{8,64}$")
@@ -20,11 +21,15 @@ EventType = Literal[
 
 
 class EventListQuery(BaseModel):
+    """Query parameters of `GET /v1/events`."""
+
     model_config = ConfigDict(extra="forbid")
 
     type: EventType | None = None
-    limit: Annotated[int, Field(ge=1, le=100)] = 10
-    starting_after: str | None = None
+    limit: Limit = 10
+    starting_after: Cursor | None = Field(
+        default=None, description="An event's id: the page starts after it."
+    )
 
 
 class Attempt(BaseModel):
