@@ -184,3 +184,17 @@ async def test_bodies_mean_what_the_schema_says(
         assert data.get(field, value) == int(value)
     else:
         assert data["error"]["param"] == field
+
+
+async def test_every_merchant_route_is_in_the_document(router: Router) -> None:
+    """A merchant route added without its row in `router.openapi.operations` fails here."""
+    routes = {
+        (route.method.lower(), route.resource.canonical)
+        for route in router.app.router.routes()
+        if route.resource is not None
+        and route.resource.canonical.startswith("/v1/")
+        and not route.resource.canonical.startswith("/v1/notify/")
+        and route.method != "HEAD"
+    }
+    documented = {(method, path) for path, method, _ in OPERATIONS}
+    assert routes == documented
