@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from router.errors import InvalidRequest, NotFound
 from router.http import RUNTIME, idempotent, json_response, parse_body, principal, validate
@@ -14,9 +14,12 @@ from router.ids import PAYMENT_ID, REFUND_ID
 from router.models import (
     CreatePaymentRequest,
     CreateRefundRequest,
+    Cursor,
+    Limit,
     OrderId,
     PaymentList,
     PaymentStatus,
+    QueryTime,
     RefundList,
 )
 from router.payments import PaymentService
@@ -35,10 +38,12 @@ class ListQuery(BaseModel):
 
     merchant_order_id: OrderId | None = None
     status: PaymentStatus | None = None
-    created_gte: AwareDatetime | None = None
-    created_lt: AwareDatetime | None = None
-    limit: Annotated[int, Field(ge=1, le=100)] = 10
-    starting_after: str | None = None
+    created_gte: QueryTime | None = Field(default=None, description="Created at or after.")
+    created_lt: QueryTime | None = Field(default=None, description="Created before.")
+    limit: Limit = 10
+    starting_after: Cursor | None = Field(
+        default=None, description="A payment's id: the page starts after it."
+    )
 
 
 class RefundListQuery(BaseModel):
@@ -46,16 +51,23 @@ class RefundListQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    limit: Annotated[int, Field(ge=1, le=100)] = 10
-    starting_after: str | None = None
+    limit: Limit = 10
+    starting_after: Cursor | None = Field(
+        default=None, description="A refund's id: the page starts after it."
+    )
 
 
 def query_params(request: web.Request, model: type[Q]) -> Q:
-    """Query parameters validated by `model`; a repeated parameter is refused."""
+    """Query parameters validated by `model`. A repeated parameter is refused; an empty one is
+    the same as an absent one (as Stripe reads them, and as HTML forms send them)."""
+    values: dict[str, str] = {}
     for name in request.query:
-        if len(request.query.getall(name)) > 1:
+        given = request.query.getall(name)
+        if len(given) > 1:
             raise InvalidRequest("parameter_repeated", f"{name}: given more than once", param=name)
-    return validate(model, dict(request.query))
+        if given[0] or name not in model.model_fields:
+            values[name] = given[0]
+    return validate(model, values)
 
 
 def _payment_id(request: web.Request) -> str:

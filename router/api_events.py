@@ -11,7 +11,7 @@ derived from the URL. Events that became dead letters while it was disabled are 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +20,7 @@ from router.api import query_params
 from router.clock import from_ms, rfc3339
 from router.errors import InvalidRequest, NotFound
 from router.http import RUNTIME, json_response, principal
+from router.models import Cursor, Limit
 from router.store.endpoints import DisabledEndpoint
 from router.store.events import EventStore, StoredEvent
 
@@ -31,11 +32,15 @@ EventType = Literal[
 
 
 class EventListQuery(BaseModel):
+    """Query parameters of `GET /v1/events`."""
+
     model_config = ConfigDict(extra="forbid")
 
     type: EventType | None = None
-    limit: Annotated[int, Field(ge=1, le=100)] = 10
-    starting_after: str | None = None
+    limit: Limit = 10
+    starting_after: Cursor | None = Field(
+        default=None, description="An event's id: the page starts after it."
+    )
 
 
 class Attempt(BaseModel):

@@ -34,6 +34,7 @@ class ApiError(Exception):
         status: int | None = None,
         payment_id: str | None = None,
         refund_id: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -41,6 +42,8 @@ class ApiError(Exception):
         self.param = param
         self.payment_id = payment_id
         self.refund_id = refund_id
+        self.headers = headers or {}
+        """HTTP headers the answer carries besides the body (`Allow`, `Retry-After`)."""
         if status is not None:
             self.status = status
 

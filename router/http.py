@@ -38,7 +38,7 @@ MAX_BODY = 64 * 1024
 
 
 def error_response(exc: ApiError) -> web.Response:
-    return web.json_response(exc.body(), status=exc.status)
+    return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
 
 
 def render(model: BaseModel) -> str:
@@ -70,7 +70,13 @@ def _http_error(exc: web.HTTPException) -> ApiError:
     if exc.status == 404:
         return ApiError("resource_missing", "Unrecognized request URL", status=404, param="path")
     if exc.status == 405:
-        return ApiError("method_not_allowed", "Method not allowed for this URL", status=405)
+        allowed = exc.headers.get("Allow", "")
+        return ApiError(
+            "method_not_allowed",
+            f"Method not allowed for this URL; allowed: {allowed}",
+            status=405,
+            headers={"Allow": allowed},
+        )
     if exc.status == 413:
         return ApiError(
             "body_too_large",
