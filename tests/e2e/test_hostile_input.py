@@ -126,3 +126,12 @@ async def test_unparsable_header_with_a_secret_reaches_no_log_and_no_answer(
         shown = logging.Formatter().format(record)
         assert SECRET_TAIL not in shown and ADMIN_TOKEN not in shown, shown
     assert SECRET_TAIL not in caplog.text and ADMIN_TOKEN not in caplog.text
+
+
+async def test_admin_token_with_undecodable_bytes_is_401(
+    router: Router, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    answer = await raw_exchange(router, get("/admin/channels", b"Authorization: Bearer \xff\xfe"))
+    assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
+    no_errors_logged(caplog)
