@@ -29,6 +29,7 @@ from router.errors import ChannelFailed, Conflict, InvalidRequest, NotFound
 from router.failover import Attempts, try_candidates
 from router.http import IdempotentRequest, render
 from router.ids import new_id
+from router.intake import check_create
 from router.models import CreatePaymentRequest, Payment, Routing
 from router.routing import decide
 from router.rules import RouteRequest
@@ -42,21 +43,6 @@ log = logging.getLogger("payrouter.payments")
 
 class TradeMismatch(Exception):
     """A channel's report that does not match what we asked it for (amount, currency)."""
-
-
-def _require_method_fields(req: CreatePaymentRequest) -> None:
-    if req.method == "jsapi" and req.payer_id is None:
-        raise InvalidRequest("parameter_missing", "jsapi payments need payer_id", param="payer_id")
-    if req.method == "barcode" and req.auth_code is None:
-        raise InvalidRequest(
-            "parameter_missing", "barcode payments need auth_code", param="auth_code"
-        )
-    if req.method == "h5" and req.client_ip is None:
-        raise InvalidRequest("parameter_missing", "h5 payments need client_ip", param="client_ip")
-    if req.auth_code is not None and req.method != "barcode":
-        raise InvalidRequest(
-            "parameter_unexpected", "auth_code is for barcode payments only", param="auth_code"
-        )
 
 
 class PaymentService:
@@ -73,7 +59,7 @@ class PaymentService:
         """Create and route a payment. With `idem`, the 201 answer is written into the
         idempotency record in the same round trip as the payment's new status."""
         rt = self.rt
-        _require_method_fields(req)
+        req = check_create(req, rt.table.accounts, livemode)
         if livemode and req.notify_url is not None:
             unsafe = await check_live_url(req.notify_url)
             if unsafe is not None:
