@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from channels.base import Channel, CreateOrder, CreateResult, TradeState, TradeStatus
-from channels.errors import ChannelError, ChannelRejected
+from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
 from router.clock import from_ms, rfc3339
 from router.errors import ChannelFailed, Conflict, InvalidRequest, NotFound
 from router.failover import Attempts, try_candidates
@@ -240,6 +240,15 @@ class PaymentService:
             "code": (exc.code if exc and exc.code else "channel_unavailable"),
             "message": exc.message if exc else "every candidate account's breaker is open",
         }
+        # An unknown outcome that ends here was settled: the order that may exist (a timeout,
+        # UnionPay's 03/04/05) was closed at the channel, so it can never be paid.
+        closed = sorted({a.channel for a in tried.attempts if a.outcome == "unknown"})
+        if isinstance(exc, ChannelOutcomeUnknown):
+            failure = {
+                "code": "channel_outcome_unknown",
+                "message": f"the channel did not confirm the order ({exc.code or exc.message});"
+                " it was closed there",
+            }
         await rt.store.payments.transition(
             stored, "failed", {"routing": routing, "failure": failure}, require="processing"
         )
@@ -253,10 +262,14 @@ class PaymentService:
                 status=402,
                 payment_id=p.id,
             )
+        outcome = (
+            f"any order {', '.join(closed)} may have opened was closed there"
+            if closed
+            else "nothing was created"
+        )
         raise ChannelFailed(
             "channel_unavailable",
-            f"no channel could take the payment (tried: {tried_names}); nothing was created, "
-            "retry is safe",
+            f"no channel could take the payment (tried: {tried_names}); {outcome}, retry is safe",
             status=503,
             payment_id=p.id,
         )
