@@ -170,7 +170,7 @@ async def read_json_object(request: web.Request) -> dict[str, object] | web.Resp
     """The request's JSON object, or a 400 control-plane answer saying what is wrong."""
     try:
         data = json.loads(await request.read() or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
         return control_error(400, "body is not valid JSON")
     if not isinstance(data, dict):
         return control_error(400, "body must be a JSON object")

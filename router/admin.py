@@ -64,7 +64,9 @@ def _authorize(request: web.Request) -> Runtime:
             "admin_disabled", "The admin API is off: set PAYROUTER_ADMIN_TOKEN", param=None
         )
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+    # Undecodable header bytes arrive as surrogates; encoded as such they match no token.
+    given_bytes = given.encode("utf-8", "surrogatepass")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given_bytes, token.encode()):
         raise AuthenticationFailed(
             "invalid_admin_token",
             "Authorization must be 'Bearer <admin token>'",

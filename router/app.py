@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from router import admin, api, api_events, notify
+from router import admin, api, api_events, logs, notify
 from router.api import PAYMENTS, REFUNDS
 from router.clock import Clock
 from router.http import MAX_BODY, RUNTIME, authentication, idempotency, request_context
@@ -47,6 +47,7 @@ async def build_app(
     Raises `router.config.ConfigError` for an unusable routing file.
     """
     clock = clock or Clock()
+    logs.install([settings.admin_token])
     session = aiohttp.ClientSession()
     try:
         table = RoutingTable.load(settings.routing_path, session)

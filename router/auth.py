@@ -4,6 +4,11 @@ Signed requests carry `X-Payrouter-Key-Id`, `X-Payrouter-Timestamp` (unix second
 `X-Payrouter-Nonce` and `X-Payrouter-Signature` =
 base64(HMAC-SHA256(secret, METHOD\\npath_with_query\\ntimestamp\\nnonce\\nhex(sha256(body))\\n)).
 The timestamp must be within ±300 s and a nonce is accepted once inside that window.
+
+Header values are read by `read_bearer` and `read_signed_headers`, pure functions that accept
+only the documented ASCII shapes and raise `AuthenticationFailed` for anything else: a header
+is whatever a client sent (Unicode digits such as `²`, undecodable bytes, 5000-digit
+numbers), and none of it may reach `int()` or the store unchecked.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import binascii
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -24,7 +30,11 @@ from router.store.merchants import ApiKey, Merchant
 WINDOW_S = 300
 NONCE_TTL_S = 2 * WINDOW_S + 60
 """A nonce must stay remembered for as long as its timestamp could still be accepted."""
-NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{8,64}$")
+NONCE_PATTERN = re.compile(r"[A-Za-z0-9_\-]{8,64}")
+TIMESTAMP_PATTERN = re.compile(r"[0-9]{1,12}")
+"""ASCII digits only (`str.isdigit` also takes `²` and `٣`), and few enough for `int()`."""
+KEY_ID_PATTERN = re.compile(r"key_[A-Za-z0-9]{8,64}")
+SECRET_PATTERN = re.compile(r"sk_(?:test|live)_[A-Za-z0-9_\-]{8,128}")
 SIGNED_HEADERS = (
     "X-Payrouter-Key-Id",
     "X-Payrouter-Timestamp",
@@ -62,10 +72,18 @@ def sign(
     return base64.b64encode(mac.digest()).decode()
 
 
-async def authenticate(request: web.Request, store: Store, now: float) -> Principal:
-    if "X-Payrouter-Signature" in request.headers or "X-Payrouter-Key-Id" in request.headers:
-        return await _signed(request, store, now)
-    header = request.headers.get("Authorization")
+@dataclass(frozen=True)
+class SignedHeaders:
+    """The four `X-Payrouter-*` headers of a signed request, checked for shape."""
+
+    key_id: str
+    timestamp: str
+    nonce: str
+    signature: bytes
+
+
+def read_bearer(header: str | None) -> str:
+    """The secret of an `Authorization: Bearer sk_...` header. Raises `AuthenticationFailed`."""
     if header is None:
         raise AuthenticationFailed(
             "missing_credentials",
@@ -73,11 +91,63 @@ async def authenticate(request: web.Request, store: Store, now: float) -> Princi
             param="Authorization",
         )
     scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
     if scheme.lower() != "bearer" or not secret.startswith(("sk_test_", "sk_live_")):
         raise AuthenticationFailed(
             "invalid_authorization", "Authorization must be 'Bearer sk_...'", param="Authorization"
         )
-    key = await store.merchants.key_for_secret(secret.strip())
+    if not SECRET_PATTERN.fullmatch(secret):
+        # No key has this shape: refused like an unknown key, without asking the store.
+        raise AuthenticationFailed("invalid_api_key", "Invalid API key", param="Authorization")
+    return secret
+
+
+def read_signed_headers(headers: Mapping[str, str], now: float) -> SignedHeaders:
+    """The signed-request headers, each of its documented shape, the timestamp within the
+    window. Raises `AuthenticationFailed` naming the header at fault."""
+    values = {}
+    for name in SIGNED_HEADERS:
+        value = headers.get(name)
+        if not value:
+            raise AuthenticationFailed(
+                "missing_signature_header", f"Signed requests need the {name} header", param=name
+            )
+        values[name] = value
+    key_id, timestamp, nonce, signature = (values[n] for n in SIGNED_HEADERS)
+    if not TIMESTAMP_PATTERN.fullmatch(timestamp):
+        raise AuthenticationFailed(
+            "invalid_timestamp",
+            "X-Payrouter-Timestamp must be unix seconds (ASCII digits)",
+            param="X-Payrouter-Timestamp",
+        )
+    if abs(int(timestamp) - now) > WINDOW_S:
+        raise AuthenticationFailed(
+            "timestamp_out_of_window",
+            f"X-Payrouter-Timestamp is more than {WINDOW_S} s from the server's clock",
+            param="X-Payrouter-Timestamp",
+        )
+    if not NONCE_PATTERN.fullmatch(nonce):
+        raise AuthenticationFailed(
+            "invalid_nonce",
+            "X-Payrouter-Nonce must be 8 to 64 letters, digits, - or _",
+            param="X-Payrouter-Nonce",
+        )
+    if not KEY_ID_PATTERN.fullmatch(key_id):
+        raise AuthenticationFailed(
+            "invalid_api_key", "Unknown X-Payrouter-Key-Id", param="X-Payrouter-Key-Id"
+        )
+    try:
+        given = base64.b64decode(signature, validate=True)
+    except (binascii.Error, ValueError):
+        given = b""
+    return SignedHeaders(key_id, timestamp, nonce, given)
+
+
+async def authenticate(request: web.Request, store: Store, now: float) -> Principal:
+    if "X-Payrouter-Signature" in request.headers or "X-Payrouter-Key-Id" in request.headers:
+        return await _signed(request, store, now)
+    secret = read_bearer(request.headers.get("Authorization"))
+    key = await store.merchants.key_for_secret(secret)
     principal = await _principal(key, store, now, param="Authorization")
     if principal.merchant.require_signed:
         raise AuthenticationFailed(
@@ -89,53 +159,23 @@ async def authenticate(request: web.Request, store: Store, now: float) -> Princi
 
 
 async def _signed(request: web.Request, store: Store, now: float) -> Principal:
-    values = {}
-    for name in SIGNED_HEADERS:
-        value = request.headers.get(name)
-        if not value:
-            raise AuthenticationFailed(
-                "missing_signature_header", f"Signed requests need the {name} header", param=name
-            )
-        values[name] = value
-    key_id, timestamp, nonce, signature = (values[n] for n in SIGNED_HEADERS)
-    if not timestamp.isdigit():
-        raise AuthenticationFailed(
-            "invalid_timestamp",
-            "X-Payrouter-Timestamp must be unix seconds",
-            param="X-Payrouter-Timestamp",
-        )
-    if abs(int(timestamp) - now) > WINDOW_S:
-        raise AuthenticationFailed(
-            "timestamp_out_of_window",
-            f"X-Payrouter-Timestamp is more than {WINDOW_S} s from the server's clock",
-            param="X-Payrouter-Timestamp",
-        )
-    if not NONCE_PATTERN.match(nonce):
-        raise AuthenticationFailed(
-            "invalid_nonce",
-            "X-Payrouter-Nonce must be 8 to 64 letters, digits, - or _",
-            param="X-Payrouter-Nonce",
-        )
-    key = await store.merchants.key(key_id)
-    secret = await store.merchants.signing_secret(key_id) if key is not None else None
+    signed = read_signed_headers(request.headers, now)
+    key = await store.merchants.key(signed.key_id)
+    secret = await store.merchants.signing_secret(signed.key_id) if key is not None else None
     if key is None or secret is None:
         raise AuthenticationFailed(
             "invalid_api_key", "Unknown X-Payrouter-Key-Id", param="X-Payrouter-Key-Id"
         )
     body = await request.read()
-    expected = sign(secret, request.method, request.raw_path, timestamp, nonce, body)
-    try:
-        given = base64.b64decode(signature, validate=True)
-    except (binascii.Error, ValueError):
-        given = b""
-    if not hmac.compare_digest(base64.b64decode(expected), given):
+    expected = sign(secret, request.method, request.raw_path, signed.timestamp, signed.nonce, body)
+    if not hmac.compare_digest(base64.b64decode(expected), signed.signature):
         raise AuthenticationFailed(
             "invalid_signature",
             "X-Payrouter-Signature does not match the request",
             param="X-Payrouter-Signature",
         )
     principal = await _principal(key, store, now, param="X-Payrouter-Key-Id")
-    if not await store.merchants.use_nonce(principal.merchant.id, nonce, NONCE_TTL_S):
+    if not await store.merchants.use_nonce(principal.merchant.id, signed.nonce, NONCE_TTL_S):
         raise AuthenticationFailed(
             "nonce_reused", "X-Payrouter-Nonce was already used", param="X-Payrouter-Nonce"
         )

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from router import logs
 from router.app import build_app
 from router.clock import Clock
 from router.config import ConfigError
@@ -54,6 +55,7 @@ def _logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logs.install()
 
 
 def _run(main: Callable[[], Awaitable[T]]) -> T:

@@ -23,12 +23,13 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from channels.base import Channel, CreateOrder, CreateResult, TradeState, TradeStatus
-from channels.errors import ChannelError, ChannelRejected
+from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
 from router.clock import from_ms, rfc3339
 from router.errors import ChannelFailed, Conflict, InvalidRequest, NotFound
 from router.failover import Attempts, try_candidates
 from router.http import IdempotentRequest, render
 from router.ids import new_id
+from router.intake import check_create
 from router.models import CreatePaymentRequest, Payment, Routing
 from router.routing import decide
 from router.rules import RouteRequest
@@ -42,21 +43,6 @@ log = logging.getLogger("payrouter.payments")
 
 class TradeMismatch(Exception):
     """A channel's report that does not match what we asked it for (amount, currency)."""
-
-
-def _require_method_fields(req: CreatePaymentRequest) -> None:
-    if req.method == "jsapi" and req.payer_id is None:
-        raise InvalidRequest("parameter_missing", "jsapi payments need payer_id", param="payer_id")
-    if req.method == "barcode" and req.auth_code is None:
-        raise InvalidRequest(
-            "parameter_missing", "barcode payments need auth_code", param="auth_code"
-        )
-    if req.method == "h5" and req.client_ip is None:
-        raise InvalidRequest("parameter_missing", "h5 payments need client_ip", param="client_ip")
-    if req.auth_code is not None and req.method != "barcode":
-        raise InvalidRequest(
-            "parameter_unexpected", "auth_code is for barcode payments only", param="auth_code"
-        )
 
 
 class PaymentService:
@@ -73,7 +59,7 @@ class PaymentService:
         """Create and route a payment. With `idem`, the 201 answer is written into the
         idempotency record in the same round trip as the payment's new status."""
         rt = self.rt
-        _require_method_fields(req)
+        req = check_create(req, rt.table.accounts, livemode)
         if livemode and req.notify_url is not None:
             unsafe = await check_live_url(req.notify_url)
             if unsafe is not None:
@@ -254,6 +240,15 @@ class PaymentService:
             "code": (exc.code if exc and exc.code else "channel_unavailable"),
             "message": exc.message if exc else "every candidate account's breaker is open",
         }
+        # An unknown outcome that ends here was settled: the order that may exist (a timeout,
+        # UnionPay's 03/04/05) was closed at the channel, so it can never be paid.
+        closed = sorted({a.channel for a in tried.attempts if a.outcome == "unknown"})
+        if isinstance(exc, ChannelOutcomeUnknown):
+            failure = {
+                "code": "channel_outcome_unknown",
+                "message": f"the channel did not confirm the order ({exc.code or exc.message});"
+                " it was closed there",
+            }
         await rt.store.payments.transition(
             stored, "failed", {"routing": routing, "failure": failure}, require="processing"
         )
@@ -267,10 +262,14 @@ class PaymentService:
                 status=402,
                 payment_id=p.id,
             )
+        outcome = (
+            f"any order {', '.join(closed)} may have opened was closed there"
+            if closed
+            else "nothing was created"
+        )
         raise ChannelFailed(
             "channel_unavailable",
-            f"no channel could take the payment (tried: {tried_names}); nothing was created, "
-            "retry is safe",
+            f"no channel could take the payment (tried: {tried_names}); {outcome}, retry is safe",
             status=503,
             payment_id=p.id,
         )

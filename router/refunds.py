@@ -32,6 +32,36 @@ from router.store.refunds import StoredRefund
 log = logging.getLogger("payrouter.refunds")
 
 
+def _check_same_request(existing: StoredRefund, req: CreateRefundRequest) -> None:
+    """A repeated `merchant_refund_id` returns its refund only if it asks for the same one.
+
+    Same amount, or no amount (all that is left) when the refund took all that was left when
+    it was made; and the same reason. Anything else is another refund under a used id:
+    409 `merchant_refund_id_reused`, never the old refund as if it were the new one.
+    """
+    r = existing.refund
+    if req.amount is not None:
+        same_amount = req.amount == r.amount
+    else:
+        same_amount = existing.refundable_before in (None, r.amount)
+    differs = [
+        name
+        for name, same in (("amount", same_amount), ("reason", req.reason == r.reason))
+        if not same
+    ]
+    if differs:
+        asked = "all that is left" if req.amount is None else str(req.amount)
+        raise Conflict(
+            "merchant_refund_id_reused",
+            f"merchant_refund_id {req.merchant_refund_id!r} was used for refund {r.id} "
+            f"(amount {r.amount}, reason {r.reason!r}); this request differs in "
+            f"{' and '.join(differs)} (amount {asked}, reason {req.reason!r}): "
+            "use a new merchant_refund_id for another refund",
+            param="merchant_refund_id",
+            refund_id=r.id,
+        )
+
+
 class RefundService:
     def __init__(self, runtime: Runtime, payments: PaymentService) -> None:
         self.rt = runtime
@@ -85,6 +115,7 @@ class RefundService:
                     param="merchant_refund_id",
                     refund_id=existing.refund.id,
                 )
+            _check_same_request(existing, req)
             return existing, False
         if created.outcome == "not_refundable":
             raise Conflict(

@@ -15,6 +15,7 @@ from channels.alipay.simulator import build_app as build_alipay_simulator
 from channels.simkit import SimulatorSettings
 from channels.unionpay.simulator import build_app as build_unionpay_simulator
 from channels.wechat.simulator import build_app as build_wechat_simulator
+from router.logs import Runner
 
 SIMULATOR_PORTS = {"wechat": 8091, "alipay": 8092, "unionpay": 8093}
 """Default ports, also named by the shipped config/routing.yaml."""
@@ -35,7 +36,7 @@ class SimulatorOptions:
 
 
 async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
+    runner = Runner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

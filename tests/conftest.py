@@ -13,6 +13,8 @@ import pytest
 import redis
 from aiohttp import web
 
+from router.logs import Runner
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -81,7 +83,8 @@ def url_of(sock: socket.socket) -> str:
 
 
 async def serve(app: web.Application, sock: socket.socket) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
+    """Serve `app` on `sock` the way `payrouter serve` does (`router.logs.Runner`)."""
+    runner = Runner(app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     return runner

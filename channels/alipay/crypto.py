@@ -196,7 +196,7 @@ def top_level_members(body: bytes) -> dict[str, RawMember]:
                 break
         if _skip_space(text, index) != len(text):
             raise ValueError("data after the object")
-    except (IndexError, ValueError) as exc:
+    except (IndexError, ValueError, RecursionError) as exc:
         raise VerificationError("malformed", f"the answer is not a JSON object: {exc}") from None
     return members
 

@@ -166,7 +166,7 @@ def read_reply(answer: HttpAnswer, api_method: str, alipay_key: rsa.RSAPublicKey
             f"answer to {api_method} does not verify with the Alipay public key ({described})",
             code="ANSWER_SIGNATURE",
         )
-    if not isinstance(code, str) or not code.isdigit():
+    if not isinstance(code, str) or not (code.isascii() and code.isdigit()):
         raise ChannelOutcomeUnknown(f"answer to {api_method} has no code", code="ANSWER_MALFORMED")
 
     def text(name: str) -> str:

@@ -67,7 +67,7 @@ def parse_biz(params: Mapping[str, str]) -> dict[str, Any]:
         return {}
     try:
         biz = json.loads(raw, parse_float=Decimal)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise business("ACQ.INVALID_PARAMETER", "参数无效: biz_content 不是合法的 JSON") from None
     if not isinstance(biz, dict):
         raise business("ACQ.INVALID_PARAMETER", "参数无效: biz_content 须为 JSON 对象")

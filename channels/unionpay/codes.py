@@ -77,7 +77,7 @@ def message(code: str) -> str:
 def fault_of(code: str) -> Fault:
     if code in REQUEST_FAULTS:
         return "request"
-    if code in CHANNEL_FAULTS or code in {"01", "99"} or not code.isdigit():
+    if code in CHANNEL_FAULTS or code in {"01", "99"} or not (code.isascii() and code.isdigit()):
         return "channel"
     # 30 (declined), 38 (risk), 42 and the 6x/7x card and issuer codes concern the buyer.
     return "buyer"

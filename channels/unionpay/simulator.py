@@ -31,8 +31,9 @@ even when the buyer had not submitted its form yet.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import date
+from datetime import datetime
 
 from aiohttp import web
 
@@ -67,6 +68,8 @@ _ECHO = (
 )  # fmt: skip
 _FIELDS: web.RequestKey[dict[str, str]] = web.RequestKey("unionpay_fields")
 _PATH = "/gateway/api/"
+_DAY = re.compile(r"[0-9]{8}")
+"""A statement day, `YYYYMMDD` in ASCII digits (`int()` would also read `٢٠٢٤`)."""
 
 
 def _answer(sim: UnionPaySimulator, fields: Mapping[str, str]) -> web.Response:
@@ -254,7 +257,7 @@ async def _statement(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR]
     raw = request.match_info["day"]
     try:
-        day = date(int(raw[:4]), int(raw[4:6]), int(raw[6:8])) if len(raw) == 8 else None
+        day = datetime.strptime(raw, "%Y%m%d").date() if _DAY.fullmatch(raw) else None
     except ValueError:
         day = None
     if day is None:

@@ -23,6 +23,10 @@ CURRENCIES: Mapping[str, str] = {"CNY": "156"}
 """ISO 4217 letters → UnionPay's numeric `currencyCode`."""
 
 ORDER_ID = re.compile(r"[0-9A-Za-z]{8,40}")
+_TXN_TIME = re.compile(r"[0-9]{14}")
+_AMOUNT = re.compile(r"[1-9][0-9]{0,11}")
+"""ASCII digits only: `str.isdigit` also takes `²` (which `int()` refuses) and `٣` (which
+`int()` and `strptime` read as 3)."""
 ID_PREFIXES = ("pay", "re")
 """Router id prefixes (`pay_`, `re_`) whose underscore is dropped."""
 VOID_PREFIX = "vd"
@@ -88,7 +92,7 @@ def format_txn_time(moment: datetime) -> str:
 
 def parse_txn_time(text: str) -> datetime:
     """A `YYYYMMDDhhmmss` Beijing time. Raises `WireError`."""
-    if len(text) != 14 or not text.isdigit():
+    if not _TXN_TIME.fullmatch(text):
         raise WireError(f"{text!r} is not YYYYMMDDhhmmss")
     try:
         return datetime.strptime(text, TXN_TIME_FORMAT).replace(tzinfo=BEIJING)
@@ -112,7 +116,7 @@ def currency_of(code: str) -> str | None:
 
 def parse_amount(text: str) -> int:
     """`txnAmt`: a positive integer of fen without sign or leading zeros. Raises `WireError`."""
-    if not text.isdigit() or text.startswith("0") or len(text) > 12:
+    if not _AMOUNT.fullmatch(text):
         raise WireError(f"txnAmt {text!r} is not a positive integer of fen")
     return int(text)
 

@@ -48,7 +48,11 @@ rsa_sign = sign
 rsa_verify = verify
 
 _AUTH_FIELDS = ("mchid", "nonce_str", "signature", "timestamp", "serial_no")
-_AUTH_PAIR = re.compile(r'\s*([a-z_]+)="([^"]*)"\s*')
+_AUTH_PAIR = re.compile(r'\s*([a-z_]+)="([\x20\x21\x23-\x7e]*)"\s*')
+"""A `name="value"` pair; values are printable ASCII, as every signed value is."""
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+"""ASCII digits only: `str.isdigit` also takes `²` (which `int()` refuses) and `٣` (which it
+reads as 3); twelve digits keep `int()` far from its length limit."""
 
 
 class VerificationError(Exception):
@@ -141,7 +145,7 @@ def verify_authorization(
 
 def check_timestamp(timestamp: str, now: float) -> None:
     """Refuse a signed timestamp more than `TIMESTAMP_WINDOW` seconds away from `now`."""
-    if not timestamp.isdigit():
+    if not _TIMESTAMP.fullmatch(timestamp):
         raise VerificationError("malformed", "timestamp is not unix seconds")
     if abs(int(timestamp) - now) > TIMESTAMP_WINDOW:
         raise VerificationError("timestamp", "timestamp is outside the 300 s window")
@@ -177,6 +181,8 @@ def verify_answer(
         value = headers.get(name)
         if not value:
             raise VerificationError("signature", f"the {name} header is missing")
+        if not (value.isascii() and value.isprintable()):
+            raise VerificationError("malformed", f"the {name} header is not printable ASCII")
         values[name] = value
     signature_type = headers.get(HEADER_SIGNATURE_TYPE, SIGNATURE_TYPE)
     if signature_type != SIGNATURE_TYPE:

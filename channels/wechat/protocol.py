@@ -231,7 +231,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
     """A JSON object, or `ValueError`."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise ValueError("not JSON") from exc
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")

@@ -113,7 +113,7 @@ async def _protocol_middleware(request: web.Request, handler: Handler) -> web.St
 async def _read_body(request: web.Request) -> dict[str, Any]:
     try:
         data = json.loads(await request.read())
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
         raise WeChatError(400, "PARAM_ERROR", "请求体不是合法的 JSON") from None
     if not isinstance(data, dict):
         raise WeChatError(400, "PARAM_ERROR", "请求体须为 JSON 对象")

@@ -22,7 +22,7 @@ def parse_ports(items: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
     out = []
     for item in items:
         name, _, port = item.partition("=")
-        if name not in SIMULATORS or not port.isdigit():
+        if name not in SIMULATORS or not (port.isascii() and port.isdigit()) or len(port) > 5:
             raise click.BadParameter(f"{item!r}: use CHANNEL=PORT, CHANNEL one of {SIMULATORS}")
         out.append((name, int(port)))
     return tuple(out)

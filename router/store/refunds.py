@@ -22,7 +22,7 @@ from router.store.codec import decode_fields, encode, mapping, text
 from router.store.schedule import Schedule
 from router.store.scripts import CREATE_REFUND, REFUND_TRANSITION
 
-INTERNAL_FIELDS = ("merchant_id", "created_ms")
+INTERNAL_FIELDS = ("merchant_id", "created_ms", "refundable_before")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,9 @@ class StoredRefund:
     refund: Refund
     merchant_id: str
     created_ms: int
+    refundable_before: int | None = None
+    """What was left to refund of the payment when this refund was made (None: not recorded,
+    refunds made before it was)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ def decode(raw: Mapping[str, str]) -> StoredRefund:
         refund=Refund.model_validate(values),
         merchant_id=str(internal["merchant_id"]),
         created_ms=int(internal["created_ms"] or 0),
+        refundable_before=(
+            None if internal["refundable_before"] is None else int(internal["refundable_before"])
+        ),
     )
 
 

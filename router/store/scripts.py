@@ -153,7 +153,9 @@ return due
 CREATE_REFUND = """
 -- KEYS: payment hash, refund hash, payment's refunds zset, merchant_refund_id holder
 -- ARGV: refund_id, amount (0 = all that is left), created_ms, has merchant_refund_id (1/0),
---       then field/value pairs for the refund hash (the script adds 'amount')
+--       then field/value pairs for the refund hash (the script adds 'amount' and
+--       'refundable_before': what was left to refund, so a repeat of the merchant_refund_id
+--       without an amount, "all that is left", can be told apart from a different request)
 -- Returns {'created', amount} | {'exists', refund_id} | {'not_refundable', status}
 --       | {'exceeds', refundable}
 -- The running total (amount_reserved: pending + succeeded refunds) is checked and raised in
@@ -178,7 +180,8 @@ if amount <= 0 or reserved + amount > total then
   return {'exceeds', tostring(total - reserved)}
 end
 redis.call('HINCRBY', KEYS[1], 'amount_reserved', amount)
-redis.call('HSET', KEYS[2], 'amount', tostring(amount), unpack(ARGV, 5))
+redis.call('HSET', KEYS[2], 'amount', tostring(amount), 'refundable_before',
+           tostring(total - reserved), unpack(ARGV, 5))
 redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), ARGV[1])
 if ARGV[4] == '1' then
   redis.call('SET', KEYS[4], ARGV[1])
@@ -211,8 +214,8 @@ elseif wanted == 'failed' then
 end
 redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 6))
 if wanted ~= 'pending' then
-  emit(KEYS[1], {merchant_id = true, created_ms = true}, KEYS[3], KEYS[4], KEYS[5], ARGV[2],
-       'refund.' .. wanted, ARGV[3], ARGV[4], ARGV[5])
+  emit(KEYS[1], {merchant_id = true, created_ms = true, refundable_before = true}, KEYS[3],
+       KEYS[4], KEYS[5], ARGV[2], 'refund.' .. wanted, ARGV[3], ARGV[4], ARGV[5])
 end
 return {1, wanted}
 """

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +28,7 @@ from router.clock import Clock
 from router.http import RUNTIME
 from router.settings import Settings, Workers
 from router.worker import RequeryWorker
+from tests.channels.harness import Harness, HarnessFactory
 from tests.conftest import loopback_socket, serve, url_of
 
 T = TypeVar("T")
@@ -256,3 +259,65 @@ async def processes() -> AsyncIterator[list[RouterProcess]]:
     for proc in started:
         with contextlib.suppress(ProcessLookupError, TimeoutError):
             await proc.stop()
+
+
+WALLETS = ("wechat", "alipay", "unionpay")
+"""The wallets of the `multi` router: one account each, `<wallet>_main`, on its simulator."""
+
+
+def credentials(wallet: str, folder: Path) -> Path:
+    sandbox = importlib.import_module(f"channels.{wallet}.sandbox")
+    path: Path = sandbox.credentials_path(folder / "sandbox")
+    return path
+
+
+def routing(harnesses: dict[str, Harness], folders: dict[str, Path]) -> str:
+    lines = ["version: 1", "accounts:"]
+    for wallet, h in harnesses.items():
+        lines += [
+            f"  {wallet}_main:",
+            f"    type: {wallet}",
+            f"    base_url: {h.sim_url}",
+            f"    credentials: {{file: {credentials(wallet, folders[wallet])}}}",
+            "    timeouts: {connect: 1, total: 3}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+async def harnesses(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> AsyncIterator[tuple[dict[str, Harness], dict[str, Path]]]:
+    """The contract suite's three simulators (and their sandbox folders), by wallet."""
+    async with AsyncExitStack() as stack:
+        found: dict[str, Harness] = {}
+        folders: dict[str, Path] = {}
+        for wallet in WALLETS:
+            module = importlib.import_module(f"tests.channels.harnesses.{wallet}")
+            factory: HarnessFactory = module.harness
+            folders[wallet] = tmp_path / wallet
+            folders[wallet].mkdir()
+            found[wallet] = await stack.enter_async_context(factory(folders[wallet], http))
+        yield found, folders
+
+
+@pytest.fixture
+async def multi(
+    redis_url: str,
+    harnesses: tuple[dict[str, Harness], dict[str, Path]],
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+) -> Router:
+    """A router (worker running) with one account per wallet, `<wallet>_main`."""
+    found, folders = harnesses
+    placeholder = Simulator(url="", sandbox=None)  # type: ignore[arg-type]
+    return await start_router(
+        redis_url,
+        placeholder,
+        tmp_path,
+        serving,
+        http,
+        config_text=routing(found, folders),
+        run_worker=True,
+    )

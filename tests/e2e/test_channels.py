@@ -2,27 +2,22 @@
 loopback, one routing file naming the three accounts, real Redis.
 
 The simulators come from the channel contract suite's harnesses (tests/channels/harnesses), so
-the buyer pays exactly as that suite's buyer does.
+the buyer pays exactly as that suite's buyer does (fixtures `harnesses` and `multi`, in
+conftest).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 
 from channels.base import METHODS, Action
-from tests.channels.harness import Harness, HarnessFactory
-from tests.e2e.conftest import Router, Simulator, eventually, start_router
+from tests.channels.harness import Harness
+from tests.e2e.conftest import WALLETS, Router, eventually
 
-WALLETS = ("wechat", "alipay", "unionpay")
 ACTIONS = {
     "qr": {"qr_code"},
     "web": {"redirect", "form_post"},
@@ -30,62 +25,6 @@ ACTIONS = {
     "app": {"app_params"},
     "jsapi": {"app_params"},
 }
-
-
-def credentials(wallet: str, folder: Path) -> Path:
-    sandbox = importlib.import_module(f"channels.{wallet}.sandbox")
-    path: Path = sandbox.credentials_path(folder / "sandbox")
-    return path
-
-
-def routing(harnesses: dict[str, Harness], folders: dict[str, Path]) -> str:
-    lines = ["version: 1", "accounts:"]
-    for wallet, h in harnesses.items():
-        lines += [
-            f"  {wallet}_main:",
-            f"    type: {wallet}",
-            f"    base_url: {h.sim_url}",
-            f"    credentials: {{file: {credentials(wallet, folders[wallet])}}}",
-            "    timeouts: {connect: 1, total: 3}",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-@pytest.fixture
-async def harnesses(
-    tmp_path: Path, http: aiohttp.ClientSession
-) -> AsyncIterator[tuple[dict[str, Harness], dict[str, Path]]]:
-    async with AsyncExitStack() as stack:
-        found: dict[str, Harness] = {}
-        folders: dict[str, Path] = {}
-        for wallet in WALLETS:
-            module = importlib.import_module(f"tests.channels.harnesses.{wallet}")
-            factory: HarnessFactory = module.harness
-            folders[wallet] = tmp_path / wallet
-            folders[wallet].mkdir()
-            found[wallet] = await stack.enter_async_context(factory(folders[wallet], http))
-        yield found, folders
-
-
-@pytest.fixture
-async def multi(
-    redis_url: str,
-    harnesses: tuple[dict[str, Harness], dict[str, Path]],
-    tmp_path: Path,
-    serving: list[web.AppRunner],
-    http: aiohttp.ClientSession,
-) -> Router:
-    found, folders = harnesses
-    placeholder = Simulator(url="", sandbox=None)  # type: ignore[arg-type]
-    return await start_router(
-        redis_url,
-        placeholder,
-        tmp_path,
-        serving,
-        http,
-        config_text=routing(found, folders),
-        run_worker=True,
-    )
 
 
 def action_of(payment: dict[str, Any]) -> Action:

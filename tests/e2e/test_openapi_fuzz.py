@@ -47,8 +47,8 @@ from router.openapi import OPERATIONS, build_spec
 from router.settings import Settings
 from tests.channels.harness import Harness, HarnessFactory
 from tests.conftest import loopback_socket, serve, url_of
-from tests.e2e.conftest import FAST_WORKERS, Router, ShiftedClock
-from tests.e2e.test_channels import WALLETS, action_of, routing
+from tests.e2e.conftest import FAST_WORKERS, WALLETS, Router, ShiftedClock, routing
+from tests.e2e.test_channels import action_of
 
 T = TypeVar("T")
 EXAMPLES_PER_OPERATION = 150

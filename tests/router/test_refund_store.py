@@ -91,3 +91,28 @@ async def test_merchant_refund_id_is_idempotent(store: Store, clock: FrozenClock
     page, has_more = await store.refunds.of_payment(MCH, pay_id, limit=10, starting_after=None)
     assert [s.refund.id for s in page] == [first.refund.id]
     assert not has_more
+
+
+async def test_a_refund_remembers_what_was_left_and_keeps_it_internal(
+    store: Store, clock: FrozenClock
+) -> None:
+    """`refundable_before` tells a repeated merchant_refund_id without an amount ("all that
+    is left") from another request; it is the router's, never in a refund or an event."""
+    pay_id = await paid(store, clock)  # amount 1999
+    part, rest = refund(pay_id, clock, mrid="R-1"), refund(pay_id, clock, mrid="R-2")
+    assert (await store.refunds.create(part, 500, 0)).outcome == "created"
+    assert (await store.refunds.create(rest, None, 0)).outcome == "created"
+    loaded = [await store.refunds.get(MCH, r.refund.id) for r in (part, rest)]
+    assert [(s.refund.amount, s.refundable_before) for s in loaded if s] == [
+        (500, 1999),
+        (1499, 1499),
+    ]
+    assert loaded[1] is not None
+    assert await store.refunds.transition(loaded[1], "succeeded", {"succeeded_at": "t"}) == (
+        True,
+        "succeeded",
+    )
+    events, _ = await store.events.page(MCH, limit=10, starting_after=None, type_=None)
+    refund_event = next(e for e in events if e.type == "refund.succeeded")
+    assert refund_event.data["amount"] == 1499
+    assert "refundable_before" not in refund_event.data
