@@ -127,6 +127,9 @@ OPERATIONS: tuple[Operation, ...] = (
                     "wallet_mismatch",
                     "method_unsupported",
                     "currency_unsupported",
+                    "wallet_required",
+                    "auth_code_wallet_mismatch",
+                    "payer_id_invalid",
                 ),
                 402: ("channel_declined",),
                 409: ("duplicate_order",),
@@ -202,7 +205,7 @@ OPERATIONS: tuple[Operation, ...] = (
             {
                 400: (*BODY_CODES, "partial_refund_unsupported", "refund_exceeds_payment"),
                 402: ("channel_declined",),
-                409: ("payment_not_refundable", "duplicate_refund"),
+                409: ("payment_not_refundable", "duplicate_refund", "merchant_refund_id_reused"),
                 503: ("channel_unavailable",),
             },
         ),
