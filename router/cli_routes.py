@@ -15,7 +15,7 @@ from channels.base import METHODS, WALLETS
 from router.admin import ExplainQuery, explain_request
 from router.cli import _emit, _run, _settings, main
 from router.clock import Clock
-from router.config import ConfigError, load_config
+from router.config import ConfigError, credential_problems, load_config
 from router.errors import ApiError
 from router.http import validation_error
 from router.runtime import RoutingTable, Runtime
@@ -31,15 +31,22 @@ def routes() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def routes_check(file: Path, as_json: bool) -> None:
-    """Validate a routing file; exits non-zero with every problem found."""
+    """Validate a routing file and the credentials it names; exits 1 with every problem found.
+
+    Credentials are checked as `payrouter serve` would load them now: a file that does not
+    exist yet, or a variable not set in this shell, is a problem.
+    """
     try:
         loaded = load_config(file)
+        problems = credential_problems(loaded)
     except ConfigError as exc:
+        problems = exc.problems
+    if problems:
         if as_json:
-            click.echo(json.dumps({"valid": False, "problems": exc.problems}, indent=2))
+            click.echo(json.dumps({"valid": False, "problems": problems}, indent=2))
         else:
-            click.echo("\n".join(exc.problems), err=True)
-        raise SystemExit(1) from None
+            click.echo("\n".join(problems), err=True)
+        raise SystemExit(1)
     accounts = list(loaded.config.accounts)
     rules = [r.name for r in loaded.config.rules]
     _emit(
