@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from router import cli_routes  # noqa: F401 - registers `payrouter routes ...`
+from router import (
+    cli_routes,  # noqa: F401 - registers `payrouter routes ...`
+    cli_run,  # noqa: F401 - registers `payrouter serve|sim|dev`
+)
 from router.bench import cli as cli_bench  # noqa: F401 - registers `payrouter bench`
 from router.cli import main
 

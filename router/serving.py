@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from channels.alipay.simulator import build_app as build_alipay_simulator
 from channels.simkit import SimulatorSettings
 from channels.unionpay.simulator import build_app as build_unionpay_simulator
 from channels.wechat.simulator import build_app as build_wechat_simulator
+from router.settings import ConfigurationError
 
 SIMULATOR_PORTS = {"wechat": 8091, "alipay": 8092, "unionpay": 8093}
 """Default ports, also named by the shipped config/routing.yaml."""
@@ -34,10 +36,24 @@ class SimulatorOptions:
     ports: tuple[tuple[str, int], ...] = tuple(SIMULATOR_PORTS.items())
 
 
-async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def start_site(
+    app: web.Application, host: str, port: int, *, what: str = "the router (PAYROUTER_PORT)"
+) -> web.AppRunner:
+    """Serve `app` on host:port. Raises `ConfigurationError` naming `what` and the address
+    when it cannot listen there (port in use, host not on this machine)."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            reason = "the port is already in use"
+        raise ConfigurationError(f"{what} cannot listen on {host}:{port}: {reason}") from None
+    except BaseException:
+        await runner.cleanup()
+        raise
     return runner
 
 
@@ -50,7 +66,14 @@ async def start_simulators(options: SimulatorOptions) -> list[web.AppRunner]:
             time_factor=options.time_factor,
             public_base_url=f"http://{options.host}:{port}",
         )
-        runners.append(await start_site(SIMULATORS[channel](settings), options.host, port))
+        app = SIMULATORS[channel](settings)
+        try:
+            runners.append(
+                await start_site(app, options.host, port, what=f"the {channel} simulator")
+            )
+        except BaseException:
+            await stop_all(runners)
+            raise
     return runners
 
 
