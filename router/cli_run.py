@@ -17,7 +17,7 @@ from router.serving import (
     start_simulators,
     start_site,
     stop_all,
-    wait_for_stop,
+    stop_signals,
 )
 from router.settings import ConfigurationError
 
@@ -57,13 +57,14 @@ def serve() -> None:
     async def run() -> None:
         app = await build_app(settings)
         runner = await start_site(app, settings.host, settings.port)
+        stop = stop_signals(on_hangup=app[RUNTIME].reload)
         click.echo(
             f"payrouter listening on http://{settings.host}:{settings.port} "
             f"({describe_store(settings)})",
             err=True,
         )
         try:
-            await wait_for_stop(on_hangup=app[RUNTIME].reload)
+            await stop.wait()
         finally:
             await runner.cleanup()
 
@@ -89,10 +90,11 @@ def sim(sandbox_dir: Path, host: str, seed: int | None, time_factor: float) -> N
 
     async def run() -> None:
         runners = await start_simulators(options)
+        stop = stop_signals()
         for name, port in options.ports:
             click.echo(f"{name} simulator on http://{host}:{port}", err=True)
         try:
-            await wait_for_stop()
+            await stop.wait()
         finally:
             await stop_all(runners)
 
@@ -120,9 +122,10 @@ def dev(sandbox_dir: Path, seed: int | None) -> None:
             app = await build_app(settings)
             runners.append(await start_site(app, settings.host, settings.port))
             merchant = await sandbox_merchant(app[RUNTIME].store, sandbox_dir)
+            stop = stop_signals(on_hangup=app[RUNTIME].reload)
             click.echo(welcome(settings, merchant, sandbox_dir))
             click.echo(f"admin token (for /admin/...): {settings.admin_token}\n")
-            await wait_for_stop(on_hangup=app[RUNTIME].reload)
+            await stop.wait()
         finally:
             await stop_all(runners)
 

@@ -77,8 +77,10 @@ async def start_simulators(options: SimulatorOptions) -> list[web.AppRunner]:
     return runners
 
 
-async def wait_for_stop(on_hangup: Callable[[], object] | None = None) -> None:
-    """Return on SIGINT or SIGTERM; call `on_hangup` on SIGHUP (reload the routing file)."""
+def stop_signals(on_hangup: Callable[[], object] | None = None) -> asyncio.Event:
+    """An event SIGINT or SIGTERM will set; SIGHUP calls `on_hangup` (reload the routing
+    file). Installed at once: call it before telling anyone the process is ready, so a
+    signal sent on reading that is handled, not a KeyboardInterrupt."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -87,7 +89,12 @@ async def wait_for_stop(on_hangup: Callable[[], object] | None = None) -> None:
     if on_hangup is not None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGHUP, on_hangup)
-    await stop.wait()
+    return stop
+
+
+async def wait_for_stop(on_hangup: Callable[[], object] | None = None) -> None:
+    """Return on SIGINT or SIGTERM; call `on_hangup` on SIGHUP (reload the routing file)."""
+    await stop_signals(on_hangup).wait()
 
 
 async def stop_all(runners: list[web.AppRunner]) -> None:
