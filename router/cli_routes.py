@@ -40,7 +40,7 @@ def routes_check(file: Path, as_json: bool) -> None:
         loaded = load_config(file)
         problems = credential_problems(loaded)
     except ConfigError as exc:
-        problems = exc.problems
+        problems = exc.problems + exc.credential_problems
     if problems:
         if as_json:
             click.echo(json.dumps({"valid": False, "problems": problems}, indent=2))

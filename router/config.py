@@ -9,13 +9,13 @@ path inside the document and what is wrong, for example:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from channels.alipay.config import AlipayAccount
 from channels.alipay.config import load_credentials as alipay_credentials
@@ -32,6 +32,7 @@ AccountConfig = Annotated[
     WeChatAccount | AlipayAccount | UnionPayAccount, Field(discriminator="type")
 ]
 """One channel account; its `type` (wechat, alipay, unionpay) picks the schema."""
+_ACCOUNT: TypeAdapter[AccountConfig] = TypeAdapter(AccountConfig)
 
 
 class RoutingConfig(BaseModel):
@@ -86,9 +87,14 @@ def _cross_check(config: RoutingConfig) -> list[Problem]:
 class ConfigError(ConfigurationError, ValueError):
     """A routing file that cannot be used; `problems` holds one line per problem."""
 
-    def __init__(self, path: Path, problems: list[str]) -> None:
+    def __init__(
+        self, path: Path, problems: list[str], credential_problems: list[str] | None = None
+    ) -> None:
         self.path = path
         self.problems = problems
+        self.credential_problems = credential_problems or []
+        """For `routes check`: problems with the credentials of the accounts that are valid
+        on their own, found while the file as a whole is not."""
         super().__init__("\n".join(problems))
 
     def line(self) -> str:
@@ -147,7 +153,11 @@ def load_config(path: Path) -> LoadedConfig:
         found += _cross_check(config)
     if found or config is None:
         ordered = sorted(found, key=lambda problem: _line_of(node, problem[0]))
-        raise ConfigError(path, [_describe(path, node, loc, msg) for loc, msg in ordered])
+        raise ConfigError(
+            path,
+            [_describe(path, node, loc, msg) for loc, msg in ordered],
+            _credential_problems(path, node, _valid_accounts(document)),
+        )
     return LoadedConfig(
         config=config,
         path=path,
@@ -168,14 +178,31 @@ CREDENTIAL_LOADERS: dict[str, Callable[[CredentialsRef, Path], object]] = {
 def credential_problems(loaded: LoadedConfig) -> list[str]:
     """One `file:line: ...` line per account whose credentials cannot be loaded as they are
     now (file missing or unreadable, variable unset, bundle invalid)."""
+    return _credential_problems(loaded.path, loaded.node, loaded.config.accounts)
+
+
+def _valid_accounts(document: dict[str, Any]) -> dict[str, AccountConfig]:
+    """The accounts of a file that failed validation that are valid on their own."""
+    accounts = document.get("accounts")
+    valid: dict[str, AccountConfig] = {}
+    for name, raw in accounts.items() if isinstance(accounts, dict) else ():
+        try:
+            valid[str(name)] = _ACCOUNT.validate_python(raw)
+        except ValidationError:
+            continue
+    return valid
+
+
+def _credential_problems(path: Path, node: Any, accounts: Mapping[str, AccountConfig]) -> list[str]:
+    base_dir = path.resolve().parent
     problems = []
-    for name, account in loaded.config.accounts.items():
+    for name, account in accounts.items():
         ref = account.credentials
         try:
-            CREDENTIAL_LOADERS[account.type](ref, loaded.base_dir)
+            CREDENTIAL_LOADERS[account.type](ref, base_dir)
         except CredentialsError as exc:
             where = ("accounts", name, "credentials", "file" if ref.file is not None else "env")
-            problems.append(loaded.describe(where, str(exc)))
+            problems.append(_describe(path, node, where, str(exc)))
     return problems
 
 

@@ -127,6 +127,24 @@ def test_schema_and_reference_errors_are_reported_together(tmp_path: Path) -> No
     )
 
 
+def test_routes_check_reports_every_kind_of_problem_in_one_run(tmp_path: Path) -> None:
+    text = REFERENCES.replace(
+        "rules:",
+        "  alipay_main:\n    type: alipay\n    base_url: http://127.0.0.1:9\n"
+        "    credentials:\n      file: alipay.json\nrules:",
+    )
+    path = write(tmp_path, text)
+    result = CliRunner().invoke(main, ["routes", "check", str(path), "--json"])
+    assert result.exit_code == 1
+    problems = json.loads(result.stdout)["problems"]
+    assert any(":5: accounts.wechat_main.base_url" in p for p in problems)  # schema
+    assert any("no account named 'alipay_gone'" in p for p in problems)  # reference
+    assert any(
+        f"{path}:12: accounts.alipay_main.credentials.file: " in p and "alipay.json" in p
+        for p in problems
+    )  # credentials of the account that is valid on its own
+
+
 def test_routes_check_names_a_missing_credentials_file(tmp_path: Path) -> None:
     path = write(tmp_path, VALID)
     result = CliRunner().invoke(main, ["routes", "check", str(path), "--json"])
