@@ -57,6 +57,13 @@ def routes_check(file: Path, as_json: bool) -> None:
     )
 
 
+def _pairs(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    for item in value:
+        if "=" not in item or not item.split("=", 1)[0]:
+            raise click.BadParameter(f"{item!r}: use key=value")
+    return value
+
+
 @routes.command("explain")
 @click.option("--method", type=click.Choice(METHODS), required=True)
 @click.option("--amount", type=int, default=100, show_default=True, help="Minor units.")
@@ -64,7 +71,7 @@ def routes_check(file: Path, as_json: bool) -> None:
 @click.option("--wallet", type=click.Choice(WALLETS), default=None)
 @click.option("--channel", default=None, help="A pinned channel account.")
 @click.option("--merchant", default="mch_explain", show_default=True)
-@click.option("--metadata", multiple=True, help="key=value, repeatable.")
+@click.option("--metadata", multiple=True, callback=_pairs, help="key=value, repeatable.")
 @click.option("--at", "moment", default=None, help="RFC 3339 time (default: now).")
 @click.option(
     "--payment-id",
@@ -103,7 +110,7 @@ def routes_explain(
     settings = _settings()
     if path is not None:
         settings = replace(settings, routing_path=path)
-    pairs = dict(item.split("=", 1) for item in metadata if "=" in item)
+    pairs = dict(item.split("=", 1) for item in metadata)
     raw = {
         "method": method,
         "amount": amount,
@@ -119,7 +126,7 @@ def routes_explain(
     try:
         query = ExplainQuery.model_validate({k: v for k, v in raw.items() if v is not None})
     except ValidationError as exc:
-        raise click.ClickException(validation_error(exc).message) from None
+        raise click.UsageError(validation_error(exc).message) from None
 
     async def run() -> dict[str, Any]:
         async with aiohttp.ClientSession() as session:

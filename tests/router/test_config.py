@@ -200,3 +200,18 @@ def test_settings_accept_redis_urls(url: str) -> None:
 def test_redacted_hides_the_password() -> None:
     assert redacted("redis://user:hunter2@h:1/0") == "redis://user:***@h:1/0"
     assert redacted("redis://h:1/0") == "redis://h:1/0"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--amount", "-5"], "amount"),
+        (["--metadata", "colour"], "use key=value"),
+        (["--metadata", "=red"], "use key=value"),
+        (["--at", "yesterday"], "at"),
+    ],
+)
+def test_routes_explain_refuses_nonsense(args: list[str], fragment: str) -> None:
+    result = CliRunner().invoke(main, ["routes", "explain", "--method", "qr", *args])
+    assert result.exit_code == 2, result.output
+    assert fragment in result.stderr
