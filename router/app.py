@@ -44,20 +44,21 @@ async def build_app(
 ) -> web.Application:
     """Load the routing file, connect the store and build the application.
 
-    Raises `router.config.ConfigError` for an unusable routing file.
+    Raises `router.config.ConfigError` for an unusable routing file and
+    `router.settings.ConfigurationError` for a store that cannot be used.
     """
     clock = clock or Clock()
     logs.install([settings.admin_token])
     session = aiohttp.ClientSession()
     try:
         table = RoutingTable.load(settings.routing_path, session)
+        store = await open_store(
+            settings.redis_url, clock, settings.secret_key, cache_s=settings.cache_s
+        )
     except BaseException:
         await session.close()
         raise
     loaded = table.loaded
-    store = await open_store(
-        settings.redis_url, clock, settings.secret_key, cache_s=settings.cache_s
-    )
     if store.embedded:
         log.warning(EMBEDDED_WARNING)
     elif settings.secret_key is None:

@@ -15,7 +15,7 @@ from channels.base import METHODS, WALLETS
 from router.admin import ExplainQuery, explain_request
 from router.cli import _emit, _run, _settings, main
 from router.clock import Clock
-from router.config import ConfigError, load_config
+from router.config import ConfigError, credential_problems, load_config
 from router.errors import ApiError
 from router.http import validation_error
 from router.runtime import RoutingTable, Runtime
@@ -31,15 +31,22 @@ def routes() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def routes_check(file: Path, as_json: bool) -> None:
-    """Validate a routing file; exits non-zero with every problem found."""
+    """Validate a routing file and the credentials it names; exits 1 with every problem found.
+
+    Credentials are checked as `payrouter serve` would load them now: a file that does not
+    exist yet, or a variable not set in this shell, is a problem.
+    """
     try:
         loaded = load_config(file)
+        problems = credential_problems(loaded)
     except ConfigError as exc:
+        problems = exc.problems + exc.credential_problems
+    if problems:
         if as_json:
-            click.echo(json.dumps({"valid": False, "problems": exc.problems}, indent=2))
+            click.echo(json.dumps({"valid": False, "problems": problems}, indent=2))
         else:
-            click.echo("\n".join(exc.problems), err=True)
-        raise SystemExit(1) from None
+            click.echo("\n".join(problems), err=True)
+        raise SystemExit(1)
     accounts = list(loaded.config.accounts)
     rules = [r.name for r in loaded.config.rules]
     _emit(
@@ -50,6 +57,13 @@ def routes_check(file: Path, as_json: bool) -> None:
     )
 
 
+def _pairs(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    for item in value:
+        if "=" not in item or not item.split("=", 1)[0]:
+            raise click.BadParameter(f"{item!r}: use key=value")
+    return value
+
+
 @routes.command("explain")
 @click.option("--method", type=click.Choice(METHODS), required=True)
 @click.option("--amount", type=int, default=100, show_default=True, help="Minor units.")
@@ -57,7 +71,7 @@ def routes_check(file: Path, as_json: bool) -> None:
 @click.option("--wallet", type=click.Choice(WALLETS), default=None)
 @click.option("--channel", default=None, help="A pinned channel account.")
 @click.option("--merchant", default="mch_explain", show_default=True)
-@click.option("--metadata", multiple=True, help="key=value, repeatable.")
+@click.option("--metadata", multiple=True, callback=_pairs, help="key=value, repeatable.")
 @click.option("--at", "moment", default=None, help="RFC 3339 time (default: now).")
 @click.option(
     "--payment-id",
@@ -96,7 +110,7 @@ def routes_explain(
     settings = _settings()
     if path is not None:
         settings = replace(settings, routing_path=path)
-    pairs = dict(item.split("=", 1) for item in metadata if "=" in item)
+    pairs = dict(item.split("=", 1) for item in metadata)
     raw = {
         "method": method,
         "amount": amount,
@@ -112,7 +126,7 @@ def routes_explain(
     try:
         query = ExplainQuery.model_validate({k: v for k, v in raw.items() if v is not None})
     except ValidationError as exc:
-        raise click.ClickException(validation_error(exc).message) from None
+        raise click.UsageError(validation_error(exc).message) from None
 
     async def run() -> dict[str, Any]:
         async with aiohttp.ClientSession() as session:

@@ -9,23 +9,30 @@ path inside the document and what is wrong, for example:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from channels.alipay.config import AlipayAccount
+from channels.alipay.config import load_credentials as alipay_credentials
+from channels.credentials import CredentialsError, CredentialsRef
 from channels.unionpay.config import UnionPayAccount
+from channels.unionpay.config import load_credentials as unionpay_credentials
 from channels.wechat.config import WeChatAccount
+from channels.wechat.config import load_credentials as wechat_credentials
 from router.health import BreakerSettings, HealthSettings
 from router.rules import AccountName, Defaults, Rule
+from router.settings import ConfigurationError
 
 AccountConfig = Annotated[
     WeChatAccount | AlipayAccount | UnionPayAccount, Field(discriminator="type")
 ]
 """One channel account; its `type` (wechat, alipay, unionpay) picks the schema."""
+_ACCOUNT: TypeAdapter[AccountConfig] = TypeAdapter(AccountConfig)
 
 
 class RoutingConfig(BaseModel):
@@ -41,29 +48,65 @@ class RoutingConfig(BaseModel):
     breaker: BreakerSettings = BreakerSettings()
 
 
-def _cross_check(config: RoutingConfig) -> list[tuple[tuple[int | str, ...], str]]:
-    """What one section says about another (pydantic checks each section alone)."""
-    problems: list[tuple[tuple[int | str, ...], str]] = []
+Problem = tuple[tuple[int | str, ...], str]
+"""Where in the document (`("rules", 0, "accounts", 1)`) and what is wrong."""
+
+
+def _references(document: dict[str, Any]) -> list[Problem]:
+    """What one section says about another, read from the raw document so that these are
+    reported beside schema errors (a file that fails validation has no model to look at)."""
+    problems: list[Problem] = []
+    accounts = document.get("accounts")
+    names = set(accounts) if isinstance(accounts, dict) else None
+    rules = document.get("rules")
     seen: set[str] = set()
-    for i, rule in enumerate(config.rules):
-        if rule.name in seen:
-            problems.append((("rules", i, "name"), f"rule name {rule.name!r} is used twice"))
-        seen.add(rule.name)
-        for j, name in enumerate(rule.accounts):
-            if name not in config.accounts:
-                problems.append((("rules", i, "accounts", j), f"no account named {name!r}"))
-    if config.breaker.max_open_s < config.breaker.open_s:
-        problems.append((("breaker", "max_open_s"), "must be at least open_s"))
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        if not isinstance(rule, dict):
+            continue
+        name = rule.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                problems.append((("rules", i, "name"), f"rule name {name!r} is used twice"))
+            seen.add(name)
+        refs = rule.get("accounts")
+        if names is None or not isinstance(refs, list):
+            continue
+        for j, ref in enumerate(refs):
+            if isinstance(ref, str) and ref not in names:
+                problems.append((("rules", i, "accounts", j), f"no account named {ref!r}"))
     return problems
 
 
-class ConfigError(ValueError):
+def _cross_check(config: RoutingConfig) -> list[Problem]:
+    """Checks between fields of a section that validated."""
+    if config.breaker.max_open_s < config.breaker.open_s:
+        return [(("breaker", "max_open_s"), "must be at least open_s")]
+    return []
+
+
+class ConfigError(ConfigurationError, ValueError):
     """A routing file that cannot be used; `problems` holds one line per problem."""
 
-    def __init__(self, path: Path, problems: list[str]) -> None:
+    def __init__(
+        self, path: Path, problems: list[str], credential_problems: list[str] | None = None
+    ) -> None:
         self.path = path
         self.problems = problems
+        self.credential_problems = credential_problems or []
+        """For `routes check`: problems with the credentials of the accounts that are valid
+        on their own, found while the file as a whole is not."""
         super().__init__("\n".join(problems))
+
+    def line(self) -> str:
+        """The first problem, and where to see the others."""
+        more = len(self.problems) - 1
+        if more <= 0:
+            return self.problems[0]
+        plural = "s" if more > 1 else ""
+        return (
+            f"{self.problems[0]} (and {more} more problem{plural}: "
+            f"payrouter routes check {self.path})"
+        )
 
 
 @dataclass(frozen=True)
@@ -74,6 +117,12 @@ class LoadedConfig:
     """Credential files named in the config are relative to the config file's folder."""
     digest: str
     """sha256 of the file's bytes, shown as the version in force."""
+    node: Any = field(default=None, repr=False, compare=False)
+    """The YAML node tree, to name the line of a problem found after loading."""
+
+    def describe(self, loc: tuple[int | str, ...], message: str) -> str:
+        """`file:line: path.in.document: message`."""
+        return _describe(self.path, self.node, loc, message)
 
 
 def load_config(path: Path) -> LoadedConfig:
@@ -84,24 +133,77 @@ def load_config(path: Path) -> LoadedConfig:
     try:
         node = yaml.compose(text.decode("utf-8"), Loader=yaml.SafeLoader)
         document = yaml.safe_load(text)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, [f"{path}: not valid YAML: {exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [f"{path}: not UTF-8 text (byte {exc.start})"]) from None
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else 1
+        what = " ".join(f"{exc.context or ''} {exc.problem or ''}".split())
+        raise ConfigError(path, [f"{path}:{line}: not valid YAML: {what}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, [f"{path}: not valid YAML: {' '.join(str(exc).split())}"]) from None
     if not isinstance(document, dict):
         raise ConfigError(path, [f"{path}:1: the document must be a mapping"])
+    found = _references(document)
+    config: RoutingConfig | None = None
     try:
         config = RoutingConfig.model_validate(document)
     except ValidationError as exc:
-        found = [(_document_path(tuple(e["loc"])), str(e["msg"])) for e in exc.errors()]
-        raise ConfigError(path, [_describe(path, node, loc, msg) for loc, msg in found]) from None
-    cross = _cross_check(config)
-    if cross:
-        raise ConfigError(path, [_describe(path, node, loc, msg) for loc, msg in cross])
+        found = [(_document_path(tuple(e["loc"])), str(e["msg"])) for e in exc.errors()] + found
+    else:
+        found += _cross_check(config)
+    if found or config is None:
+        ordered = sorted(found, key=lambda problem: _line_of(node, problem[0]))
+        raise ConfigError(
+            path,
+            [_describe(path, node, loc, msg) for loc, msg in ordered],
+            _credential_problems(path, node, _valid_accounts(document)),
+        )
     return LoadedConfig(
         config=config,
         path=path,
         base_dir=path.resolve().parent,
         digest=hashlib.sha256(text).hexdigest()[:12],
+        node=node,
     )
+
+
+CREDENTIAL_LOADERS: dict[str, Callable[[CredentialsRef, Path], object]] = {
+    "wechat": wechat_credentials,
+    "alipay": alipay_credentials,
+    "unionpay": unionpay_credentials,
+}
+"""Each account type's credential loader (reads and validates the bundle, parses its keys)."""
+
+
+def credential_problems(loaded: LoadedConfig) -> list[str]:
+    """One `file:line: ...` line per account whose credentials cannot be loaded as they are
+    now (file missing or unreadable, variable unset, bundle invalid)."""
+    return _credential_problems(loaded.path, loaded.node, loaded.config.accounts)
+
+
+def _valid_accounts(document: dict[str, Any]) -> dict[str, AccountConfig]:
+    """The accounts of a file that failed validation that are valid on their own."""
+    accounts = document.get("accounts")
+    valid: dict[str, AccountConfig] = {}
+    for name, raw in accounts.items() if isinstance(accounts, dict) else ():
+        try:
+            valid[str(name)] = _ACCOUNT.validate_python(raw)
+        except ValidationError:
+            continue
+    return valid
+
+
+def _credential_problems(path: Path, node: Any, accounts: Mapping[str, AccountConfig]) -> list[str]:
+    base_dir = path.resolve().parent
+    problems = []
+    for name, account in accounts.items():
+        ref = account.credentials
+        try:
+            CREDENTIAL_LOADERS[account.type](ref, base_dir)
+        except CredentialsError as exc:
+            where = ("accounts", name, "credentials", "file" if ref.file is not None else "env")
+            problems.append(_describe(path, node, where, str(exc)))
+    return problems
 
 
 ACCOUNT_TYPES = ("wechat", "alipay", "unionpay")

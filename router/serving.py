@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from channels.simkit import SimulatorSettings
 from channels.unionpay.simulator import build_app as build_unionpay_simulator
 from channels.wechat.simulator import build_app as build_wechat_simulator
 from router.logs import Runner
+from router.settings import ConfigurationError
 
 SIMULATOR_PORTS = {"wechat": 8091, "alipay": 8092, "unionpay": 8093}
 """Default ports, also named by the shipped config/routing.yaml."""
@@ -35,10 +37,24 @@ class SimulatorOptions:
     ports: tuple[tuple[str, int], ...] = tuple(SIMULATOR_PORTS.items())
 
 
-async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def start_site(
+    app: web.Application, host: str, port: int, *, what: str = "the router (PAYROUTER_PORT)"
+) -> web.AppRunner:
+    """Serve `app` on host:port. Raises `ConfigurationError` naming `what` and the address
+    when it cannot listen there (port in use, host not on this machine)."""
     runner = Runner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            reason = "the port is already in use"
+        raise ConfigurationError(f"{what} cannot listen on {host}:{port}: {reason}") from None
+    except BaseException:
+        await runner.cleanup()
+        raise
     return runner
 
 
@@ -51,12 +67,21 @@ async def start_simulators(options: SimulatorOptions) -> list[web.AppRunner]:
             time_factor=options.time_factor,
             public_base_url=f"http://{options.host}:{port}",
         )
-        runners.append(await start_site(SIMULATORS[channel](settings), options.host, port))
+        app = SIMULATORS[channel](settings)
+        try:
+            runners.append(
+                await start_site(app, options.host, port, what=f"the {channel} simulator")
+            )
+        except BaseException:
+            await stop_all(runners)
+            raise
     return runners
 
 
-async def wait_for_stop(on_hangup: Callable[[], object] | None = None) -> None:
-    """Return on SIGINT or SIGTERM; call `on_hangup` on SIGHUP (reload the routing file)."""
+def stop_signals(on_hangup: Callable[[], object] | None = None) -> asyncio.Event:
+    """An event SIGINT or SIGTERM will set; SIGHUP calls `on_hangup` (reload the routing
+    file). Installed at once: call it before telling anyone the process is ready, so a
+    signal sent on reading that is handled, not a KeyboardInterrupt."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -65,7 +90,12 @@ async def wait_for_stop(on_hangup: Callable[[], object] | None = None) -> None:
     if on_hangup is not None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGHUP, on_hangup)
-    await stop.wait()
+    return stop
+
+
+async def wait_for_stop(on_hangup: Callable[[], object] | None = None) -> None:
+    """Return on SIGINT or SIGTERM; call `on_hangup` on SIGHUP (reload the routing file)."""
+    await stop_signals(on_hangup).wait()
 
 
 async def stop_all(runners: list[web.AppRunner]) -> None:

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import SplitResult, urlsplit
 
 
-class SettingsError(ValueError):
+class ConfigurationError(Exception):
+    """Something the operator set up cannot be used: an environment variable, the store it
+    names, a port, the routing file. The command line shows `line()` and exits with 2.
+
+    The message must name what to fix (the variable, the port, the file) and never carry a
+    secret's value.
+    """
+
+    def line(self) -> str:
+        """The one line shown to the operator."""
+        return " ".join(str(self).split())
+
+
+class SettingsError(ConfigurationError, ValueError):
     """An environment variable with a value payrouter cannot use."""
 
 
@@ -83,12 +98,12 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         return cls(
-            redis_url=env.get("PAYROUTER_REDIS_URL") or None,
+            redis_url=_redis_url(env.get("PAYROUTER_REDIS_URL") or None),
             routing_path=Path(env.get("PAYROUTER_ROUTING") or "config/routing.yaml"),
             admin_token=env.get("PAYROUTER_ADMIN_TOKEN") or None,
             host=env.get("PAYROUTER_HOST") or "127.0.0.1",
             port=_port(env.get("PAYROUTER_PORT") or "8080"),
-            public_url=env.get("PAYROUTER_PUBLIC_URL") or None,
+            public_url=_public_url(env.get("PAYROUTER_PUBLIC_URL") or None),
             secret_key=_secret_key(env.get("PAYROUTER_SECRET_KEY")),
             webhook_schedule=_schedule(env.get("PAYROUTER_WEBHOOK_SCHEDULE")),
             webhook_claim_idle_s=_seconds(env, "PAYROUTER_WEBHOOK_CLAIM_IDLE", 30.0),
@@ -99,8 +114,66 @@ class Settings:
         )
 
 
+def redacted(url: str) -> str:
+    """`url` with any password replaced by `***`, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "(unparsable URL)"
+    if password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def _split(name: str, value: str) -> SplitResult:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range or not a number
+    except ValueError as exc:
+        raise SettingsError(f"{name} is not a valid URL ({exc}): {redacted(value)}") from None
+    return parts
+
+
+def _redis_url(value: str | None) -> str | None:
+    """A URL redis-py can connect to, naming a host (or a socket path for unix://)."""
+    if value is None:
+        return None
+    name = "PAYROUTER_REDIS_URL"
+    parts = _split(name, value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(
+            f"{name} must be a redis://, rediss:// or unix:// URL, not {redacted(value)!r}"
+        )
+    if parts.scheme == "unix" and not parts.path:
+        raise SettingsError(f"{name} must name a socket path: unix:///run/redis.sock")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise SettingsError(
+            f"{name} must name a host, e.g. redis://127.0.0.1:6379/0, not {redacted(value)!r}"
+        )
+    database = parts.path.strip("/")
+    if parts.scheme != "unix" and database and not (database.isascii() and database.isdigit()):
+        raise SettingsError(
+            f"{name}: the database after the host must be a number, not {database!r}"
+        )
+    return value
+
+
+def _public_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = _split("PAYROUTER_PUBLIC_URL", value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(
+            f"PAYROUTER_PUBLIC_URL must be an http(s) URL naming a host, not {value!r}"
+        )
+    return value
+
+
 def _port(value: str) -> int:
-    if not value.isdigit() or not 0 < int(value) < 65536:
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 65536:
         raise SettingsError(f"PAYROUTER_PORT must be a port number, not {value!r}")
     return int(value)
 
@@ -113,8 +186,8 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if value <= 0:
-        raise SettingsError(f"{name} must be positive")
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{name} must be a positive number of seconds, not {raw!r}")
     return value
 
 
@@ -123,7 +196,8 @@ def parse_schedule(text: str) -> list[float]:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     out = []
     for item in (part.strip() for part in text.split(",")):
-        if len(item) < 2 or item[-1] not in units or not item[:-1].isdigit():
+        digits = item[:-1]
+        if len(item) < 2 or item[-1] not in units or not (digits.isascii() and digits.isdigit()):
             raise ValueError(f"bad duration {item!r} (use e.g. 0s, 5s, 5m, 2h, 1d)")
         out.append(float(int(item[:-1]) * units[item[-1]]))
     return out

@@ -9,16 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from router.clock import Clock
+from router.settings import ConfigurationError, redacted
 from router.store import scripts
 from router.store.batch import load_scripts
 from router.store.events import EventStore
 from router.store.idempotency import IdempotencyStore
-from router.store.merchants import MerchantStore, SecretBox
+from router.store.merchants import MerchantStore
 from router.store.payments import PaymentStore
 from router.store.refunds import RefundStore
 from router.store.schedule import Schedule
+from router.store.sealing import SecretBox
 
 
 @dataclass
@@ -51,6 +54,9 @@ async def open_store(
 
     `cache_s`: how long a router may keep merchants and keys it has read (see
     `router.store.merchants`); 0 for tools that must see every change at once.
+
+    Raises `ConfigurationError` when the URL cannot be used (nothing listens, wrong password,
+    no such database) or `PAYROUTER_SECRET_KEY` does not open the secrets already stored.
     """
     client: aioredis.Redis
     if url is None:
@@ -58,9 +64,22 @@ async def open_store(
 
         client = fakeredis.FakeAsyncRedis(decode_responses=True)
     else:
-        client = aioredis.Redis.from_url(url, decode_responses=True)
-    box = await SecretBox.load(client, secret_key)
-    await load_scripts(client, scripts.ALL)
+        try:
+            client = aioredis.Redis.from_url(url, decode_responses=True)
+        except ValueError as exc:
+            raise ConfigurationError(f"PAYROUTER_REDIS_URL {redacted(url)}: {exc}") from None
+    try:
+        box = await SecretBox.load(client, secret_key)
+        await load_scripts(client, scripts.ALL)
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        # The first commands: a failure here is the URL's (host, port, password, database).
+        raise ConfigurationError(
+            f"PAYROUTER_REDIS_URL: cannot use Redis at {redacted(url or '')}: {exc}"
+        ) from None
+    except BaseException:
+        await client.aclose()
+        raise
     return Store(
         redis=client,
         payments=PaymentStore(client, clock),

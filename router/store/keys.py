@@ -32,6 +32,7 @@ re-query schedule) are single-key and are only ever used by single-key commands 
     pr:{sched}:payments            zset    "mch_id/pay_id" or "mch_id/re_id" by next due (ms)
     pr:{webhooks}:retry            zset    "mch_id/evt_id" by the next delivery attempt (ms)
     pr:{sys}:secret-key            string  fallback encryption key (embedded/dev use only)
+    pr:{sys}:secret-key-check      string  a known text sealed under the store's secret key
     pr:{cb:account}:state          hash    an account's breaker, override and health summary
     pr:{cb:account}:probes         zset    half-open probe calls in flight, by start (ms)
     pr:{cb:account}:w:{bucket}     hash    one bucket of the sliding window: ok, fail, lat
@@ -115,6 +116,10 @@ def payment_schedule() -> str:
 
 def fallback_secret_key() -> str:
     return f"{PREFIX}:{{sys}}:secret-key"
+
+
+def secret_key_check() -> str:
+    return f"{PREFIX}:{{sys}}:secret-key-check"
 
 
 def breaker(account: str) -> str:

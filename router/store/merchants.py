@@ -11,6 +11,9 @@ It authenticates either as a bearer token or as the HMAC key of a signed request
 Rotation issues a new key and gives the old ones an expiry (the grace period), so a merchant's
 deploy can switch keys without a failed request.
 
+Names and default webhook endpoints are checked here too (`merchant_problem`), wherever they
+come from; the command line adds the live-mode DNS check, which needs the network.
+
 Every request reads its key and merchant: a router keeps what it found for `cache_s` seconds
 (5 s in `payrouter serve`), so a change made by another process (a rotation's expiry, a
 merchant switched to signed requests only) takes effect within that time. Expiry times are
@@ -25,48 +28,64 @@ import hmac
 import json
 import os
 import secrets
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Final, Literal
 
 import redis.asyncio as aioredis
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from router.clock import Clock, rfc3339
-from router.ids import new_id
+from router.ids import MERCHANT_ID, new_id
 from router.store import keys
 from router.store.cache import TTLCache
 from router.store.codec import mapping, maybe_text, text
+from router.store.sealing import SecretBox
+from router.urls import live_url_problem, url_problem
 
 Mode = Literal["test", "live"]
+MAX_NAME = 200
+MAX_GRACE_S = 30 * 86400
+"""The longest grace period a rotation may give old secrets (30 days)."""
 
 
-class SecretBox:
-    """AES-256-GCM for the few secrets that cannot be stored as hashes."""
+class _Keep(Enum):
+    KEEP = "keep"
 
-    def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
 
-    @classmethod
-    async def load(cls, redis: aioredis.Redis, key: bytes | None) -> SecretBox:
-        """Use `key`, or the store's own generated key (embedded and development use).
+KEEP: Final = _Keep.KEEP
+"""For `MerchantStore.update`: leave this field as it is."""
 
-        Without `PAYROUTER_SECRET_KEY` the key sits in the same store as what it protects,
-        which protects nothing against a stolen dump; the service says so at start-up.
-        """
-        if key is None:
-            fresh = base64.b64encode(os.urandom(32)).decode()
-            await redis.set(keys.fallback_secret_key(), fresh, nx=True)
-            key = base64.b64decode(text(await redis.get(keys.fallback_secret_key())))
-        return cls(key)
 
-    def seal(self, plaintext: str, context: str) -> str:
-        nonce = os.urandom(12)
-        sealed = self._aead.encrypt(nonce, plaintext.encode(), context.encode())
-        return base64.b64encode(nonce + sealed).decode()
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a merchant's name (None: it can)."""
+    if not name.strip():
+        return "must not be empty"
+    if len(name) > MAX_NAME:
+        return f"must be at most {MAX_NAME} characters"
+    if not name.isprintable():
+        return "must not contain control characters or line breaks"
+    return None
 
-    def open(self, sealed: str, context: str) -> str:
-        raw = base64.b64decode(sealed)
-        return self._aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
+
+def merchant_problem(name: str | None, notify_url: str | None, live: bool) -> str | None:
+    """Why a merchant's name or default endpoint is refused, naming the field (None: fine).
+
+    `live`: the merchant has (or is getting) a live key, so its default endpoint receives live
+    events and must pass the static live-mode checks.
+    """
+    if name is not None and (problem := name_problem(name)) is not None:
+        return f"name {problem}"
+    if notify_url is not None:
+        problem = live_url_problem(notify_url) if live else url_problem(notify_url)
+        if problem is not None:
+            return f"notify_url {problem}"
+    return None
+
+
+def grace_problem(grace_s: int) -> str | None:
+    if not 0 <= grace_s <= MAX_GRACE_S:
+        return f"grace must be between 0 and {MAX_GRACE_S} seconds (30 days), not {grace_s}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -132,10 +151,36 @@ class MerchantStore:
         require_signed: bool = False,
         notify_url: str | None = None,
     ) -> tuple[Merchant, IssuedKey]:
+        """A new merchant with one key of `mode` and a webhook secret.
+
+        Raises `ValueError` naming the field for a bad name or default endpoint.
+        """
         self._check_mode(mode)
+        merchant = await self.add(
+            name, require_signed=require_signed, notify_url=notify_url, live=mode == "live"
+        )
+        await self.rotate_webhook_secret(merchant.id)
+        return merchant, await self.issue_key(merchant.id, mode)
+
+    async def add(
+        self,
+        name: str,
+        *,
+        require_signed: bool = False,
+        notify_url: str | None = None,
+        live: bool = False,
+        merchant_id: str | None = None,
+    ) -> Merchant:
+        """The merchant's profile alone, without keys; `merchant_id` to recreate a known one
+        (`payrouter dev`'s sandbox merchant). Raises `ValueError` naming the field."""
+        problem = merchant_problem(name, notify_url, live)
+        if merchant_id is not None and not MERCHANT_ID.fullmatch(merchant_id):
+            problem = problem or f"merchant id {merchant_id!r} is not a merchant id"
+        if problem is not None:
+            raise ValueError(problem)
         merchant = Merchant(
-            id=new_id("mch"),
-            name=name,
+            id=merchant_id or new_id("mch"),
+            name=name.strip(),
             require_signed=require_signed,
             notify_url=notify_url,
             created_at=rfc3339(self._clock.utcnow()),
@@ -144,15 +189,50 @@ class MerchantStore:
             keys.merchant(merchant.id),
             mapping={
                 "id": merchant.id,
-                "name": name,
+                "name": merchant.name,
                 "require_signed": "1" if require_signed else "0",
                 "notify_url": notify_url or "",
                 "created_at": merchant.created_at,
             },
         )
         await self._redis.sadd(keys.merchants(), merchant.id)
-        await self.rotate_webhook_secret(merchant.id)
-        return merchant, await self.issue_key(merchant.id, mode)
+        return merchant
+
+    async def update(
+        self,
+        mch: str,
+        *,
+        notify_url: str | _Keep | None = KEEP,
+        require_signed: bool | _Keep = KEEP,
+    ) -> Merchant | None:
+        """Change a merchant's default endpoint (None clears it) or its signed-only setting.
+
+        None when there is no such merchant. Raises `ValueError` naming the field; a merchant
+        with a live key needs a default endpoint that passes the live-mode checks.
+        """
+        self._merchants.drop(mch)
+        current = await self.get(mch)
+        if current is None:
+            return None
+        changes: list[str] = []
+        if not isinstance(notify_url, _Keep):
+            problem = merchant_problem(None, notify_url, await self.has_live_key(mch))
+            if problem is not None:
+                raise ValueError(problem)
+            current = replace(current, notify_url=notify_url)
+            changes += ["notify_url", notify_url or ""]
+        if not isinstance(require_signed, _Keep):
+            current = replace(current, require_signed=require_signed)
+            changes += ["require_signed", "1" if require_signed else "0"]
+        if changes:
+            await self._redis.hset(keys.merchant(mch), items=changes)
+        self._merchants.drop(mch)
+        return current
+
+    async def has_live_key(self, mch: str) -> bool:
+        """Whether any of the merchant's keys that still work is a live key."""
+        now = self._clock.now_ms()
+        return any(k.mode == "live" and k.active(now) for k in await self.keys_of(mch))
 
     async def webhook_secrets(self, mch: str) -> list[str]:
         """The merchant's webhook signing secrets still in force, newest first."""
@@ -165,16 +245,23 @@ class MerchantStore:
             e["secret"] for e in entries if e["expires_at_ms"] is None or e["expires_at_ms"] > now
         ]
 
-    async def rotate_webhook_secret(self, mch: str, grace_s: int = 0) -> str:
-        """A new `whsec_` secret; the old ones keep signing (beside it) for `grace_s`."""
+    async def rotate_webhook_secret(
+        self, mch: str, grace_s: int = 0, *, secret: str | None = None
+    ) -> str:
+        """A new `whsec_` secret (or `secret`, to restore a known one); the old ones keep
+        signing (beside it) for `grace_s`. Raises `ValueError` for a bad grace or secret."""
+        if (problem := grace_problem(grace_s)) is not None:
+            raise ValueError(problem)
+        if secret is not None and not secret.startswith("whsec_"):
+            raise ValueError("a webhook secret starts with whsec_")
         now = self._clock.now_ms()
         sealed = maybe_text(await self._redis.hget(keys.merchant(mch), "webhook_secrets"))
         entries = json.loads(self._box.open(sealed, f"{mch}:webhook")) if sealed else []
         for entry in entries:
             if entry["expires_at_ms"] is None or entry["expires_at_ms"] > now + grace_s * 1000:
                 entry["expires_at_ms"] = now + grace_s * 1000
-        secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
-        kept = [e for e in entries if e["expires_at_ms"] > now]
+        secret = secret or "whsec_" + base64.b64encode(os.urandom(24)).decode()
+        kept = [e for e in entries if e["expires_at_ms"] > now and e["secret"] != secret]
         entries = [{"secret": secret, "expires_at_ms": None}, *kept]
         await self._redis.hset(
             keys.merchant(mch),
@@ -208,9 +295,14 @@ class MerchantStore:
         found = [await self.get(mch) for mch in await self.ids()]
         return [m for m in found if m is not None]
 
-    async def issue_key(self, mch: str, mode: Mode) -> IssuedKey:
+    async def issue_key(self, mch: str, mode: Mode, *, secret: str | None = None) -> IssuedKey:
+        """A new key of `mode` (with `secret`: restore a known one that this store lacks)."""
         self._check_mode(mode)
-        secret = f"sk_{mode}_{secrets.token_urlsafe(32)}"
+        if secret is not None and (
+            not secret.startswith(f"sk_{mode}_") or await self.key_for_secret(secret) is not None
+        ):
+            raise ValueError(f"not a new {mode} secret")
+        secret = secret or f"sk_{mode}_{secrets.token_urlsafe(32)}"
         key = ApiKey(
             id=new_id("key", 16),
             merchant_id=mch,
@@ -241,7 +333,19 @@ class MerchantStore:
         return [k for k in found if k is not None]
 
     async def rotate(self, mch: str, mode: Mode, grace_s: int) -> IssuedKey:
-        """A new key for `mode`; the merchant's other keys of that mode expire after grace."""
+        """A new key for `mode`; the merchant's other keys of that mode expire after grace.
+
+        Raises `ValueError` for a grace out of range, or a first live key while the merchant's
+        default endpoint would be refused in live mode.
+        """
+        if (problem := grace_problem(grace_s)) is not None:
+            raise ValueError(problem)
+        self._check_mode(mode)
+        if mode == "live":
+            merchant = await self.get(mch)
+            url = merchant.notify_url if merchant else None
+            if url is not None and (problem := live_url_problem(url)) is not None:
+                raise ValueError(f"notify_url {problem} (the default endpoint gets live events)")
         expires = self._clock.now_ms() + grace_s * 1000
         for old in await self.keys_of(mch):
             if old.mode == mode and (old.expires_at_ms is None or old.expires_at_ms > expires):
@@ -265,6 +369,10 @@ class MerchantStore:
             expires_at_ms=int(expires) if expires else None,
         )
         return self._keys.put(key_id, found)
+
+    def works(self, key: ApiKey, mch: str, mode: Mode) -> bool:
+        """Whether `key` is `mch`'s, of `mode`, and not expired now."""
+        return key.merchant_id == mch and key.mode == mode and key.active(self._clock.now_ms())
 
     async def key_for_secret(self, secret: str) -> ApiKey | None:
         """The key whose secret this is, compared in constant time."""

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from channels.wechat.sandbox import ensure_sandbox
 from router.__main__ import main
 from router.config import ConfigError, load_config
-from router.settings import Settings, SettingsError
+from router.settings import ConfigurationError, Settings, SettingsError, redacted
 
 VALID = """\
 version: 1
@@ -67,7 +69,9 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_routes_check_cli(tmp_path: Path) -> None:
     runner = CliRunner()
-    ok = runner.invoke(main, ["routes", "check", str(write(tmp_path, VALID)), "--json"])
+    sandbox = ensure_sandbox(tmp_path / "sandbox")
+    loadable = VALID.replace("creds.json", str(sandbox.credentials_path))
+    ok = runner.invoke(main, ["routes", "check", str(write(tmp_path, loadable)), "--json"])
     assert ok.exit_code == 0, ok.output
     assert '"valid": true' in ok.output
     bad = runner.invoke(main, ["routes", "check", str(write(tmp_path, "version: 1\n"))])
@@ -84,3 +88,130 @@ def test_settings_from_env() -> None:
     with pytest.raises(SettingsError, match="32 bytes") as caught:
         Settings.from_env({"PAYROUTER_SECRET_KEY": "c2hvcnQ="})
     assert "c2hvcnQ" not in str(caught.value)
+
+
+REFERENCES = """\
+version: 1
+accounts:
+  wechat_main:
+    type: wechat
+    base_url: ftp://nowhere
+    credentials:
+      file: creds.json
+rules:
+  - name: big
+    accounts: [wechat_main, alipay_gone]
+  - name: big
+    strategy: sideways
+    accounts: [wechat_main]
+"""
+
+
+def test_schema_and_reference_errors_are_reported_together(tmp_path: Path) -> None:
+    path = write(tmp_path, REFERENCES)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    problems = caught.value.problems
+    assert f"{path}:5: accounts.wechat_main.base_url" in problems[0]
+    assert any(
+        f"{path}:10: rules.0.accounts.1: no account named 'alipay_gone'" in p for p in problems
+    )
+    assert any(f"{path}:11: rules.1.name: rule name 'big' is used twice" in p for p in problems)
+    assert any(f"{path}:12: rules.1.strategy" in p for p in problems)
+    lines = [int(p.split(":")[1]) for p in problems]
+    assert lines == sorted(lines)  # in file order, as an editor walks them
+    # At start-up the first problem is shown on one line, pointing at the rest.
+    assert "\n" not in caught.value.line()
+    assert f"(and {len(problems) - 1} more problems: payrouter routes check {path})" in (
+        caught.value.line()
+    )
+
+
+def test_routes_check_reports_every_kind_of_problem_in_one_run(tmp_path: Path) -> None:
+    text = REFERENCES.replace(
+        "rules:",
+        "  alipay_main:\n    type: alipay\n    base_url: http://127.0.0.1:9\n"
+        "    credentials:\n      file: alipay.json\nrules:",
+    )
+    path = write(tmp_path, text)
+    result = CliRunner().invoke(main, ["routes", "check", str(path), "--json"])
+    assert result.exit_code == 1
+    problems = json.loads(result.stdout)["problems"]
+    assert any(":5: accounts.wechat_main.base_url" in p for p in problems)  # schema
+    assert any("no account named 'alipay_gone'" in p for p in problems)  # reference
+    assert any(
+        f"{path}:12: accounts.alipay_main.credentials.file: " in p and "alipay.json" in p
+        for p in problems
+    )  # credentials of the account that is valid on its own
+
+
+def test_routes_check_names_a_missing_credentials_file(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID)
+    result = CliRunner().invoke(main, ["routes", "check", str(path), "--json"])
+    assert result.exit_code == 1, result.output
+    [problem] = json.loads(result.stdout)["problems"]
+    assert problem.startswith(f"{path}:7: accounts.wechat_main.credentials.file: ")
+    assert "creds.json" in problem
+    assert "cannot read" in problem
+
+
+def test_routes_check_names_an_unset_credentials_variable(tmp_path: Path) -> None:
+    text = VALID.replace("file: creds.json", "env: PAYROUTER_TEST_NEVER_SET")
+    result = CliRunner().invoke(main, ["routes", "check", str(write(tmp_path, text))])
+    assert result.exit_code == 1
+    assert ":7: accounts.wechat_main.credentials.env: " in result.stderr
+    assert "PAYROUTER_TEST_NEVER_SET is not set" in result.stderr
+
+
+def test_yaml_syntax_error_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\naccounts:\n  a: [\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.line().startswith(f"{path}:4: not valid YAML: ")
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"PAYROUTER_REDIS_URL": "foo"}, "PAYROUTER_REDIS_URL"),
+        ({"PAYROUTER_REDIS_URL": "redis://:x@/"}, "PAYROUTER_REDIS_URL"),
+        ({"PAYROUTER_REDIS_URL": "unix://"}, "PAYROUTER_REDIS_URL"),
+        ({"PAYROUTER_REDIS_URL": "redis://h:port/0"}, "PAYROUTER_REDIS_URL"),
+        ({"PAYROUTER_PUBLIC_URL": "ftp://x"}, "PAYROUTER_PUBLIC_URL"),
+        ({"PAYROUTER_PORT": "８０８０"}, "PAYROUTER_PORT"),
+        ({"PAYROUTER_PROCESSING_GRACE": "inf"}, "PAYROUTER_PROCESSING_GRACE"),
+        ({"PAYROUTER_WEBHOOK_SCHEDULE": "5٥s"}, "PAYROUTER_WEBHOOK_SCHEDULE"),
+    ],
+)
+def test_settings_refuse_garbage(env: dict[str, str], name: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(env)
+    assert name in caught.value.line()
+    assert ":x@" not in caught.value.line()
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "rediss://u:p@redis.internal", "unix:///run/redis.sock"]
+)
+def test_settings_accept_redis_urls(url: str) -> None:
+    assert Settings.from_env({"PAYROUTER_REDIS_URL": url}).redis_url == url
+
+
+def test_redacted_hides_the_password() -> None:
+    assert redacted("redis://user:hunter2@h:1/0") == "redis://user:***@h:1/0"
+    assert redacted("redis://h:1/0") == "redis://h:1/0"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--amount", "-5"], "amount"),
+        (["--metadata", "colour"], "use key=value"),
+        (["--metadata", "=red"], "use key=value"),
+        (["--at", "yesterday"], "at"),
+    ],
+)
+def test_routes_explain_refuses_nonsense(args: list[str], fragment: str) -> None:
+    result = CliRunner().invoke(main, ["routes", "explain", "--method", "qr", *args])
+    assert result.exit_code == 2, result.output
+    assert fragment in result.stderr
