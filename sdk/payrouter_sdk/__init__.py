@@ -38,6 +38,8 @@ from payrouter_sdk._models import (
     RefundList,
     Routing,
     RoutingAttempt,
+    WebhookEndpoint,
+    WebhookEndpointList,
 )
 from payrouter_sdk._version import __version__
 from payrouter_sdk.webhooks import Webhook
@@ -70,6 +72,8 @@ __all__ = [
     "Routing",
     "RoutingAttempt",
     "Webhook",
+    "WebhookEndpoint",
+    "WebhookEndpointList",
     "WebhookVerificationError",
     "__version__",
     "sign_request",

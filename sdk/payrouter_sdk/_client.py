@@ -44,9 +44,11 @@ from payrouter_sdk._resources import (
     AsyncEvents,
     AsyncPayments,
     AsyncRefunds,
+    AsyncWebhookEndpoints,
     Events,
     Payments,
     Refunds,
+    WebhookEndpoints,
 )
 from payrouter_sdk._version import __version__
 
@@ -117,6 +119,7 @@ class AsyncClient:
         self.payments = AsyncPayments(self)
         self.refunds = AsyncRefunds(self)
         self.events = AsyncEvents(self)
+        self.webhook_endpoints = AsyncWebhookEndpoints(self)
 
     def __repr__(self) -> str:
         mode = "signed" if self.signing_key_id else "bearer"
@@ -332,6 +335,7 @@ class Client:
         self.payments = Payments(self._async.payments, self._run)
         self.refunds = Refunds(self._async.refunds, self._run)
         self.events = Events(self._async.events, self._run)
+        self.webhook_endpoints = WebhookEndpoints(self._async.webhook_endpoints, self._run)
 
     @property
     def async_client(self) -> AsyncClient:

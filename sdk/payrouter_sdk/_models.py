@@ -159,3 +159,18 @@ class RefundList(ListObject[Refund]):
 
 class EventList(ListObject[Event]):
     pass
+
+
+class WebhookEndpoint(APIObject):
+    """A URL the merchant's webhooks go to; `status` `disabled` after it answered 410 Gone."""
+
+    id: str
+    object: str = "webhook_endpoint"
+    url: str
+    status: str
+    disabled_at: str | None = None
+    disabled_by_event: str | None = None
+
+
+class WebhookEndpointList(ListObject[WebhookEndpoint]):
+    pass

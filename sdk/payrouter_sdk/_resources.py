@@ -1,4 +1,4 @@
-"""The API's resources: `payments`, `refunds` and `events` on a client.
+"""The API's resources: `payments`, `refunds`, `events` and `webhook_endpoints` on a client.
 
 Each endpoint is written once, as an async method. The blocking client's resources are made
 from those methods by `_blocking` (same signature, same docstring, run on the client's loop).
@@ -27,6 +27,8 @@ from payrouter_sdk._models import (
     PaymentList,
     Refund,
     RefundList,
+    WebhookEndpoint,
+    WebhookEndpointList,
 )
 
 if TYPE_CHECKING:
@@ -262,6 +264,27 @@ class AsyncEvents(_AsyncResource):
         )
 
 
+class AsyncWebhookEndpoints(_AsyncResource):
+    """`/v1/webhook_endpoints`: endpoints payrouter stopped sending to after a 410 Gone."""
+
+    async def list_disabled(self) -> WebhookEndpointList:
+        """Every disabled endpoint of the merchant."""
+        return await self._client._call(
+            WebhookEndpointList, "GET", "/v1/webhook_endpoints/disabled"
+        )
+
+    async def enable(
+        self, endpoint_id: str, *, idempotency_key: str | None = None
+    ) -> WebhookEndpoint:
+        """Send to a disabled endpoint again (its dead letters: `events.resend`)."""
+        return await self._client._call(
+            WebhookEndpoint,
+            "POST",
+            f"/v1/webhook_endpoints/{_seg(endpoint_id)}/enable",
+            idempotency_key=idempotency_key,
+        )
+
+
 class Runner(Protocol):
     """Runs a coroutine to completion on the blocking client's loop and returns its result."""
 
@@ -336,3 +359,10 @@ class Events(_SyncResource[AsyncEvents]):
     auto_paging_iter = _blocking_iter(AsyncEvents.auto_paging_iter)
     get = _blocking(AsyncEvents.get)
     resend = _blocking(AsyncEvents.resend)
+
+
+class WebhookEndpoints(_SyncResource[AsyncWebhookEndpoints]):
+    """`/v1/webhook_endpoints`, blocking: the methods of `AsyncWebhookEndpoints`."""
+
+    list_disabled = _blocking(AsyncWebhookEndpoints.list_disabled)
+    enable = _blocking(AsyncWebhookEndpoints.enable)

@@ -89,12 +89,15 @@ SDK_MODELS: dict[str, type[BaseModel]] = {
     "RefundList": payrouter_sdk.RefundList,
     "Event": payrouter_sdk.Event,
     "EventList": payrouter_sdk.EventList,
+    "WebhookEndpoint": payrouter_sdk.WebhookEndpoint,
+    "WebhookEndpointList": payrouter_sdk.WebhookEndpointList,
 }
 
 
 @dataclass
 class Known:
-    """Ids of real objects, by kind; the fuzzer draws path ids and cursors from these."""
+    """Ids of real objects, by kind; the fuzzer draws path ids and cursors from these (kinds
+    with none seeded, such as disabled webhook endpoints, get generated ids only)."""
 
     ids: dict[str, list[str]] = field(
         default_factory=lambda: {"payment": [], "refund": [], "event": []}
@@ -117,7 +120,7 @@ def flatmap_path_parameters(
     """Half the ids name a real object of the right kind; the rest are as generated."""
     assert context.operation is not None
     kind = KIND_OF_PATH.get(context.operation.path)
-    if kind is None or not KNOWN.ids[kind]:
+    if kind is None or not KNOWN.ids.get(kind):
         return st.just(path_parameters)
     real = st.sampled_from(KNOWN.ids[kind]).map(lambda pid: path_parameters | {"id": pid})
     return st.one_of(st.just(path_parameters), real)
@@ -130,7 +133,7 @@ def flatmap_query(
     """Cursors too: some `starting_after` values name a real object of the listed kind."""
     assert context.operation is not None
     kind = KIND_LISTED.get(context.operation.path)
-    if kind is None or not query or "starting_after" not in query or not KNOWN.ids[kind]:
+    if kind is None or not query or "starting_after" not in query or not KNOWN.ids.get(kind):
         return st.just(query)
     real = st.sampled_from(KNOWN.ids[kind]).map(lambda obj: query | {"starting_after": obj})
     return st.one_of(st.just(query), real)

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from payrouter_sdk import AsyncClient, NotFoundError
 from tests.e2e.conftest import ADMIN_TOKEN, Router, Simulator, eventually
 from tests.e2e.test_webhooks import Receiver, paid_payment, start_receiver
 
@@ -103,6 +104,26 @@ async def test_disabled_endpoint_listed_enabled_and_its_dead_letter_resent(
     assert status == 200
     await state_of(router, evt_id, "delivered")
     assert receiver.ids() == [evt_id, evt_id]
+
+
+async def test_sdk_lists_and_enables(
+    router: Router, simulator: Simulator, http: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    evt_id = await gone(router, simulator, http, receiver)
+    async with AsyncClient(api_key=router.secret, base_url=router.url) as client:
+        [endpoint] = (await client.webhook_endpoints.list_disabled()).data
+        assert (endpoint.url, endpoint.status, endpoint.disabled_by_event) == (
+            receiver.url,
+            "disabled",
+            evt_id,
+        )
+        enabled = await client.webhook_endpoints.enable(endpoint.id)
+        assert (enabled.id, enabled.status) == (endpoint.id, "enabled")
+        assert (await client.webhook_endpoints.list_disabled()).data == []
+        with pytest.raises(NotFoundError):
+            await client.webhook_endpoints.enable(endpoint.id)
+        await client.events.resend(evt_id)
+    await state_of(router, evt_id, "delivered")
 
 
 async def test_admin_api_lists_and_enables(

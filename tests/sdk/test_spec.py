@@ -26,6 +26,8 @@ SDK_OF = {
     "RoutingAttempt": payrouter_sdk.RoutingAttempt,
     "Delivery": payrouter_sdk.Delivery,
     "Attempt": payrouter_sdk.DeliveryAttempt,
+    "WebhookEndpoint": payrouter_sdk.WebhookEndpoint,
+    "WebhookEndpointList": payrouter_sdk.WebhookEndpointList,
 }
 
 
