@@ -202,7 +202,8 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     if begun.outcome == "in_flight":
         raise _key_in_use(begun.retry_after_s)
     context = request[IDEMPOTENT] = IdempotentRequest(mch, key, token, bound=begun.bound)
-    renewal = asyncio.create_task(_keep_lease(rt, context, lease_s))
+    done = asyncio.Event()
+    renewal = asyncio.create_task(_keep_lease(rt, context, lease_s, done))
     try:
         response, remember = await _run(request, handler)
     except IdempotencyKeyLost:
@@ -212,9 +213,10 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
         await _release(rt, context)
         raise
     finally:
-        renewal.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewal
+        # Stopped by an event, not cancelled: a Redis command cancelled half-way can leave
+        # its connection waiting for an answer that never comes.
+        done.set()
+        await renewal
     if context.finished:
         return response
     if not remember or not isinstance(response, web.Response):
@@ -248,13 +250,18 @@ def _key_in_use(retry_after_s: int) -> IdempotencyError:
     )
 
 
-async def _keep_lease(rt: Runtime, context: IdempotentRequest, lease_s: float) -> None:
-    """Renew the request's lease on its key while it runs, so that the lease can be short:
-    a retry after a crash waits at most one lease, not the longest a request may take."""
+async def _keep_lease(
+    rt: Runtime, context: IdempotentRequest, lease_s: float, done: asyncio.Event
+) -> None:
+    """Renew the request's lease on its key until `done`, so that the lease can be short: a
+    retry after a crash waits at most one lease, not the longest a request may take."""
     lease_ms = int(lease_s * 1000)
     try:
         while True:
-            await asyncio.sleep(lease_s / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout=lease_s / 3)
+            if done.is_set():
+                return
             owned = await rt.store.idempotency.renew(
                 context.merchant_id, context.key, context.token, lease_ms
             )

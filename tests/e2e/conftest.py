@@ -166,6 +166,7 @@ async def start_router(
     merchant: tuple[str, str, str] | None = None,
     config_text: str | None = None,
     watch_config: bool = False,
+    idempotency_lease_s: float = 10.0,
 ) -> Router:
     config = tmp_path / "routing.yaml"
     config.write_text(config_text or routing_yaml(simulator))
@@ -180,6 +181,7 @@ async def start_router(
         workers=workers,
         webhook_schedule=FAST_WEBHOOKS,
         webhook_timeout_s=2.0,
+        idempotency_lease_s=idempotency_lease_s,
     )
     clock = ShiftedClock()
     app = await build_app(settings, clock=clock, run_worker=run_worker, watch_config=watch_config)
