@@ -1,9 +1,10 @@
 """Idempotency records: the first final answer to a key, replayed to every retry for 24 hours.
 
 A record is `running` while a request owns it under a lease that the request renews while it
-runs, then `done` with the answer to replay. A create binds the payment it writes to the
-record in the same step (`router.store.scripts.CREATE_PAYMENT`), so whoever takes over the key
-of a crashed request learns what that request made (`Begun.bound`) and answers about it.
+runs, then `done` with the answer to replay. A create binds the payment or refund it writes
+to the record in the same step (`CREATE_PAYMENT`, `CREATE_REFUND` in `router.store.scripts`),
+so whoever takes over the key of a crashed request learns what that request made
+(`Begun.bound`) and answers about it.
 """
 
 from __future__ import annotations
@@ -103,9 +104,10 @@ class IdempotencyStore:
 
     async def release(self, mch: str, key: str, token: str, bound: str | None = None) -> None:
         """Give the key up without an answer to remember, so a retry runs again. `bound`, the
-        payment the request created under the key, keeps the key bound to it unless it
-        failed: the retry then answers about that payment instead of making another."""
+        payment or refund the request created under the key, keeps the key bound to it unless
+        it failed: the retry then answers about that one instead of making another."""
         script_keys = [keys.idempotency(mch, key)]
         if bound is not None:
-            script_keys.append(keys.payment(mch, bound))
+            is_refund = bound.startswith("re_")
+            script_keys.append(keys.refund(mch, bound) if is_refund else keys.payment(mch, bound))
         await self._release(keys=script_keys, args=[token])

@@ -195,13 +195,22 @@ return due
 """
 
 CREATE_REFUND = """
--- KEYS: payment hash, refund hash, payment's refunds zset, merchant_refund_id holder
+-- KEYS: payment hash, refund hash, payment's refunds zset, merchant_refund_id holder,
+--       then the idempotency record the create runs under (if any)
 -- ARGV: refund_id, amount (0 = all that is left), created_ms, has merchant_refund_id (1/0),
+--       idempotency owner token ('' = none),
 --       then field/value pairs for the refund hash (the script adds 'amount')
 -- Returns {'created', amount} | {'exists', refund_id} | {'not_refundable', status}
---       | {'exceeds', refundable}
+--       | {'exceeds', refundable} | {'key_lost', ''} (as in CREATE_PAYMENT)
 -- The running total (amount_reserved: pending + succeeded refunds) is checked and raised in
--- the same step, so concurrent refunds can never add up to more than the payment.
+-- the same step, so concurrent refunds can never add up to more than the payment. The refund
+-- is bound to its idempotency record in the same step, as a payment is.
+if KEYS[5] then
+  local rec = redis.call('HMGET', KEYS[5], 'token', 'state')
+  if rec[1] ~= ARGV[5] or rec[2] ~= 'running' then
+    return {'key_lost', ''}
+  end
+end
 if ARGV[4] == '1' then
   local existing = redis.call('GET', KEYS[4])
   if existing then
@@ -222,10 +231,13 @@ if amount <= 0 or reserved + amount > total then
   return {'exceeds', tostring(total - reserved)}
 end
 redis.call('HINCRBY', KEYS[1], 'amount_reserved', amount)
-redis.call('HSET', KEYS[2], 'amount', tostring(amount), unpack(ARGV, 5))
+redis.call('HSET', KEYS[2], 'amount', tostring(amount), unpack(ARGV, 6))
 redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), ARGV[1])
 if ARGV[4] == '1' then
   redis.call('SET', KEYS[4], ARGV[1])
+end
+if KEYS[5] then
+  redis.call('HSET', KEYS[5], 'bound', ARGV[1])
 end
 return {'created', tostring(amount)}
 """

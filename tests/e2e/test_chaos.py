@@ -173,6 +173,55 @@ async def test_a_retry_after_a_crashed_create_names_the_payment_it_made(
     assert order["order"]["trade_state"] == "CLOSED"
 
 
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+async def test_a_retry_after_a_crashed_refund_is_about_the_same_refund(
+    redis_url: str,
+    simulator: Simulator,
+    config: Path,
+    http: aiohttp.ClientSession,
+    serving: list[web.AppRunner],
+    processes: list[RouterProcess],
+) -> None:
+    """The router dies while the channel is taking a refund: the retry with the same key
+    answers with that refund; it never refunds the buyer a second time."""
+    receiver = await start_receiver(serving)
+    fleet = await start_fleet(2, redis_url, config, processes)
+    _, secret, _ = await new_merchant(redis_url)
+    await sim_json(http, simulator, "PUT", "/sim/faults", {"auto_pay_after_ms": 0})
+    async with sdk(fleet.urls[1], secret) as client:
+        created = await client.payments.create(**create_body("REFUND-1", receiver))
+
+        async def paid() -> Payment | None:
+            found = await client.payments.get(created.id)
+            return found if found.status == "succeeded" else None
+
+        await eventually(paid)
+    await sim_json(http, simulator, "PUT", "/sim/faults", {"timeout_rate": 1.0, "only": ["refund"]})
+    doomed_client = sdk(fleet.urls[0], secret, max_retries=0)
+    doomed = asyncio.create_task(
+        doomed_client.refunds.create(created.id, amount=40, idempotency_key="refund-1")
+    )
+
+    async def written() -> str | None:
+        async with sdk(fleet.urls[1], secret) as client:
+            page = await client.refunds.list(created.id)
+        return page.data[0].id if page.data else None
+
+    re_id = await eventually(written)
+    fleet.kill(0)
+    with pytest.raises(APIConnectionError):
+        await doomed
+    await doomed_client.close()
+    await sim_json(http, simulator, "PUT", "/sim/faults", {})
+
+    async with sdk(fleet.urls[1], secret) as client:
+        again = await client.refunds.create(created.id, amount=40, idempotency_key="refund-1")
+        assert (again.id, again.amount) == (re_id, 40)
+        listed = await client.refunds.list(created.id)
+        assert [r.id for r in listed.data] == [re_id]
+
+
 @dataclass
 class Ledger:
     """What the merchant was told, per Idempotency-Key."""

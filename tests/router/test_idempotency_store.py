@@ -9,6 +9,7 @@ from router.clock import FrozenClock
 from router.store import Store
 from router.store.idempotency import IdempotencyKeyLost
 from tests.router.conftest import MCH, payment
+from tests.router.test_refund_store import paid, refund
 
 LEASE_MS = 10_000
 
@@ -89,3 +90,21 @@ async def test_release_by_a_former_owner_changes_nothing(store: Store, clock: Fr
     await idem.begin(MCH, "k6", "fp", "new", LEASE_MS)
     await idem.release(MCH, "k6", "old")
     assert (await idem.begin(MCH, "k6", "fp", "x", LEASE_MS)).outcome == "in_flight"
+
+
+async def test_a_refund_is_bound_to_its_key_and_kept_bound_while_pending(
+    store: Store, clock: FrozenClock
+) -> None:
+    idem = store.idempotency
+    pay_id = await paid(store, clock)
+    await idem.begin(MCH, "k7", "fp", "t1", LEASE_MS)
+    first = refund(pay_id, clock)
+    assert (await store.refunds.create(first, 100, 0, ("k7", "t1"))).outcome == "created"
+    await idem.release(MCH, "k7", "t1", first.refund.id)
+    retry = await idem.begin(MCH, "k7", "fp", "t2", LEASE_MS)
+    assert (retry.outcome, retry.bound) == ("resume", first.refund.id)
+    clock.advance(LEASE_MS / 1000)
+    with pytest.raises(IdempotencyKeyLost):
+        await store.refunds.create(refund(pay_id, clock), 100, 0, ("k7", "t1"))
+    page, _ = await store.refunds.of_payment(MCH, pay_id, limit=10, starting_after=None)
+    assert [r.refund.id for r in page] == [first.refund.id]
