@@ -13,7 +13,7 @@ payment or refund is named). Not remembered, so a retry runs again: validation e
 request did nothing), conflicts (`409`: they depend on state that changes) and 5xx. While a
 request runs it renews a short lease on its key; a retry meanwhile gets `409
 idempotency_key_in_use` with `Retry-After`. A retry that takes over the key of a request that
-died answers about the payment that request created (`IdempotentRequest.bound`).
+died answers about the payment or refund that request created (`IdempotentRequest.bound`).
 """
 
 from __future__ import annotations
@@ -80,9 +80,9 @@ class IdempotentRequest:
     """The idempotency record a POST runs under. A handler that writes its own answer into the
     record (in the same round trip as its last state change) sets `finished`.
 
-    `bound` is the payment created under the key: set by the create that wrote it, or, when
-    this request took over the key from an earlier attempt that created one, set before the
-    handler runs, which then answers about that payment instead of creating another."""
+    `bound` is the payment or refund created under the key: set by the create that wrote it,
+    or, when this request took over the key from an earlier attempt that created one, set
+    before the handler runs, which then answers about that one instead of creating another."""
 
     merchant_id: str
     key: str

@@ -9,6 +9,9 @@
 | refused                        | failed            | 402 channel_error (error.refund_id)         |
 | certainly did not receive it   | failed            | 503 channel_error; the amount is free again |
 
+Under an Idempotency-Key the refund is bound to the key as it is written: a retry after a
+crash answers with that refund (the worker settles it) and never refunds a second time.
+
 A failed refund gives its amount back to what can be refunded. The sum of a payment's pending
 and succeeded refunds never exceeds its amount (`router.store.scripts.CREATE_REFUND`).
 """
