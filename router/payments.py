@@ -17,8 +17,8 @@ A `failed` payment gives its merchant_order_id back, so the merchant may create 
 Under an `Idempotency-Key` the payment is bound to the key as it is written. A retry that
 takes over the key of an attempt that died (or answered 502) answers about that payment,
 never creates a second one: a `processing` payment is settled first, as the worker would
-(`PaymentService.settle_stranded`), then it is `201` with the payment, or `402 payment_failed`
-naming it, or, while its channel cannot be asked, `502 channel_outcome_unknown` again.
+(`router.stranded`), then it is `201` with the payment, or `402 payment_failed` naming it,
+or, while its channel cannot be asked, `502 channel_outcome_unknown` again.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from router.rules import RouteRequest
 from router.runtime import Runtime
 from router.store.batch import Batch
 from router.store.payments import StoredPayment
+from router.stranded import answer_for_bound
 from router.urls import check_live_url
 
 log = logging.getLogger("payrouter.payments")
@@ -82,7 +83,7 @@ class PaymentService:
         attempt under the key created it), answer about that one instead."""
         rt = self.rt
         if idem is not None and idem.bound is not None:
-            earlier = await self._resume(merchant_id, idem.bound)
+            earlier = await answer_for_bound(self, merchant_id, idem.bound)
             if earlier is not None:
                 return earlier
             idem.bound = None
@@ -175,64 +176,6 @@ class PaymentService:
             await self.apply_trade(tried.stored, tried.paid, source="create")
             return await self.reload(tried.stored)
         await self._create_failed(tried)
-
-    async def _resume(self, merchant_id: str, pay_id: str) -> StoredPayment | None:
-        """The answer about a payment an earlier attempt created under the same key; None if
-        that attempt wrote none."""
-        stored = await self.rt.store.payments.get(merchant_id, pay_id)
-        if stored is None:
-            return None
-        p = stored.payment
-        if p.status == "processing":
-            try:
-                await self.settle_stranded(stored)
-            except (ChannelError, ChannelFailed) as exc:
-                raise ChannelFailed(
-                    "channel_outcome_unknown",
-                    f"payment {pay_id}, created under this Idempotency-Key by an earlier "
-                    f"attempt, is still processing: {p.channel} cannot be asked now "
-                    f"({exc.message}); retry with the same key later",
-                    status=502,
-                    payment_id=pay_id,
-                ) from exc
-            stored = await self.reload(stored)
-            p = stored.payment
-        if p.status == "failed":
-            why = f": {p.failure.code} {p.failure.message}" if p.failure else ""
-            raise ChannelFailed(
-                "payment_failed",
-                f"payment {pay_id}, created under this Idempotency-Key by an earlier attempt, "
-                f"failed{why}. Nothing can be paid on it; create a new payment with a new "
-                "Idempotency-Key",
-                status=402,
-                payment_id=pay_id,
-            )
-        return stored
-
-    async def settle_stranded(self, stored: StoredPayment) -> str:
-        """Settle a `processing` payment whose create will never finish (its process died, or
-        the channel's answer never came): ask the channel. A paid order is `succeeded`; any
-        other is closed at the channel if it exists (the buyer was never shown it, so it must
-        never be payable) and the payment is `failed`. Returns the status now."""
-        rt, p = self.rt, stored.payment
-        channel = rt.channel(p.channel)
-        trade = await rt.call(p.channel, "query", lambda: channel.query(stored.order_ref()))
-        if trade.state is TradeState.SUCCEEDED:
-            return await self.apply_trade(stored, trade, source="requery")
-        if trade.state is TradeState.PENDING:
-            await rt.call(p.channel, "close", lambda: channel.close(stored.order_ref()))
-        failure = {
-            "code": "channel_outcome_unknown",
-            "message": "the channel's answer to create never arrived; "
-            "the order was closed at the channel",
-        }
-        applied, now = await rt.store.payments.transition(
-            stored, "failed", {"failure": failure}, require="processing"
-        )
-        if applied:
-            rt.metrics.status_changes.labels("failed", "requery").inc()
-        await rt.store.schedule.done(stored.merchant_id, p.id)
-        return now
 
     async def _record_attempts(self, tried: Attempts) -> None:
         routing = tried.stored.payment.routing.model_copy(update={"attempts": tried.attempts})

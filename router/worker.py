@@ -32,6 +32,7 @@ from router.refunds import RefundService
 from router.runtime import Runtime
 from router.store.errors import STORE_UNAVAILABLE
 from router.store.payments import StoredPayment
+from router.stranded import settle_stranded
 
 log = logging.getLogger("payrouter.worker")
 CONCURRENCY = 10
@@ -127,7 +128,7 @@ class RequeryWorker:
         if age < w.processing_grace_s:
             await self._later(stored.merchant_id, p.id, w.processing_grace_s - age)
             return "processing_recent"
-        status = await self.service.settle_stranded(stored)
+        status = await settle_stranded(self.service, stored)
         return f"stranded_{status}"
 
     async def _refund(self, mch: str, re_id: str) -> str:
