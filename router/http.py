@@ -269,6 +269,9 @@ async def _keep_lease(
                 return
     except STORE_UNAVAILABLE as exc:
         log.warning("idempotency lease not renewed: %s: %s", type(exc).__name__, exc)
+    except Exception:
+        # Renewal is a courtesy to retries; it must never fail the request it renews for.
+        log.exception("idempotency lease not renewed")
 
 
 async def _release(rt: Runtime, context: IdempotentRequest) -> None:
