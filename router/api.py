@@ -137,7 +137,9 @@ async def list_payments(request: web.Request) -> web.Response:
 async def create_refund(request: web.Request) -> web.Response:
     mch = principal(request).merchant.id
     req = await parse_body(request, CreateRefundRequest)
-    stored, new = await request.app[REFUNDS].create(mch, _payment_id(request), req)
+    stored, new = await request.app[REFUNDS].create(
+        mch, _payment_id(request), req, idempotent(request)
+    )
     return json_response(stored.refund, status=201 if new else 200)
 
 

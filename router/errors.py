@@ -8,7 +8,10 @@
     ├── PermissionDenied      403 permission_error
     ├── IdempotencyError      409 (in flight) or 422 (different body) idempotency_error
     ├── ChannelFailed         402 / 502 / 503 channel_error (the payment is named)
+    ├── StoreUnavailable      503 api_error / store_unavailable (Redis unreachable; retry)
     └── InternalError         500 api_error (a bug: logged with the request id)
+
+An error with `retry_after` set is answered with a `Retry-After` header (whole seconds).
 
 Every error leaves the process as `{"error": {"type", "code", "message", "param"}}` through the
 error middleware in `router.app`; nothing else is turned into a response there but a 500.
@@ -24,6 +27,8 @@ class ApiError(Exception):
 
     status = 400
     type = "invalid_request_error"
+    retry_after: int | None = None
+    """Seconds the client should wait before trying again (`Retry-After`), if it should."""
 
     def __init__(
         self,
@@ -35,6 +40,7 @@ class ApiError(Exception):
         payment_id: str | None = None,
         refund_id: str | None = None,
         headers: dict[str, str] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -46,6 +52,8 @@ class ApiError(Exception):
         """HTTP headers the answer carries besides the body (`Allow`, `Retry-After`)."""
         if status is not None:
             self.status = status
+        if retry_after is not None:
+            self.retry_after = retry_after
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {
@@ -92,6 +100,14 @@ class IdempotencyError(ApiError):
 
 class ChannelFailed(ApiError):
     type = "channel_error"
+
+
+class StoreUnavailable(ApiError):
+    """The shared store (Redis) cannot be reached: nothing was done, a retry is safe."""
+
+    status = 503
+    type = "api_error"
+    retry_after = 1
 
 
 class InternalError(ApiError):

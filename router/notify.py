@@ -5,7 +5,9 @@ router then checks it against the payment or refund it belongs to (same account,
 and currency) and applies it through the same atomic transition as everything else, so a
 duplicate or late callback changes nothing. Anything that fails a check changes nothing, is
 counted in `payrouter_channel_notifications_total{outcome=...}` and logged without secrets;
-the channel gets its own "failed, retry" answer.
+the channel gets its own "failed, retry" answer. The success acknowledgement is sent only after
+the change is stored: a store that cannot be reached surfaces as `503 store_unavailable` (see
+`router.http.request_context`), which every channel treats as "not received" and retries.
 """
 
 from __future__ import annotations

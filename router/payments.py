@@ -13,6 +13,12 @@ the routing decision's candidates in order; what the merchant sees depends on ho
 |                                                 |                    | settles it            |
 
 A `failed` payment gives its merchant_order_id back, so the merchant may create again.
+
+Under an `Idempotency-Key` the payment is bound to the key as it is written. A retry that
+takes over the key of an attempt that died (or answered 502) answers about that payment,
+never creates a second one: a `processing` payment is settled first, as the worker would
+(`router.stranded`), then it is `201` with the payment, or `402 payment_failed` naming it,
+or, while its channel cannot be asked, `502 channel_outcome_unknown` again.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from router.rules import RouteRequest
 from router.runtime import Runtime
 from router.store.batch import Batch
 from router.store.payments import StoredPayment
+from router.stranded import answer_for_bound
 from router.urls import check_live_url
 
 log = logging.getLogger("payrouter.payments")
@@ -56,9 +63,16 @@ class PaymentService:
         req: CreatePaymentRequest,
         idem: IdempotentRequest | None = None,
     ) -> StoredPayment:
-        """Create and route a payment. With `idem`, the 201 answer is written into the
-        idempotency record in the same round trip as the payment's new status."""
+        """Create and route a payment. With `idem`, the payment is bound to the key as it is
+        written, and the 201 answer is written into the idempotency record in the same round
+        trip as the payment's new status. If `idem` is already bound to a payment (an earlier
+        attempt under the key created it), answer about that one instead."""
         rt = self.rt
+        if idem is not None and idem.bound is not None:
+            earlier = await answer_for_bound(self, merchant_id, idem.bound)
+            if earlier is not None:
+                return earlier
+            idem.bound = None
         req = check_create(req, rt.table.accounts, livemode)
         if livemode and req.notify_url is not None:
             unsafe = await check_live_url(req.notify_url)
@@ -112,7 +126,10 @@ class PaymentService:
             payer_id=req.payer_id,
         )
         due = stored.created_ms + int(rt.settings.workers.processing_grace_s * 1000)
-        created, holder = await rt.store.payments.create(stored, due)
+        binding = None if idem is None else (idem.key, idem.token)
+        created, holder = await rt.store.payments.create(stored, due, binding)
+        if created and idem is not None:
+            idem.bound = pay_id
         if not created:
             raise Conflict(
                 "duplicate_order",

@@ -9,6 +9,9 @@
 | refused                        | failed            | 402 channel_error (error.refund_id)         |
 | certainly did not receive it   | failed            | 503 channel_error; the amount is free again |
 
+Under an Idempotency-Key the refund is bound to the key as it is written: a retry after a
+crash answers with that refund (the worker settles it) and never refunds a second time.
+
 A failed refund gives its amount back to what can be refunded. The sum of a payment's pending
 and succeeded refunds never exceeds its amount (`router.store.scripts.CREATE_REFUND`).
 """
@@ -22,6 +25,7 @@ from channels.base import RefundOrder, RefundState, RefundStatus
 from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
 from router.clock import from_ms, rfc3339
 from router.errors import ChannelFailed, Conflict, InvalidRequest, NotFound
+from router.http import IdempotentRequest
 from router.ids import new_id
 from router.models import CreateRefundRequest, Refund
 from router.payments import PaymentService, TradeMismatch
@@ -68,10 +72,22 @@ class RefundService:
         self.payments = payments
 
     async def create(
-        self, merchant_id: str, pay_id: str, req: CreateRefundRequest
+        self,
+        merchant_id: str,
+        pay_id: str,
+        req: CreateRefundRequest,
+        idem: IdempotentRequest | None = None,
     ) -> tuple[StoredRefund, bool]:
-        """Returns the refund and whether it is new (False: merchant_refund_id seen before)."""
+        """Returns the refund and whether it is new (False: merchant_refund_id seen before).
+
+        With `idem` the refund is bound to the Idempotency-Key as it is written; if an earlier
+        attempt under the key (it died) already wrote one, the answer is about that one."""
         rt = self.rt
+        if idem is not None and idem.bound is not None:
+            earlier = await self._earlier(merchant_id, idem.bound)
+            if earlier is not None:
+                return earlier, True
+            idem.bound = None
         stored_payment = await self.payments.get(merchant_id, pay_id)
         p = stored_payment.payment
         try:
@@ -104,7 +120,10 @@ class RefundService:
             created_ms=now_ms,
         )
         due = now_ms + int(rt.settings.workers.processing_grace_s * 1000)
-        created = await rt.store.refunds.create(stored, req.amount, due)
+        binding = None if idem is None else (idem.key, idem.token)
+        created = await rt.store.refunds.create(stored, req.amount, due, binding)
+        if created.outcome == "created" and idem is not None:
+            idem.bound = stored.refund.id
         if created.outcome == "exists":
             existing = await self.get(merchant_id, created.value)
             if existing.refund.payment != p.id:
@@ -133,6 +152,23 @@ class RefundService:
             )
         stored = await self.get(merchant_id, stored.refund.id)
         return await self._send(stored, stored_payment, source="create"), True
+
+    async def _earlier(self, merchant_id: str, re_id: str) -> StoredRefund | None:
+        """A refund an earlier attempt under the same key wrote: a pending one is left to the
+        worker (it re-sends the same refund number if the channel has none)."""
+        stored = await self.rt.store.refunds.get(merchant_id, re_id)
+        if stored is not None and stored.refund.status == "failed":
+            r = stored.refund
+            why = f": {r.failure.code} {r.failure.message}" if r.failure else ""
+            raise ChannelFailed(
+                "refund_failed",
+                f"refund {r.id}, created under this Idempotency-Key by an earlier attempt, "
+                f"failed{why}",
+                status=402,
+                payment_id=r.payment,
+                refund_id=r.id,
+            )
+        return stored
 
     async def _send(
         self, stored: StoredRefund, payment: StoredPayment, *, source: str

@@ -85,6 +85,9 @@ class Settings:
     (the one that took it died)."""
     create_deadline_s: float = 20.0
     """How long a create may spend trying candidate accounts before it stops failing over."""
+    idempotency_lease_s: float = 10.0
+    """How long a running request owns its Idempotency-Key without renewing it (it renews
+    every third of this while it runs): a retry after a crash waits at most this long."""
     workers: Workers = field(default_factory=Workers)
 
     @property
@@ -107,6 +110,7 @@ class Settings:
             secret_key=_secret_key(env.get("PAYROUTER_SECRET_KEY")),
             webhook_schedule=_schedule(env.get("PAYROUTER_WEBHOOK_SCHEDULE")),
             webhook_claim_idle_s=_seconds(env, "PAYROUTER_WEBHOOK_CLAIM_IDLE", 30.0),
+            idempotency_lease_s=_seconds(env, "PAYROUTER_IDEMPOTENCY_LEASE", 10.0),
             workers=Workers(
                 requery_after_s=_seconds(env, "PAYROUTER_REQUERY_AFTER", 30.0),
                 processing_grace_s=_seconds(env, "PAYROUTER_PROCESSING_GRACE", 30.0),

@@ -24,14 +24,15 @@ import contextlib
 import logging
 from datetime import datetime
 
-from channels.base import TradeState
 from channels.errors import ChannelError
 from router.errors import ChannelFailed
 from router.models import FINAL_STATUSES
 from router.payments import PaymentService, TradeMismatch
 from router.refunds import RefundService
 from router.runtime import Runtime
+from router.store.errors import STORE_UNAVAILABLE
 from router.store.payments import StoredPayment
+from router.stranded import settle_stranded
 
 log = logging.getLogger("payrouter.worker")
 CONCURRENCY = 10
@@ -50,6 +51,10 @@ class RequeryWorker:
         while not stop.is_set():
             try:
                 handled = await self.run_once()
+            except STORE_UNAVAILABLE as exc:
+                # One line, not a traceback per poll: the store being down is not a bug.
+                log.warning("re-query pass skipped, store unavailable: %s", exc)
+                handled = 0
             except Exception:
                 log.exception("re-query pass failed; retrying")
                 handled = 0
@@ -123,26 +128,8 @@ class RequeryWorker:
         if age < w.processing_grace_s:
             await self._later(stored.merchant_id, p.id, w.processing_grace_s - age)
             return "processing_recent"
-        channel = rt.channel(p.channel)
-        trade = await rt.call(p.channel, "query", lambda: channel.query(stored.order_ref()))
-        if trade.state is TradeState.SUCCEEDED:
-            await self.service.apply_trade(stored, trade, source="requery")
-            return "stranded_succeeded"
-        if trade.state is TradeState.PENDING:
-            # It exists but the buyer was never shown it: close it so it can never be paid.
-            await rt.call(p.channel, "close", lambda: channel.close(stored.order_ref()))
-        failure = {
-            "code": "channel_outcome_unknown",
-            "message": "the channel's answer to create never arrived; "
-            "the order was closed at the channel",
-        }
-        applied, _ = await rt.store.payments.transition(
-            stored, "failed", {"failure": failure}, require="processing"
-        )
-        if applied:
-            rt.metrics.status_changes.labels("failed", "requery").inc()
-        await rt.store.schedule.done(stored.merchant_id, p.id)
-        return "stranded_failed"
+        status = await settle_stranded(self.service, stored)
+        return f"stranded_{status}"
 
     async def _refund(self, mch: str, re_id: str) -> str:
         stored = await self.rt.store.refunds.get(mch, re_id)

@@ -71,9 +71,13 @@ IDEMPOTENCY_PARAM = {
         "maxLength": 255,
         "pattern": IDEMPOTENCY_KEY_PATTERN.pattern.replace(r"\x21-\x7e", "!-~"),
     },
-    "description": "Visible ASCII. The first answer (status and body) is stored for 24 h and "
-    "replayed, with `Idempotent-Replayed: true`, to a retry with the same key and body; the "
-    "same key with another request is 422, and while the first is still running, 409.",
+    "description": "Visible ASCII. An answer of a request that ran (2xx, or a 402 channel "
+    "refusal naming the payment or refund) is stored for 24 h and replayed, with "
+    "`Idempotent-Replayed: true`, to a retry with the same key and body; validation errors, "
+    "409 conflicts and 5xx are not stored, so a retry runs again. The same key with another "
+    "request is 422; while the first is still running, 409 with `Retry-After`. A payment or "
+    "refund written under the key is bound to it: a retry after a crash answers about that "
+    "object (201/200, or 402 `payment_failed` / `refund_failed`) instead of creating another.",
 }
 
 

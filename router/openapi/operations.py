@@ -131,7 +131,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     "auth_code_wallet_mismatch",
                     "payer_id_invalid",
                 ),
-                402: ("channel_declined",),
+                402: ("channel_declined", "payment_failed"),
                 409: ("duplicate_order",),
                 502: ("channel_outcome_unknown",),
                 503: ("channel_unavailable",),
@@ -204,7 +204,7 @@ OPERATIONS: tuple[Operation, ...] = (
             NOT_FOUND,
             {
                 400: (*BODY_CODES, "partial_refund_unsupported", "refund_exceeds_payment"),
-                402: ("channel_declined",),
+                402: ("channel_declined", "refund_failed"),
                 409: ("payment_not_refundable", "duplicate_refund", "merchant_refund_id_reused"),
                 503: ("channel_unavailable",),
             },

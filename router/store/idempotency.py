@@ -1,7 +1,15 @@
-"""Idempotency records: the first answer to a key, replayed to every retry for 24 hours."""
+"""Idempotency records: the first final answer to a key, replayed to every retry for 24 hours.
+
+A record is `running` while a request owns it under a lease that the request renews while it
+runs, then `done` with the answer to replay. A create binds the payment or refund it writes
+to the record in the same step (`CREATE_PAYMENT`, `CREATE_REFUND` in `router.store.scripts`),
+so whoever takes over the key of a crashed request learns what that request made
+(`Begun.bound`) and answers about it.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -10,39 +18,77 @@ import redis.asyncio as aioredis
 from router.clock import Clock
 from router.store import keys
 from router.store.batch import Batch
-from router.store.scripts import IDEMPOTENCY_BEGIN, IDEMPOTENCY_FINISH, IDEMPOTENCY_RELEASE
+from router.store.scripts import (
+    IDEMPOTENCY_BEGIN,
+    IDEMPOTENCY_FINISH,
+    IDEMPOTENCY_RELEASE,
+    IDEMPOTENCY_RENEW,
+)
 
 RECORD_TTL_S = 25 * 3600
 """Kept at least 24 h, as the contract promises; the extra hour covers clock skew."""
-LEASE_MS = 60_000
-"""How long a running request owns its key before a retry may take over (a crashed process)."""
+DEFAULT_LEASE_MS = 10_000
+"""How long a request owns its key unless renewed (`Settings.idempotency_lease_s`)."""
+
+
+class IdempotencyKeyLost(Exception):
+    """The request no longer owns its key: another attempt took it over (this one stalled
+    past its lease). Nothing was written; that attempt answers for the key."""
 
 
 @dataclass(frozen=True)
 class Begun:
-    outcome: Literal["new", "mismatch", "in_flight", "replay"]
+    """What `IdempotencyStore.begin` found.
+
+    - `new`: the caller owns the key and runs the request;
+    - `resume`: the caller owns the key, which an earlier attempt left bound to `bound`
+      (it died, or its answer was not one to remember): answer about that object;
+    - `in_flight`: another attempt owns it for `retry_after_s` more seconds;
+    - `replay`: the remembered answer (`status`, `body`);
+    - `mismatch`: the key was used with another request.
+    """
+
+    outcome: Literal["new", "resume", "mismatch", "in_flight", "replay"]
     status: int = 0
     body: str = ""
+    bound: str | None = None
+    retry_after_s: int = 0
 
 
 class IdempotencyStore:
     def __init__(self, redis: aioredis.Redis, clock: Clock) -> None:
         self._clock = clock
         self._begin = redis.register_script(IDEMPOTENCY_BEGIN)
+        self._renew = redis.register_script(IDEMPOTENCY_RENEW)
         self._finish = redis.register_script(IDEMPOTENCY_FINISH)
         self._release = redis.register_script(IDEMPOTENCY_RELEASE)
 
-    async def begin(self, mch: str, key: str, fingerprint: str, token: str) -> Begun:
+    async def begin(
+        self, mch: str, key: str, fingerprint: str, token: str, lease_ms: int = DEFAULT_LEASE_MS
+    ) -> Begun:
+        now_ms = self._clock.now_ms()
         raw = await self._begin(
             keys=[keys.idempotency(mch, key)],
-            args=[fingerprint, token, self._clock.now_ms(), LEASE_MS, RECORD_TTL_S],
+            args=[fingerprint, token, now_ms, lease_ms, RECORD_TTL_S],
         )
         outcome = str(raw[0])
         if outcome == "replay":
             return Begun("replay", int(raw[1]), str(raw[2]))
-        if outcome in ("new", "mismatch", "in_flight"):
+        if outcome == "in_flight":
+            wait = math.ceil((int(raw[1]) - now_ms) / 1000)
+            return Begun("in_flight", retry_after_s=max(wait, 1))
+        if outcome == "resume":
+            return Begun("resume", bound=str(raw[1]))
+        if outcome in ("new", "mismatch"):
             return Begun(outcome)  # type: ignore[arg-type]
         raise RuntimeError(f"unexpected idempotency outcome {outcome!r}")
+
+    async def renew(self, mch: str, key: str, token: str, lease_ms: int = DEFAULT_LEASE_MS) -> bool:
+        """Extend the caller's lease; False once the key is no longer the caller's."""
+        owned = await self._renew(
+            keys=[keys.idempotency(mch, key)], args=[token, self._clock.now_ms() + lease_ms]
+        )
+        return bool(int(owned))
 
     async def finish(self, mch: str, key: str, token: str, status: int, body: str) -> None:
         await self._finish(
@@ -56,5 +102,12 @@ class IdempotencyStore:
             self._finish, [keys.idempotency(mch, key)], [token, status, body, RECORD_TTL_S]
         )
 
-    async def release(self, mch: str, key: str, token: str) -> None:
-        await self._release(keys=[keys.idempotency(mch, key)], args=[token])
+    async def release(self, mch: str, key: str, token: str, bound: str | None = None) -> None:
+        """Give the key up without an answer to remember, so a retry runs again. `bound`, the
+        payment or refund the request created under the key, keeps the key bound to it unless
+        it failed: the retry then answers about that one instead of making another."""
+        script_keys = [keys.idempotency(mch, key)]
+        if bound is not None:
+            is_refund = bound.startswith("re_")
+            script_keys.append(keys.refund(mch, bound) if is_refund else keys.payment(mch, bound))
+        await self._release(keys=script_keys, args=[token])

@@ -21,6 +21,7 @@ from router.models import Payment
 from router.store import keys
 from router.store.batch import Batch
 from router.store.codec import decode_fields, encode, mapping, maybe_text, text
+from router.store.idempotency import IdempotencyKeyLost
 from router.store.schedule import Schedule
 from router.store.scripts import CREATE_PAYMENT, TRANSITION
 
@@ -69,11 +70,15 @@ class PaymentStore:
         self._create = redis.register_script(CREATE_PAYMENT)
         self._transition = redis.register_script(TRANSITION)
 
-    async def create(self, stored: StoredPayment, due_ms: int) -> tuple[bool, str]:
+    async def create(
+        self, stored: StoredPayment, due_ms: int, idempotency: tuple[str, str] | None = None
+    ) -> tuple[bool, str]:
         """Write a new payment unless its merchant_order_id is held by another.
 
         One round trip, after `Schedule.queue_new`. Returns (created, payment id or the id of
-        the payment that holds the merchant_order_id).
+        the payment that holds the merchant_order_id). With `idempotency` (the request's
+        Idempotency-Key and owner token) the payment is bound to that key's record in the same
+        step; `IdempotencyKeyLost` if the record is no longer the caller's (nothing written).
         """
         p, mch = stored.payment, stored.merchant_id
         fields = p.model_dump(mode="json") | {
@@ -82,20 +87,27 @@ class PaymentStore:
             "client_ip": stored.client_ip,
             "payer_id": stored.payer_id,
         }
+        script_keys = [
+            keys.payment(mch, p.id),
+            keys.order_holder(mch, p.merchant_order_id),
+            keys.order_history(mch, p.merchant_order_id),
+            keys.payments_by_created(mch),
+        ]
+        token = ""
+        if idempotency is not None:
+            idem_key, token = idempotency
+            script_keys.append(keys.idempotency(mch, idem_key))
         batch = Batch(self._redis)
         Schedule.queue_new(batch, mch, p.id, due_ms)
         index = batch.script(
             self._create,
-            [
-                keys.payment(mch, p.id),
-                keys.order_holder(mch, p.merchant_order_id),
-                keys.order_history(mch, p.merchant_order_id),
-                keys.payments_by_created(mch),
-            ],
-            [p.id, stored.created_ms, p.merchant_order_id, *encode(fields)],
+            script_keys,
+            [p.id, stored.created_ms, p.merchant_order_id, token, *encode(fields)],
         )
         created, ident = (await batch.execute())[index]
-        return bool(int(created)), text(ident)
+        if int(created) < 0:
+            raise IdempotencyKeyLost(p.id)
+        return int(created) == 1, text(ident)
 
     async def get(self, mch: str, pay_id: str) -> StoredPayment | None:
         raw = mapping(await self._redis.hgetall(keys.payment(mch, pay_id)))

@@ -19,6 +19,7 @@ from router.models import Refund
 from router.store import keys
 from router.store.batch import Batch
 from router.store.codec import decode_fields, encode, mapping, text
+from router.store.idempotency import IdempotencyKeyLost
 from router.store.schedule import Schedule
 from router.store.scripts import CREATE_REFUND, REFUND_TRANSITION
 
@@ -64,11 +65,17 @@ class RefundStore:
         self._transition = redis.register_script(REFUND_TRANSITION)
 
     async def create(
-        self, stored: StoredRefund, requested: int | None, due_ms: int
+        self,
+        stored: StoredRefund,
+        requested: int | None,
+        due_ms: int,
+        idempotency: tuple[str, str] | None = None,
     ) -> RefundCreation:
         """Reserve the amount and write the refund, atomically; one round trip.
 
-        One round trip, after `Schedule.queue_new`.
+        One round trip, after `Schedule.queue_new`. With `idempotency` (the request's key and
+        owner token) the refund is bound to that key's record in the same step;
+        `IdempotencyKeyLost` if the record is no longer the caller's (nothing written).
         """
         r, mch = stored.refund, stored.merchant_id
         fields = r.model_dump(mode="json", exclude={"amount"}) | {
@@ -76,19 +83,33 @@ class RefundStore:
             "created_ms": stored.created_ms,
         }
         mrid = r.merchant_refund_id
+        script_keys = [
+            keys.payment(mch, r.payment),
+            keys.refund(mch, r.id),
+            keys.payment_refunds(mch, r.payment),
+            keys.merchant_refund(mch, mrid or "-"),
+        ]
+        token = ""
+        if idempotency is not None:
+            idem_key, token = idempotency
+            script_keys.append(keys.idempotency(mch, idem_key))
         batch = Batch(self._redis)
         Schedule.queue_new(batch, mch, r.id, due_ms)
         index = batch.script(
             self._create,
+            script_keys,
             [
-                keys.payment(mch, r.payment),
-                keys.refund(mch, r.id),
-                keys.payment_refunds(mch, r.payment),
-                keys.merchant_refund(mch, mrid or "-"),
+                r.id,
+                requested or 0,
+                stored.created_ms,
+                "1" if mrid else "0",
+                token,
+                *encode(fields),
             ],
-            [r.id, requested or 0, stored.created_ms, "1" if mrid else "0", *encode(fields)],
         )
         outcome, value = (await batch.execute())[index]
+        if text(outcome) == "key_lost":
+            raise IdempotencyKeyLost(r.id)
         return RefundCreation(text(outcome), text(value))  # type: ignore[arg-type]
 
     async def get(self, mch: str, re_id: str) -> StoredRefund | None:

@@ -36,16 +36,31 @@ end
 """
 
 CREATE_PAYMENT = """
--- KEYS: payment hash, order holder, order history set, created zset
--- ARGV: pay_id, created_ms, merchant_order_id, then field/value pairs
+-- KEYS: payment hash, order holder, order history set, created zset,
+--       then the idempotency record the create runs under (if any)
+-- ARGV: pay_id, created_ms, merchant_order_id, idempotency owner token ('' = none),
+--       then field/value pairs
+-- Returns {1, pay_id} | {0, id of the payment holding the order} | {-1, ''} (the key's
+-- record is no longer this request's: another attempt took it over; nothing written).
+-- The payment is bound to its idempotency record in the same step as it is written, so a
+-- retry that takes over the key of a crashed create always finds the payment it made.
+if KEYS[5] then
+  local rec = redis.call('HMGET', KEYS[5], 'token', 'state')
+  if rec[1] ~= ARGV[4] or rec[2] ~= 'running' then
+    return {-1, ''}
+  end
+end
 local holder = redis.call('GET', KEYS[2])
 if holder then
   return {0, holder}
 end
 redis.call('SET', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
+if KEYS[5] then
+  redis.call('HSET', KEYS[5], 'bound', ARGV[1])
+end
 return {1, ARGV[1]}
 """
 
@@ -93,11 +108,13 @@ return {1, wanted}
 IDEMPOTENCY_BEGIN = """
 -- KEYS: idempotency record
 -- ARGV: fingerprint, owner token, now_ms, lease_ms, ttl_s
--- Returns {'new'} | {'mismatch'} | {'in_flight'} | {'replay', status, body}
-local rec = redis.call('HMGET', KEYS[1], 'fp', 'state', 'lease_until', 'status', 'body')
+-- Returns {'new'} | {'mismatch'} | {'in_flight', lease_until_ms} | {'replay', status, body}
+--       | {'resume', bound object id}
+local rec = redis.call('HMGET', KEYS[1], 'fp', 'state', 'lease_until', 'status', 'body', 'bound')
+local until_ms = tonumber(ARGV[3]) + tonumber(ARGV[4])
 if not rec[1] then
   redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'running', 'token', ARGV[2],
-             'lease_until', tonumber(ARGV[3]) + tonumber(ARGV[4]))
+             'lease_until', until_ms)
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
   return {'new'}
 end
@@ -108,11 +125,27 @@ if rec[2] == 'done' then
   return {'replay', rec[4], rec[5]}
 end
 if tonumber(rec[3]) > tonumber(ARGV[3]) then
-  return {'in_flight'}
+  return {'in_flight', rec[3]}
 end
--- The first attempt's process died holding the lease: this request takes over.
-redis.call('HSET', KEYS[1], 'token', ARGV[2], 'lease_until', tonumber(ARGV[3]) + tonumber(ARGV[4]))
+-- The attempt that held the key died, or ended without an answer to remember: this request
+-- takes over, and answers for whatever that attempt created under the key.
+redis.call('HSET', KEYS[1], 'token', ARGV[2], 'lease_until', until_ms)
+if rec[6] and rec[6] ~= '' then
+  return {'resume', rec[6]}
+end
 return {'new'}
+"""
+
+IDEMPOTENCY_RENEW = """
+-- KEYS: idempotency record
+-- ARGV: owner token, lease until (ms)
+-- Returns 1 while the caller still owns the running record, else 0.
+local rec = redis.call('HMGET', KEYS[1], 'token', 'state')
+if rec[1] ~= ARGV[1] or rec[2] ~= 'running' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
+return 1
 """
 
 IDEMPOTENCY_FINISH = """
@@ -127,14 +160,25 @@ return 1
 """
 
 IDEMPOTENCY_RELEASE = """
--- KEYS: idempotency record
+-- KEYS: idempotency record, then the hash of the object bound to it (if any)
 -- ARGV: owner token
-if redis.call('HGET', KEYS[1], 'token') == ARGV[1] and
-   redis.call('HGET', KEYS[1], 'state') == 'running' then
-  redis.call('DEL', KEYS[1])
-  return 1
+-- An answer that is not remembered lets a retry run again. If the request created an object
+-- that is not `failed` (a payment still `processing`, say), the key stays bound to it with
+-- its lease ended, so the retry answers about that object instead of making a second one.
+-- Returns 1 (forgotten), 2 (kept bound, free to take over) or 0 (not the owner).
+local rec = redis.call('HMGET', KEYS[1], 'token', 'state')
+if rec[1] ~= ARGV[1] or rec[2] ~= 'running' then
+  return 0
 end
-return 0
+if KEYS[2] then
+  local status = redis.call('HGET', KEYS[2], 'status')
+  if status and status ~= 'failed' then
+    redis.call('HSET', KEYS[1], 'token', '', 'lease_until', 0)
+    return 2
+  end
+end
+redis.call('DEL', KEYS[1])
+return 1
 """
 
 CLAIM_DUE = """
@@ -151,15 +195,24 @@ return due
 """
 
 CREATE_REFUND = """
--- KEYS: payment hash, refund hash, payment's refunds zset, merchant_refund_id holder
+-- KEYS: payment hash, refund hash, payment's refunds zset, merchant_refund_id holder,
+--       then the idempotency record the create runs under (if any)
 -- ARGV: refund_id, amount (0 = all that is left), created_ms, has merchant_refund_id (1/0),
+--       idempotency owner token ('' = none),
 --       then field/value pairs for the refund hash (the script adds 'amount' and
 --       'refundable_before': what was left to refund, so a repeat of the merchant_refund_id
 --       without an amount, "all that is left", can be told apart from a different request)
 -- Returns {'created', amount} | {'exists', refund_id} | {'not_refundable', status}
---       | {'exceeds', refundable}
+--       | {'exceeds', refundable} | {'key_lost', ''} (as in CREATE_PAYMENT)
 -- The running total (amount_reserved: pending + succeeded refunds) is checked and raised in
--- the same step, so concurrent refunds can never add up to more than the payment.
+-- the same step, so concurrent refunds can never add up to more than the payment. The refund
+-- is bound to its idempotency record in the same step, as a payment is.
+if KEYS[5] then
+  local rec = redis.call('HMGET', KEYS[5], 'token', 'state')
+  if rec[1] ~= ARGV[5] or rec[2] ~= 'running' then
+    return {'key_lost', ''}
+  end
+end
 if ARGV[4] == '1' then
   local existing = redis.call('GET', KEYS[4])
   if existing then
@@ -181,10 +234,13 @@ if amount <= 0 or reserved + amount > total then
 end
 redis.call('HINCRBY', KEYS[1], 'amount_reserved', amount)
 redis.call('HSET', KEYS[2], 'amount', tostring(amount), 'refundable_before',
-           tostring(total - reserved), unpack(ARGV, 5))
+           tostring(total - reserved), unpack(ARGV, 6))
 redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), ARGV[1])
 if ARGV[4] == '1' then
   redis.call('SET', KEYS[4], ARGV[1])
+end
+if KEYS[5] then
+  redis.call('HSET', KEYS[5], 'bound', ARGV[1])
 end
 return {'created', tostring(amount)}
 """
@@ -337,6 +393,7 @@ ALL = (
     CREATE_PAYMENT,
     TRANSITION,
     IDEMPOTENCY_BEGIN,
+    IDEMPOTENCY_RENEW,
     IDEMPOTENCY_FINISH,
     IDEMPOTENCY_RELEASE,
     CLAIM_DUE,

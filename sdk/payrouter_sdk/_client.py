@@ -6,8 +6,11 @@ Every request goes through `AsyncClient.request`, which:
   (`X-Payrouter-Key-Id`, `-Timestamp`, `-Nonce`, `-Signature`) afresh for each attempt;
 - gives each POST an `Idempotency-Key` (a uuid4 unless the caller passes one) and sends the
   same key on every retry, so a retried create can never make a second payment;
-- retries connection errors, timeouts, 5xx answers and `409 idempotency_key_in_use`, with
-  exponential backoff, jitter and `Retry-After`; other 4xx answers are never retried.
+- retries connection errors, timeouts and 5xx answers (`max_retries` times), with
+  exponential backoff, jitter and `Retry-After`; other 4xx answers are never retried;
+- waits out `409 idempotency_key_in_use` (an earlier attempt with the same key is still
+  running, or died and its lease has not ended): as long as `Retry-After` says, then the
+  same request with the same key again, for at most `key_in_use_timeout` seconds in all.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ T = TypeVar("T")
 Params = Mapping[str, str | int | bool | None]
 
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_KEY_IN_USE_TIMEOUT = 60.0
+"""Long enough for the router's create deadline (20 s) plus a crashed attempt's lease."""
 USER_AGENT = f"payrouter-sdk-python/{__version__}"
 # Channel answers that are final, not transient: a 502 `channel_outcome_unknown` leaves the
 # payment `processing` (a retry would only meet `duplicate_order`), a 502 `channel_declined`
@@ -82,6 +87,9 @@ class AsyncClient:
     `api_key` is the secret key (`sk_test_...` / `sk_live_...`). Given `signing_key_id`
     (`key_...`), requests are signed with that secret instead of sending it. `timeout` is
     seconds per attempt; `max_retries` how many times a failed attempt is repeated.
+    `key_in_use_timeout` is how long, in all, a call waits for an earlier request with its
+    Idempotency-Key to finish (`409 idempotency_key_in_use`) before raising
+    `IdempotencyError`; these waits do not count as retries.
     `session` lets an application share its own aiohttp session (it is not closed here).
     """
 
@@ -98,6 +106,7 @@ class AsyncClient:
         signing_key_id: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 2,
+        key_in_use_timeout: float = DEFAULT_KEY_IN_USE_TIMEOUT,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         if not api_key:
@@ -107,6 +116,8 @@ class AsyncClient:
             raise ValueError(f"base_url must be http(s)://host[:port][/path], not {base_url!r}")
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
+        if key_in_use_timeout < 0:
+            raise ValueError("key_in_use_timeout must be 0 or more")
         self.base_url = base_url.rstrip("/")
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._base_path = parts.path.rstrip("/")
@@ -114,6 +125,7 @@ class AsyncClient:
         self.signing_key_id = signing_key_id
         self.timeout = timeout
         self.max_retries = max_retries
+        self.key_in_use_timeout = key_in_use_timeout
         self._session = session
         self._owns_session = session is None
         self.payments = AsyncPayments(self)
@@ -205,6 +217,7 @@ class AsyncClient:
         url = URL(self._origin + target, encoded=True)
         session = self._http()
         attempt = 0
+        in_use_waits: list[float] = []
         while True:
             sent = headers | self._auth_headers(method, target, data)
             error: PayrouterError
@@ -232,33 +245,48 @@ class AsyncClient:
                 error.__cause__ = exc
             except aiohttp.ClientError as exc:
                 raise APIConnectionError(f"{type(exc).__name__}: {exc}") from exc
-            delay = self._retry_delay(attempt, error)
-            if delay is None:
-                raise error
-            attempt += 1
-            log.info(
-                "payrouter: retry %d/%d of %s %s in %.2f s after %s",
-                attempt,
-                self.max_retries,
-                method,
-                target.split("?")[0],
-                delay,
-                error,
-            )
+            if _key_in_use(error):
+                delay = self._key_in_use_delay(in_use_waits, error)
+                if delay is None:
+                    raise error
+                in_use_waits.append(delay)
+                what = f"waiting {delay:.2f} s for the request holding its Idempotency-Key"
+            else:
+                delay = self._retry_delay(attempt, error)
+                if delay is None:
+                    raise error
+                attempt += 1
+                what = f"retry {attempt}/{self.max_retries} in {delay:.2f} s"
+            log.info("payrouter: %s %s: %s after %s", method, target.split("?")[0], what, error)
             await asyncio.sleep(delay)
 
     def _retry_delay(self, attempt: int, error: PayrouterError) -> float | None:
         """Seconds to wait before the next attempt, or None to give up and raise."""
         if attempt >= self.max_retries or not _retryable(error):
             return None
-        backoff = min(self.max_retry_delay, self.initial_retry_delay * 2.0**attempt)
-        delay = backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
+        delay = self._backoff(attempt)
         asked = parse_retry_after(error.headers.get("Retry-After"))
         if asked is not None:
             if asked > self.max_retry_after:
                 return None
             delay = max(delay, asked)
         return delay
+
+    def _key_in_use_delay(self, waited: list[float], error: PayrouterError) -> float | None:
+        """Seconds to wait for the request holding the key, as the router announces them, or
+        None when that would take the call's waits for it (`waited`) past
+        `key_in_use_timeout`."""
+        asked = parse_retry_after(error.headers.get("Retry-After"))
+        if asked is None:
+            # A router that does not say: back off as for any retry.
+            asked = self._backoff(len(waited))
+        if sum(waited) + asked > self.key_in_use_timeout:
+            return None
+        return asked
+
+    def _backoff(self, attempt: int) -> float:
+        full = min(self.max_retry_delay, self.initial_retry_delay * 2.0**attempt)
+        return full * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
 
     def _auth_headers(self, method: str, target: str, data: bytes) -> dict[str, str]:
         if self.signing_key_id is None:
@@ -283,16 +311,16 @@ class AsyncClient:
         return self._session
 
 
+def _key_in_use(error: PayrouterError) -> bool:
+    return error.status == 409 and error.code == "idempotency_key_in_use"
+
+
 def _retryable(error: PayrouterError) -> bool:
     if isinstance(error, APIConnectionError):
         return True
-    if error.status is None:
+    if error.status is None or error.status < 500:
         return False
-    if error.status == 409:
-        return error.code == "idempotency_key_in_use"
-    if error.type == "channel_error" and error.code in _FINAL_CHANNEL_CODES:
-        return False
-    return error.status >= 500
+    return not (error.type == "channel_error" and error.code in _FINAL_CHANNEL_CODES)
 
 
 def _query_value(value: str | int | bool) -> str:
@@ -318,6 +346,7 @@ class Client:
         signing_key_id: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 2,
+        key_in_use_timeout: float = DEFAULT_KEY_IN_USE_TIMEOUT,
     ) -> None:
         self._async = AsyncClient(
             api_key,
@@ -325,6 +354,7 @@ class Client:
             signing_key_id=signing_key_id,
             timeout=timeout,
             max_retries=max_retries,
+            key_in_use_timeout=key_in_use_timeout,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

@@ -170,6 +170,7 @@ async def start_router(
     config_text: str | None = None,
     watch_config: bool = False,
     overrides: dict[str, Any] | None = None,
+    idempotency_lease_s: float = 10.0,
 ) -> Router:
     """A router serving on a loopback port; `overrides` replace fields of its `Settings`."""
     config = tmp_path / "routing.yaml"
@@ -185,6 +186,7 @@ async def start_router(
         workers=workers,
         webhook_schedule=FAST_WEBHOOKS,
         webhook_timeout_s=2.0,
+        idempotency_lease_s=idempotency_lease_s,
     )
     settings = replace(settings, **(overrides or {}))
     clock = ShiftedClock()

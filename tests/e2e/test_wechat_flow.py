@@ -39,9 +39,9 @@ async def test_create_pay_notify_succeeded(
     paid = await router.wait_status(created["id"], "succeeded")
     assert paid["channel_trade_no"]
     assert paid["paid_at"] is not None
-    metrics = router.app[RUNTIME].metrics
-    accepted = metrics.notifications.labels("wechat_main", "accepted")._value.get()
-    assert accepted >= 1
+    # The handler counts the notification after its write, which the GET above may see first.
+    accepted = router.app[RUNTIME].metrics.notifications.labels("wechat_main", "accepted")
+    await eventually(lambda: _ready(accepted._value.get() >= 1))
 
 
 async def test_other_methods_give_the_right_action(router: Router) -> None:
@@ -93,10 +93,13 @@ async def test_lost_notification_is_recovered_by_requery(
     await sim_json(
         http, simulator, "POST", "/sim/buyer/pay", {"code": created["action"]["qr_code"]}
     )
-    paid = await live.wait_status(created["id"], "succeeded")
-    assert paid["channel_trade_no"]
-    metrics = live.app[RUNTIME].metrics
-    assert metrics.status_changes.labels("succeeded", "requery")._value.get() == 1
+    # The worker counts the change just after writing it, so the count is what to await: a
+    # GET may see the new status before the worker has resumed to count it.
+    requeried = live.app[RUNTIME].metrics.status_changes.labels("succeeded", "requery")
+    await eventually(lambda: _ready(requeried._value.get() >= 1))
+    paid = await live.payment(created["id"])
+    assert paid["status"] == "succeeded" and paid["channel_trade_no"]
+    assert requeried._value.get() == 1
 
 
 async def test_expired_payment_is_closed_at_the_channel_too(

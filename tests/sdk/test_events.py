@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from payrouter_sdk import AsyncClient, Event, NotFoundError, Payment, Webhook
+from payrouter_sdk import AsyncClient, Event, Payment, Webhook
 from router.http import RUNTIME
 from tests.conftest import loopback_socket, serve, url_of
 from tests.e2e.conftest import Router, Simulator, eventually
@@ -52,15 +52,6 @@ async def paid(
     return await pay_at_simulator(client, simulator, http, payment)
 
 
-async def skip_without_events_api(client: AsyncClient) -> None:
-    try:
-        await client.events.list(limit=1)
-    except NotFoundError as exc:
-        if exc.param == "path":
-            pytest.skip(f"this router has no events API yet (GET /v1/events: {exc})")
-        raise
-
-
 async def test_webhook_verified_and_events_api(
     router: Router,
     client: AsyncClient,
@@ -75,8 +66,6 @@ async def test_webhook_verified_and_events_api(
     assert event.type == "payment.succeeded"
     assert isinstance(event.data_object, Payment)
     assert event.data_object.id == payment.id
-
-    await skip_without_events_api(client)
 
     async def delivered() -> Event | None:
         found = await client.events.get(event.id)

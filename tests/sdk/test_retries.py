@@ -177,6 +177,41 @@ async def test_key_in_use_is_retried(server: Scripted) -> None:
     assert len(server.seen) == 2
 
 
+def in_use(retry_after: str) -> web.Response:
+    response = error(409, "idempotency_error", "idempotency_key_in_use")
+    response.headers["Retry-After"] = retry_after
+    return response
+
+
+async def test_key_in_use_is_waited_out_as_announced_beyond_max_retries(
+    server: Scripted,
+) -> None:
+    """A crashed attempt holds the key until its lease ends: the router says how long, and
+    the SDK waits that long each time with the same key, however many times it is told."""
+    server.script = [in_use("0.2") for _ in range(4)]
+    payment = await create(client_of(server, max_retries=0), idempotency_key="order-A1")
+    assert payment.id == PAYMENT["id"]
+    assert server.keys() == ["order-A1"] * 5
+    gaps = [b.at - a.at for a, b in zip(server.seen, server.seen[1:], strict=False)]
+    assert all(gap >= 0.19 for gap in gaps)
+
+
+async def test_key_in_use_is_waited_for_only_within_its_budget(server: Scripted) -> None:
+    server.script = [in_use("0.4") for _ in range(5)]
+    with pytest.raises(IdempotencyError) as caught:
+        await create(client_of(server, key_in_use_timeout=1.0))
+    assert caught.value.code == "idempotency_key_in_use"
+    assert len(server.seen) == 3  # waited 0.4 + 0.4; a third wait would pass 1.0 s
+
+
+async def test_key_in_use_longer_than_the_budget_is_raised_at_once(server: Scripted) -> None:
+    server.script = [in_use("30")]
+    with pytest.raises(IdempotencyError) as caught:
+        await create(client_of(server, key_in_use_timeout=5.0))
+    assert caught.value.headers["retry-after"] == "30"
+    assert len(server.seen) == 1
+
+
 async def test_duplicate_order_is_not_retried(server: Scripted) -> None:
     server.script = [error(409, "invalid_request_error", "duplicate_order")]
     with pytest.raises(InvalidRequestError):

@@ -1,0 +1,30 @@
+"""What "the store is unavailable" looks like, in one place.
+
+Redis that cannot be reached, times out, is still loading its data set, is a replica that
+refuses writes, or is a cluster without a master for a slot: every one of these says "nothing
+was done, try again shortly", never "the request was wrong". The HTTP boundary answers them
+with `503 store_unavailable` and `Retry-After`; background loops wait and try again.
+"""
+
+from __future__ import annotations
+
+from redis.exceptions import (
+    ClusterDownError,
+    ConnectionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    SlotNotCoveredError,
+    TimeoutError,
+    TryAgainError,
+)
+
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    ConnectionError,  # also BusyLoadingError, AuthenticationError, MaxConnectionsError
+    TimeoutError,
+    ClusterDownError,  # also MasterDownError
+    TryAgainError,
+    SlotNotCoveredError,
+    ReadOnlyError,
+    OutOfMemoryError,
+)
+"""Redis errors that mean the store cannot do anything now, not that a request is wrong."""
