@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -20,6 +21,7 @@ import click
 
 from router import logs
 from router.clock import Clock, from_ms, rfc3339
+from router.ids import MERCHANT_ID
 from router.settings import ConfigurationError, Settings
 from router.store import Store, open_store
 from router.store.merchants import (
@@ -36,6 +38,17 @@ from router.urls import check_live_url, live_url_problem, url_problem
 T = TypeVar("T")
 GRACE = click.IntRange(0, MAX_GRACE_S)
 """Grace periods: 0 (at once) to 30 days, in seconds."""
+
+
+class FiniteFloatRange(click.FloatRange):
+    """`click.FloatRange` that also refuses `nan` (which compares false with both bounds, so
+    FloatRange lets it through) and `inf`."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 class ConfigurationExit(click.ClickException):
@@ -110,6 +123,21 @@ def _name(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if problem is not None:
         raise click.BadParameter(problem)
     return value.strip()
+
+
+def valid_merchant_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A MERCHANT_ID argument: refused before any store is opened unless it has the shape
+    every merchant id has (`mch_` and 8 to 64 letters or digits)."""
+    if not MERCHANT_ID.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not a merchant id (mch_ and letters or digits)")
+    return value
+
+
+def not_blank(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An option or argument that must hold something other than whitespace, when given."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty")
+    return value
 
 
 def _url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -205,7 +233,7 @@ def merchants_create(
 
 
 @merchants.command("update")
-@click.argument("merchant_id")
+@click.argument("merchant_id", callback=valid_merchant_id)
 @click.option(
     "--notify-url",
     default=None,
@@ -256,7 +284,7 @@ def merchants_update(
 
 
 @merchants.command("rotate-webhook-secret")
-@click.argument("merchant_id")
+@click.argument("merchant_id", callback=valid_merchant_id)
 @click.option(
     "--grace",
     type=GRACE,
@@ -305,7 +333,7 @@ def merchants_list(as_json: bool) -> None:
 
 
 @merchants.command("rotate-key")
-@click.argument("merchant_id")
+@click.argument("merchant_id", callback=valid_merchant_id)
 @click.option("--mode", type=click.Choice(["test", "live"]), default="test", show_default=True)
 @click.option(
     "--grace",

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from channels.base import METHODS, WALLETS
 from router.admin import ExplainQuery, explain_request
-from router.cli import _emit, _run, _settings, main
+from router.cli import _emit, _run, _settings, main, not_blank
 from router.clock import Clock
 from router.config import ConfigError, credential_problems, load_config
 from router.errors import ApiError
@@ -69,14 +69,15 @@ def _pairs(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -
 @click.option("--amount", type=int, default=100, show_default=True, help="Minor units.")
 @click.option("--currency", default="CNY", show_default=True)
 @click.option("--wallet", type=click.Choice(WALLETS), default=None)
-@click.option("--channel", default=None, help="A pinned channel account.")
-@click.option("--merchant", default="mch_explain", show_default=True)
+@click.option("--channel", default=None, callback=not_blank, help="A pinned channel account.")
+@click.option("--merchant", default="mch_explain", show_default=True, callback=not_blank)
 @click.option("--metadata", multiple=True, callback=_pairs, help="key=value, repeatable.")
 @click.option("--at", "moment", default=None, help="RFC 3339 time (default: now).")
 @click.option(
     "--payment-id",
     default="pay_explain",
     show_default=True,
+    callback=not_blank,
     help="Weighted and exploration choices depend on it.",
 )
 @click.option("--live", is_flag=True, help="Route as a live-mode payment.")

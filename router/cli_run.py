@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from router.app import build_app
-from router.cli import _run, _settings, main
+from router.cli import FiniteFloatRange, _run, _settings, main, not_blank
 from router.dev import describe_store, sandbox_merchant, welcome
 from router.http import RUNTIME
 from router.serving import (
@@ -73,11 +73,17 @@ def serve() -> None:
 
 @main.command()
 @SANDBOX_OPTION
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    callback=not_blank,
+    help="Address the simulators listen on.",
+)
 @SEED_OPTION
 @click.option(
     "--time-factor",
-    type=click.FloatRange(0, 1000, min_open=True),
+    type=FiniteFloatRange(0, 1000, min_open=True),
     default=1.0,
     show_default=True,
     help="Scale of notification retry delays (0.01 = 100x faster; above 0, at most 1000).",

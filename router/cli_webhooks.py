@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from router.api_events import WebhookEndpoint, enable_endpoint, endpoint_view
-from router.cli import _emit, _run, _with_store, merchants
+from router.cli import _emit, _run, _with_store, merchants, not_blank, valid_merchant_id
 from router.errors import NotFound
 from router.store import Store
 
@@ -23,7 +23,7 @@ async def _known(store: Store, merchant_id: str) -> None:
 
 
 @merchants.command("webhook-endpoints")
-@click.argument("merchant_id")
+@click.argument("merchant_id", callback=valid_merchant_id)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def webhook_endpoints(merchant_id: str, as_json: bool) -> None:
     """List the merchant's webhook endpoints disabled because they answered 410 Gone."""
@@ -42,8 +42,8 @@ def webhook_endpoints(merchant_id: str, as_json: bool) -> None:
 
 
 @merchants.command("enable-endpoint")
-@click.argument("merchant_id")
-@click.argument("endpoint")
+@click.argument("merchant_id", callback=valid_merchant_id)
+@click.argument("endpoint", callback=not_blank)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def enable(merchant_id: str, endpoint: str, as_json: bool) -> None:
     """Deliver to a disabled endpoint again. ENDPOINT: its URL or its id (we_...).

@@ -14,10 +14,12 @@ import json
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels.sandbox_files import write_secret
+from router.ids import MERCHANT_ID
 from router.serving import SIMULATOR_PORTS
 from router.settings import Settings, redacted
 from router.store import Store
@@ -37,16 +39,18 @@ class SandboxMerchant:
 
 
 class _Saved(BaseModel):
+    # The shapes the store accepts back: a file edited into anything else is not restored.
     model_config = ConfigDict(extra="ignore")
 
-    merchant_id: str
-    key_id: str
-    secret: str
-    webhook_secret: str
+    merchant_id: Annotated[str, Field(pattern=MERCHANT_ID.pattern)]
+    key_id: Annotated[str, Field(pattern=r"^key_[A-Za-z0-9]{8,64}$")]
+    secret: Annotated[str, Field(pattern=r"^sk_test_[A-Za-z0-9_-]{16,200}$")]
+    webhook_secret: Annotated[str, Field(pattern=r"^whsec_[A-Za-z0-9+/]{16,256}={0,2}$")]
 
 
 def _read(path: Path) -> _Saved | None:
-    """The saved credentials; None when absent or unusable (then `dev` makes new ones)."""
+    """The saved credentials; None when absent or unusable (unreadable, not JSON, or a field
+    that is not what `dev` writes): then `dev` makes new ones."""
     try:
         return _Saved.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, ValidationError):

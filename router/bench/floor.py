@@ -31,6 +31,7 @@ from channels.wechat import adapter as wechat
 from channels.wechat.config import WeChatAccount
 from router.config import load_config
 from router.serving import start_site, wait_for_stop
+from router.store import redis_client
 
 FLOOR_KEY_PREFIX = "bench:floor:"
 """Keys the floor writes, apart from everything the router owns (`pr:...`)."""
@@ -83,7 +84,7 @@ def load_channel(
 
 
 @click.command()
-@click.option("--port", type=int, required=True)
+@click.option("--port", type=click.IntRange(1, 65535), required=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--redis-url", required=True)
 @click.option("--routing", type=click.Path(path_type=Path, exists=True), required=True)
@@ -93,7 +94,7 @@ def main(port: int, host: str, redis_url: str, routing: Path, account: str) -> N
 
     async def run() -> None:
         session = aiohttp.ClientSession()
-        redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        redis = redis_client(redis_url)
         floor = Floor(load_channel(routing, account, session), redis, f"http://{host}:{port}/n")
         app = web.Application()
         app.router.add_post("/v1/payments", floor.create)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from router.bench.procs import own_cpu_s, process_cpu_s
+from router.bench.procs import StartError, own_cpu_s, process_cpu_s
 from router.bench.stats import RedisSnapshot, busy_share, host_jiffies, snapshot
+from router.store import CONNECT_TIMEOUT_S, REPLY_TIMEOUT_S
 
 
 class RedisInfo:
@@ -27,14 +28,25 @@ class RedisInfo:
 
     @classmethod
     async def connect(cls, url: str) -> RedisInfo:
+        """Connect and authenticate; `StartError` naming the address if that cannot be done
+        within `CONNECT_TIMEOUT_S` + `REPLY_TIMEOUT_S`."""
         parts = urlsplit(url)
-        reader, writer = await asyncio.open_connection(
-            parts.hostname or "127.0.0.1", parts.port or 6379
-        )
-        info = cls(reader, writer)
-        if parts.password:
-            user = parts.username or "default"
-            await info.command("AUTH", user, parts.password)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+        writer = None
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S + REPLY_TIMEOUT_S):
+                reader, writer = await asyncio.open_connection(host, port)
+                info = cls(reader, writer)
+                if parts.password:
+                    await info.command("AUTH", parts.username or "default", parts.password)
+                await info.command("PING")
+        except (OSError, EOFError, ValueError, RuntimeError) as exc:
+            # TimeoutError is an OSError; the others: something that is not Redis answered,
+            # or Redis refused AUTH.
+            if writer is not None:
+                writer.close()
+            reason = str(exc) or type(exc).__name__
+            raise StartError(f"--redis-url: cannot use Redis at {host}:{port}: {reason}") from None
         return info
 
     async def command(self, *args: str) -> str:

@@ -11,6 +11,10 @@ Every request goes through `AsyncClient.request`, which:
 - waits out `409 idempotency_key_in_use` (an earlier attempt with the same key is still
   running, or died and its lease has not ended): as long as `Retry-After` says, then the
   same request with the same key again, for at most `key_in_use_timeout` seconds in all.
+
+`Retry-After` is read as RFC 9110 writes it (whole seconds in ASCII digits, or an HTTP date);
+anything else is ignored and the client's own backoff applies. No single wait is longer than
+`max_retry_wait`: an answer asking for more is raised instead.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import random
 import secrets
 import threading
@@ -63,6 +68,7 @@ Params = Mapping[str, str | int | bool | None]
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_KEY_IN_USE_TIMEOUT = 60.0
 """Long enough for the router's create deadline (20 s) plus a crashed attempt's lease."""
+DEFAULT_MAX_RETRY_WAIT = 60.0
 USER_AGENT = f"payrouter-sdk-python/{__version__}"
 # Channel answers that are final, not transient: a 502 `channel_outcome_unknown` leaves the
 # payment `processing` (a retry would only meet `duplicate_order`), a 502 `channel_declined`
@@ -89,14 +95,15 @@ class AsyncClient:
     seconds per attempt; `max_retries` how many times a failed attempt is repeated.
     `key_in_use_timeout` is how long, in all, a call waits for an earlier request with its
     Idempotency-Key to finish (`409 idempotency_key_in_use`) before raising
-    `IdempotencyError`; these waits do not count as retries.
+    `IdempotencyError`; these waits do not count as retries. `max_retry_wait` is the longest
+    single wait: an answer whose `Retry-After` asks for more is raised, not waited for.
     `session` lets an application share its own aiohttp session (it is not closed here).
     """
 
     initial_retry_delay = 0.5
+    """The first backoff, and the shortest wait for a key in use (a `Retry-After: 0` repeated
+    must not turn into a request loop)."""
     max_retry_delay = 8.0
-    max_retry_after = 60.0
-    """A `Retry-After` longer than this is not waited for: the error is raised instead."""
 
     def __init__(
         self,
@@ -107,6 +114,7 @@ class AsyncClient:
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 2,
         key_in_use_timeout: float = DEFAULT_KEY_IN_USE_TIMEOUT,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         if not api_key:
@@ -116,8 +124,14 @@ class AsyncClient:
             raise ValueError(f"base_url must be http(s)://host[:port][/path], not {base_url!r}")
         if max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
-        if key_in_use_timeout < 0:
-            raise ValueError("key_in_use_timeout must be 0 or more")
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        for name, seconds in (
+            ("key_in_use_timeout", key_in_use_timeout),
+            ("max_retry_wait", max_retry_wait),
+        ):
+            if not (math.isfinite(seconds) and seconds >= 0):
+                raise ValueError(f"{name} must be 0 or more seconds, not {seconds!r}")
         self.base_url = base_url.rstrip("/")
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._base_path = parts.path.rstrip("/")
@@ -126,6 +140,7 @@ class AsyncClient:
         self.timeout = timeout
         self.max_retries = max_retries
         self.key_in_use_timeout = key_in_use_timeout
+        self.max_retry_wait = max_retry_wait
         self._session = session
         self._owns_session = session is None
         self.payments = AsyncPayments(self)
@@ -186,7 +201,7 @@ class AsyncClient:
             return None
         try:
             return json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise APIError(
                 f"HTTP {status} answer is not JSON",
                 status=status,
@@ -217,7 +232,8 @@ class AsyncClient:
         url = URL(self._origin + target, encoded=True)
         session = self._http()
         attempt = 0
-        in_use_waits: list[float] = []
+        in_use_waits = 0
+        in_use_since = 0.0
         while True:
             sent = headers | self._auth_headers(method, target, data)
             error: PayrouterError
@@ -246,10 +262,13 @@ class AsyncClient:
             except aiohttp.ClientError as exc:
                 raise APIConnectionError(f"{type(exc).__name__}: {exc}") from exc
             if _key_in_use(error):
-                delay = self._key_in_use_delay(in_use_waits, error)
+                if in_use_waits == 0:
+                    in_use_since = time.monotonic()
+                waited = time.monotonic() - in_use_since
+                delay = self._key_in_use_delay(in_use_waits, waited, error)
                 if delay is None:
                     raise error
-                in_use_waits.append(delay)
+                in_use_waits += 1
                 what = f"waiting {delay:.2f} s for the request holding its Idempotency-Key"
             else:
                 delay = self._retry_delay(attempt, error)
@@ -264,25 +283,30 @@ class AsyncClient:
         """Seconds to wait before the next attempt, or None to give up and raise."""
         if attempt >= self.max_retries or not _retryable(error):
             return None
-        delay = self._backoff(attempt)
+        delay = min(self._backoff(attempt), self.max_retry_wait)
         asked = parse_retry_after(error.headers.get("Retry-After"))
         if asked is not None:
-            if asked > self.max_retry_after:
+            if asked > self.max_retry_wait:
                 return None
             delay = max(delay, asked)
         return delay
 
-    def _key_in_use_delay(self, waited: list[float], error: PayrouterError) -> float | None:
+    def _key_in_use_delay(self, waits: int, waited: float, error: PayrouterError) -> float | None:
         """Seconds to wait for the request holding the key, as the router announces them, or
-        None when that would take the call's waits for it (`waited`) past
-        `key_in_use_timeout`."""
+        None when that would take the time spent on it (`waited` seconds since the first
+        `409`, after `waits` waits) past `key_in_use_timeout`, or asks for more than
+        `max_retry_wait`."""
         asked = parse_retry_after(error.headers.get("Retry-After"))
         if asked is None:
-            # A router that does not say: back off as for any retry.
-            asked = self._backoff(len(waited))
-        if sum(waited) + asked > self.key_in_use_timeout:
+            # A router that does not say (or says something unreadable): back off as for any
+            # retry.
+            asked = self._backoff(waits)
+        elif asked > self.max_retry_wait:
             return None
-        return asked
+        delay = min(max(asked, self.initial_retry_delay), self.max_retry_wait)
+        if waited + delay > self.key_in_use_timeout:
+            return None
+        return delay
 
     def _backoff(self, attempt: int) -> float:
         full = min(self.max_retry_delay, self.initial_retry_delay * 2.0**attempt)
@@ -347,6 +371,7 @@ class Client:
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 2,
         key_in_use_timeout: float = DEFAULT_KEY_IN_USE_TIMEOUT,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT,
     ) -> None:
         self._async = AsyncClient(
             api_key,
@@ -355,6 +380,7 @@ class Client:
             timeout=timeout,
             max_retries=max_retries,
             key_in_use_timeout=key_in_use_timeout,
+            max_retry_wait=max_retry_wait,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

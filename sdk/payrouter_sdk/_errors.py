@@ -20,12 +20,18 @@ status code with a known type still lands in the right place.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from multidict import CIMultiDict
+
+_DELTA_SECONDS = re.compile(r"[0-9]+")
+"""RFC 9110 delta-seconds: ASCII digits only (`str.isdigit` would also take `²` and `٣`)."""
+_FAR = 2**31
+"""The value RFC 9111 gives a delta-seconds too large to represent: 68 years."""
 
 
 class PayrouterError(Exception):
@@ -148,13 +154,13 @@ _BY_STATUS: dict[int, type[PayrouterError]] = {
 
 
 def error_from_response(status: int, raw: bytes, headers: Mapping[str, str]) -> PayrouterError:
-    """The typed error for a 4xx/5xx answer."""
-    request_id = headers.get("X-Request-Id")
-    try:
-        body = json.loads(raw)
-        error = body["error"]
-        message = str(error["message"])
-    except (ValueError, TypeError, KeyError):
+    """The typed error for a 4xx/5xx answer, whatever its body holds: HTML, truncated or
+    non-JSON text, JSON that is not an object, fields of the wrong types."""
+    request_id = _text(headers.get("X-Request-Id"))
+    body = _json(raw)
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(error, dict) or not isinstance(message, str):
         cls = _BY_STATUS.get(status, APIError)
         text = raw[:200].decode("utf-8", "replace").strip() or "no body"
         return cls(
@@ -164,36 +170,57 @@ def error_from_response(status: int, raw: bytes, headers: Mapping[str, str]) -> 
             headers=headers,
             body=raw.decode("utf-8", "replace"),
         )
-    cls = _BY_TYPE.get(str(error.get("type")), _BY_STATUS.get(status, APIError))
+    type_ = _text(error.get("type"))
+    cls = _BY_TYPE.get(type_ or "", _BY_STATUS.get(status, APIError))
     if cls is InvalidRequestError and status == 404:
         cls = NotFoundError
     fields: dict[str, Any] = {
         "status": status,
-        "type": error.get("type"),
-        "code": error.get("code"),
-        "param": error.get("param"),
+        "type": type_,
+        "code": _text(error.get("code")),
+        "param": _text(error.get("param")),
         "request_id": request_id,
         "headers": headers,
         "body": body,
     }
     if cls is ChannelError:
-        fields["payment_id"] = error.get("payment_id")
-        fields["refund_id"] = error.get("refund_id")
+        fields["payment_id"] = _text(error.get("payment_id"))
+        fields["refund_id"] = _text(error.get("refund_id"))
     return cls(message, **fields)
 
 
+def _json(raw: bytes) -> Any:
+    """`raw` as JSON; None when it is not JSON (invalid UTF-8, truncated, nested deeper than
+    the parser goes, a number too long to read)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _text(value: object) -> str | None:
+    # A field of another type than the API's is treated as absent, not shown as a repr.
+    return value if isinstance(value, str) else None
+
+
 def parse_retry_after(value: str | None) -> float | None:
-    """`Retry-After` in seconds (delta-seconds or an HTTP date); None if absent or unreadable."""
-    if not value:
+    """`Retry-After` in seconds as RFC 9110 defines it: delta-seconds (ASCII digits) or an
+    HTTP-date. None when absent or anything else (`1.5`, `-1`, `inf`, `nan`, `1e9`, `１２`);
+    never negative, never infinite."""
+    if value is None:
+        return None
+    value = value.strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        digits = value.lstrip("0") or "0"
+        # Past ten digits the exact number does not matter (int() of thousands of them
+        # raises): any such wait is longer than a client would make.
+        return float(min(int(digits), _FAR)) if len(digits) <= 10 else float(_FAR)
+    if not value.isascii():
         return None
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+    return min(max(0.0, (moment - datetime.now(UTC)).total_seconds()), _FAR)

@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -24,6 +25,8 @@ from payrouter_sdk._models import Event
 DEFAULT_TOLERANCE = 300
 """Seconds a webhook's timestamp may be from the receiver's clock, either way."""
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+MAX_TIMESTAMP_DIGITS = 12
+"""Unix seconds until the year 33658: any longer stamp is refused before it is read."""
 
 
 def _key(secret: str) -> bytes:
@@ -37,7 +40,9 @@ def _key(secret: str) -> bytes:
 
 
 def _signature(key: bytes, msg_id: str, timestamp: int | str, body: bytes) -> bytes:
-    return hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    # Frameworks hand undecodable header bytes over as surrogates: sign the bytes received.
+    head = f"{msg_id}.{timestamp}.".encode("utf-8", "surrogateescape")
+    return hmac.new(key, head + body, hashlib.sha256).digest()
 
 
 class Webhook:
@@ -60,6 +65,8 @@ class Webhook:
         secrets = [secret] if isinstance(secret, str) else list(secret)
         if not secrets:
             raise ValueError("at least one webhook secret is required")
+        if not (math.isfinite(tolerance) and tolerance >= 0):
+            raise ValueError(f"tolerance must be 0 or more seconds, not {tolerance!r}")
         self._keys = [_key(s) for s in secrets]
         self.tolerance = tolerance
         self._clock = clock
@@ -84,7 +91,10 @@ class Webhook:
                 raise WebhookVerificationError(f"missing {name} header")
         self._check_timestamp(stamp)
         given = self._v1_signatures(signatures)
-        expected = [_signature(key, msg_id, stamp, raw) for key in self._keys]
+        try:
+            expected = [_signature(key, msg_id, stamp, raw) for key in self._keys]
+        except UnicodeEncodeError:
+            raise WebhookVerificationError("webhook-id is not text") from None
         # Compare every pair, so the time taken does not depend on which one matched.
         matched = False
         for sig in given:
@@ -94,7 +104,7 @@ class Webhook:
             raise WebhookVerificationError("no signature matches this secret")
         try:
             return Event.model_validate(json.loads(raw))
-        except (ValueError, ValidationError) as exc:
+        except (ValueError, RecursionError, ValidationError) as exc:
             raise WebhookVerificationError(f"signed, but the body is not an event: {exc}") from exc
 
     def sign(self, msg_id: str, timestamp: int, body: bytes | str) -> str:
@@ -106,7 +116,8 @@ class Webhook:
         )
 
     def _check_timestamp(self, stamp: str) -> None:
-        if not stamp.isascii() or not stamp.isdigit():
+        # ASCII digits only, and few enough for int() (thousands of them raise).
+        if not stamp.isascii() or not stamp.isdigit() or len(stamp) > MAX_TIMESTAMP_DIGITS:
             raise WebhookVerificationError("webhook-timestamp is not unix seconds")
         timestamp = int(stamp)
         now = self._clock()

@@ -183,6 +183,6 @@ async def test_cli_lists_and_enables_by_url(
     assert code == 1
     assert "is not a disabled webhook endpoint" in err
     assert "Traceback" not in err
-    code, _, err = await payrouter(redis_url, "merchants", "webhook-endpoints", "mch_nobody")
+    code, _, err = await payrouter(redis_url, "merchants", "webhook-endpoints", "mch_nobody0000")
     assert code == 1
-    assert "no merchant mch_nobody" in err
+    assert "no merchant mch_nobody0000" in err

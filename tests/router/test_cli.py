@@ -131,7 +131,7 @@ def test_redis_url_that_is_garbage(url: str, verb: list[str], good_routing: Path
     [
         ["merchants", "list"],
         ["merchants", "create", "Shop"],
-        ["merchants", "update", "mch_x", "--no-notify-url"],
+        ["merchants", "update", "mch_x1234567", "--no-notify-url"],
     ],
 )
 def test_merchant_commands_without_a_store(verb: list[str]) -> None:
@@ -292,9 +292,9 @@ def test_create_list_rotate(cli: Run) -> None:
 
 
 def test_rotate_unknown_merchant(cli: Run) -> None:
-    result = cli("merchants", "rotate-key", "mch_nobody")
+    result = cli("merchants", "rotate-key", "mch_nobody0000")
     assert result.returncode == 1
-    assert "no merchant mch_nobody" in result.stderr
+    assert "no merchant mch_nobody0000" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -312,12 +312,12 @@ def test_rotate_unknown_merchant(cli: Run) -> None:
         (["create", " \t "], "must not be empty"),
         (["create", "a\nb"], "control characters"),
         (["create", "x" * 201], "at most 200"),
-        (["rotate-key", "mch_x", "--grace", "-5"], "--grace"),
-        (["rotate-key", "mch_x", "--grace", "99999999"], "--grace"),
-        (["rotate-webhook-secret", "mch_x", "--grace", "-1"], "--grace"),
-        (["update", "mch_x", "--notify-url", "foo"], "--notify-url"),
-        (["update", "mch_x"], "nothing to change"),
-        (["update", "mch_x", "--notify-url", "https://a.example/", "--no-notify-url"], "exclude"),
+        (["rotate-key", "mch_x1234567", "--grace", "-5"], "--grace"),
+        (["rotate-key", "mch_x1234567", "--grace", "99999999"], "--grace"),
+        (["rotate-webhook-secret", "mch_x1234567", "--grace", "-1"], "--grace"),
+        (["update", "mch_x1234567", "--notify-url", "foo"], "--notify-url"),
+        (["update", "mch_x1234567"], "nothing to change"),
+        (["update", "mch_x1234567", "--notify-url", "https://a.ex/", "--no-notify-url"], "exclude"),
     ],
 )
 def test_merchant_commands_refuse_nonsense(redis_url: str, args: list[str], fragment: str) -> None:
@@ -354,9 +354,9 @@ def test_update_notify_url(cli: Run) -> None:
     assert row["notify_url"] is None
     assert row["require_signed"] is True
 
-    missing = cli("merchants", "update", "mch_nobody", "--no-notify-url")
+    missing = cli("merchants", "update", "mch_nobody0000", "--no-notify-url")
     assert missing.returncode == 1
-    assert "no merchant mch_nobody" in missing.stderr
+    assert "no merchant mch_nobody0000" in missing.stderr
 
 
 def test_live_key_needs_a_live_endpoint(cli: Run) -> None:

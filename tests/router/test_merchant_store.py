@@ -5,6 +5,7 @@ store)."""
 from __future__ import annotations
 
 import base64
+import json
 import stat
 from pathlib import Path
 
@@ -157,3 +158,37 @@ async def test_dev_sandbox_merchant_after_its_key_was_rotated_away(
     assert key is not None
     assert store.merchants.works(key, first.merchant_id, "test")
     assert (await sandbox_merchant(store, tmp_path)) == again
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("merchant_id", "not-a-merchant"),
+        ("merchant_id", "mch_0123456789\n"),
+        ("secret", "sk_live_0123456789abcdef0123"),
+        ("secret", ""),
+        ("webhook_secret", "whsec_not base64!"),
+        ("webhook_secret", "secret"),
+        ("key_id", "key_../x"),
+    ],
+)
+async def test_dev_sandbox_file_edited_into_nonsense_is_replaced(
+    store: Store, tmp_path: Path, field: str, value: str
+) -> None:
+    """`payrouter dev` starts whatever its credentials file holds: fields that are not what it
+    writes are not restored into the store (which would refuse them, or keep an unusable
+    webhook secret), new credentials are made and saved instead."""
+    first = await sandbox_merchant(store, tmp_path)
+    path = tmp_path / FILE_NAME
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps(saved | {field: value}))
+    again = await sandbox_merchant(store, tmp_path)
+    assert getattr(again, field) != value
+    assert again.secret.startswith("sk_test_")
+    assert again.webhook_secret.startswith("whsec_")
+    assert base64.b64decode(again.webhook_secret.removeprefix("whsec_"), validate=True)
+    assert json.loads(path.read_text())[field] == getattr(again, field)
+    key = await store.merchants.key_for_secret(again.secret)
+    assert key is not None and store.merchants.works(key, again.merchant_id, "test")
+    assert again.webhook_secret in await store.merchants.webhook_secrets(again.merchant_id)
+    assert first.merchant_id in {m.id for m in await store.merchants.all()}

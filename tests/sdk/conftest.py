@@ -13,10 +13,12 @@ import pytest
 from payrouter_sdk import AsyncClient, Payment
 from tests.e2e import conftest as e2e
 from tests.e2e.conftest import Router, Simulator, eventually, sim_json
+from tests.sdk import scripted
 
 http = e2e.http
 simulator = e2e.simulator
 router = e2e.router
+server = scripted.server
 
 
 @pytest.fixture

@@ -1,16 +1,21 @@
-"""`Webhook`: verification per the Standard Webhooks specification (pure logic, no I/O)."""
+"""`Webhook`: verification per the Standard Webhooks specification (pure logic; one test puts
+it behind a real aiohttp receiver)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import math
 import time
 from datetime import UTC, datetime
 
 import pytest
+from aiohttp import web
 from standardwebhooks.webhooks import Webhook as Reference
 
 from payrouter_sdk import Event, Payment, PayrouterError, Webhook, WebhookVerificationError
+from tests.conftest import loopback_socket, serve
 
 # The Standard Webhooks specification's published example (checked by computing it:
 # base64(HMAC-SHA256(b64decode(secret), f"{id}.{timestamp}.{body}"))).
@@ -190,3 +195,54 @@ def test_agrees_with_the_reference_library() -> None:
     theirs = Reference(SECRET).sign("evt_1", datetime.fromtimestamp(now, UTC), BODY.decode())
     sent = {"webhook-id": "evt_1", "webhook-timestamp": str(now), "webhook-signature": theirs}
     assert Webhook(SECRET).verify(BODY, sent).id == "evt_1"
+
+
+def test_timestamp_of_thousands_of_digits_is_refused_not_raised() -> None:
+    sent = headers() | {"webhook-timestamp": "9" * 5000}
+    assert "not unix seconds" in refused(at(NOW), BODY, sent)
+
+
+def test_signed_body_nested_past_the_parser_is_not_an_event() -> None:
+    body = b"[" * 100_000
+    assert "not an event" in refused(at(NOW), body, headers(body))
+
+
+@pytest.mark.parametrize("tolerance", [-1.0, math.inf, math.nan])
+def test_tolerance_must_be_seconds(tolerance: float) -> None:
+    with pytest.raises(ValueError, match="tolerance"):
+        Webhook(SECRET, tolerance=tolerance)
+
+
+async def test_undecodable_header_bytes_reach_a_receiver_as_a_refusal(
+    serving: list[web.AppRunner],
+) -> None:
+    """A receiver written as the README shows answers 400 to forged bytes, never 500: aiohttp
+    hands undecodable header bytes over as surrogates, which cannot be encoded as UTF-8."""
+    webhook = Webhook(SECRET)
+
+    async def receive(request: web.Request) -> web.Response:
+        try:
+            webhook.verify(await request.read(), request.headers)
+        except WebhookVerificationError:
+            return web.Response(status=400)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    sock = loopback_socket()
+    serving.append(await serve(app, sock))
+    host, port = sock.getsockname()[:2]
+    reader, writer = await asyncio.open_connection(host, port)
+    sent = headers(timestamp=int(time.time()))
+    head = (
+        b"POST /hook HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        + b"webhook-id: evt_\xff\xfe\r\n"
+        + f"webhook-timestamp: {sent['webhook-timestamp']}\r\n".encode()
+        + f"webhook-signature: {sent['webhook-signature']}\r\n".encode()
+        + f"Content-Length: {len(BODY)}\r\n\r\n".encode()
+    )
+    writer.write(head + BODY)
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    assert status_line.split()[1] == b"400"
