@@ -72,7 +72,7 @@ def query_params(request: web.Request, model: type[Q]) -> Q:
 
 def _payment_id(request: web.Request) -> str:
     pay_id = request.match_info["id"]
-    if not PAYMENT_ID.match(pay_id):
+    if not PAYMENT_ID.fullmatch(pay_id):
         raise NotFound("payment", pay_id)
     return pay_id
 
@@ -110,7 +110,7 @@ async def list_payments(request: web.Request) -> web.Response:
     query = query_params(request, ListQuery)
     cursor = None
     if query.starting_after is not None:
-        if PAYMENT_ID.match(query.starting_after):
+        if PAYMENT_ID.fullmatch(query.starting_after):
             cursor = await request.app[RUNTIME].store.payments.get(mch, query.starting_after)
         if cursor is None:
             raise InvalidRequest(
@@ -145,7 +145,7 @@ async def create_refund(request: web.Request) -> web.Response:
 
 async def get_refund(request: web.Request) -> web.Response:
     re_id = request.match_info["id"]
-    if not REFUND_ID.match(re_id):
+    if not REFUND_ID.fullmatch(re_id):
         raise NotFound("refund", re_id)
     stored = await request.app[REFUNDS].get(principal(request).merchant.id, re_id)
     return json_response(stored.refund)
@@ -158,7 +158,7 @@ async def list_refunds(request: web.Request) -> web.Response:
     query = query_params(request, RefundListQuery)
     cursor = None
     if query.starting_after is not None:
-        if REFUND_ID.match(query.starting_after):
+        if REFUND_ID.fullmatch(query.starting_after):
             cursor = await request.app[RUNTIME].store.refunds.get(mch, query.starting_after)
         if cursor is None or cursor.refund.payment != pay_id:
             raise InvalidRequest(

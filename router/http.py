@@ -118,7 +118,7 @@ def _http_error(exc: web.HTTPException) -> ApiError:
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     given = request.headers.get("X-Request-Id", "")
-    request_id = given if REQUEST_ID_PATTERN.match(given) else new_id("req", 20)
+    request_id = given if REQUEST_ID_PATTERN.fullmatch(given) else new_id("req", 20)
     started = time.perf_counter()
     try:
         response = await handler(request)
@@ -176,7 +176,7 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     key = request.headers.get("Idempotency-Key")
     if request.method != "POST" or key is None or not _merchant_route(request):
         return await handler(request)
-    if not IDEMPOTENCY_KEY_PATTERN.match(key):
+    if not IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
         raise InvalidRequest(
             "invalid_idempotency_key",
             "Idempotency-Key must be 1 to 255 visible ASCII characters",

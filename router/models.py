@@ -43,7 +43,7 @@ RFC3339 = re.compile(
 def _rfc3339(value: object) -> object:
     # pydantic's lax datetime also reads numbers ("0.5" is 1970-01-01T00:00:00.5Z): a query
     # value must be the RFC 3339 text the API documents.
-    if not isinstance(value, str) or not RFC3339.match(value):
+    if not isinstance(value, str) or not RFC3339.fullmatch(value):
         raise PydanticCustomError(
             "datetime_format", "must be an RFC 3339 date-time such as 2025-06-15T15:06:00Z"
         )

@@ -60,7 +60,7 @@ class TimeWindow(BaseModel):
     @field_validator("start", "end")
     @classmethod
     def _clock(cls, value: str) -> str:
-        if not _CLOCK.match(value):
+        if not _CLOCK.fullmatch(value):
             raise ValueError("must be HH:MM (24-hour)")
         return value
 

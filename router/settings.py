@@ -6,6 +6,7 @@ import base64
 import binascii
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,11 +126,15 @@ def redacted(url: str) -> str:
         password = parts.password
     except ValueError:
         return "(unparsable URL)"
-    if password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+    if password is not None:
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    if parts.query:
+        # redis-py also takes the password as a query parameter.
+        query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+        parts = parts._replace(query=query)
+    return parts.geturl()
 
 
 def _split(name: str, value: str) -> SplitResult:
