@@ -23,7 +23,7 @@ from router.runtime import RoutingTable, Runtime
 from router.settings import Settings
 from router.store import open_store
 from router.webhooks import Dispatcher
-from router.worker import RequeryWorker
+from router.worker import RequeryWorker, check_lease
 
 log = logging.getLogger("payrouter")
 WORKER = web.AppKey("worker", RequeryWorker)
@@ -45,13 +45,15 @@ async def build_app(
     """Load the routing file, connect the store and build the application.
 
     Raises `router.config.ConfigError` for an unusable routing file and
-    `router.settings.ConfigurationError` for a store that cannot be used.
+    `router.settings.ConfigurationError` for a store that cannot be used or a worker lease
+    too short for the routing file's timeouts.
     """
     clock = clock or Clock()
     logs.install([settings.admin_token])
     session = aiohttp.ClientSession()
     try:
         table = RoutingTable.load(settings.routing_path, session)
+        check_lease(settings, table.loaded.config)
         store = await open_store(
             settings.redis_url, clock, settings.secret_key, cache_s=settings.cache_s
         )
