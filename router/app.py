@@ -27,6 +27,7 @@ from router.worker import RequeryWorker, check_lease
 
 log = logging.getLogger("payrouter")
 WORKER = web.AppKey("worker", RequeryWorker)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 EMBEDDED_WARNING = (
     "PAYROUTER_REDIS_URL is not set: using the EMBEDDED in-process store. It is for the sandbox "
@@ -93,6 +94,7 @@ async def build_app(
     if watch_config:
         app.cleanup_ctx.append(_config_watcher)
     if run_dispatcher:
+        app[DISPATCHER] = Dispatcher(runtime)
         app.cleanup_ctx.append(_dispatcher)
     app.on_cleanup.append(_close)
     runtime.metrics.config_version.info({"version": loaded.digest})
@@ -114,7 +116,7 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
-    dispatcher = Dispatcher(app[RUNTIME])
+    dispatcher = app[DISPATCHER]
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop), name="webhook-dispatcher")
     yield
@@ -136,7 +138,12 @@ async def _config_watcher(app: web.Application) -> AsyncIterator[None]:
             now = _stamp(path)
             if now != seen and now is not None:
                 seen = now
-                rt.reload()
+                try:
+                    rt.reload()
+                except Exception:
+                    # A bug, not a bad file (that is refused and logged by `reload`): keep
+                    # watching rather than let the task die unseen until shutdown.
+                    log.exception("routing config reload failed; the version in force stays")
 
     task = asyncio.create_task(watch(), name="config-watcher")
     yield

@@ -19,7 +19,9 @@ and claims due retries from the shared schedule (`router.store.events`). Each de
 Every failure of an attempt, whatever raised it (a URL stored before it was validated, a
 secret that cannot be decrypted, a receiver's odd answer, a bug), is recorded as an attempt
 with an error text and follows the schedule. Only store errors escape an attempt: the event is
-then taken again later, and abandoned as a dead letter after `MAX_FAULTS` such failures.
+then taken again later. A store that cannot be reached costs the event nothing (it is logged
+as an outage, `router.outage`); any other store error is counted against the event, which is
+abandoned as a dead letter after `MAX_FAULTS` of them.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ import aiohttp
 from redis.exceptions import RedisError, ResponseError
 
 from router.clock import rfc3339
+from router.outage import StoreOutage
 from router.runtime import Runtime
+from router.store.errors import STORE_UNAVAILABLE
 from router.store.events import FINAL_STATES, MAX_FAULTS, StoredEvent
 from router.urls import live_url_problem, url_problem
 from router.webhook_http import SafeResolver, UnsafeTarget, retry_after, shown_url, signed_request
@@ -79,6 +83,8 @@ class Dispatcher:
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._groups: set[str] = set()
+        self.outage = StoreOutage(log, "webhook dispatcher", rt.clock)
+        """How this dispatcher's polls and deliveries are faring against the store."""
         timeout = aiohttp.ClientTimeout(
             total=rt.settings.webhook_timeout_s, sock_connect=rt.settings.webhook_connect_s
         )
@@ -128,14 +134,20 @@ class Dispatcher:
                 )
                 for mch, entry_id, evt_id in entries:
                     self._spawn(mch, evt_id, entry_id)
+                self.outage.recovered()
                 if not merchants:
                     await asyncio.sleep(0.2)
+            except STORE_UNAVAILABLE as exc:
+                self.outage.failed(exc)
+                await asyncio.sleep(1.0)
             except Exception as exc:
                 if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
                     # An outbox stream vanished with its group (flushed, restored from an older
                     # dump): create the groups again instead of failing every pass.
+                    log.warning("webhook outbox group missing, creating it again: %s", exc)
                     self._groups.clear()
-                log.exception("webhook dispatch pass failed; retrying")
+                else:
+                    log.exception("webhook dispatch pass failed; retrying")
                 await asyncio.sleep(1.0)
 
     async def _sweep(self, merchants: list[str]) -> None:
@@ -169,6 +181,10 @@ class Dispatcher:
                 await self.deliver(mch, evt_id)
             if entry_id is not None:
                 await self.rt.store.events.ack(mch, entry_id)
+        except STORE_UNAVAILABLE as exc:
+            # Not the event's fault: it is taken again once the store is back (its outbox entry
+            # once idle, its retry once the lease ends), and no failure is counted against it.
+            self.outage.failed(exc)
         except Exception:
             log.exception("webhook %s to merchant %s: processing failed", evt_id, mch)
             await self._fault(mch, evt_id, entry_id)
@@ -188,6 +204,8 @@ class Dispatcher:
             await events.abandon(
                 mch, evt_id, entry_id, self._attempt("", None, 0, error), self.rt.clock.now_ms()
             )
+        except STORE_UNAVAILABLE as exc:
+            self.outage.failed(exc)
         except Exception:
             log.exception("webhook %s to merchant %s: could not count the failure", evt_id, mch)
 

@@ -36,6 +36,7 @@ from channels.errors import ChannelError
 from router.config import RoutingConfig
 from router.errors import ChannelFailed
 from router.models import FINAL_STATUSES
+from router.outage import StoreOutage
 from router.payments import PaymentService, TradeMismatch
 from router.refunds import RefundService
 from router.runtime import Runtime
@@ -73,6 +74,8 @@ class RequeryWorker:
         self.rt = runtime
         self.service = service
         self.refunds = refunds
+        self.outage = StoreOutage(log, "re-query worker", runtime.clock)
+        """How this worker's polls are faring against the store."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set."""
@@ -80,9 +83,9 @@ class RequeryWorker:
         while not stop.is_set():
             try:
                 handled = await self.run_once()
+                self.outage.recovered()
             except STORE_UNAVAILABLE as exc:
-                # One line, not a traceback per poll: the store being down is not a bug.
-                log.warning("re-query pass skipped, store unavailable: %s", exc)
+                self.outage.failed(exc)
                 handled = 0
             except Exception:
                 log.exception("re-query pass failed; retrying")
