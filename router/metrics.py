@@ -129,6 +129,13 @@ class Metrics:
             "Events waiting in the merchants' outbox streams for a first attempt.",
             registry=r,
         )
+        self.unreadable_records = Counter(
+            "payrouter_store_unreadable_records_total",
+            "Store records that cannot be decoded and were left out of answers, by kind "
+            "(each counted once per process): repair or remove them.",
+            ["record"],
+            registry=r,
+        )
         self.worker_runs = Counter(
             "payrouter_requery_checks_total",
             "Payments looked at by the re-query worker, by what it found.",

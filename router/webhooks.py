@@ -44,7 +44,7 @@ from router.clock import rfc3339
 from router.outage import StoreOutage
 from router.runtime import Runtime
 from router.store.errors import STORE_UNAVAILABLE
-from router.store.events import FINAL_STATES, MAX_FAULTS, StoredEvent
+from router.store.events import FINAL_STATES, MAX_FAULTS, StoredEvent, UnreadableEvent
 from router.urls import live_url_problem, url_problem
 from router.webhook_http import SafeResolver, UnsafeTarget, retry_after, shown_url, signed_request
 
@@ -185,6 +185,10 @@ class Dispatcher:
             # Not the event's fault: it is taken again once the store is back (its outbox entry
             # once idle, its retry once the lease ends), and no failure is counted against it.
             self.outage.failed(exc)
+        except UnreadableEvent as exc:
+            # Trying again cannot help: a dead letter at once, resent once it is repaired.
+            self.rt.damaged.report("event", f"{mch}/{evt_id}", exc.reason)
+            await self._abandon(mch, evt_id, entry_id, f"its record cannot be read: {exc.reason}")
         except Exception:
             log.exception("webhook %s to merchant %s: processing failed", evt_id, mch)
             await self._fault(mch, evt_id, entry_id)
@@ -193,21 +197,24 @@ class Dispatcher:
         """Count a failure that left no attempt recorded. Left alone, the event is taken again
         (its outbox entry once idle, its retry once the lease ends); after `MAX_FAULTS` it is
         abandoned as a dead letter so it cannot be taken forever."""
-        events = self.rt.store.events
         try:
-            if await events.fault(mch, evt_id) < MAX_FAULTS:
+            if await self.rt.store.events.fault(mch, evt_id) < MAX_FAULTS:
                 return
-            self._count("abandoned")
-            self.rt.metrics.webhook_dead.inc()
             log.error("webhook %s to merchant %s abandoned as a dead letter", evt_id, mch)
             error = f"abandoned after {MAX_FAULTS} failures to process it; see the router's log"
-            await events.abandon(
-                mch, evt_id, entry_id, self._attempt("", None, 0, error), self.rt.clock.now_ms()
-            )
+            await self._abandon(mch, evt_id, entry_id, error)
         except STORE_UNAVAILABLE as exc:
             self.outage.failed(exc)
         except Exception:
             log.exception("webhook %s to merchant %s: could not count the failure", evt_id, mch)
+
+    async def _abandon(self, mch: str, evt_id: str, entry_id: str | None, error: str) -> None:
+        """Make the event a dead letter with `error` as its last attempt, and stop taking it."""
+        self._count("abandoned")
+        self.rt.metrics.webhook_dead.inc()
+        await self.rt.store.events.abandon(
+            mch, evt_id, entry_id, self._attempt("", None, 0, error), self.rt.clock.now_ms()
+        )
 
     async def _target(self, event: StoredEvent) -> str | None:
         store = self.rt.store
