@@ -76,6 +76,7 @@ EVERY_POST: Codes = {
 BODY_CODES = ("invalid_json", "parameter_missing", "parameter_invalid", "parameter_unknown")
 QUERY_CODES = ("parameter_invalid", "parameter_unknown", "parameter_repeated")
 NOT_FOUND: Codes = {404: ("resource_missing",)}
+UNREADABLE_EVENT = "No such event, or its stored record is damaged and cannot be read"
 
 
 def merged(*tables: Codes) -> dict[int, tuple[str, ...]]:
@@ -245,6 +246,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "One event with its delivery attempts",
         id_of="event",
         ok={200: (Event, "The event and its delivery")},
+        description="Delivery attempts whose stored record cannot be read are left out.",
+        notes={404: UNREADABLE_EVENT},
         errors=merged(EVERY_OPERATION, NOT_FOUND),
     ),
     Operation(
@@ -254,6 +257,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Deliver the event again, on a fresh retry schedule",
         id_of="event",
         ok={200: (Event, "The event, its delivery pending again")},
+        notes={404: UNREADABLE_EVENT},
         errors=merged(EVERY_OPERATION, EVERY_POST, NOT_FOUND),
     ),
     Operation(
