@@ -136,7 +136,9 @@ async def test_a_damaged_event_waiting_for_a_retry_becomes_a_dead_letter_at_once
     await eventually(lambda: state("dead"))
     assert await raw.zscore(keys.dead_letters(mch), evt_id) is not None
     assert await raw.zscore(keys.webhook_retries(), f"{mch}/{evt_id}") is None
-    last = json.loads(await raw.lindex(keys.event_attempts(mch, evt_id), -1))
+    row = await raw.lindex(keys.event_attempts(mch, evt_id), -1)
+    assert row is not None
+    last = json.loads(row)
     assert last["error"] == "its record cannot be read: field 'data' is not JSON"
     assert len(receiver.received) == 1
     abandoned = 'payrouter_webhook_deliveries_total{outcome="abandoned"}'
