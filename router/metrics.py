@@ -46,7 +46,8 @@ class Metrics:
         )
         self.conflicts = Counter(
             "payrouter_payment_conflicts_total",
-            "Channel reports that contradict a payment's final status (need review).",
+            "Channel reports that contradict a payment or refund (its final status, amount or "
+            "currency): not applied, need review.",
             ["account"],
             registry=r,
         )

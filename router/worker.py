@@ -34,10 +34,10 @@ from datetime import datetime
 
 from channels.errors import ChannelError
 from router.config import RoutingConfig
-from router.errors import ChannelFailed
+from router.errors import ChannelFailed, TradeMismatch
 from router.models import FINAL_STATUSES
 from router.outage import StoreOutage
-from router.payments import PaymentService, TradeMismatch
+from router.payments import PaymentService
 from router.refunds import RefundService
 from router.runtime import Runtime
 from router.settings import ConfigurationError, Settings
@@ -112,14 +112,13 @@ class RequeryWorker:
     async def _guarded(self, mch: str, pay_id: str) -> None:
         try:
             outcome = await self.check(mch, pay_id)
+        except TradeMismatch:
+            outcome = "mismatch"  # counted and logged where it was found (`router.mismatch`)
+            await self._later(mch, pay_id, self.rt.settings.workers.requery_max_s)
         except (ChannelError, ChannelFailed) as exc:
             outcome = "channel_error"
             log.warning("re-query of %s failed: %s %s", pay_id, exc.code, exc.message)
             await self._later(mch, pay_id, self.rt.settings.workers.requery_after_s)
-        except TradeMismatch as exc:
-            outcome = "mismatch"
-            log.error("re-query of %s refused: %s", pay_id, exc)
-            await self._later(mch, pay_id, self.rt.settings.workers.requery_max_s)
         self.rt.metrics.worker_runs.labels(outcome).inc()
 
     async def check(self, mch: str, object_id: str) -> str:
