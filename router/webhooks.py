@@ -55,6 +55,8 @@ CONCURRENCY = 64
 PER_HOST = 8
 DRAIN_S = 2.0
 """How long a stopping dispatcher lets deliveries in flight finish."""
+RETRY_LEASE_MARGIN_S = 5.0
+"""Time for the store round trips around one delivery, within a retry's lease."""
 REMOVE_AFTER_IDLE = 10
 """A consumer idle this many claim periods with nothing pending belongs to a dead process."""
 UNDECRYPTABLE = (
@@ -150,13 +152,22 @@ class Dispatcher:
                     log.exception("webhook dispatch pass failed; retrying")
                 await asyncio.sleep(1.0)
 
+    def retry_lease_s(self) -> float:
+        """How long a claimed retry is hidden from other processes: one delivery's timeout and
+        the store round trips around it (a pass claims only what it starts at once), so a
+        process killed mid-delivery delays the retry that long at most."""
+        return self.rt.settings.webhook_timeout_s + RETRY_LEASE_MARGIN_S
+
     async def _sweep(self, merchants: list[str]) -> None:
         """Due retries, and outbox entries a dead process left unacknowledged."""
         events = self.rt.store.events
         now = self.rt.clock.now_ms()
         idle_ms = int(self.rt.settings.webhook_claim_idle_s * 1000)
-        for mch, evt_id in await events.claim_retries(now, 60_000, 100):
-            self._spawn(mch, evt_id, None)
+        free = min(CONCURRENCY - len(self._tasks), 100)
+        if free > 0:
+            lease_ms = int(self.retry_lease_s() * 1000)
+            for mch, evt_id in await events.claim_retries(now, lease_ms, free):
+                self._spawn(mch, evt_id, None)
         for mch, entry_id, evt_id in await events.claim_stale(
             merchants, self.consumer, idle_ms, 50
         ):
