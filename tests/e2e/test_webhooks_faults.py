@@ -307,11 +307,12 @@ async def test_a_retry_a_dead_process_took_is_sent_after_one_delivery_time(
     await paid_payment(router, simulator, http, receiver.url)
     evt_id = await only_event(router)
     await settled(router, evt_id, "retrying")
-    # Another process takes the retry when it is due, and dies before sending it.
+    # Another process takes the retry when it is due (60 s, jittered by 10%), and dies
+    # before sending it.
     events = router.app[RUNTIME].store.events
-    due_ms = router.clock.now_ms() + 61_000
+    due_ms = router.clock.now_ms() + 67_000
     lease_ms = int(dispatcher.retry_lease_s() * 1000)
     assert await events.claim_retries(due_ms, lease_ms, 10) == [(router.merchant_id, evt_id)]
-    router.clock.advance(61 + dispatcher.retry_lease_s() + 0.1)
+    router.clock.advance(67 + dispatcher.retry_lease_s() + 0.1)
     await settled(router, evt_id, "delivered")
     assert len(receiver.received) == 2
