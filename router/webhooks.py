@@ -197,22 +197,28 @@ class Dispatcher:
             # once idle, its retry once the lease ends), and no failure is counted against it.
             self.outage.failed(exc)
         except UnreadableEvent as exc:
-            # Trying again cannot help: a dead letter at once, resent once it is repaired.
             self.rt.damaged.report("event", f"{mch}/{evt_id}", exc.reason)
-            await self._abandon(mch, evt_id, entry_id, f"its record cannot be read: {exc.reason}")
+            await self._fault(mch, evt_id, entry_id, unreadable=exc.reason)
         except Exception:
             log.exception("webhook %s to merchant %s: processing failed", evt_id, mch)
             await self._fault(mch, evt_id, entry_id)
 
-    async def _fault(self, mch: str, evt_id: str, entry_id: str | None) -> None:
+    async def _fault(
+        self, mch: str, evt_id: str, entry_id: str | None, *, unreadable: str | None = None
+    ) -> None:
         """Count a failure that left no attempt recorded. Left alone, the event is taken again
         (its outbox entry once idle, its retry once the lease ends); after `MAX_FAULTS` it is
-        abandoned as a dead letter so it cannot be taken forever."""
+        abandoned as a dead letter so it cannot be taken forever. An event whose record cannot
+        be read (`unreadable` says why) is abandoned at once: trying again cannot help, and a
+        dead letter can be resent once the record is repaired."""
         try:
-            if await self.rt.store.events.fault(mch, evt_id) < MAX_FAULTS:
+            if unreadable is not None:
+                error = f"its record cannot be read: {unreadable}"
+            elif await self.rt.store.events.fault(mch, evt_id) < MAX_FAULTS:
                 return
-            log.error("webhook %s to merchant %s abandoned as a dead letter", evt_id, mch)
-            error = f"abandoned after {MAX_FAULTS} failures to process it; see the router's log"
+            else:
+                log.error("webhook %s to merchant %s abandoned as a dead letter", evt_id, mch)
+                error = f"abandoned after {MAX_FAULTS} failures to process it; see the router's log"
             await self._abandon(mch, evt_id, entry_id, error)
         except STORE_UNAVAILABLE as exc:
             self.outage.failed(exc)
