@@ -132,6 +132,10 @@ class CreateResult:
     state: TradeState = TradeState.PENDING
     channel_trade_no: str | None = None
     paid_at: datetime | None = None
+    amount: int | None = None
+    """What the channel's answer says the order is for, when it says (a barcode payment's
+    answer does): the router checks it against the payment before believing the answer."""
+    currency: str | None = None
 
 
 @dataclass(frozen=True)

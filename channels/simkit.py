@@ -6,7 +6,8 @@ here are channel-neutral:
 - `SimulatorSettings`: where the sandbox keys live, the seed that makes a run repeatable and
   the time factor that shrinks notification retry schedules and automatic-payment timers;
 - `Faults` and `FaultBox`: the `PUT/GET /sim/faults` document and the seeded dice that apply
-  it to protocol calls (latency, errors, hangs, outage) and to notifications;
+  it to protocol calls (latency, errors, hangs, outage, misreported amounts) and to
+  notifications;
 - `Notifier`: posts notifications in the background on the channel's retry schedule, records
   every attempt, and shuts down cleanly with the application.
 """
@@ -86,6 +87,10 @@ class Faults(BaseModel):
     """Share of accepted refunds that end in failure (WeChat `ABNORMAL`) instead of success."""
     only: list[Operation] | None = None
     """Apply latency, error, timeout and outage only to these operations (None: to all)."""
+    misreport_amount: int = Field(0, ge=-1_000_000, le=1_000_000)
+    """Minor units added to every amount the channel reports about an order or a refund (in
+    query, pay and refund answers, and in notifications), as a channel that contradicts the
+    merchant would; the orders themselves keep their real amounts. 0: truthful."""
 
 
 ProtocolFault = Literal["outage", "error", "timeout"]
@@ -124,6 +129,10 @@ class FaultBox:
         if self.chance(faults.timeout_rate):
             return "timeout"
         return None
+
+    def reported(self, amount: int) -> int:
+        """`amount` as the channel reports it under the `misreport_amount` fault."""
+        return max(amount + self.faults.misreport_amount, 0)
 
     async def hang(self) -> None:
         """Hold an answer for `hang_ms`, or until the application shuts down."""

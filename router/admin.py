@@ -5,7 +5,8 @@
     GET  /admin/routing                        the routing config in force, last reload
     POST /admin/routing/reload                 reload config/routing.yaml now
     GET  /admin/routing/explain?method=&...    how a described payment would be routed
-    GET  /admin/webhooks/dead                  every merchant's dead-letter events
+    GET  /admin/webhooks/dead                  every merchant's dead-letter events (records
+                                               that cannot be read are left out, reported)
     POST /admin/webhooks/{merchant}/{id}/resend   deliver one again, on a fresh schedule
     GET  /admin/merchants/{merchant}/webhook-endpoints/disabled   endpoints that answered 410
     POST /admin/merchants/{merchant}/webhook-endpoints/{id}/enable   deliver to one again
@@ -23,7 +24,14 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from channels.base import Method, Wallet
-from router.api_events import ENDPOINT_ID, WebhookEndpointList, enable_endpoint, endpoint_view
+from router.api_events import (
+    ENDPOINT_ID,
+    WebhookEndpointList,
+    enable_endpoint,
+    endpoint_view,
+    read_event,
+    readable_attempts,
+)
 from router.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from router.http import RUNTIME, json_response, parse_body, validate
 from router.routing import decide
@@ -125,17 +133,18 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     rows = []
     for mch in await rt.store.merchants.ids():
         for evt_id in await rt.store.events.dead(mch):
-            event = await rt.store.events.get(mch, evt_id)
+            event = await read_event(rt, mch, evt_id)
             if event is not None:
-                attempts = await rt.store.events.attempts(mch, evt_id)
+                stored = await rt.store.events.attempts(mch, evt_id)
+                attempts = readable_attempts(rt, event, stored)
                 rows.append(
                     {
                         "merchant": mch,
                         "id": evt_id,
                         "type": event.type,
                         "created_at": event.created_at,
-                        "attempts": len(attempts),
-                        "last": attempts[-1] if attempts else None,
+                        "attempts": len(stored),
+                        "last": attempts[-1].model_dump() if attempts else None,
                     }
                 )
     return web.json_response({"data": rows})
@@ -144,7 +153,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 async def resend_dead_letter(request: web.Request) -> web.Response:
     rt = _authorize(request)
     mch, evt_id = request.match_info["merchant"], request.match_info["id"]
-    event = await rt.store.events.get(mch, evt_id)
+    event = await read_event(rt, mch, evt_id)
     if event is None:
         raise NotFound("event", evt_id)
     await rt.store.events.resend(event)

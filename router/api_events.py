@@ -14,15 +14,16 @@ import re
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.api import query_params
 from router.clock import from_ms, rfc3339
 from router.errors import InvalidRequest, NotFound
 from router.http import RUNTIME, json_response, principal
 from router.models import Cursor, Limit
+from router.runtime import Runtime
 from router.store.endpoints import DisabledEndpoint
-from router.store.events import EventStore, StoredEvent
+from router.store.events import EventStore, StoredEvent, UnreadableEvent
 
 EVENT_ID = re.compile(r"evt_[A-Za-z0-9]{8,64}")
 ENDPOINT_ID = re.compile(r"we_[0-9a-f]{24}")
@@ -119,56 +120,100 @@ async def enable_endpoint(events: EventStore, mch: str, url_or_id: str) -> Webho
     return endpoint_view(found, enabled=True)
 
 
-def _public(event: StoredEvent, attempts: list[dict[str, Any]] | None) -> Event:
+def readable_attempts(rt: Runtime, event: StoredEvent, rows: list[Any]) -> list[Attempt]:
+    """The event's attempts that can be read; the others are reported and left out."""
+    out = []
+    for number, row in enumerate(rows, start=1):
+        try:
+            out.append(Attempt.model_validate(row))
+        except ValidationError:
+            why = "not JSON" if row is None else "not an attempt record"
+            rt.damaged.report("event_attempt", f"{event.id} attempt {number}", why)
+    return out
+
+
+def _public(event: StoredEvent, attempts: list[Attempt] | None) -> Event:
+    """The event as merchants see it. Raises `UnreadableEvent` for a record that does not
+    make one (an unknown type, say)."""
     delivery = None
     if attempts is not None:
         delivery = Delivery.model_validate({"state": event.state, "attempts": attempts})
-    return Event.model_validate(event.body() | {"delivery": delivery})
+    try:
+        return Event.model_validate(event.body() | {"delivery": delivery})
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise UnreadableEvent(event.merchant_id, event.id, f"{where}: {problem['msg']}") from None
+
+
+async def read_event(rt: Runtime, mch: str, evt_id: str) -> StoredEvent | None:
+    """The event, or None if there is none or its record does not make one (reported)."""
+    try:
+        found = await rt.store.events.get(mch, evt_id)
+        if found is not None:
+            _public(found, None)
+    except UnreadableEvent as exc:
+        rt.damaged.report("event", f"{mch}/{evt_id}", exc.reason)
+        return None
+    return found
 
 
 async def _event(request: web.Request) -> StoredEvent:
     evt_id = request.match_info["id"]
     found = None
     if EVENT_ID.fullmatch(evt_id):
-        found = await request.app[RUNTIME].store.events.get(principal(request).merchant.id, evt_id)
+        found = await read_event(request.app[RUNTIME], principal(request).merchant.id, evt_id)
     if found is None:
         raise NotFound("event", evt_id)
     return found
 
 
+async def _shown(rt: Runtime, event: StoredEvent) -> web.Response:
+    """A readable event (`read_event`) with the attempts of its delivery that can be read."""
+    rows = await rt.store.events.attempts(event.merchant_id, event.id)
+    return json_response(_public(event, readable_attempts(rt, event, rows)))
+
+
 async def list_events(request: web.Request) -> web.Response:
-    store = request.app[RUNTIME].store
+    rt = request.app[RUNTIME]
+    store = rt.store
     mch = principal(request).merchant.id
     query = query_params(request, EventListQuery)
     cursor = None
     if query.starting_after is not None:
         if EVENT_ID.fullmatch(query.starting_after):
-            cursor = await store.events.get(mch, query.starting_after)
+            cursor = await read_event(rt, mch, query.starting_after)
         if cursor is None:
             raise InvalidRequest(
                 "resource_missing",
                 f"starting_after: no such event {query.starting_after!r}",
                 param="starting_after",
             )
-    page, has_more = await store.events.page(
-        mch, limit=query.limit, starting_after=cursor, type_=query.type
-    )
-    return json_response(EventList(data=[_public(e, None) for e in page], has_more=has_more))
+    page = await store.events.page(mch, limit=query.limit, starting_after=cursor, type_=query.type)
+    shown = []
+    for event in page.events:
+        try:
+            shown.append(_public(event, None))
+        except UnreadableEvent as exc:
+            # A record the store can decode but that does not make an event (its type, say):
+            # left out too, so a page may hold fewer than `limit`.
+            page.unreadable.append(exc)
+    for damaged in page.unreadable:
+        rt.damaged.report("event", f"{mch}/{damaged.event_id}", damaged.reason)
+    return json_response(EventList(data=shown, has_more=page.has_more))
 
 
 async def get_event(request: web.Request) -> web.Response:
-    event = await _event(request)
-    attempts = await request.app[RUNTIME].store.events.attempts(event.merchant_id, event.id)
-    return json_response(_public(event, attempts))
+    return await _shown(request.app[RUNTIME], await _event(request))
 
 
 async def resend_event(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
     event = await _event(request)
-    store = request.app[RUNTIME].store
-    await store.events.resend(event)
-    fresh = await store.events.get(event.merchant_id, event.id)
+    await rt.store.events.resend(event)
+    fresh = await rt.store.events.get(event.merchant_id, event.id)
     assert fresh is not None
-    return json_response(_public(fresh, await store.events.attempts(event.merchant_id, event.id)))
+    return await _shown(rt, fresh)
 
 
 async def list_disabled_endpoints(request: web.Request) -> web.Response:

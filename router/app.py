@@ -23,10 +23,11 @@ from router.runtime import RoutingTable, Runtime
 from router.settings import Settings
 from router.store import open_store
 from router.webhooks import Dispatcher
-from router.worker import RequeryWorker
+from router.worker import RequeryWorker, check_lease
 
 log = logging.getLogger("payrouter")
 WORKER = web.AppKey("worker", RequeryWorker)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 EMBEDDED_WARNING = (
     "PAYROUTER_REDIS_URL is not set: using the EMBEDDED in-process store. It is for the sandbox "
@@ -45,13 +46,15 @@ async def build_app(
     """Load the routing file, connect the store and build the application.
 
     Raises `router.config.ConfigError` for an unusable routing file and
-    `router.settings.ConfigurationError` for a store that cannot be used.
+    `router.settings.ConfigurationError` for a store that cannot be used or a worker lease
+    too short for the routing file's timeouts.
     """
     clock = clock or Clock()
     logs.install([settings.admin_token])
     session = aiohttp.ClientSession()
     try:
         table = RoutingTable.load(settings.routing_path, session)
+        check_lease(settings, table.loaded.config)
         store = await open_store(
             settings.redis_url, clock, settings.secret_key, cache_s=settings.cache_s
         )
@@ -91,6 +94,7 @@ async def build_app(
     if watch_config:
         app.cleanup_ctx.append(_config_watcher)
     if run_dispatcher:
+        app[DISPATCHER] = Dispatcher(runtime)
         app.cleanup_ctx.append(_dispatcher)
     app.on_cleanup.append(_close)
     runtime.metrics.config_version.info({"version": loaded.digest})
@@ -112,7 +116,7 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 
 async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
-    dispatcher = Dispatcher(app[RUNTIME])
+    dispatcher = app[DISPATCHER]
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop), name="webhook-dispatcher")
     yield
@@ -134,7 +138,12 @@ async def _config_watcher(app: web.Application) -> AsyncIterator[None]:
             now = _stamp(path)
             if now != seen and now is not None:
                 seen = now
-                rt.reload()
+                try:
+                    rt.reload()
+                except Exception:
+                    # A bug, not a bad file (that is refused and logged by `reload`): keep
+                    # watching rather than let the task die unseen until shutdown.
+                    log.exception("routing config reload failed; the version in force stays")
 
     task = asyncio.create_task(watch(), name="config-watcher")
     yield

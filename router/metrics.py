@@ -46,7 +46,8 @@ class Metrics:
         )
         self.conflicts = Counter(
             "payrouter_payment_conflicts_total",
-            "Channel reports that contradict a payment's final status (need review).",
+            "Channel reports that contradict a payment or refund (its final status, amount or "
+            "currency): not applied, need review.",
             ["account"],
             registry=r,
         )
@@ -127,6 +128,13 @@ class Metrics:
         self.webhook_outbox = Gauge(
             "payrouter_webhook_outbox_entries",
             "Events waiting in the merchants' outbox streams for a first attempt.",
+            registry=r,
+        )
+        self.unreadable_records = Counter(
+            "payrouter_store_unreadable_records_total",
+            "Store records that cannot be decoded and were left out of answers, by kind "
+            "(each counted once per process): repair or remove them.",
+            ["record"],
             registry=r,
         )
         self.worker_runs = Counter(

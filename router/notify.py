@@ -19,9 +19,8 @@ from aiohttp import web
 from channels.base import Acknowledgement, Channel, RefundStatus, TradeStatus
 from channels.errors import NotificationRejected
 from router.api import PAYMENTS, REFUNDS
-from router.errors import NotFound
+from router.errors import NotFound, TradeMismatch
 from router.http import RUNTIME
-from router.payments import TradeMismatch
 from router.store.payments import StoredPayment
 
 log = logging.getLogger("payrouter.notify")
@@ -56,7 +55,7 @@ async def channel_notification(request: web.Request) -> web.Response:
     except Refusal as exc:
         return _refuse(request, channel, exc.reason, exc.detail)
     except TradeMismatch as exc:
-        return _refuse(request, channel, "amount_mismatch", str(exc))
+        return _refuse(request, channel, "amount_mismatch", exc.message)
     rt.metrics.notifications.labels(account, "accepted").inc()
     log.info(
         "notification accepted account=%s id=%s event=%s %s",

@@ -11,6 +11,8 @@ the routing decision's candidates in order; what the merchant sees depends on ho
 | none could take it (unavailable, open breakers) | `failed`           | 503, safe to retry    |
 | one's outcome is unknown and cannot be checked  | stays `processing` | 502; the worker       |
 |                                                 |                    | settles it            |
+| one's answer names another amount (paid)        | stays `processing` | 502 channel_mismatch; |
+|                                                 |                    | held for review       |
 
 A `failed` payment gives its merchant_order_id back, so the merchant may create again.
 
@@ -31,11 +33,12 @@ from typing import Any, NoReturn
 from channels.base import Channel, CreateOrder, CreateResult, TradeState, TradeStatus
 from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
 from router.clock import from_ms, rfc3339
-from router.errors import ChannelFailed, Conflict, InvalidRequest, NotFound
+from router.errors import ChannelFailed, Conflict, InvalidRequest, NotFound, TradeMismatch
 from router.failover import Attempts, try_candidates
 from router.http import IdempotentRequest, render
 from router.ids import new_id
 from router.intake import check_create
+from router.mismatch import check_payment
 from router.models import CreatePaymentRequest, Payment, Routing
 from router.routing import decide
 from router.rules import RouteRequest
@@ -46,10 +49,6 @@ from router.stranded import answer_for_bound
 from router.urls import check_live_url
 
 log = logging.getLogger("payrouter.payments")
-
-
-class TradeMismatch(Exception):
-    """A channel's report that does not match what we asked it for (amount, currency)."""
 
 
 class PaymentService:
@@ -156,12 +155,22 @@ class PaymentService:
 
         tried = await try_candidates(rt, stored, decision, order_for)
         if tried.stop == "created" and tried.result is not None:
+            await self._check_created(tried, tried.result)
             return await self._created(tried, tried.result, idem)
         if tried.stop == "paid" and tried.paid is not None:
             await self._record_attempts(tried)
             await self.apply_trade(tried.stored, tried.paid, source="create")
             return await self.reload(tried.stored)
         await self._create_failed(tried)
+
+    async def _check_created(self, tried: Attempts, result: CreateResult) -> None:
+        """A create answer that says the order is for another amount (a barcode paid at once)
+        leaves the payment `processing`, held for review (`router.mismatch`)."""
+        try:
+            check_payment(self.rt, "create", tried.stored.payment, result.amount, result.currency)
+        except TradeMismatch:
+            await self._record_attempts(tried)
+            raise
 
     async def _record_attempts(self, tried: Attempts) -> None:
         routing = tried.stored.payment.routing.model_copy(update={"attempts": tried.attempts})
@@ -358,16 +367,11 @@ class PaymentService:
         return now
 
     async def apply_trade(self, stored: StoredPayment, trade: TradeStatus, *, source: str) -> str:
-        """Move the payment to what the channel reports; never backwards. Returns status now."""
+        """Move the payment to what the channel reports; never backwards. Returns status now.
+        Raises `TradeMismatch` (nothing applied) for a report of another amount or currency."""
         rt = self.rt
         p = stored.payment
-        if (trade.amount is not None and trade.amount != p.amount) or (
-            trade.currency is not None and trade.currency != p.currency
-        ):
-            raise TradeMismatch(
-                f"{p.channel} reports {trade.amount} {trade.currency} for {p.id}, "
-                f"which is {p.amount} {p.currency}"
-            )
+        check_payment(rt, source, p, trade.amount, trade.currency)
         fields: dict[str, Any] = {}
         if trade.channel_trade_no:
             fields["channel_trade_no"] = trade.channel_trade_no

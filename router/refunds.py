@@ -7,6 +7,8 @@
 |                                |                   | the same refund number if the channel has   |
 |                                |                   | none (every channel dedupes on it)          |
 | refused                        | failed            | 402 channel_error (error.refund_id)         |
+| answered with another amount   | pending, held     | 502 channel_mismatch; nothing applied, for  |
+|                                |                   | review (the worker meets it again)          |
 | certainly did not receive it   | failed            | 503 channel_error; the amount is free again |
 
 Under an Idempotency-Key the refund is bound to the key as it is written: a retry after a
@@ -27,8 +29,9 @@ from router.clock import from_ms, rfc3339
 from router.errors import ChannelFailed, Conflict, InvalidRequest, NotFound
 from router.http import IdempotentRequest
 from router.ids import new_id
+from router.mismatch import check_report
 from router.models import CreateRefundRequest, Refund
-from router.payments import PaymentService, TradeMismatch
+from router.payments import PaymentService
 from router.runtime import Runtime
 from router.store.payments import StoredPayment
 from router.store.refunds import StoredRefund
@@ -219,12 +222,18 @@ class RefundService:
     async def apply(
         self, stored: StoredRefund, status: RefundStatus, *, account: str, source: str
     ) -> str:
-        """Move the refund to what the channel reports. Returns its status now."""
+        """Move the refund to what the channel reports. Returns its status now. Raises
+        `TradeMismatch` (nothing applied) for a report of another amount."""
         r = stored.refund
-        if status.amount is not None and status.amount != r.amount:
-            raise TradeMismatch(
-                f"channel reports {status.amount} for refund {r.id}, which is {r.amount}"
-            )
+        check_report(
+            self.rt,
+            source,
+            account=account,
+            payment_id=r.payment,
+            refund_id=r.id,
+            amount=r.amount,
+            reported_amount=status.amount,
+        )
         fields: dict[str, Any] = {}
         if status.channel_refund_no:
             fields["channel_refund_no"] = status.channel_refund_no

@@ -25,6 +25,7 @@ from channels.wechat import adapter as wechat
 from channels.wechat.config import WeChatAccount
 from router.clock import Clock
 from router.config import AccountConfig, ConfigError, LoadedConfig, load_config
+from router.damaged import DamagedRecords
 from router.health import Breakers, BreakerSettings, HealthSettings
 from router.metrics import Metrics
 from router.routing import Candidate
@@ -92,8 +93,11 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     breakers: Breakers = field(init=False)
     reload_status: ReloadStatus = field(init=False)
+    damaged: DamagedRecords = field(init=False)
+    """Where readers report store records they cannot decode (`router.damaged`)."""
 
     def __post_init__(self) -> None:
+        self.damaged = DamagedRecords(self.metrics)
         self.breakers = Breakers(
             self.store.redis,
             self.clock,

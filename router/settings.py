@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 from urllib.parse import SplitResult, urlsplit
 
 
@@ -56,8 +57,13 @@ class Workers:
     requery_max_s: float = 300.0
     processing_grace_s: float = 30.0
     """A payment still `processing` this long after creation lost its creating process."""
-    lease_s: float = 60.0
-    batch: int = 50
+    lease_s: float | None = None
+    """How long an entry a worker claimed is hidden from the other processes; a worker killed
+    mid-settle delays that entry by at most this. `None`: the shortest safe lease for the
+    routing file in force (`router.worker.minimum_lease_s`)."""
+    batch: int = 10
+    """Entries one pass claims and works on at once (each lease starts at the claim, so a
+    pass never claims more than it starts at once)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,7 @@ class Settings:
             workers=Workers(
                 requery_after_s=_seconds(env, "PAYROUTER_REQUERY_AFTER", 30.0),
                 processing_grace_s=_seconds(env, "PAYROUTER_PROCESSING_GRACE", 30.0),
+                lease_s=_seconds(env, "PAYROUTER_WORKER_LEASE", None),
             ),
         )
 
@@ -187,7 +194,11 @@ def _port(value: str) -> int:
     return int(value)
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+@overload
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float: ...
+@overload
+def _seconds(env: Mapping[str, str], name: str, default: None) -> float | None: ...
+def _seconds(env: Mapping[str, str], name: str, default: float | None) -> float | None:
     raw = env.get(name)
     if not raw:
         return default

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from channels.base import TradeState
 from channels.errors import ChannelError
-from router.errors import ChannelFailed
+from router.errors import ChannelFailed, TradeMismatch
 from router.store.payments import StoredPayment
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ async def answer_for_bound(
     if p.status == "processing":
         try:
             await settle_stranded(service, stored)
+        except TradeMismatch:
+            raise  # the channel contradicts the payment: it is held, not unknown
         except (ChannelError, ChannelFailed) as exc:
             # The worker may have settled it meanwhile (and closed the order first).
             stored = await service.reload(stored)

@@ -19,7 +19,9 @@ and claims due retries from the shared schedule (`router.store.events`). Each de
 Every failure of an attempt, whatever raised it (a URL stored before it was validated, a
 secret that cannot be decrypted, a receiver's odd answer, a bug), is recorded as an attempt
 with an error text and follows the schedule. Only store errors escape an attempt: the event is
-then taken again later, and abandoned as a dead letter after `MAX_FAULTS` such failures.
+then taken again later. A store that cannot be reached costs the event nothing (it is logged
+as an outage, `router.outage`); any other store error is counted against the event, which is
+abandoned as a dead letter after `MAX_FAULTS` of them.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ import aiohttp
 from redis.exceptions import RedisError, ResponseError
 
 from router.clock import rfc3339
+from router.outage import StoreOutage
 from router.runtime import Runtime
-from router.store.events import FINAL_STATES, MAX_FAULTS, StoredEvent
+from router.store.errors import STORE_UNAVAILABLE
+from router.store.events import FINAL_STATES, MAX_FAULTS, StoredEvent, UnreadableEvent
 from router.urls import live_url_problem, url_problem
 from router.webhook_http import SafeResolver, UnsafeTarget, retry_after, shown_url, signed_request
 
@@ -51,6 +55,8 @@ CONCURRENCY = 64
 PER_HOST = 8
 DRAIN_S = 2.0
 """How long a stopping dispatcher lets deliveries in flight finish."""
+RETRY_LEASE_MARGIN_S = 5.0
+"""Time for the store round trips around one delivery, within a retry's lease."""
 REMOVE_AFTER_IDLE = 10
 """A consumer idle this many claim periods with nothing pending belongs to a dead process."""
 UNDECRYPTABLE = (
@@ -79,6 +85,8 @@ class Dispatcher:
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._groups: set[str] = set()
+        self.outage = StoreOutage(log, "webhook dispatcher", rt.clock)
+        """How this dispatcher's polls and deliveries are faring against the store."""
         timeout = aiohttp.ClientTimeout(
             total=rt.settings.webhook_timeout_s, sock_connect=rt.settings.webhook_connect_s
         )
@@ -128,23 +136,38 @@ class Dispatcher:
                 )
                 for mch, entry_id, evt_id in entries:
                     self._spawn(mch, evt_id, entry_id)
+                self.outage.recovered()
                 if not merchants:
                     await asyncio.sleep(0.2)
+            except STORE_UNAVAILABLE as exc:
+                self.outage.failed(exc)
+                await asyncio.sleep(1.0)
             except Exception as exc:
                 if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
                     # An outbox stream vanished with its group (flushed, restored from an older
                     # dump): create the groups again instead of failing every pass.
+                    log.warning("webhook outbox group missing, creating it again: %s", exc)
                     self._groups.clear()
-                log.exception("webhook dispatch pass failed; retrying")
+                else:
+                    log.exception("webhook dispatch pass failed; retrying")
                 await asyncio.sleep(1.0)
+
+    def retry_lease_s(self) -> float:
+        """How long a claimed retry is hidden from other processes: one delivery's timeout and
+        the store round trips around it (a pass claims only what it starts at once), so a
+        process killed mid-delivery delays the retry that long at most."""
+        return self.rt.settings.webhook_timeout_s + RETRY_LEASE_MARGIN_S
 
     async def _sweep(self, merchants: list[str]) -> None:
         """Due retries, and outbox entries a dead process left unacknowledged."""
         events = self.rt.store.events
         now = self.rt.clock.now_ms()
         idle_ms = int(self.rt.settings.webhook_claim_idle_s * 1000)
-        for mch, evt_id in await events.claim_retries(now, 60_000, 100):
-            self._spawn(mch, evt_id, None)
+        free = min(CONCURRENCY - len(self._tasks), 100)
+        if free > 0:
+            lease_ms = int(self.retry_lease_s() * 1000)
+            for mch, evt_id in await events.claim_retries(now, lease_ms, free):
+                self._spawn(mch, evt_id, None)
         for mch, entry_id, evt_id in await events.claim_stale(
             merchants, self.consumer, idle_ms, 50
         ):
@@ -169,27 +192,46 @@ class Dispatcher:
                 await self.deliver(mch, evt_id)
             if entry_id is not None:
                 await self.rt.store.events.ack(mch, entry_id)
+        except STORE_UNAVAILABLE as exc:
+            # Not the event's fault: it is taken again once the store is back (its outbox entry
+            # once idle, its retry once the lease ends), and no failure is counted against it.
+            self.outage.failed(exc)
+        except UnreadableEvent as exc:
+            self.rt.damaged.report("event", f"{mch}/{evt_id}", exc.reason)
+            await self._fault(mch, evt_id, entry_id, unreadable=exc.reason)
         except Exception:
             log.exception("webhook %s to merchant %s: processing failed", evt_id, mch)
             await self._fault(mch, evt_id, entry_id)
 
-    async def _fault(self, mch: str, evt_id: str, entry_id: str | None) -> None:
+    async def _fault(
+        self, mch: str, evt_id: str, entry_id: str | None, *, unreadable: str | None = None
+    ) -> None:
         """Count a failure that left no attempt recorded. Left alone, the event is taken again
         (its outbox entry once idle, its retry once the lease ends); after `MAX_FAULTS` it is
-        abandoned as a dead letter so it cannot be taken forever."""
-        events = self.rt.store.events
+        abandoned as a dead letter so it cannot be taken forever. An event whose record cannot
+        be read (`unreadable` says why) is abandoned at once: trying again cannot help, and a
+        dead letter can be resent once the record is repaired."""
         try:
-            if await events.fault(mch, evt_id) < MAX_FAULTS:
+            if unreadable is not None:
+                error = f"its record cannot be read: {unreadable}"
+            elif await self.rt.store.events.fault(mch, evt_id) < MAX_FAULTS:
                 return
-            self._count("abandoned")
-            self.rt.metrics.webhook_dead.inc()
-            log.error("webhook %s to merchant %s abandoned as a dead letter", evt_id, mch)
-            error = f"abandoned after {MAX_FAULTS} failures to process it; see the router's log"
-            await events.abandon(
-                mch, evt_id, entry_id, self._attempt("", None, 0, error), self.rt.clock.now_ms()
-            )
+            else:
+                log.error("webhook %s to merchant %s abandoned as a dead letter", evt_id, mch)
+                error = f"abandoned after {MAX_FAULTS} failures to process it; see the router's log"
+            await self._abandon(mch, evt_id, entry_id, error)
+        except STORE_UNAVAILABLE as exc:
+            self.outage.failed(exc)
         except Exception:
             log.exception("webhook %s to merchant %s: could not count the failure", evt_id, mch)
+
+    async def _abandon(self, mch: str, evt_id: str, entry_id: str | None, error: str) -> None:
+        """Make the event a dead letter with `error` as its last attempt, and stop taking it."""
+        self._count("abandoned")
+        self.rt.metrics.webhook_dead.inc()
+        await self.rt.store.events.abandon(
+            mch, evt_id, entry_id, self._attempt("", None, 0, error), self.rt.clock.now_ms()
+        )
 
     async def _target(self, event: StoredEvent) -> str | None:
         store = self.rt.store

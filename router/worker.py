@@ -15,6 +15,14 @@ so any number of processes can run this worker side by side. For each payment it
   suggested schedule, 1, 2, 4, 8, 16, 32 s apart.
 - a `pending` refund: ask the channel, and re-send the same refund if it has none
   (`router.refunds.RefundService.settle`).
+
+An entry's lease must outlast the channel calls made for it, or a second process would take
+it meanwhile: at most `CALLS_PER_ENTRY` calls (query, then close, which is a query and a void
+at UnionPay; or a refund query, then a refund, which Alipay confirms by a query), each bounded
+by its account's `total` timeout. `minimum_lease_s` is that bound for the routing file in force
+(35 s with the default 10 s timeouts); `PAYROUTER_WORKER_LEASE` may set a longer lease, never a
+shorter one. A pass claims only what it starts at once, so no lease runs out while its entry
+waits for a slot.
 """
 
 from __future__ import annotations
@@ -25,17 +33,40 @@ import logging
 from datetime import datetime
 
 from channels.errors import ChannelError
-from router.errors import ChannelFailed
+from router.config import RoutingConfig
+from router.errors import ChannelFailed, TradeMismatch
 from router.models import FINAL_STATUSES
-from router.payments import PaymentService, TradeMismatch
+from router.outage import StoreOutage
+from router.payments import PaymentService
 from router.refunds import RefundService
 from router.runtime import Runtime
+from router.settings import ConfigurationError, Settings
 from router.store.errors import STORE_UNAVAILABLE
 from router.store.payments import StoredPayment
 from router.stranded import settle_stranded
 
 log = logging.getLogger("payrouter.worker")
-CONCURRENCY = 10
+CALLS_PER_ENTRY = 3
+"""The most channel calls one entry can take, one after the other (see above)."""
+LEASE_MARGIN_S = 5.0
+"""Time for the store round trips around those calls."""
+
+
+def minimum_lease_s(config: RoutingConfig) -> float:
+    """The shortest safe lease for `config`: its slowest account's calls, one after another."""
+    slowest = max(account.timeouts.total for account in config.accounts.values())
+    return CALLS_PER_ENTRY * slowest + LEASE_MARGIN_S
+
+
+def check_lease(settings: Settings, config: RoutingConfig) -> None:
+    """Refuse a `PAYROUTER_WORKER_LEASE` shorter than the routing file's calls may take."""
+    lease, minimum = settings.workers.lease_s, minimum_lease_s(config)
+    if lease is not None and lease < minimum:
+        raise ConfigurationError(
+            f"PAYROUTER_WORKER_LEASE={lease:g} is shorter than the re-query worker may spend "
+            f"on one entry with the routing file's timeouts ({CALLS_PER_ENTRY} channel calls "
+            f"and {LEASE_MARGIN_S:g} s): set at least {minimum:g} seconds, or leave it unset"
+        )
 
 
 class RequeryWorker:
@@ -43,7 +74,8 @@ class RequeryWorker:
         self.rt = runtime
         self.service = service
         self.refunds = refunds
-        self._slots = asyncio.Semaphore(CONCURRENCY)
+        self.outage = StoreOutage(log, "re-query worker", runtime.clock)
+        """How this worker's polls are faring against the store."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set."""
@@ -51,9 +83,9 @@ class RequeryWorker:
         while not stop.is_set():
             try:
                 handled = await self.run_once()
+                self.outage.recovered()
             except STORE_UNAVAILABLE as exc:
-                # One line, not a traceback per poll: the store being down is not a bug.
-                log.warning("re-query pass skipped, store unavailable: %s", exc)
+                self.outage.failed(exc)
                 handled = 0
             except Exception:
                 log.exception("re-query pass failed; retrying")
@@ -62,28 +94,32 @@ class RequeryWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=interval)
 
+    def lease_s(self) -> float:
+        """The lease an entry is claimed under: as set, never shorter than the routing file in
+        force needs (a reload may have made its timeouts longer)."""
+        minimum = minimum_lease_s(self.rt.config.config)
+        return max(self.rt.settings.workers.lease_s or minimum, minimum)
+
     async def run_once(self) -> int:
         """Check every payment due now (one batch). Returns how many were checked."""
         w = self.rt.settings.workers
         due = await self.rt.store.schedule.claim(
-            self.rt.clock.now_ms(), int(w.lease_s * 1000), w.batch
+            self.rt.clock.now_ms(), int(self.lease_s() * 1000), w.batch
         )
         await asyncio.gather(*(self._guarded(mch, pay_id) for mch, pay_id in due))
         return len(due)
 
     async def _guarded(self, mch: str, pay_id: str) -> None:
-        async with self._slots:
-            try:
-                outcome = await self.check(mch, pay_id)
-            except (ChannelError, ChannelFailed) as exc:
-                outcome = "channel_error"
-                log.warning("re-query of %s failed: %s %s", pay_id, exc.code, exc.message)
-                await self._later(mch, pay_id, self.rt.settings.workers.requery_after_s)
-            except TradeMismatch as exc:
-                outcome = "mismatch"
-                log.error("re-query of %s refused: %s", pay_id, exc)
-                await self._later(mch, pay_id, self.rt.settings.workers.requery_max_s)
-            self.rt.metrics.worker_runs.labels(outcome).inc()
+        try:
+            outcome = await self.check(mch, pay_id)
+        except TradeMismatch:
+            outcome = "mismatch"  # counted and logged where it was found (`router.mismatch`)
+            await self._later(mch, pay_id, self.rt.settings.workers.requery_max_s)
+        except (ChannelError, ChannelFailed) as exc:
+            outcome = "channel_error"
+            log.warning("re-query of %s failed: %s %s", pay_id, exc.code, exc.message)
+            await self._later(mch, pay_id, self.rt.settings.workers.requery_after_s)
+        self.rt.metrics.worker_runs.labels(outcome).inc()
 
     async def check(self, mch: str, object_id: str) -> str:
         """Look at one payment or refund and move it on. Returns what was found, for metrics."""

@@ -241,7 +241,13 @@ def parse_create_reply(method: Method, reply: Reply, order_no: str) -> CreateRes
     """A verified precreate / create / pay reply → what to show the buyer."""
     if method == "barcode" and reply.code == CODE_PAYING:
         _check_order(reply, order_no)
-        return CreateResult(Action("none"), TradeState.PENDING, reply.text("trade_no"))
+        try:
+            amount = _amount(reply.data, "total_amount")
+        except ValueError as exc:
+            raise ChannelOutcomeUnknown(f"unreadable {reply.api_method} answer: {exc}") from exc
+        return CreateResult(
+            Action("none"), TradeState.PENDING, reply.text("trade_no"), amount=amount
+        )
     if not reply.ok:
         raise reply_error(reply)
     _check_order(reply, order_no)
@@ -259,9 +265,10 @@ def parse_create_reply(method: Method, reply: Reply, order_no: str) -> CreateRes
                 Action("app_params", params={"trade_no": trade_no}), TradeState.PENDING, trade_no
             )
         paid_at = _time(reply.data, "gmt_payment")
+        amount = _amount(reply.data, "total_amount")
     except ValueError as exc:
         raise ChannelOutcomeUnknown(f"unreadable {reply.api_method} answer: {exc}") from exc
-    return CreateResult(Action("none"), TradeState.SUCCEEDED, trade_no, paid_at)
+    return CreateResult(Action("none"), TradeState.SUCCEEDED, trade_no, paid_at, amount, "CNY")
 
 
 def parse_query_reply(reply: Reply, order_no: str) -> TradeStatus:

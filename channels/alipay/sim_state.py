@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode
 from aiohttp import web
 
 from channels.alipay import sim_bill
+from channels.alipay.amounts import fen_to_yuan, yuan_to_fen
 from channels.alipay.crypto import (
     SIGN_TYPE,
     build_answer,
@@ -42,6 +43,18 @@ from channels.simstate import SimulatorCore
 
 RETRY_SCHEDULE: tuple[float, ...] = (240, 600, 600, 3600, 7200, 21600, 54000)
 """Seconds between notification attempts: 4m, 10m, 10m, 1h, 2h, 6h, 15h."""
+
+REPORTED_AMOUNTS = frozenset(
+    {
+        "total_amount",
+        "buyer_pay_amount",
+        "receipt_amount",
+        "invoice_amount",
+        "refund_amount",
+        "refund_fee",
+    }
+)
+"""Answer and notification fields that say how much a trade or refund is for (yuan)."""
 
 TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 
@@ -134,6 +147,16 @@ class AlipaySimulator(SimulatorCore[SandboxAccount]):
             )
         return method
 
+    def reported(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """An answer's or notification's fields as sent, the amounts shifted by the
+        `misreport_amount` fault (the trade keeps its real amounts)."""
+        out = dict(fields)
+        if self.faults.faults.misreport_amount:
+            for name in REPORTED_AMOUNTS.intersection(out):
+                with contextlib.suppress(ValueError):  # only amounts the simulator wrote
+                    out[name] = fen_to_yuan(self.faults.reported(yuan_to_fen(out[name])))
+        return out
+
     def answer(
         self, account: SandboxAccount | None, name: str, payload: Mapping[str, Any]
     ) -> bytes:
@@ -195,7 +218,7 @@ class AlipaySimulator(SimulatorCore[SandboxAccount]):
             return
         account = self.accounts[trade.app_id]
         notify_id = f"{self.rng.getrandbits(128):032x}"
-        fields = trade.notification(notify_id, self.trades.now(), refund)
+        fields = self.reported(trade.notification(notify_id, self.trades.now(), refund))
         body = _form(sign_notification(account.alipay_private_key, fields))
 
         def headers(raw: bytes) -> dict[str, str]:

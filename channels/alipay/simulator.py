@@ -108,7 +108,7 @@ async def _gateway(request: web.Request) -> web.StreamResponse:
         sim.check_request(account, params)
         if fault == "error":
             raise unavailable()
-        payload = METHODS[api_method](sim, account, params, request)
+        payload = sim.reported(METHODS[api_method](sim, account, params, request))
     except AlipayError as exc:
         if exc.gateway:
             name = ERROR_RESPONSE

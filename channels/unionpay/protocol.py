@@ -290,7 +290,13 @@ def parse_consume_answer(method: Method, fields: Mapping[str, str]) -> CreateRes
     query_id = fields.get("queryId") or None
     if method == "barcode" and (code == "00" or code in codes.PROCESSING):
         state = TradeState.SUCCEEDED if code == "00" else TradeState.PENDING
-        return CreateResult(Action("none"), state=state, channel_trade_no=query_id)
+        return CreateResult(
+            Action("none"),
+            state=state,
+            channel_trade_no=query_id,
+            amount=_amount(fields),
+            currency=wire.currency_of(fields.get("currencyCode", "156")),
+        )
     if code != "00":
         raise codes.error_for(code, fields.get("respMsg", ""), "payment")
     name = "tn" if method == "app" else "qrCode"

@@ -20,6 +20,8 @@ from channels.unionpay.notification import ACCEPTED_STATUSES, RETRY_SCHEDULE
 from channels.unionpay.sandbox import SandboxAccount, ensure_sandbox
 from channels.unionpay.sim_orders import Txn, TxnBook, UnionPayError
 
+REPORTED_AMOUNTS = frozenset({"txnAmt", "settleAmt"})
+"""Fields that say how much a transaction is for (fen)."""
 ATTEMPT_TIMEOUT = 10.0
 """Seconds UnionPay waits for the merchant's HTTP 200 before counting an attempt as failed."""
 
@@ -41,6 +43,16 @@ class UnionPaySimulator(SimulatorCore[SandboxAccount]):
 
     def account_id(self, account: SandboxAccount) -> str:
         return account.mer_id
+
+    def reported(self, fields: Mapping[str, str]) -> dict[str, str]:
+        """Answer or notification fields as sent, `txnAmt` and `settleAmt` shifted by the
+        `misreport_amount` fault (the transaction keeps its real amount)."""
+        out = dict(fields)
+        if self.faults.faults.misreport_amount:
+            for name in REPORTED_AMOUNTS.intersection(out):
+                if out[name].isascii() and out[name].isdigit():  # a refusal echoes any value
+                    out[name] = str(self.faults.reported(int(out[name])))
+        return out
 
     def sign(self, fields: Mapping[str, str]) -> dict[str, str]:
         """`fields` with the channel's `signPubKeyCert` and `signature` added."""
@@ -80,7 +92,7 @@ class UnionPaySimulator(SimulatorCore[SandboxAccount]):
         fields = {**txn.fields(), "respCode": "00", "respMsg": codes.message("00")}
         if txn.kind != "refund":
             fields.update(payType="0001", payCardType="01", accNo="6216***********0018")
-        body = wire.encode_form(self.sign(fields))
+        body = wire.encode_form(self.sign(self.reported(fields)))
 
         def headers(raw: bytes) -> dict[str, str]:
             return {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}

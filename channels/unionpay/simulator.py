@@ -73,7 +73,7 @@ _DAY = re.compile(r"[0-9]{8}")
 
 
 def _answer(sim: UnionPaySimulator, fields: Mapping[str, str]) -> web.Response:
-    body = wire.encode_answer(sim.sign(fields))
+    body = wire.encode_answer(sim.sign(sim.reported(fields)))
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 

@@ -354,6 +354,8 @@ def _codepay_result(status: int, data: Mapping[str, Any]) -> CreateResult:
         state=trade.state,
         channel_trade_no=trade.channel_trade_no,
         paid_at=trade.paid_at,
+        amount=trade.amount,
+        currency=trade.currency,
     )
 
 

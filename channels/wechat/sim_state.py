@@ -39,6 +39,10 @@ RETRY_SCHEDULE += (10800, 10800, 10800, 21600, 21600)
 """Seconds between notification attempts: 15s,15s,30s,3m,10m,20m,30m×3,60m,3h×3,6h×2."""
 
 _NONCE_ALPHABET = string.ascii_letters + string.digits
+REPORTED_AMOUNTS = frozenset(
+    {"total", "payer_total", "refund", "payer_refund", "settlement_total", "settlement_refund"}
+)
+"""The fields of `amount` that say how much an order or refund is for."""
 
 
 class WeChatSimulator(SimulatorCore[SandboxAccount]):
@@ -57,6 +61,18 @@ class WeChatSimulator(SimulatorCore[SandboxAccount]):
 
     def account_id(self, account: SandboxAccount) -> str:
         return account.mchid
+
+    def reported(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """A transaction or refund object as sent, its amounts shifted by the
+        `misreport_amount` fault (the order keeps its real amounts)."""
+        out = dict(data)
+        amount = out.get("amount")
+        if self.faults.faults.misreport_amount and isinstance(amount, dict):
+            out["amount"] = {
+                name: self.faults.reported(value) if name in REPORTED_AMOUNTS else value
+                for name, value in amount.items()
+            }
+        return out
 
     def request_id(self) -> str:
         return f"{self.rng.getrandbits(128):032X}"
@@ -138,7 +154,7 @@ class WeChatSimulator(SimulatorCore[SandboxAccount]):
             order.deliveries += self._deliver(
                 order.mchid,
                 order.notify_url,
-                resource=order.transaction(),
+                resource=self.reported(order.transaction()),
                 event=("TRANSACTION.SUCCESS", "支付成功"),
                 original_type="transaction",
             )
@@ -159,7 +175,7 @@ class WeChatSimulator(SimulatorCore[SandboxAccount]):
             refund.deliveries += self._deliver(
                 refund.mchid,
                 refund.notify_url,
-                resource=refund.resource(),
+                resource=self.reported(refund.resource()),
                 event=EVENTS[refund.status],
                 original_type="refund",
             )

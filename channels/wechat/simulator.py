@@ -147,7 +147,7 @@ async def _create_order(request: web.Request) -> web.Response:
     if kind == "codepay" and order.trade_state == "USERPAYING":
         # Accepted, not finished: the merchant queries until the buyer has entered it.
         return _json(202, {"code": "USERPAYING", "message": "需要用户输入支付密码"})
-    return _json(200, order.create_answer())
+    return _json(200, sim.reported(order.create_answer()))
 
 
 async def _query_by_out_trade_no(request: web.Request) -> web.Response:
@@ -157,7 +157,7 @@ async def _query_by_out_trade_no(request: web.Request) -> web.Response:
     order = sim.orders.get(request[ACCOUNT].mchid, request.match_info["out_trade_no"])
     if order is None:
         raise WeChatError(404, "ORDER_NOT_EXIST", "订单不存在")
-    return _json(200, order.transaction())
+    return _json(200, sim.reported(order.transaction()))
 
 
 async def _query_by_transaction_id(request: web.Request) -> web.Response:
@@ -166,7 +166,7 @@ async def _query_by_transaction_id(request: web.Request) -> web.Response:
     order = sim.orders.get_by_transaction(request[ACCOUNT].mchid, request.match_info["id"])
     if order is None:
         raise WeChatError(404, "ORDER_NOT_EXIST", "订单不存在")
-    return _json(200, order.transaction())
+    return _json(200, sim.reported(order.transaction()))
 
 
 async def _close_order(request: web.Request) -> web.Response:
@@ -185,7 +185,7 @@ async def _apply_refund(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR]
     body = await _read_body(request)
     refund = sim.apply_refund(request[ACCOUNT].mchid, body)
-    return _json(200, refund.answer())
+    return _json(200, sim.reported(refund.answer()))
 
 
 async def _query_refund(request: web.Request) -> web.Response:
@@ -193,7 +193,7 @@ async def _query_refund(request: web.Request) -> web.Response:
     refund = sim.refunds.get(request[ACCOUNT].mchid, request.match_info["out_refund_no"])
     if refund is None:
         raise WeChatError(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
-    return _json(200, refund.answer())
+    return _json(200, sim.reported(refund.answer()))
 
 
 async def _trade_bill(request: web.Request) -> web.Response:

@@ -41,8 +41,10 @@ STATUSES = {
     409: "Conflict with the object's state or with another request",
     413: f"The request body is over {MAX_BODY // 1024} KiB",
     422: "The Idempotency-Key was used with a different request",
-    502: "The channel's outcome is unknown: the payment stays `processing` until the router "
-    "has confirmed it with the channel",
+    502: "The channel's answer cannot be used. `channel_outcome_unknown`: the payment stays "
+    "`processing` until the router has confirmed it with the channel. `channel_mismatch`: the "
+    "channel reports another amount or currency than the payment's (or refund's); nothing was "
+    "applied and it is held as it was for review: retrying does not help",
     503: "Unavailable now: retry later (after `Retry-After` seconds when given)",
 }
 
@@ -76,6 +78,7 @@ EVERY_POST: Codes = {
 BODY_CODES = ("invalid_json", "parameter_missing", "parameter_invalid", "parameter_unknown")
 QUERY_CODES = ("parameter_invalid", "parameter_unknown", "parameter_repeated")
 NOT_FOUND: Codes = {404: ("resource_missing",)}
+UNREADABLE_EVENT = "No such event, or its stored record is damaged and cannot be read"
 
 
 def merged(*tables: Codes) -> dict[int, tuple[str, ...]]:
@@ -133,7 +136,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 ),
                 402: ("channel_declined", "payment_failed"),
                 409: ("duplicate_order",),
-                502: ("channel_outcome_unknown",),
+                502: ("channel_outcome_unknown", "channel_mismatch"),
                 503: ("channel_unavailable",),
             },
         ),
@@ -166,8 +169,9 @@ OPERATIONS: tuple[Operation, ...] = (
         id_of="payment",
         ok={200: (Payment, "The payment, `closed`")},
         notes={
-            502: "The channel refused to close the order though the buyer has not paid; the "
-            "payment stays `pending`"
+            502: "`channel_declined`: the channel refused to close the order though the buyer "
+            "has not paid. `channel_mismatch`: it refused because the order is paid, but for "
+            "another amount or currency. Either way the payment stays `pending`"
         },
         errors=merged(
             EVERY_OPERATION,
@@ -175,7 +179,7 @@ OPERATIONS: tuple[Operation, ...] = (
             NOT_FOUND,
             {
                 409: ("payment_unexpected_state",),
-                502: ("channel_declined",),
+                502: ("channel_declined", "channel_mismatch"),
                 503: ("channel_unavailable",),
             },
         ),
@@ -195,6 +199,8 @@ OPERATIONS: tuple[Operation, ...] = (
         body=CreateRefundRequest,
         notes={
             402: "The channel refused the refund; the refund is `failed` (`error.refund_id`)",
+            502: "The channel answered about the refund with another amount: nothing was "
+            "applied and the refund (`error.refund_id`) is held `pending` for review",
             503: "Unavailable now: retry later. With `channel_unavailable` the refund is "
             "`failed` and its amount can be refunded again",
         },
@@ -206,6 +212,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 400: (*BODY_CODES, "partial_refund_unsupported", "refund_exceeds_payment"),
                 402: ("channel_declined", "refund_failed"),
                 409: ("payment_not_refundable", "duplicate_refund", "merchant_refund_id_reused"),
+                502: ("channel_mismatch",),
                 503: ("channel_unavailable",),
             },
         ),
@@ -245,6 +252,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "One event with its delivery attempts",
         id_of="event",
         ok={200: (Event, "The event and its delivery")},
+        description="Delivery attempts whose stored record cannot be read are left out.",
+        notes={404: UNREADABLE_EVENT},
         errors=merged(EVERY_OPERATION, NOT_FOUND),
     ),
     Operation(
@@ -254,6 +263,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Deliver the event again, on a fresh retry schedule",
         id_of="event",
         ok={200: (Event, "The event, its delivery pending again")},
+        notes={404: UNREADABLE_EVENT},
         errors=merged(EVERY_OPERATION, EVERY_POST, NOT_FOUND),
     ),
     Operation(

@@ -15,13 +15,18 @@ Events are written by the status-change scripts (`router.store.scripts._EMIT`). 
 - consumers are named per process: a process removes its own on a clean shutdown, and the
   others remove consumers long idle with nothing pending (a process that died). A consumer
   with pending entries is never removed: that would drop the entries from the group.
+
+An event record that cannot be decoded (a field missing or malformed, damaged by hand or by a
+partial restore) is `UnreadableEvent` from `get`, left out of a `page` (and named in it), and
+an attempt row that is not JSON is `None` in `attempts`: callers decide what to show, and
+report the damage (`router.damaged`).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -35,6 +40,7 @@ GROUP = "dispatch"
 MAX_FAULTS = 5
 """Failed tries to process one event before it is abandoned as a dead letter."""
 FINAL_STATES = ("delivered", "dead", "no_endpoint")
+STATES = ("pending", "retrying", *FINAL_STATES)
 
 REMOVE_IDLE_CONSUMERS = """
 -- KEYS: an outbox stream
@@ -81,6 +87,79 @@ class StoredEvent:
         return {"id": self.id, "type": self.type, "created_at": self.created_at, "data": self.data}
 
 
+class UnreadableEvent(Exception):
+    """An event record in the store that cannot be decoded."""
+
+    def __init__(self, merchant_id: str, event_id: str, reason: str) -> None:
+        super().__init__(f"event {event_id} of merchant {merchant_id}: {reason}")
+        self.merchant_id = merchant_id
+        self.event_id = event_id
+        self.reason = reason
+
+
+class EventPage(NamedTuple):
+    """One page of a merchant's events, newest first."""
+
+    events: list[StoredEvent]
+    has_more: bool
+    unreadable: list[UnreadableEvent]
+    """Records met on the way that could not be decoded, left out of `events`."""
+
+
+REQUIRED = ("id", "type", "created_at", "created_ms", "payment_id", "data")
+"""Fields every event record has from the moment it is written (`scripts._EMIT`)."""
+
+
+def _decode(mch: str, evt_id: str, raw: dict[str, str]) -> StoredEvent | None:
+    """The event in a hash as the scripts write it; None for no hash. Raises
+    `UnreadableEvent` naming the first field that is missing or malformed."""
+    if not raw:
+        return None
+
+    def bad(name: str, why: str) -> UnreadableEvent:
+        return UnreadableEvent(mch, evt_id, f"field {name!r} {why}")
+
+    missing = [name for name in REQUIRED if not raw.get(name)]
+    if missing:
+        raise bad(missing[0], "is missing")
+    if raw["id"] != evt_id:
+        raise bad("id", "names another event")
+    try:
+        data = json.loads(raw["data"])
+    except (ValueError, RecursionError):
+        raise bad("data", "is not JSON") from None
+    if not isinstance(data, dict):
+        raise bad("data", "is not a JSON object")
+    state = raw.get("state", "pending")
+    if state not in STATES:
+        raise bad("state", "is not a delivery state")
+    numbers: dict[str, int] = {}
+    for name in ("created_ms", "attempt_count", "series_start"):
+        value = raw.get(name, "0")
+        if not (value.isascii() and value.isdigit()):
+            raise bad(name, "is not a whole number")
+        numbers[name] = int(value)
+    return StoredEvent(
+        id=evt_id,
+        merchant_id=mch,
+        type=raw["type"],
+        created_at=raw["created_at"],
+        created_ms=numbers["created_ms"],
+        payment_id=raw["payment_id"],
+        data=data,
+        state=state,
+        attempt_count=numbers["attempt_count"],
+        series_start=numbers["series_start"],
+    )
+
+
+def _attempt(row: Any) -> Any:
+    try:
+        return json.loads(text(row))
+    except (ValueError, RecursionError):
+        return None
+
+
 class EventStore:
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
@@ -89,43 +168,41 @@ class EventStore:
         self.endpoints = DisabledEndpoints(redis)
 
     async def get(self, mch: str, evt_id: str) -> StoredEvent | None:
-        return self._decode(mch, mapping(await self._redis.hgetall(keys.event(mch, evt_id))))
+        """The event, None if there is none. Raises `UnreadableEvent`."""
+        try:
+            raw = await self._redis.hgetall(keys.event(mch, evt_id))
+        except ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            raise UnreadableEvent(mch, evt_id, "the record is not a hash") from None
+        return _decode(mch, evt_id, mapping(raw))
 
-    @staticmethod
-    def _decode(mch: str, raw: dict[str, str]) -> StoredEvent | None:
-        if not raw:
-            return None
-        return StoredEvent(
-            id=raw["id"],
-            merchant_id=mch,
-            type=raw["type"],
-            created_at=raw["created_at"],
-            created_ms=int(raw["created_ms"]),
-            payment_id=raw["payment_id"],
-            data=json.loads(raw["data"]),
-            state=raw.get("state", "pending"),
-            attempt_count=int(raw.get("attempt_count", "0")),
-            series_start=int(raw.get("series_start", "0")),
-        )
-
-    async def attempts(self, mch: str, evt_id: str) -> list[dict[str, Any]]:
-        rows = await self._redis.lrange(keys.event_attempts(mch, evt_id), 0, -1)
-        return [json.loads(text(row)) for row in rows]
+    async def attempts(self, mch: str, evt_id: str) -> list[Any]:
+        """The event's recorded attempts, oldest first, as stored (JSON objects); a row that is
+        not JSON is None, and a record that is not a list reads as no attempts."""
+        try:
+            rows = await self._redis.lrange(keys.event_attempts(mch, evt_id), 0, -1)
+        except ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            return [None]
+        return [_attempt(row) for row in rows]
 
     async def page(
         self, mch: str, *, limit: int, starting_after: StoredEvent | None, type_: str | None
-    ) -> tuple[list[StoredEvent], bool]:
-        """Newest first; `type_` filters. Returns (page, has_more)."""
+    ) -> EventPage:
+        """Newest first; `type_` filters; records that cannot be decoded are left out."""
         high = "+inf" if starting_after is None else str(starting_after.created_ms)
         cursor = None if starting_after is None else (starting_after.created_ms, starting_after.id)
         out: list[StoredEvent] = []
+        unreadable: list[UnreadableEvent] = []
         offset = 0
         while True:
             batch = await self._redis.zrevrangebyscore(
                 keys.events(mch), high, "-inf", start=offset, num=100, withscores=True
             )
             if not batch:
-                return out, False
+                return EventPage(out, False, unreadable)
             offset += len(batch)
             pairs = cast(list[tuple[Any, float]], batch)  # withscores: (member, score)
             ids = [
@@ -136,12 +213,19 @@ class EventStore:
             pipe = self._redis.pipeline(transaction=False)
             for evt_id in ids:
                 pipe.hgetall(keys.event(mch, evt_id))
-            for raw in await pipe.execute():
-                found = self._decode(mch, mapping(raw))
+            answers = await pipe.execute(raise_on_error=False)
+            for evt_id, raw in zip(ids, answers, strict=True):
+                try:
+                    if isinstance(raw, ResponseError):
+                        raise UnreadableEvent(mch, evt_id, "the record is not a hash")
+                    found = _decode(mch, evt_id, mapping(raw))
+                except UnreadableEvent as exc:
+                    unreadable.append(exc)
+                    continue
                 if found is None or (type_ is not None and found.type != type_):
                     continue
                 if len(out) == limit:
-                    return out, True
+                    return EventPage(out, True, unreadable)
                 out.append(found)
 
     async def record_attempt(self, event: StoredEvent, attempt: dict[str, Any]) -> int:

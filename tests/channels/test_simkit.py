@@ -120,7 +120,10 @@ def test_faults_validation() -> None:
         "refund_delay_ms": 1_000,
         "refund_fail_rate": 0.0,
         "only": None,
+        "misreport_amount": 0,
     }
+    with pytest.raises(ValidationError, match="misreport_amount"):
+        Faults.model_validate({"misreport_amount": 10**9})
     with pytest.raises(ValidationError, match="only"):
         Faults.model_validate({"only": ["dance"]})
     with pytest.raises(ValidationError, match="error_rate"):
@@ -145,6 +148,8 @@ async def test_fault_dice_are_seeded() -> None:
     assert await box.before_protocol_call() == "timeout"
     box.stopping.set()
     await box.hang()  # returns at once once the application is stopping
+    box.faults = Faults(misreport_amount=-500)
+    assert (box.reported(1999), box.reported(100)) == (1499, 0)
 
 
 async def test_fault_routes(http_session: aiohttp.ClientSession) -> None:

@@ -12,16 +12,27 @@ import asyncio
 import logging
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
+from standardwebhooks.webhooks import Webhook
 
+from router.app import DISPATCHER, WORKER
 from tests.conftest import loopback_socket
-from tests.e2e.conftest import Router, Simulator, eventually, start_router
+from tests.e2e.conftest import (
+    FAST_WORKERS,
+    Router,
+    Simulator,
+    eventually,
+    sim_json,
+    start_router,
+)
 from tests.e2e.test_notifications import notification, post, transaction
+from tests.e2e.test_webhooks import _some, secret_of, start_receiver
 
 
 class RedisProcess:
@@ -175,3 +186,68 @@ async def test_requests_in_flight_when_the_store_goes_are_answered(
     assert set(statuses) <= {201, 503}, statuses
     assert statuses[-1] == 503
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+async def test_background_loops_log_an_outage_in_a_few_lines_and_resume(
+    own_redis: RedisProcess,
+    simulator: Simulator,
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The re-query worker (polling every 50 ms) and the webhook dispatcher fail many times
+    while Redis is down: one line each, no traceback; then one line each on recovery, and the
+    payment left to the worker is settled and its webhook delivered."""
+    caplog.set_level(logging.INFO)
+    receiver = await start_receiver(serving)
+    workers = replace(FAST_WORKERS, requery_after_s=60.0)
+    r = await start_router(
+        own_redis.url,
+        simulator,
+        tmp_path,
+        serving,
+        http,
+        run_worker=True,
+        workers=workers,
+        # A delivery cut off by the outage is taken over once idle this long.
+        overrides={"webhook_claim_idle_s": 0.5},
+    )
+    await sim_json(http, simulator, "PUT", "/sim/faults", {"drop_notifications": 100})
+    _, created = await r.create(notify_url=receiver.url)
+    await sim_json(
+        http, simulator, "POST", "/sim/buyer/pay", {"code": created["action"]["qr_code"]}
+    )
+    worker, dispatcher = r.app[WORKER], r.app[DISPATCHER]
+    await own_redis.stop()
+
+    async def failing() -> bool | None:
+        return True if worker.outage.failures > 20 and dispatcher.outage.failures > 2 else None
+
+    await eventually(failing)
+    while_down = [rec.getMessage() for rec in caplog.records]
+    await own_redis.start()
+    await eventually(lambda: _nothing_down(worker.outage.down, dispatcher.outage.down))
+    r.clock.advance(61)  # the payment is due for a re-query now
+
+    async def settled() -> bool | None:
+        # A pooled connection from before the restart fails once: that answer is a 503.
+        status, found, _ = await r.request("GET", f"/v1/payments/{created['id']}")
+        return True if status == 200 and found["status"] == "succeeded" else None
+
+    await eventually(settled)
+    await eventually(lambda: _some(receiver.received))
+    _, headers, body = receiver.received[0]
+    assert Webhook(await secret_of(r)).verify(body, headers)["data"]["id"] == created["id"]
+
+    assert not [rec for rec in caplog.records if rec.exc_info], caplog.text
+    for loop in ("re-query worker", "webhook dispatcher"):
+        lines = [line for line in while_down if line.startswith(loop)]
+        assert len(lines) == 1 and "store unavailable" in lines[0], lines
+        assert any(
+            rec.getMessage().startswith(f"{loop}: store available again") for rec in caplog.records
+        )
+
+
+async def _nothing_down(*down: bool) -> bool | None:
+    return None if any(down) else True

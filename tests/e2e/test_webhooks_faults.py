@@ -18,6 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from router.app import DISPATCHER
 from router.clock import Clock
 from router.http import RUNTIME
 from router.store import keys, open_store
@@ -286,3 +287,32 @@ async def test_an_outbox_stream_that_vanished_is_recreated(
 
 async def _received(receiver: Receiver, n: int) -> bool | None:
     return True if len(receiver.received) >= n else None
+
+
+async def test_a_retry_a_dead_process_took_is_sent_after_one_delivery_time(
+    redis_url: str,
+    simulator: Simulator,
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+    receiver: Receiver,
+) -> None:
+    """The retry lease is one delivery's timeout and 5 s (2 + 5 here), not a minute."""
+    router = await start_router(
+        redis_url, simulator, tmp_path, serving, http, overrides={"webhook_schedule": (0, 60)}
+    )
+    dispatcher = router.app[DISPATCHER]
+    assert dispatcher.retry_lease_s() == 2.0 + 5.0
+    receiver.script = [(500, {})]
+    await paid_payment(router, simulator, http, receiver.url)
+    evt_id = await only_event(router)
+    await settled(router, evt_id, "retrying")
+    # Another process takes the retry when it is due (60 s, jittered by 10%), and dies
+    # before sending it.
+    events = router.app[RUNTIME].store.events
+    due_ms = router.clock.now_ms() + 67_000
+    lease_ms = int(dispatcher.retry_lease_s() * 1000)
+    assert await events.claim_retries(due_ms, lease_ms, 10) == [(router.merchant_id, evt_id)]
+    router.clock.advance(67 + dispatcher.retry_lease_s() + 0.1)
+    await settled(router, evt_id, "delivered")
+    assert len(receiver.received) == 2

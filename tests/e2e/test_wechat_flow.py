@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp import web
 
-from router.app import WORKER
+from router.app import WORKER, build_app
 from router.http import RUNTIME
+from router.settings import ConfigurationError, Settings
 from tests.e2e.conftest import (
     FAST_WORKERS,
     Router,
@@ -227,3 +230,44 @@ async def test_two_routers_share_the_work(
     )
     assert total == len(created)
     assert first.app[WORKER] is not second.app[WORKER]
+
+
+async def test_an_entry_a_dead_worker_claimed_is_retaken_after_its_lease(
+    router: Router, simulator: Simulator, http: aiohttp.ClientSession
+) -> None:
+    """The lease is as short as the routing file's timeouts allow (3 calls of 3 s, and 5 s):
+    a worker killed mid-settle holds its entry 14 s, not a minute."""
+    await sim_json(http, simulator, "PUT", "/sim/faults", {"drop_notifications": 100})
+    _, created = await router.create()
+    await sim_json(
+        http, simulator, "POST", "/sim/buyer/pay", {"code": created["action"]["qr_code"]}
+    )
+    router.clock.advance(FAST_WORKERS.requery_after_s + 0.1)
+    lease = router.worker.lease_s()
+    assert lease == 3 * 3.0 + 5.0
+    # A worker claims the entry and dies before it settles anything.
+    schedule = router.app[RUNTIME].store.schedule
+    assert await schedule.claim(router.clock.now_ms(), int(lease * 1000), 10)
+    router.clock.advance(lease - 1)
+    assert await router.worker.run_once() == 0
+    router.clock.advance(1.1)
+    assert await router.worker.run_once() == 1
+    assert (await router.payment(created["id"]))["status"] == "succeeded"
+
+
+async def test_the_worker_lease_is_settable_but_never_too_short(
+    redis_url: str,
+    simulator: Simulator,
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+) -> None:
+    longer = replace(FAST_WORKERS, lease_s=20.0)
+    r = await start_router(redis_url, simulator, tmp_path, serving, http, workers=longer)
+    assert r.worker.lease_s() == 20.0
+    shorter = replace(FAST_WORKERS, lease_s=13.0)
+    settings = Settings(
+        redis_url=redis_url, routing_path=tmp_path / "routing.yaml", workers=shorter
+    )
+    with pytest.raises(ConfigurationError, match="at least 14 seconds"):
+        await build_app(settings)

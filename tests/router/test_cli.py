@@ -149,6 +149,9 @@ def test_merchant_commands_without_a_store(verb: list[str]) -> None:
         ({"PAYROUTER_REQUERY_AFTER": "nan"}, "PAYROUTER_REQUERY_AFTER"),
         ({"PAYROUTER_WEBHOOK_SCHEDULE": "0s,²s"}, "PAYROUTER_WEBHOOK_SCHEDULE"),
         ({"PAYROUTER_HOST": "999.1.1.1"}, "cannot listen on 999.1.1.1"),
+        ({"PAYROUTER_WORKER_LEASE": "0"}, "PAYROUTER_WORKER_LEASE"),
+        # The routing file's default 10 s timeouts need 3 x 10 + 5 s.
+        ({"PAYROUTER_WORKER_LEASE": "34"}, "at least 35 seconds"),
     ],
 )
 def test_bad_environment(env: dict[str, str], fragment: str, good_routing: Path) -> None:

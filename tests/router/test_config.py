@@ -90,6 +90,11 @@ def test_settings_from_env() -> None:
     assert "c2hvcnQ" not in str(caught.value)
 
 
+def test_worker_lease_from_env() -> None:
+    assert Settings.from_env({"PAYROUTER_WORKER_LEASE": "42.5"}).workers.lease_s == 42.5
+    assert Settings.from_env({}).workers.lease_s is None  # derived from the routing file
+
+
 REFERENCES = """\
 version: 1
 accounts:
@@ -181,6 +186,9 @@ def test_yaml_syntax_error_names_its_line(tmp_path: Path) -> None:
         ({"PAYROUTER_PORT": "８０８０"}, "PAYROUTER_PORT"),
         ({"PAYROUTER_PROCESSING_GRACE": "inf"}, "PAYROUTER_PROCESSING_GRACE"),
         ({"PAYROUTER_WEBHOOK_SCHEDULE": "5٥s"}, "PAYROUTER_WEBHOOK_SCHEDULE"),
+        ({"PAYROUTER_WORKER_LEASE": "-5"}, "PAYROUTER_WORKER_LEASE"),
+        ({"PAYROUTER_WORKER_LEASE": "30s"}, "PAYROUTER_WORKER_LEASE"),
+        ({"PAYROUTER_WORKER_LEASE": "nan"}, "PAYROUTER_WORKER_LEASE"),
     ],
 )
 def test_settings_refuse_garbage(env: dict[str, str], name: str) -> None:

@@ -112,7 +112,7 @@ async def test_a_refund_remembers_what_was_left_and_keeps_it_internal(
         True,
         "succeeded",
     )
-    events, _ = await store.events.page(MCH, limit=10, starting_after=None, type_=None)
+    events = (await store.events.page(MCH, limit=10, starting_after=None, type_=None)).events
     refund_event = next(e for e in events if e.type == "refund.succeeded")
     assert refund_event.data["amount"] == 1499
     assert "refundable_before" not in refund_event.data

@@ -182,9 +182,10 @@ async def test_final_status_writes_its_event_in_the_same_step(
     seen: list[str] = []
     cursor = None
     while True:
-        page, has_more = await store.events.page(
+        page, has_more, unreadable = await store.events.page(
             MCH, limit=2, starting_after=cursor, type_="payment.succeeded"
         )
+        assert not unreadable
         seen += [e.data["id"] for e in page]
         if not has_more:
             break
