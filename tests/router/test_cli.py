@@ -193,10 +193,12 @@ def test_router_port_in_use(busy_port: tuple[str, int], good_routing: Path) -> N
     one_line_exit_2(payrouter("serve", env=env), f"{host}:{port}", "PAYROUTER_PORT", "in use")
 
 
-def test_dev_port_in_use(busy_port: tuple[str, int], tmp_path: Path) -> None:
-    # The simulators start first on their fixed ports; whichever port is taken is named.
+def test_dev_port_in_use(busy_port: tuple[str, int]) -> None:
+    # The simulators start first on their fixed ports; whichever port is taken is named. The
+    # default sandbox folder: the shipped routing file reads the simulators' keys from there
+    # (a fresh clone has none until the simulators make them).
     env = {"PAYROUTER_PORT": str(busy_port[1])}
-    one_line_exit_2(payrouter("dev", "--sandbox-dir", str(tmp_path), env=env), "cannot listen")
+    one_line_exit_2(payrouter("dev", env=env), "cannot listen")
 
 
 def test_simulator_port_in_use() -> None:
