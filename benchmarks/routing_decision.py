@@ -20,10 +20,10 @@ from typing import cast
 
 from channels.base import Capabilities, Channel
 from router.clock import Clock
-from router.config import load_config
-from router.health import Breakers
-from router.routing import Candidate, decide
-from router.rules import RouteRequest, matches, order
+from router.routing.config import load_config
+from router.routing.decide import Candidate, decide
+from router.routing.health import Breakers
+from router.routing.rules import RouteRequest, matches, order
 from router.store import open_store
 
 ACCOUNTS = 6

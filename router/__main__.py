@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from router import (
-    cli_routes,  # noqa: F401 - registers `payrouter routes ...`
-    cli_run,  # noqa: F401 - registers `payrouter serve|sim|dev`
-    cli_webhooks,  # noqa: F401 - registers `payrouter merchants webhook-...`
+from benchmarks.harness import cli as cli_bench  # noqa: F401 - registers `payrouter bench`
+from router.cli import (
+    routes,  # noqa: F401 - registers `payrouter routes ...`
+    run,  # noqa: F401 - registers `payrouter serve|sim|dev`
+    webhooks,  # noqa: F401 - registers `payrouter merchants webhook-...`
 )
-from router.bench import cli as cli_bench  # noqa: F401 - registers `payrouter bench`
-from router.cli import main
+from router.cli.main import main
 
 __all__ = ["main"]
 

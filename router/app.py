@@ -12,18 +12,19 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from router import admin, api, api_events, logs, notify
-from router.api import PAYMENTS, REFUNDS
+from router import logs
+from router.api import admin, events, notify, payments
+from router.api.middleware import MAX_BODY, RUNTIME, authentication, idempotency, request_context
+from router.api.openapi import build_spec
+from router.api.payments import PAYMENTS, REFUNDS
 from router.clock import Clock
-from router.http import MAX_BODY, RUNTIME, authentication, idempotency, request_context
-from router.openapi import build_spec
-from router.payments import PaymentService
-from router.refunds import RefundService
+from router.payments.refunds import RefundService
+from router.payments.service import PaymentService
+from router.payments.worker import RequeryWorker, check_lease
 from router.runtime import RoutingTable, Runtime
 from router.settings import Settings
 from router.store import open_store
-from router.webhooks import Dispatcher
-from router.worker import RequeryWorker, check_lease
+from router.webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger("payrouter")
 WORKER = web.AppKey("worker", RequeryWorker)
@@ -45,7 +46,7 @@ async def build_app(
 ) -> web.Application:
     """Load the routing file, connect the store and build the application.
 
-    Raises `router.config.ConfigError` for an unusable routing file and
+    Raises `router.routing.config.ConfigError` for an unusable routing file and
     `router.settings.ConfigurationError` for a store that cannot be used or a worker lease
     too short for the routing file's timeouts.
     """
@@ -81,8 +82,8 @@ async def build_app(
     app[REFUNDS] = refunds
     app[SESSION] = session
     app[WORKER] = RequeryWorker(runtime, service, refunds)
-    api.add_routes(app)
-    api_events.add_routes(app)
+    payments.add_routes(app)
+    events.add_routes(app)
     notify.add_routes(app)
     admin.add_routes(app)
     app.router.add_get("/healthz", healthz)

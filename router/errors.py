@@ -106,7 +106,7 @@ class ChannelFailed(ApiError):
 class TradeMismatch(ChannelFailed):
     """A channel's report about a payment or refund that names another amount or currency
     than ours: nothing was applied, and the payment or refund is held as it was for review
-    (`router.mismatch`). Retrying does not help."""
+    (`router.payments.mismatch`). Retrying does not help."""
 
     status = 502
 

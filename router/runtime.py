@@ -24,11 +24,11 @@ from channels.unionpay import adapter as unionpay
 from channels.wechat import adapter as wechat
 from channels.wechat.config import WeChatAccount
 from router.clock import Clock
-from router.config import AccountConfig, ConfigError, LoadedConfig, load_config
 from router.damaged import DamagedRecords
-from router.health import Breakers, BreakerSettings, HealthSettings
 from router.metrics import Metrics
-from router.routing import Candidate
+from router.routing.config import AccountConfig, ConfigError, LoadedConfig, load_config
+from router.routing.decide import Candidate
+from router.routing.health import Breakers, BreakerSettings, HealthSettings
 from router.settings import Settings
 from router.store import Store
 

@@ -60,7 +60,7 @@ class Workers:
     lease_s: float | None = None
     """How long an entry a worker claimed is hidden from the other processes; a worker killed
     mid-settle delays that entry by at most this. `None`: the shortest safe lease for the
-    routing file in force (`router.worker.minimum_lease_s`)."""
+    routing file in force (`router.payments.worker.minimum_lease_s`)."""
     batch: int = 10
     """Entries one pass claims and works on at once (each lease starts at the claim, so a
     pass never claims more than it starts at once)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from router.bench.load import Exhausted, Failed, LoadShape, drive
+from benchmarks.harness.load import Exhausted, Failed, LoadShape, drive
 
 
 async def test_closed_loop_stops_at_count_and_holds_concurrency() -> None:

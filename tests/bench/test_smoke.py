@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from router.bench.report import render
-from router.bench.scenarios import SCENARIOS
+from benchmarks.harness.report import render
+from benchmarks.harness.scenarios import SCENARIOS
 
 COUNT = 5
 PERCENTILES = ("p50", "p95", "p99")

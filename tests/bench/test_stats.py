@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from router.bench.stats import (
+from benchmarks.harness.stats import (
     RedisSnapshot,
     busy_share,
     cpu_ms_per_item,

@@ -23,11 +23,11 @@ from multidict import CIMultiDictProxy
 from channels.simkit import SimulatorSettings
 from channels.wechat.sandbox import SandboxAccount, ensure_sandbox
 from channels.wechat.simulator import build_app as build_simulator
+from router.api.middleware import RUNTIME
 from router.app import WORKER, build_app
 from router.clock import Clock
-from router.http import RUNTIME
+from router.payments.worker import RequeryWorker
 from router.settings import Settings, Workers
-from router.worker import RequeryWorker
 from tests.channels.harness import Harness, HarnessFactory
 from tests.conftest import loopback_socket, serve, url_of
 
@@ -207,7 +207,7 @@ async def router(
     serving: list[web.AppRunner],
     http: aiohttp.ClientSession,
 ) -> Router:
-    """A router with its worker stopped: tests drive `router.worker.run_once()` themselves."""
+    """A router with its worker stopped: tests drive the worker's `run_once()` themselves."""
     return await start_router(redis_url, simulator, tmp_path, serving, http)
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from router.auth import sign
-from router.http import RUNTIME
+from router.api.auth import sign
+from router.api.middleware import RUNTIME
 from tests.e2e.conftest import Router, Simulator, sim_json
 
 GOOD: dict[str, Any] = {

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from router.http import RUNTIME
+from router.api.middleware import RUNTIME
 from tests.e2e.conftest import (
     ADMIN_TOKEN,
     Router,

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from router.auth import sign
+from router.api.auth import sign
 from tests.e2e.conftest import ADMIN_TOKEN, Router, Simulator
 from tests.e2e.test_notifications import notification, post, refused, transaction
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from router.http import RUNTIME
+from router.api.middleware import RUNTIME
 from tests.e2e.conftest import (
     FAST_WORKERS,
     Router,

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from channels.wechat.crypto import sign_answer
 from channels.wechat.notification import build_notification
-from router.http import RUNTIME
+from router.api.middleware import RUNTIME
 from tests.e2e.conftest import Router, Simulator
 
 

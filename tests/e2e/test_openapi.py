@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from router.openapi import build_spec
+from router.api.openapi import build_spec
 from tests.e2e.conftest import Router
 
 SPEC = build_spec()
@@ -187,7 +187,7 @@ async def test_bodies_mean_what_the_schema_says(
 
 
 async def test_every_merchant_route_is_in_the_document(router: Router) -> None:
-    """A merchant route added without its row in `router.openapi.operations` fails here."""
+    """A merchant route added without its row in `router.api.openapi.operations` fails here."""
     routes = {
         (route.method.lower(), route.resource.canonical)
         for route in router.app.router.routes()

@@ -41,9 +41,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import payrouter_sdk
+from router.api.middleware import IDEMPOTENCY_KEY_PATTERN, RUNTIME
+from router.api.openapi import OPERATIONS, build_spec
 from router.app import build_app
-from router.http import IDEMPOTENCY_KEY_PATTERN, RUNTIME
-from router.openapi import OPERATIONS, build_spec
 from router.settings import Settings
 from tests.channels.harness import Harness, HarnessFactory
 from tests.conftest import loopback_socket, serve, url_of

@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
-from router.http import RUNTIME
-from router.webhooks import SafeResolver, UnsafeTarget
+from router.api.middleware import RUNTIME
+from router.webhooks.dispatcher import SafeResolver, UnsafeTarget
 from tests.conftest import loopback_socket, serve, url_of
 from tests.e2e.conftest import (
     ADMIN_TOKEN,

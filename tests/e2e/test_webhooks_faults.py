@@ -18,9 +18,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from router.api.middleware import RUNTIME
 from router.app import DISPATCHER
 from router.clock import Clock
-from router.http import RUNTIME
 from router.store import keys, open_store
 from router.store.events import GROUP, MAX_FAULTS
 from tests.e2e.conftest import (

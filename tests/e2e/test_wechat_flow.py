@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from router.api.middleware import RUNTIME
 from router.app import WORKER, build_app
-from router.http import RUNTIME
 from router.settings import ConfigurationError, Settings
 from tests.e2e.conftest import (
     FAST_WORKERS,

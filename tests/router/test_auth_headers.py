@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.auth import (
+from router.api.auth import (
     KEY_ID_PATTERN,
     NONCE_PATTERN,
     SECRET_PATTERN,

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from channels.wechat.sandbox import ensure_sandbox
 from router.__main__ import main
-from router.config import ConfigError, load_config
+from router.routing.config import ConfigError, load_config
 from router.settings import ConfigurationError, Settings, SettingsError, redacted
 
 VALID = """\

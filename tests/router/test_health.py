@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from router.clock import FrozenClock
-from router.health import Breakers, BreakerSettings, HealthSettings
+from router.routing.health import Breakers, BreakerSettings, HealthSettings
 from router.store import Store
 
 A = "wechat_main"

@@ -1,4 +1,4 @@
-"""Create requests checked before routing (`router.intake`), table-driven over stand-in
+"""Create requests checked before routing (`router.payments.intake`), table-driven over stand-in
 accounts: which field a refusal names, and which wallet a buyer's code sends the payment to."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 
 from channels.base import Capabilities, Channel, Method, Wallet
 from router.errors import InvalidRequest
-from router.intake import check_create
 from router.models import CreatePaymentRequest
-from router.routing import Candidate
+from router.payments.intake import check_create
+from router.routing.decide import Candidate
 
 OPENID = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
 BUYER_ID = "2088102146225135"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from router.cli.dev import FILE_NAME, sandbox_merchant
 from router.clock import FrozenClock
-from router.dev import FILE_NAME, sandbox_merchant
 from router.settings import ConfigurationError
 from router.store import Store, open_store
 from router.store.merchants import KEEP

@@ -16,11 +16,11 @@ import pytest
 
 from channels.base import Capabilities, Channel, Method, Wallet
 from router.clock import FrozenClock
-from router.config import RoutingConfig, load_config
 from router.errors import ChannelFailed, InvalidRequest
-from router.health import Breakers
-from router.routing import Candidate, decide
-from router.rules import RouteRequest
+from router.routing.config import RoutingConfig, load_config
+from router.routing.decide import Candidate, decide
+from router.routing.health import Breakers
+from router.routing.rules import RouteRequest
 from router.store import Store
 
 ACCOUNTS = """\

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.webhook_http import retry_after, shown_url
+from router.webhooks.delivery import retry_after, shown_url
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from payrouter_sdk import AsyncClient, Event, Payment, Webhook
-from router.http import RUNTIME
+from router.api.middleware import RUNTIME
 from tests.conftest import loopback_socket, serve, url_of
 from tests.e2e.conftest import Router, Simulator, eventually
 from tests.sdk.conftest import create_qr, pay_at_simulator

@@ -18,7 +18,7 @@ from payrouter_sdk import (
     PayrouterError,
     RateLimitError,
 )
-from router.auth import sign
+from router.api.auth import sign
 from tests.sdk.scripted import (
     PAYMENT,
     SECRET,

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from payrouter_sdk import AsyncClient, AuthenticationError
-from router.http import RUNTIME
+from router.api.middleware import RUNTIME
 from tests.e2e.conftest import Router
 from tests.sdk.conftest import create_qr
 

@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 import payrouter_sdk
-from router.openapi import build_spec
+from router.api.openapi import build_spec
 
 SCHEMAS = build_spec()["components"]["schemas"]
 SDK_OF = {

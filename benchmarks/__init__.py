@@ -1,0 +1,1 @@
+"""Benchmarks: `payrouter bench` (the harness) and single-part measurements."""

@@ -1,0 +1,231 @@
+"""What a benchmark run measures against: started here, or already running (`--target`).
+
+Started here: a private redis-server, the three simulators in one child process, a routing
+file naming their sandbox credential bundles, a merchant created straight in Redis, N
+`payrouter serve` children and the floor process, each on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import click
+
+from benchmarks.harness import procs
+from benchmarks.harness.floor import load_channel
+from benchmarks.harness.load import LoadShape
+from benchmarks.harness.probes import RedisInfo
+from benchmarks.harness.scenarios import Receiver, Target
+from channels.alipay import sandbox as alipay_sandbox
+from channels.base import Wallet
+from channels.unionpay import sandbox as unionpay_sandbox
+from channels.wechat import sandbox as wechat_sandbox
+from router.clock import Clock
+from router.routing.config import load_config
+from router.settings import Settings
+from router.store import open_store
+
+ACCOUNT_NAMES: dict[Wallet, str] = {
+    "wechat": "wechat_main",
+    "alipay": "alipay_main",
+    "unionpay": "unionpay_main",
+}
+CREDENTIALS: dict[Wallet, Callable[[Path], Path]] = {
+    "wechat": wechat_sandbox.credentials_path,
+    "alipay": alipay_sandbox.credentials_path,
+    "unionpay": unionpay_sandbox.credentials_path,
+}
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Everything `payrouter bench` was asked for."""
+
+    shape: LoadShape = field(default_factory=LoadShape)
+    warmup: int = 16
+    processes: tuple[int, ...] = (1, 2)
+    scenarios: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    """Already running routers; empty: start everything here."""
+    router_pids: tuple[int, ...] = ()
+    redis_url: str | None = None
+    api_key: str | None = None
+    wechat_sim: str = "http://127.0.0.1:8091"
+    routing: Path | None = None
+    time_factor: float = 0.001
+    sandbox_dir: Path | None = None
+    command: tuple[str, ...] = ()
+
+
+@dataclass
+class Environment:
+    """What is running, and how to reach and watch it."""
+
+    target: Target
+    router_pids: list[int]
+    """Every running router process (empty when not known): all count as the router."""
+    parties: dict[str, list[int]] = field(default_factory=dict)
+    """Other processes whose CPU is read: redis, simulators."""
+    floor_pid: int | None = None
+    redis: RedisInfo | None = None
+    redis_version: str = "unknown"
+    notes: list[str] = field(default_factory=list)
+    grow: Callable[[int], Awaitable[None]] | None = None
+    """Start routers until this many run (None: the routers are not ours to start)."""
+
+
+def routing_text(ports: dict[Wallet, int], sandbox_dir: Path) -> str:
+    """A routing file with one account per simulator, credentials from its sandbox."""
+    lines = ["version: 1", "accounts:"]
+    for wallet, name in ACCOUNT_NAMES.items():
+        lines += [
+            f"  {name}:",
+            f"    type: {wallet}",
+            f"    base_url: http://127.0.0.1:{ports[wallet]}",
+            "    livemode: false",
+            "    credentials:",
+            f"      file: {CREDENTIALS[wallet](sandbox_dir.resolve())}",
+            "    timeouts:",
+            "      connect: 2",
+            "      total: 10",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def accounts_of(routing: Path) -> dict[Wallet, str]:
+    """The first account of each wallet in a routing file."""
+    found: dict[Wallet, str] = {}
+    for name, account in load_config(routing).config.accounts.items():
+        found.setdefault(account.type, name)
+    return found
+
+
+async def create_merchant(redis_url: str, secret_key: bytes | None, notify_url: str) -> str:
+    """A test-mode merchant made straight in Redis; returns its API secret."""
+    store = await open_store(redis_url, Clock(), secret_key)
+    try:
+        _, issued = await store.merchants.create("payrouter bench", notify_url=notify_url)
+    finally:
+        await store.close()
+    return issued.secret
+
+
+async def start_everything(
+    options: BenchOptions,
+    session: aiohttp.ClientSession,
+    children: procs.Children,
+    receiver: Receiver,
+    say: Callable[[str], None],
+) -> Environment:
+    workdir = children.workdir
+    sandbox_dir = options.sandbox_dir or workdir / "sandbox"
+    redis, redis_url = await procs.start_redis(children)
+    say(f"redis-server {redis_url} (pid {redis.pid})")
+    ports: dict[Wallet, int] = {wallet: procs.free_port() for wallet in ACCOUNT_NAMES}
+    sims = await procs.start_simulators(
+        children, sandbox_dir, {str(k): v for k, v in ports.items()}, options.time_factor
+    )
+    say(f"simulators {ports} (pid {sims.pid}, time factor {options.time_factor})")
+    routing = workdir / "routing.yaml"
+    routing.write_text(routing_text(ports, sandbox_dir))
+    key = os.urandom(32)
+    api_key = await create_merchant(redis_url, key, receiver.url)
+    secret_key = base64.b64encode(key).decode()
+
+    async def start_routers(first: int, count: int) -> list[procs.Child]:
+        envs = [
+            procs.router_env(os.environ, redis_url, routing, procs.free_port(), secret_key)
+            for _ in range(count)
+        ]
+        started = await asyncio.gather(
+            *(procs.start_router(children, first + i, e, session) for i, e in enumerate(envs))
+        )
+        say("routers " + ", ".join(f"{r.url} (pid {r.pid})" for r in started))
+        return list(started)
+
+    routers = await start_routers(0, options.processes[0])
+    accounts = dict(ACCOUNT_NAMES)
+    target = Target(
+        session=session,
+        routers=[r.url for r in routers],
+        api_key=api_key,
+        accounts=accounts,
+        wechat_sim=f"http://127.0.0.1:{ports['wechat']}",
+        receiver=receiver,
+        direct=load_channel(routing, accounts["wechat"], session),
+    )
+    env = Environment(
+        target=target,
+        router_pids=[r.pid for r in routers],
+        parties={"redis": [redis.pid], "simulators": [sims.pid]},
+        redis=await RedisInfo.connect(redis_url),
+    )
+    env.redis_version = await env.redis.version() if env.redis else "unknown"
+
+    async def grow(count: int) -> None:
+        more = await start_routers(len(target.routers), count - len(target.routers))
+        target.routers += [r.url for r in more]
+        env.router_pids += [r.pid for r in more]
+
+    env.grow = grow
+    if "floor-wechat" in options.scenarios:
+        floor = await procs.start_floor(
+            children, redis_url, routing, accounts["wechat"], procs.free_port()
+        )
+        say(f"floor {floor.url} (pid {floor.pid})")
+        target.floor_url = floor.url
+        env.floor_pid = floor.pid
+    return env
+
+
+async def attach(
+    options: BenchOptions,
+    session: aiohttp.ClientSession,
+    children: procs.Children,
+    receiver: Receiver,
+    say: Callable[[str], None],
+) -> Environment:
+    """Use already-running routers (`--target`) and simulators."""
+    routing = options.routing or Settings.from_env().routing_path
+    accounts = accounts_of(routing)
+    missing = sorted(set(ACCOUNT_NAMES) - set(accounts))
+    api_key = options.api_key
+    if api_key is None:
+        if options.redis_url is None:
+            raise click.UsageError("--target needs --api-key (or --redis-url to create one)")
+        api_key = await create_merchant(
+            options.redis_url, Settings.from_env().secret_key, receiver.url
+        )
+    target = Target(
+        session=session,
+        routers=[url.rstrip("/") for url in options.targets],
+        api_key=api_key,
+        accounts=accounts,
+        wechat_sim=options.wechat_sim.rstrip("/"),
+        receiver=receiver,
+        direct=load_channel(routing, accounts["wechat"], session) if "wechat" in accounts else None,
+    )
+    env = Environment(target=target, router_pids=list(options.router_pids))
+    if missing:
+        env.notes.append(f"{routing} has no account for {', '.join(missing)}")
+    if not options.router_pids:
+        env.notes.append("router CPU not measured: give --router-pid")
+    if options.redis_url is None:
+        env.notes.append("Redis statistics and the floor not measured: give --redis-url")
+        return env
+    env.redis = await RedisInfo.connect(options.redis_url)
+    env.redis_version = await env.redis.version()
+    if "floor-wechat" in options.scenarios and "wechat" in accounts:
+        floor = await procs.start_floor(
+            children, options.redis_url, routing, accounts["wechat"], procs.free_port()
+        )
+        say(f"floor {floor.url} (pid {floor.pid})")
+        target.floor_url = floor.url
+        env.floor_pid = floor.pid
+    return env

@@ -1,0 +1,1 @@
+"""The `payrouter` command: its verbs, and serving the router and simulators."""

@@ -1,0 +1,138 @@
+"""`payrouter serve|sim|dev`: the verbs that run servers until they are told to stop."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from router.api.middleware import RUNTIME
+from router.app import build_app
+from router.cli.dev import describe_store, sandbox_merchant, welcome
+from router.cli.main import FiniteFloatRange, _run, _settings, main, not_blank
+from router.cli.serving import (
+    SimulatorOptions,
+    start_simulators,
+    start_site,
+    stop_all,
+    stop_signals,
+)
+from router.settings import ConfigurationError
+
+SANDBOX_OPTION = click.option(
+    "--sandbox-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path(".sandbox"),
+    envvar="PAYROUTER_SANDBOX_DIR",
+    show_default=True,
+    help="Where the simulators keep their generated sandbox keys.",
+)
+SEED_OPTION = click.option(
+    "--seed", type=click.IntRange(min=0), default=None, help="Seed for repeatable simulator runs."
+)
+
+
+def _sandbox(path: Path) -> Path:
+    """The sandbox folder, created if missing; a `ConfigurationError` when it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot use the sandbox folder {path} (--sandbox-dir or PAYROUTER_SANDBOX_DIR): "
+            f"{exc.strerror or exc}"
+        ) from None
+    return path
+
+
+@main.command()
+def serve() -> None:
+    """Run the router alone (configured by PAYROUTER_* environment variables)."""
+    settings = _settings()
+
+    async def run() -> None:
+        app = await build_app(settings)
+        runner = await start_site(app, settings.host, settings.port)
+        stop = stop_signals(on_hangup=app[RUNTIME].reload)
+        click.echo(
+            f"payrouter listening on http://{settings.host}:{settings.port} "
+            f"({describe_store(settings)})",
+            err=True,
+        )
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    _run(run)
+
+
+@main.command()
+@SANDBOX_OPTION
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    callback=not_blank,
+    help="Address the simulators listen on.",
+)
+@SEED_OPTION
+@click.option(
+    "--time-factor",
+    type=FiniteFloatRange(0, 1000, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Scale of notification retry delays (0.01 = 100x faster; above 0, at most 1000).",
+)
+def sim(sandbox_dir: Path, host: str, seed: int | None, time_factor: float) -> None:
+    """Run the channel simulators alone (WeChat Pay 8091, Alipay 8092, UnionPay 8093)."""
+    options = SimulatorOptions(
+        host=host, sandbox_dir=_sandbox(sandbox_dir), seed=seed, time_factor=time_factor
+    )
+
+    async def run() -> None:
+        runners = await start_simulators(options)
+        stop = stop_signals()
+        for name, port in options.ports:
+            click.echo(f"{name} simulator on http://{host}:{port}", err=True)
+        try:
+            await stop.wait()
+        finally:
+            await stop_all(runners)
+
+    _run(run)
+
+
+@main.command()
+@SANDBOX_OPTION
+@SEED_OPTION
+def dev(sandbox_dir: Path, seed: int | None) -> None:
+    """Router, simulators and a store in one process: start here.
+
+    The store is the embedded one, or Redis when PAYROUTER_REDIS_URL is set. The sandbox
+    merchant's key and webhook secret are kept in SANDBOX_DIR/dev-merchant.json (0600) and
+    are the same at every start.
+    """
+    settings = _settings()
+    if settings.admin_token is None:
+        settings = replace(settings, admin_token=secrets.token_urlsafe(24))
+    options = SimulatorOptions(sandbox_dir=_sandbox(sandbox_dir), seed=seed)
+
+    async def run() -> None:
+        runners = await start_simulators(options)
+        try:
+            app = await build_app(settings)
+            runners.append(await start_site(app, settings.host, settings.port))
+            merchant = await sandbox_merchant(app[RUNTIME].store, sandbox_dir)
+            stop = stop_signals(on_hangup=app[RUNTIME].reload)
+            click.echo(welcome(settings, merchant, sandbox_dir))
+            click.echo(f"admin token (for /admin/...): {settings.admin_token}\n")
+            await stop.wait()
+        finally:
+            await stop_all(runners)
+
+    _run(run)

@@ -1,0 +1,160 @@
+"""Trying a payment's candidate accounts in order, without ever letting a buyer pay twice.
+
+For each candidate, within the create deadline:
+
+- breaker closed: call it. Half-open: take one of the shared probe slots first (or skip it).
+- created: done.
+- the channel certainly did not act (unreachable, 429/503, or a refusal that is the channel's
+  own fault): record a failure on its breaker and move on.
+- the channel refused because of the request or the buyer: stop; the next channel would
+  refuse too, and the merchant must see why.
+- outcome unknown (timeout after sending, 5xx): never just move on. Ask the channel; an order
+  that exists (or might) is closed there first; only then move on. A paid order (a barcode the
+  buyer already confirmed) ends the search: the payment succeeded there. If the channel cannot
+  be asked, stop and leave the payment `processing` for the re-query worker.
+
+Every attempt is written to the payment's `routing.attempts`; before calling the next account
+the payment is pointed at it, so a crash mid-call leaves the worker asking the right channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Literal
+
+from channels.base import Channel, CreateOrder, CreateResult, TradeState, TradeStatus
+from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
+from router.models import RoutingAttempt
+from router.routing.decide import Decision
+from router.routing.health import Outcome
+from router.runtime import Runtime
+from router.store.payments import StoredPayment
+
+log = logging.getLogger("payrouter.failover")
+
+
+@dataclass
+class Attempts:
+    """The result of trying the candidates."""
+
+    stored: StoredPayment
+    """The payment as last pointed at an account."""
+    attempts: list[RoutingAttempt] = field(default_factory=list)
+    result: CreateResult | None = None
+    error: ChannelError | None = None
+    """The last failure, when nothing was created."""
+    stop: Literal["created", "refused", "unknown", "paid", "exhausted"] = "exhausted"
+    paid: TradeStatus | None = None
+    success: tuple[str, int, str] | None = None
+    """The successful call's (account, ms, probe id), for the caller to record on the
+    breaker in the same round trip as the payment's new status."""
+
+
+def _kind(exc: ChannelError) -> Literal["rejected", "unknown", "unavailable"]:
+    if isinstance(exc, ChannelRejected):
+        return "rejected"
+    if isinstance(exc, ChannelOutcomeUnknown):
+        return "unknown"
+    return "unavailable"
+
+
+async def try_candidates(
+    rt: Runtime,
+    stored: StoredPayment,
+    decision: Decision,
+    order_for: Callable[[Channel], CreateOrder],
+) -> Attempts:
+    out = Attempts(stored)
+    deadline = time.monotonic() + rt.settings.create_deadline_s
+    for index, channel in enumerate(decision.candidates):
+        account = channel.account
+        if index > 0:
+            if time.monotonic() >= deadline:
+                break
+            out.stored = await _point_at(rt, out, channel)
+        probe = ""
+        view = decision.health.get(account)
+        if view is None or not view.admits_without_asking:
+            admission = await rt.breakers.admit(account)
+            if not admission.admitted:
+                rt.metrics.failovers.labels(account, "breaker_open").inc()
+                continue
+            probe = admission.probe_id
+        order = order_for(channel)
+        started = time.perf_counter()
+        try:
+            out.result = await rt.call(account, "create", partial(channel.create, order))
+        except ChannelError as exc:
+            ms = int((time.perf_counter() - started) * 1000)
+            kind = _kind(exc)
+            out.error = exc
+            out.attempts.append(
+                RoutingAttempt(channel=account, outcome=kind, ms=ms, code=exc.code or None)
+            )
+            blame: Outcome = "neutral" if kind == "rejected" and exc.fault != "channel" else "fail"
+            await rt.breakers.record(account, blame, ms, probe)
+            if blame == "neutral":
+                out.stop = "refused"
+                return out
+            if kind == "unknown" and not await _settle_unknown(rt, out, channel):
+                return out
+            if out.stop == "paid":
+                return out
+            rt.metrics.failovers.labels(account, kind).inc()
+            continue
+        ms = int((time.perf_counter() - started) * 1000)
+        out.success = (account, ms, probe)
+        out.attempts.append(RoutingAttempt(channel=account, outcome="created", ms=ms))
+        out.stop = "created"
+        rt.metrics.routing_decisions.labels(decision.rule, account).inc()
+        return out
+    return out
+
+
+async def _point_at(rt: Runtime, out: Attempts, channel: Channel) -> StoredPayment:
+    p = out.stored.payment
+    routing = p.routing.model_copy(update={"attempts": list(out.attempts)})
+    fields = {
+        "channel": channel.account,
+        "wallet": channel.capabilities.wallet,
+        "routing": routing.model_dump(mode="json"),
+    }
+    await rt.store.payments.transition(out.stored, "processing", fields, require="processing")
+    updated = p.model_copy(
+        update={
+            "channel": channel.account,
+            "wallet": channel.capabilities.wallet,
+            "routing": routing,
+        }
+    )
+    return replace(out.stored, payment=updated)
+
+
+async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel) -> bool:
+    """After an unknown outcome: True when it is safe to try the next account."""
+    order = out.stored.order_ref()
+    account = channel.account
+    try:
+        trade = await rt.call(account, "query", lambda: channel.query(order))
+        if trade.state is TradeState.SUCCEEDED:
+            out.stop, out.paid = "paid", trade
+            return True
+        if trade.state in (TradeState.PENDING, TradeState.NOT_FOUND):
+            # Even "not found" may be a create still in flight at the channel: close it so it
+            # can never be paid, whichever way that request ends.
+            await rt.call(account, "close", lambda: channel.close(order))
+    except ChannelError as exc:
+        log.warning(
+            "payment %s: %s outcome unknown and cannot be settled now (%s); "
+            "left processing for the re-query worker",
+            out.stored.payment.id,
+            account,
+            exc.message,
+        )
+        out.stop = "unknown"
+        return False
+    return True

@@ -1,0 +1,181 @@
+"""Checks on a create request before anything is routed, stored or sent to a channel.
+
+In this order, so the merchant hears about the first thing to fix:
+
+1. The method: an account that could take the payment (its mode, the pinned `channel`, the
+   given `wallet`) must offer it. `jsapi` at UnionPay is refused naming `method`, not
+   `payer_id`: no `payer_id` would help.
+2. The method's own fields: `jsapi` needs `payer_id`, `h5` `client_ip`, `barcode`
+   `auth_code`; `auth_code` is for `barcode` only.
+3. The buyer's code names the wallet, so a payment goes only where that code can be paid:
+
+   | method    | field       | wallet by its shape                                         |
+   |-----------|-------------|-------------------------------------------------------------|
+   | `barcode` | `auth_code` | WeChat Pay 10-15…, Alipay 25-30…, UnionPay 62… (prefix)     |
+   | `jsapi`   | `payer_id`  | WeChat Pay openid (28 of `A-Z a-z 0-9 - _`), Alipay buyer   |
+   |           |             | id (16 digits starting 2088)                                |
+
+   Without `wallet` (or a pinned `channel`), the request is routed as if it named the code's
+   wallet; with one, the code must be of that wallet. A payment code of no known prefix
+   needs `wallet` (the channel then judges the code); a `payer_id` of neither shape is
+   refused, since no channel could use it.
+
+Every refusal is a 400 `InvalidRequest` naming the field to fix; nothing has been written yet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from channels.base import Method, Wallet
+from router.errors import InvalidRequest
+from router.models import CreatePaymentRequest
+from router.routing.decide import Candidate
+
+AUTH_CODE_PREFIXES: tuple[tuple[Wallet, re.Pattern[str]], ...] = (
+    ("wechat", re.compile(r"1[0-5]")),
+    ("alipay", re.compile(r"2[5-9]|30")),
+    ("unionpay", re.compile(r"62")),
+)
+"""Payment-code prefixes per wallet, from each wallet's payment-code documentation."""
+PAYER_IDS: tuple[tuple[Wallet, re.Pattern[str], str], ...] = (
+    ("wechat", re.compile(r"[A-Za-z0-9_\-]{28}"), "a WeChat Pay openid (28 of A-Z a-z 0-9 - _)"),
+    ("alipay", re.compile(r"2088[0-9]{12}"), "an Alipay buyer id (16 digits starting 2088)"),
+)
+"""The `payer_id` a `jsapi` payment takes per wallet."""
+WALLET_NAMES: Mapping[Wallet, str] = {
+    "wechat": "WeChat Pay",
+    "alipay": "Alipay",
+    "unionpay": "UnionPay",
+}
+
+
+def check_create(
+    req: CreatePaymentRequest, accounts: Mapping[str, Candidate], livemode: bool
+) -> CreatePaymentRequest:
+    """`req`, with `wallet` set to the buyer's code's wallet when it named none.
+
+    Raises `InvalidRequest` naming the field at fault (see the module docstring).
+    """
+    _check_method(req, accounts, livemode)
+    _require_method_fields(req)
+    wallet = _buyer_wallet(req, _given_wallet(req, accounts))
+    if wallet is None or wallet == req.wallet:
+        return req
+    field = "auth_code" if req.method == "barcode" else "payer_id"
+    if _offered(accounts, livemode, req.method, wallet, req.channel) is False:
+        raise InvalidRequest(
+            "method_unsupported",
+            f"{field} is for {WALLET_NAMES[wallet]}, and no {wallet} account takes "
+            f"{req.method!r} payments",
+            param=field,
+        )
+    return req.model_copy(update={"wallet": wallet})
+
+
+def _offered(
+    accounts: Mapping[str, Candidate],
+    livemode: bool,
+    method: Method,
+    wallet: Wallet | None,
+    pinned: str | None,
+) -> bool | None:
+    """Whether an account that could take the payment offers `method`; None when no account
+    could take it at all (the routing decision names that problem)."""
+    eligible = [
+        c.channel.capabilities
+        for name, c in accounts.items()
+        if c.livemode == livemode
+        and (pinned is None or name == pinned)
+        and (wallet is None or c.channel.capabilities.wallet == wallet)
+    ]
+    if not eligible:
+        return None
+    return any(method in caps.methods for caps in eligible)
+
+
+def _check_method(
+    req: CreatePaymentRequest, accounts: Mapping[str, Candidate], livemode: bool
+) -> None:
+    if _offered(accounts, livemode, req.method, req.wallet, req.channel) is not False:
+        return
+    if req.channel:
+        which = f"channel account {req.channel!r} does not take"
+    else:
+        wallet = f"{req.wallet} " if req.wallet else ""
+        which = f"no {wallet}account {'in live mode' if livemode else 'in the sandbox'} takes"
+    raise InvalidRequest("method_unsupported", f"{which} method {req.method!r}", param="method")
+
+
+def _require_method_fields(req: CreatePaymentRequest) -> None:
+    if req.method == "jsapi" and req.payer_id is None:
+        raise InvalidRequest("parameter_missing", "jsapi payments need payer_id", param="payer_id")
+    if req.method == "barcode" and req.auth_code is None:
+        raise InvalidRequest(
+            "parameter_missing", "barcode payments need auth_code", param="auth_code"
+        )
+    if req.method == "h5" and req.client_ip is None:
+        raise InvalidRequest("parameter_missing", "h5 payments need client_ip", param="client_ip")
+    if req.auth_code is not None and req.method != "barcode":
+        raise InvalidRequest(
+            "parameter_unexpected", "auth_code is for barcode payments only", param="auth_code"
+        )
+
+
+def _given_wallet(req: CreatePaymentRequest, accounts: Mapping[str, Candidate]) -> Wallet | None:
+    """The wallet the merchant chose: `wallet`, else the pinned channel's."""
+    if req.wallet is not None:
+        return req.wallet
+    pinned = accounts.get(req.channel) if req.channel else None
+    return pinned.channel.capabilities.wallet if pinned is not None else None
+
+
+def _buyer_wallet(req: CreatePaymentRequest, given: Wallet | None) -> Wallet | None:
+    if req.method == "barcode" and req.auth_code is not None:
+        return _auth_code_wallet(req.auth_code, given)
+    if req.method == "jsapi" and req.payer_id is not None:
+        return _payer_id_wallet(req.payer_id, given)
+    return None
+
+
+def _auth_code_wallet(code: str, given: Wallet | None) -> Wallet | None:
+    found = next((w for w, prefix in AUTH_CODE_PREFIXES if prefix.match(code)), None)
+    if found is None:
+        if given is None:
+            raise InvalidRequest(
+                "wallet_required",
+                "auth_code starts like no wallet's payment code (WeChat Pay 10-15, Alipay "
+                "25-30, UnionPay 62): name the buyer's wallet in wallet",
+                param="wallet",
+            )
+        return None
+    if given is not None and found != given:
+        raise InvalidRequest(
+            "auth_code_wallet_mismatch",
+            f"auth_code is a payment code of {WALLET_NAMES[found]}, but the payment is for "
+            f"{WALLET_NAMES[given]}",
+            param="auth_code",
+        )
+    return found
+
+
+def _payer_id_wallet(payer_id: str, given: Wallet | None) -> Wallet | None:
+    found = next((w for w, pattern, _ in PAYER_IDS if pattern.fullmatch(payer_id)), None)
+    if given is None or found == given:
+        if found is not None:
+            return found
+    elif all(w != given for w, _, _ in PAYER_IDS):
+        # A wallet without jsapi: the method check, or routing, refuses the payment.
+        return None
+    wanted = " or ".join(what for w, _, what in PAYER_IDS if given in (None, w))
+    seems = f" (it looks like {_what(found)})" if found is not None else ""
+    raise InvalidRequest(
+        "payer_id_invalid",
+        f"payer_id must be {wanted} for jsapi payments{seems}",
+        param="payer_id",
+    )
+
+
+def _what(wallet: Wallet) -> str:
+    return next(what for w, _, what in PAYER_IDS if w == wallet)

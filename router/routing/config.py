@@ -1,0 +1,238 @@
+"""The operators' routing file (`config/routing.yaml`): loading, validation, precise errors.
+
+An invalid file is refused with one message per problem, each naming the file, the line, the
+path inside the document and what is wrong, for example:
+
+    config/routing.yaml:7: accounts.wechat_main.base_url: Field required
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from channels.alipay.config import AlipayAccount
+from channels.alipay.config import load_credentials as alipay_credentials
+from channels.credentials import CredentialsError, CredentialsRef
+from channels.unionpay.config import UnionPayAccount
+from channels.unionpay.config import load_credentials as unionpay_credentials
+from channels.wechat.config import WeChatAccount
+from channels.wechat.config import load_credentials as wechat_credentials
+from router.routing.health import BreakerSettings, HealthSettings
+from router.routing.rules import AccountName, Defaults, Rule
+from router.settings import ConfigurationError
+
+AccountConfig = Annotated[
+    WeChatAccount | AlipayAccount | UnionPayAccount, Field(discriminator="type")
+]
+"""One channel account; its `type` (wechat, alipay, unionpay) picks the schema."""
+_ACCOUNT: TypeAdapter[AccountConfig] = TypeAdapter(AccountConfig)
+
+
+class RoutingConfig(BaseModel):
+    """The whole routing file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1]
+    accounts: Annotated[dict[AccountName, AccountConfig], Field(min_length=1)]
+    rules: list[Rule] = Field(default_factory=list)
+    defaults: Defaults = Defaults()
+    health: HealthSettings = HealthSettings()
+    breaker: BreakerSettings = BreakerSettings()
+
+
+Problem = tuple[tuple[int | str, ...], str]
+"""Where in the document (`("rules", 0, "accounts", 1)`) and what is wrong."""
+
+
+def _references(document: dict[str, Any]) -> list[Problem]:
+    """What one section says about another, read from the raw document so that these are
+    reported beside schema errors (a file that fails validation has no model to look at)."""
+    problems: list[Problem] = []
+    accounts = document.get("accounts")
+    names = set(accounts) if isinstance(accounts, dict) else None
+    rules = document.get("rules")
+    seen: set[str] = set()
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        if not isinstance(rule, dict):
+            continue
+        name = rule.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                problems.append((("rules", i, "name"), f"rule name {name!r} is used twice"))
+            seen.add(name)
+        refs = rule.get("accounts")
+        if names is None or not isinstance(refs, list):
+            continue
+        for j, ref in enumerate(refs):
+            if isinstance(ref, str) and ref not in names:
+                problems.append((("rules", i, "accounts", j), f"no account named {ref!r}"))
+    return problems
+
+
+def _cross_check(config: RoutingConfig) -> list[Problem]:
+    """Checks between fields of a section that validated."""
+    if config.breaker.max_open_s < config.breaker.open_s:
+        return [(("breaker", "max_open_s"), "must be at least open_s")]
+    return []
+
+
+class ConfigError(ConfigurationError, ValueError):
+    """A routing file that cannot be used; `problems` holds one line per problem."""
+
+    def __init__(
+        self, path: Path, problems: list[str], credential_problems: list[str] | None = None
+    ) -> None:
+        self.path = path
+        self.problems = problems
+        self.credential_problems = credential_problems or []
+        """For `routes check`: problems with the credentials of the accounts that are valid
+        on their own, found while the file as a whole is not."""
+        super().__init__("\n".join(problems))
+
+    def line(self) -> str:
+        """The first problem, and where to see the others."""
+        more = len(self.problems) - 1
+        if more <= 0:
+            return self.problems[0]
+        plural = "s" if more > 1 else ""
+        return (
+            f"{self.problems[0]} (and {more} more problem{plural}: "
+            f"payrouter routes check {self.path})"
+        )
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: RoutingConfig
+    path: Path
+    base_dir: Path
+    """Credential files named in the config are relative to the config file's folder."""
+    digest: str
+    """sha256 of the file's bytes, shown as the version in force."""
+    node: Any = field(default=None, repr=False, compare=False)
+    """The YAML node tree, to name the line of a problem found after loading."""
+
+    def describe(self, loc: tuple[int | str, ...], message: str) -> str:
+        """`file:line: path.in.document: message`."""
+        return _describe(self.path, self.node, loc, message)
+
+
+def load_config(path: Path) -> LoadedConfig:
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(path, [f"{path}: cannot read: {exc.strerror}"]) from None
+    try:
+        node = yaml.compose(text.decode("utf-8"), Loader=yaml.SafeLoader)
+        document = yaml.safe_load(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [f"{path}: not UTF-8 text (byte {exc.start})"]) from None
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else 1
+        what = " ".join(f"{exc.context or ''} {exc.problem or ''}".split())
+        raise ConfigError(path, [f"{path}:{line}: not valid YAML: {what}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, [f"{path}: not valid YAML: {' '.join(str(exc).split())}"]) from None
+    if not isinstance(document, dict):
+        raise ConfigError(path, [f"{path}:1: the document must be a mapping"])
+    found = _references(document)
+    config: RoutingConfig | None = None
+    try:
+        config = RoutingConfig.model_validate(document)
+    except ValidationError as exc:
+        found = [(_document_path(tuple(e["loc"])), str(e["msg"])) for e in exc.errors()] + found
+    else:
+        found += _cross_check(config)
+    if found or config is None:
+        ordered = sorted(found, key=lambda problem: _line_of(node, problem[0]))
+        raise ConfigError(
+            path,
+            [_describe(path, node, loc, msg) for loc, msg in ordered],
+            _credential_problems(path, node, _valid_accounts(document)),
+        )
+    return LoadedConfig(
+        config=config,
+        path=path,
+        base_dir=path.resolve().parent,
+        digest=hashlib.sha256(text).hexdigest()[:12],
+        node=node,
+    )
+
+
+CREDENTIAL_LOADERS: dict[str, Callable[[CredentialsRef, Path], object]] = {
+    "wechat": wechat_credentials,
+    "alipay": alipay_credentials,
+    "unionpay": unionpay_credentials,
+}
+"""Each account type's credential loader (reads and validates the bundle, parses its keys)."""
+
+
+def credential_problems(loaded: LoadedConfig) -> list[str]:
+    """One `file:line: ...` line per account whose credentials cannot be loaded as they are
+    now (file missing or unreadable, variable unset, bundle invalid)."""
+    return _credential_problems(loaded.path, loaded.node, loaded.config.accounts)
+
+
+def _valid_accounts(document: dict[str, Any]) -> dict[str, AccountConfig]:
+    """The accounts of a file that failed validation that are valid on their own."""
+    accounts = document.get("accounts")
+    valid: dict[str, AccountConfig] = {}
+    for name, raw in accounts.items() if isinstance(accounts, dict) else ():
+        try:
+            valid[str(name)] = _ACCOUNT.validate_python(raw)
+        except ValidationError:
+            continue
+    return valid
+
+
+def _credential_problems(path: Path, node: Any, accounts: Mapping[str, AccountConfig]) -> list[str]:
+    base_dir = path.resolve().parent
+    problems = []
+    for name, account in accounts.items():
+        ref = account.credentials
+        try:
+            CREDENTIAL_LOADERS[account.type](ref, base_dir)
+        except CredentialsError as exc:
+            where = ("accounts", name, "credentials", "file" if ref.file is not None else "env")
+            problems.append(_describe(path, node, where, str(exc)))
+    return problems
+
+
+ACCOUNT_TYPES = ("wechat", "alipay", "unionpay")
+
+
+def _document_path(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """pydantic names the union member it tried (`accounts.x.wechat.base_url`); operators
+    need the path in their file (`accounts.x.base_url`)."""
+    if len(loc) > 2 and loc[0] == "accounts" and loc[2] in ACCOUNT_TYPES:
+        return loc[:2] + loc[3:]
+    return loc
+
+
+def _describe(path: Path, node: Any, loc: tuple[int | str, ...], message: str) -> str:
+    where = ".".join(str(part) for part in loc) or "(document)"
+    return f"{path}:{_line_of(node, loc)}: {where}: {message}"
+
+
+def _line_of(node: Any, loc: tuple[int | str, ...]) -> int:
+    """The 1-based line of the deepest YAML node on `loc` that exists."""
+    line = 1 if node is None else node.start_mark.line + 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if part < len(node.value) else None
+        if child is None:
+            break
+        node = child
+        line = node.start_mark.line + 1
+    return line

@@ -1,0 +1,3 @@
+"""Merchant webhooks: which URLs are allowed, signing and delivery, the dispatcher that never loses
+an event.
+"""
