@@ -24,3 +24,15 @@ def test_relative_links_stay_in_the_repository(doc: Path) -> None:
 
 def test_readme_names_no_path_outside_the_repository() -> None:
     assert "../shared" not in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_architecture_names_only_paths_that_exist() -> None:
+    # The map must follow the files when they move. Paths in backticks are from the checkout
+    # or from router/; `<wallet>` stands for each wallet.
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`([\w<>./]+/[\w<>./]*)`", text))
+    assert "router/cli/main.py" in named
+    for path in named:
+        for wallet in ("wechat", "alipay", "unionpay"):
+            concrete = path.replace("<wallet>", wallet)
+            assert (ROOT / concrete).exists() or (ROOT / "router" / concrete).exists(), path

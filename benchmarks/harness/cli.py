@@ -16,7 +16,7 @@ from benchmarks.harness.procs import StartError
 from benchmarks.harness.report import render
 from benchmarks.harness.scenarios import SCENARIOS
 from benchmarks.harness.setup import BenchOptions
-from router.cli.main import FiniteFloatRange, _run, main, not_blank
+from router.cli.common import FiniteFloatRange, not_blank, run_async
 from router.settings import redacted
 from router.webhooks.urls import url_problem
 
@@ -88,7 +88,7 @@ def _only_with_target(ctx: click.Context, targets: tuple[str, ...]) -> None:
         )
 
 
-@main.command("bench")
+@click.command("bench")
 @click.option(
     "--duration",
     type=FiniteFloatRange(0, LoadShape.time_cap_s, min_open=True),
@@ -245,7 +245,7 @@ def bench(
         except StartError as exc:
             raise click.ClickException(str(exc)) from None
 
-    report = _run(go)
+    report = run_async(go)
     text = json.dumps(report, indent=2, ensure_ascii=False)
     if json_file is not None:
         json_file.write_text(text + "\n")

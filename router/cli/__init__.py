@@ -1,1 +1,1 @@
-"""The `payrouter` command: its verbs, and serving the router and simulators."""
+"""The `payrouter` command: verbs in one module each, put together by `main.build_cli`."""

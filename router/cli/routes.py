@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from channels.base import METHODS, WALLETS
 from router.api.admin import ExplainQuery, explain_request
 from router.api.middleware import validation_error
-from router.cli.main import _emit, _run, _settings, main, not_blank
+from router.cli.common import emit, load_settings, not_blank, run_async
 from router.clock import Clock
 from router.errors import ApiError
 from router.routing.config import ConfigError, credential_problems, load_config
@@ -22,7 +22,7 @@ from router.runtime import RoutingTable, Runtime
 from router.store import open_store
 
 
-@main.group()
+@click.group()
 def routes() -> None:
     """Check routing files and explain routing decisions."""
 
@@ -49,7 +49,7 @@ def routes_check(file: Path, as_json: bool) -> None:
         raise SystemExit(1)
     accounts = list(loaded.config.accounts)
     rules = [r.name for r in loaded.config.rules]
-    _emit(
+    emit(
         {"valid": True, "version": loaded.digest, "accounts": accounts, "rules": rules},
         as_json,
         f"{file}: valid (version {loaded.digest}; accounts: {', '.join(accounts)}; "
@@ -108,7 +108,7 @@ def routes_explain(
     Breaker states and scores come from the Redis in PAYROUTER_REDIS_URL, the state every
     router process shares; without it every account looks fresh and closed.
     """
-    settings = _settings()
+    settings = load_settings()
     if path is not None:
         settings = replace(settings, routing_path=path)
     pairs = dict(item.split("=", 1) for item in metadata)
@@ -141,7 +141,7 @@ def routes_explain(
             finally:
                 await store.close()
 
-    result = _run(run)
+    result = run_async(run)
     lines = [f"rule {result['rule']} ({result['strategy']}), config {result['config_version']}"]
     for row in result["considered"]:
         state = row["breaker"] or "-"
@@ -149,4 +149,4 @@ def routes_explain(
         why = f"  excluded: {row['excluded']}" if row["excluded"] else ""
         lines.append(f"  {row['account']:<20} breaker {state:<13} score {score}{why}")
     lines.append(f"pick: {result['pick']}   order: {', '.join(result['order'])}")
-    _emit(result, as_json, "\n".join(lines))
+    emit(result, as_json, "\n".join(lines))

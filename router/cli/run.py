@@ -10,8 +10,8 @@ import click
 
 from router.api.middleware import RUNTIME
 from router.app import build_app
+from router.cli.common import FiniteFloatRange, load_settings, not_blank, run_async
 from router.cli.dev import describe_store, sandbox_merchant, welcome
-from router.cli.main import FiniteFloatRange, _run, _settings, main, not_blank
 from router.cli.serving import (
     SimulatorOptions,
     start_simulators,
@@ -49,10 +49,10 @@ def _sandbox(path: Path) -> Path:
     return path
 
 
-@main.command()
+@click.command()
 def serve() -> None:
     """Run the router alone (configured by PAYROUTER_* environment variables)."""
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> None:
         app = await build_app(settings)
@@ -68,10 +68,10 @@ def serve() -> None:
         finally:
             await runner.cleanup()
 
-    _run(run)
+    run_async(run)
 
 
-@main.command()
+@click.command()
 @SANDBOX_OPTION
 @click.option(
     "--host",
@@ -104,10 +104,10 @@ def sim(sandbox_dir: Path, host: str, seed: int | None, time_factor: float) -> N
         finally:
             await stop_all(runners)
 
-    _run(run)
+    run_async(run)
 
 
-@main.command()
+@click.command()
 @SANDBOX_OPTION
 @SEED_OPTION
 def dev(sandbox_dir: Path, seed: int | None) -> None:
@@ -117,7 +117,7 @@ def dev(sandbox_dir: Path, seed: int | None) -> None:
     merchant's key and webhook secret are kept in SANDBOX_DIR/dev-merchant.json (0600) and
     are the same at every start.
     """
-    settings = _settings()
+    settings = load_settings()
     if settings.admin_token is None:
         settings = replace(settings, admin_token=secrets.token_urlsafe(24))
     options = SimulatorOptions(sandbox_dir=_sandbox(sandbox_dir), seed=seed)
@@ -135,4 +135,8 @@ def dev(sandbox_dir: Path, seed: int | None) -> None:
         finally:
             await stop_all(runners)
 
-    _run(run)
+    run_async(run)
+
+
+COMMANDS: tuple[click.Command, ...] = (serve, sim, dev)
+"""The verbs of this module, for `router.cli.main` to add."""

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from router.api.events import WebhookEndpoint, enable_endpoint, endpoint_view
-from router.cli.main import _emit, _run, _with_store, merchants, not_blank, valid_merchant_id
+from router.cli.common import emit, not_blank, run_async, valid_merchant_id, with_store
 from router.errors import NotFound
 from router.store import Store
 
@@ -22,7 +22,7 @@ async def _known(store: Store, merchant_id: str) -> None:
         raise click.ClickException(f"no merchant {merchant_id}")
 
 
-@merchants.command("webhook-endpoints")
+@click.command("webhook-endpoints")
 @click.argument("merchant_id", callback=valid_merchant_id)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def webhook_endpoints(merchant_id: str, as_json: bool) -> None:
@@ -33,15 +33,15 @@ def webhook_endpoints(merchant_id: str, as_json: bool) -> None:
         found = await store.events.endpoints.list(merchant_id)
         return [endpoint_view(e).model_dump() for e in found]
 
-    rows = _run(lambda: _with_store(collect))
+    rows = run_async(lambda: with_store(collect))
     lines = [
         f"{row['id']}  disabled {row['disabled_at'] or '(time unknown)'}  {row['url']}"
         for row in rows
     ]
-    _emit(rows, as_json, "\n".join(lines) or "no disabled webhook endpoints")
+    emit(rows, as_json, "\n".join(lines) or "no disabled webhook endpoints")
 
 
-@merchants.command("enable-endpoint")
+@click.command("enable-endpoint")
 @click.argument("merchant_id", callback=valid_merchant_id)
 @click.argument("endpoint", callback=not_blank)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -61,5 +61,9 @@ def enable(merchant_id: str, endpoint: str, as_json: bool) -> None:
                 f"{endpoint} is not a disabled webhook endpoint of {merchant_id}"
             ) from None
 
-    enabled = _run(lambda: _with_store(run))
-    _emit(enabled.model_dump(), as_json, f"enabled {enabled.url}")
+    enabled = run_async(lambda: with_store(run))
+    emit(enabled.model_dump(), as_json, f"enabled {enabled.url}")
+
+
+COMMANDS: tuple[click.Command, ...] = (webhook_endpoints, enable)
+"""The `payrouter merchants` verbs of this module, for `router.cli.main` to add."""

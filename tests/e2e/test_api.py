@@ -13,54 +13,21 @@ import pytest
 from router.api.auth import sign
 from router.api.middleware import RUNTIME
 from tests.e2e.conftest import Router, Simulator, sim_json
+from tests.router.test_request_validation import GOOD, body_with
 
-GOOD: dict[str, Any] = {
-    "amount": 1999,
-    "merchant_order_id": "V-1",
-    "description": "Demo",
-    "method": "qr",
-}
-
-
-def body_with(**changes: Any) -> dict[str, Any]:
-    out = dict(GOOD)
-    for key, value in changes.items():
-        if value is ...:
-            out.pop(key)
-        else:
-            out[key] = value
-    return out
-
-
+# Refused by the request model alone: tests/router/test_request_validation.py has them all; these
+# few prove the API answers them. The others need the routing table or a body that is no object.
 BAD_BODIES: list[tuple[str, Any, int, str]] = [
     ("missing amount", body_with(amount=...), 400, "amount"),
-    ("float amount", body_with(amount=19.99), 400, "amount"),
-    ("string amount", body_with(amount="1999"), 400, "amount"),
-    ("bool amount", body_with(amount=True), 400, "amount"),
-    ("zero amount", body_with(amount=0), 400, "amount"),
-    ("negative amount", body_with(amount=-5), 400, "amount"),
-    ("huge amount", body_with(amount=10**30), 400, "amount"),
-    ("lower-case currency", body_with(currency="cny"), 400, "currency"),
+    ("metadata not strings", body_with(metadata={"a": 1}), 400, "metadata.a"),
+    ("unknown field", body_with(colour="red"), 400, "colour"),
     ("unsupported currency", body_with(currency="USD"), 400, "currency"),
-    ("missing order id", body_with(merchant_order_id=...), 400, "merchant_order_id"),
-    ("empty order id", body_with(merchant_order_id=""), 400, "merchant_order_id"),
-    ("order id with space", body_with(merchant_order_id="a b"), 400, "merchant_order_id"),
-    ("long order id", body_with(merchant_order_id="x" * 65), 400, "merchant_order_id"),
-    ("missing description", body_with(description=...), 400, "description"),
-    ("unknown method", body_with(method="cash"), 400, "method"),
-    ("unknown wallet", body_with(wallet="paypal"), 400, "wallet"),
     ("web on wechat", body_with(method="web", wallet="wechat"), 400, "method"),
     ("unknown channel", body_with(channel="nope"), 400, "channel"),
-    ("bad notify_url", body_with(notify_url="javascript:alert(1)"), 400, "notify_url"),
-    ("short expiry", body_with(expires_in=5), 400, "expires_in"),
-    ("bad client_ip", body_with(client_ip="not an ip"), 400, "client_ip"),
     ("jsapi without payer", body_with(method="jsapi"), 400, "payer_id"),
     ("h5 without ip", body_with(method="h5"), 400, "client_ip"),
     ("barcode without code", body_with(method="barcode"), 400, "auth_code"),
     ("auth_code on qr", body_with(auth_code="134567890123456789"), 400, "auth_code"),
-    ("metadata not strings", body_with(metadata={"a": 1}), 400, "metadata.a"),
-    ("too much metadata", body_with(metadata={f"k{i}": "v" for i in range(21)}), 400, "metadata"),
-    ("unknown field", body_with(colour="red"), 400, "colour"),
     ("array body", [GOOD], 400, "body"),
 ]
 

@@ -393,7 +393,44 @@ def test_every_verb_has_help() -> None:
         ["merchants", "rotate-key"],
         ["merchants", "rotate-webhook-secret"],
         ["routes", "check"],
+        ["routes", "explain"],
+        ["merchants", "webhook-endpoints"],
+        ["merchants", "enable-endpoint"],
+        ["bench"],
     ):
         result = CliRunner().invoke(main, [*verb, "--help"])
         assert result.exit_code == 0, verb
         assert "Usage:" in result.output
+
+
+def _verbs(help_text: str) -> set[str]:
+    """The command names under `Commands:` in a group's --help."""
+    listing = help_text.split("Commands:\n", 1)[1]
+    return {line.split()[0] for line in listing.splitlines() if line.startswith("  ")}
+
+
+@pytest.mark.parametrize(
+    ("group", "verbs"),
+    [
+        ([], {"bench", "dev", "merchants", "routes", "serve", "sim"}),
+        (
+            ["merchants"],
+            {
+                "create",
+                "enable-endpoint",
+                "list",
+                "rotate-key",
+                "rotate-webhook-secret",
+                "update",
+                "webhook-endpoints",
+            },
+        ),
+        (["routes"], {"check", "explain"}),
+    ],
+)
+def test_help_lists_every_verb(group: list[str], verbs: set[str]) -> None:
+    # As a process: the verbs must be registered by the command itself, not by whatever a
+    # test happened to import first.
+    result = payrouter(*group, "--help")
+    assert result.returncode == 0, result.stderr
+    assert _verbs(result.stdout) == verbs
