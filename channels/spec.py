@@ -20,7 +20,7 @@ from channels.credentials import AccountBase, CredentialsRef
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from channels.simkit import SimulatorSettings
+    from channels.sim.kit import SimulatorSettings
 
 A = TypeVar("A", bound=AccountBase)
 

@@ -1,7 +1,7 @@
 """Alipay OpenAPI: the adapter, its protocol code, sandbox credentials and the simulator.
 
 `AlipayChannel` and `build` are the router's entry points; `build_app` (in
-`channels.alipay.simulator`) starts the simulator.
+`channels.alipay.sim.app`) starts the simulator.
 """
 
 from channels.alipay import sandbox
@@ -24,7 +24,7 @@ CHANNEL = ChannelSpec(
     build=build,
     load_credentials=load_credentials,
     sandbox_credentials=sandbox.credentials_path,
-    simulator="channels.alipay.simulator:build_app",
+    simulator="channels.alipay.sim.app:build_app",
     simulator_port=8092,
 )
 """This channel's entry in `channels.registry`."""

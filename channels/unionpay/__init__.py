@@ -1,7 +1,7 @@
 """UnionPay online payments (ACP 5.1.0): the adapter, its protocol code, sandbox and simulator.
 
 `UnionPayChannel` and `build` are the router's entry points; `build_app` (in
-`channels.unionpay.simulator`) starts the simulator.
+`channels.unionpay.sim.app`) starts the simulator.
 """
 
 from channels.spec import ChannelSpec
@@ -24,7 +24,7 @@ CHANNEL = ChannelSpec(
     build=build,
     load_credentials=load_credentials,
     sandbox_credentials=sandbox.credentials_path,
-    simulator="channels.unionpay.simulator:build_app",
+    simulator="channels.unionpay.sim.app:build_app",
     simulator_port=8093,
 )
 """This channel's entry in `channels.registry`."""

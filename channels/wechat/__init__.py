@@ -1,7 +1,7 @@
 """WeChat Pay API v3: the adapter, its protocol code, sandbox credentials and the simulator.
 
 `WeChatChannel` and `build` are the router's entry points; `build_app` (in
-`channels.wechat.simulator`) starts the simulator.
+`channels.wechat.sim.app`) starts the simulator.
 """
 
 from channels.spec import ChannelSpec
@@ -24,7 +24,7 @@ CHANNEL = ChannelSpec(
     build=build,
     load_credentials=load_credentials,
     sandbox_credentials=sandbox.credentials_path,
-    simulator="channels.wechat.simulator:build_app",
+    simulator="channels.wechat.sim.app:build_app",
     simulator_port=8091,
 )
 """This channel's entry in `channels.registry`."""

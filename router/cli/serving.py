@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from channels.registry import REGISTRY
-from channels.simkit import SimulatorSettings
+from channels.sim.kit import SimulatorSettings
 from router.logs import Runner
 from router.settings import ConfigurationError
 

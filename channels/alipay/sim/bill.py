@@ -19,7 +19,7 @@ from datetime import date, datetime
 
 from channels.alipay.amounts import fen_to_yuan
 from channels.alipay.protocol import BEIJING, TIME_FORMAT
-from channels.alipay.sim_trades import Trade
+from channels.alipay.sim.orders import Trade
 
 FEE_PER_MILLE = 6
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from channels.wechat.protocol import CHINA_TIME
-from channels.wechat.sim_orders import Order
+from channels.wechat.sim.orders import Order
 
 FEE_RATE_PER_MILLE = 6
 """0.60%, WeChat's usual rate; fees are computed in integers of 1e-5 yuan."""
