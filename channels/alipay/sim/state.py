@@ -38,6 +38,7 @@ from channels.alipay.sim.orders import (
     TradeBook,
     business,
 )
+from channels.sim.bills import BillDesk
 from channels.sim.kit import SimulatorSettings
 from channels.sim.state import SimulatorCore
 
@@ -95,7 +96,7 @@ class AlipaySimulator(SimulatorCore[SandboxAccount]):
         self.methods = methods
         """Every API method the gateway knows."""
         self.trades = TradeBook(self.rng, lambda: datetime.now(BEIJING))
-        self.bills = bill.BillDesk(self.rng)
+        self.bills = BillDesk[bill.Bill](self.rng, token_length=32)
 
     def load_account(self) -> SandboxAccount:
         return ensure_sandbox(self.settings.sandbox_dir)

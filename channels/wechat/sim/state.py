@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from channels.sim.bills import BillDesk
 from channels.sim.kit import Delivery, SimulatorSettings
 from channels.sim.state import SimulatorCore
 from channels.wechat.crypto import (
@@ -54,7 +55,7 @@ class WeChatSimulator(SimulatorCore[SandboxAccount]):
         )
         self.orders = OrderBook(self.rng, lambda: datetime.now(CHINA_TIME))
         self.refunds = RefundBook(self.rng, self.orders.now)
-        self.bills = bill.BillDesk(self.rng)
+        self.bills = BillDesk[bill.Bill](self.rng, token_length=40)
 
     def load_account(self) -> SandboxAccount:
         return ensure_sandbox(self.settings.sandbox_dir)
