@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+from aiohttp import web
 
 from channels.base import WALLETS
 from channels.registry import REGISTRY
+from channels.sim.kit import SimulatorSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = {"sim"}
@@ -39,6 +44,24 @@ def test_every_wallet_package_is_registered_under_its_wallet() -> None:
     for key, spec in REGISTRY.items():
         assert spec.wallet == key
         assert spec.account.model_fields["type"].annotation.__args__ == (key,)
+
+
+def test_every_registered_simulator_builds(tmp_path: Path) -> None:
+    for spec in REGISTRY.values():
+        app = spec.build_simulator(SimulatorSettings(sandbox_dir=tmp_path))
+        assert isinstance(app, web.Application)
+
+
+def test_the_router_loads_no_simulator_code() -> None:
+    """Simulators are named by the registry as strings, imported only when one is started."""
+    probe = (
+        "import sys, router.app, router.runtime\n"
+        "print(sorted(m for m in sys.modules if m.startswith('channels.') and '.sim' in m))"
+    )
+    loaded = subprocess.run(  # noqa: S603 - our own interpreter, a fixed probe
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert loaded.stdout.strip() == "[]"
 
 
 def test_only_the_registry_names_the_wallet_packages() -> None:
