@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from channels.base import Method
+from channels.base import Method, Wallet
 from channels.http import Timeouts
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -134,7 +134,7 @@ class AccountBase(BaseModel):
     """The channel as messages name it (`WeChat Pay`)."""
     supported_methods: ClassVar[frozenset[Method]]
 
-    type: str
+    type: Wallet
     base_url: str
     livemode: bool = False
     credentials: CredentialsRef

@@ -15,14 +15,10 @@ from typing import TypeVar
 
 import aiohttp
 
-from channels.alipay import adapter as alipay
-from channels.alipay.config import AlipayAccount
 from channels.base import Channel
 from channels.credentials import CredentialsError
 from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected, ChannelUnavailable
-from channels.unionpay import adapter as unionpay
-from channels.wechat import adapter as wechat
-from channels.wechat.config import WeChatAccount
+from channels.registry import REGISTRY
 from router.clock import Clock
 from router.damaged import DamagedRecords
 from router.metrics import Metrics
@@ -39,11 +35,7 @@ T = TypeVar("T")
 def _build(
     name: str, account: AccountConfig, base_dir: Path, session: aiohttp.ClientSession
 ) -> Channel:
-    if isinstance(account, WeChatAccount):
-        return wechat.build(name, account, base_dir, session)
-    if isinstance(account, AlipayAccount):
-        return alipay.build(name, account, base_dir, session)
-    return unionpay.build(name, account, base_dir, session)
+    return REGISTRY[account.type].build(name, account, base_dir, session)
 
 
 def build_accounts(loaded: LoadedConfig, session: aiohttp.ClientSession) -> dict[str, Candidate]:

@@ -22,10 +22,8 @@ from benchmarks.harness.floor import load_channel
 from benchmarks.harness.load import LoadShape
 from benchmarks.harness.probes import RedisInfo
 from benchmarks.harness.scenarios import Receiver, Target
-from channels.alipay import sandbox as alipay_sandbox
 from channels.base import Wallet
-from channels.unionpay import sandbox as unionpay_sandbox
-from channels.wechat import sandbox as wechat_sandbox
+from channels.registry import REGISTRY
 from router.clock import Clock
 from router.routing.config import load_config
 from router.settings import Settings
@@ -35,11 +33,6 @@ ACCOUNT_NAMES: dict[Wallet, str] = {
     "wechat": "wechat_main",
     "alipay": "alipay_main",
     "unionpay": "unionpay_main",
-}
-CREDENTIALS: dict[Wallet, Callable[[Path], Path]] = {
-    "wechat": wechat_sandbox.credentials_path,
-    "alipay": alipay_sandbox.credentials_path,
-    "unionpay": unionpay_sandbox.credentials_path,
 }
 
 
@@ -90,7 +83,7 @@ def routing_text(ports: dict[Wallet, int], sandbox_dir: Path) -> str:
             f"    base_url: http://127.0.0.1:{ports[wallet]}",
             "    livemode: false",
             "    credentials:",
-            f"      file: {CREDENTIALS[wallet](sandbox_dir.resolve())}",
+            f"      file: {REGISTRY[wallet].sandbox_credentials(sandbox_dir.resolve())}",
             "    timeouts:",
             "      connect: 2",
             "      total: 10",

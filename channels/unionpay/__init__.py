@@ -1,16 +1,30 @@
 """UnionPay online payments (ACP 5.1.0): the adapter, its protocol code, sandbox and simulator.
 
 `UnionPayChannel` and `build` are the router's entry points; `build_app` (in
-`channels.unionpay.simulator`) starts the simulator.
+`channels.unionpay.sim.app`) starts the simulator.
 """
 
+from channels.spec import ChannelSpec
+from channels.unionpay import sandbox
 from channels.unionpay.adapter import UnionPayChannel, build
 from channels.unionpay.config import UnionPayAccount, UnionPayCredentials, load_credentials
 
 __all__ = [
+    "CHANNEL",
     "UnionPayAccount",
     "UnionPayChannel",
     "UnionPayCredentials",
     "build",
     "load_credentials",
 ]
+
+CHANNEL = ChannelSpec(
+    wallet="unionpay",
+    account=UnionPayAccount,
+    build=build,
+    load_credentials=load_credentials,
+    sandbox_credentials=sandbox.credentials_path,
+    simulator="channels.unionpay.sim.app:build_app",
+    simulator_port=8093,
+)
+"""This channel's entry in `channels.registry`."""

@@ -12,19 +12,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from channels.alipay.simulator import build_app as build_alipay_simulator
-from channels.simkit import SimulatorSettings
-from channels.unionpay.simulator import build_app as build_unionpay_simulator
-from channels.wechat.simulator import build_app as build_wechat_simulator
+from channels.registry import REGISTRY
+from channels.sim.kit import SimulatorSettings
 from router.logs import Runner
 from router.settings import ConfigurationError
 
-SIMULATOR_PORTS = {"wechat": 8091, "alipay": 8092, "unionpay": 8093}
+SIMULATOR_PORTS = {wallet: spec.simulator_port for wallet, spec in REGISTRY.items()}
 """Default ports, also named by the shipped config/routing.yaml."""
 SIMULATORS: dict[str, Callable[[SimulatorSettings], web.Application]] = {
-    "wechat": build_wechat_simulator,
-    "alipay": build_alipay_simulator,
-    "unionpay": build_unionpay_simulator,
+    wallet: spec.build_simulator for wallet, spec in REGISTRY.items()
 }
 
 

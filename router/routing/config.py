@@ -9,29 +9,28 @@ path inside the document and what is wrong, for example:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from channels.alipay.config import AlipayAccount
-from channels.alipay.config import load_credentials as alipay_credentials
-from channels.credentials import CredentialsError, CredentialsRef
-from channels.unionpay.config import UnionPayAccount
-from channels.unionpay.config import load_credentials as unionpay_credentials
-from channels.wechat.config import WeChatAccount
-from channels.wechat.config import load_credentials as wechat_credentials
+from channels.credentials import AccountBase, CredentialsError
+from channels.registry import REGISTRY
 from router.routing.health import BreakerSettings, HealthSettings
 from router.routing.rules import AccountName, Defaults, Rule
 from router.settings import ConfigurationError
 
-AccountConfig = Annotated[
-    WeChatAccount | AlipayAccount | UnionPayAccount, Field(discriminator="type")
-]
-"""One channel account; its `type` (wechat, alipay, unionpay) picks the schema."""
+if TYPE_CHECKING:
+    AccountConfig = AccountBase
+else:
+    AccountConfig = Annotated[
+        Union[tuple(spec.account for spec in REGISTRY.values())],  # noqa: UP007
+        Field(discriminator="type"),
+    ]
+"""One channel account; its `type` (a key of `channels.registry.REGISTRY`) picks the schema."""
 _ACCOUNT: TypeAdapter[AccountConfig] = TypeAdapter(AccountConfig)
 
 
@@ -167,14 +166,6 @@ def load_config(path: Path) -> LoadedConfig:
     )
 
 
-CREDENTIAL_LOADERS: dict[str, Callable[[CredentialsRef, Path], object]] = {
-    "wechat": wechat_credentials,
-    "alipay": alipay_credentials,
-    "unionpay": unionpay_credentials,
-}
-"""Each account type's credential loader (reads and validates the bundle, parses its keys)."""
-
-
 def credential_problems(loaded: LoadedConfig) -> list[str]:
     """One `file:line: ...` line per account whose credentials cannot be loaded as they are
     now (file missing or unreadable, variable unset, bundle invalid)."""
@@ -199,20 +190,17 @@ def _credential_problems(path: Path, node: Any, accounts: Mapping[str, AccountCo
     for name, account in accounts.items():
         ref = account.credentials
         try:
-            CREDENTIAL_LOADERS[account.type](ref, base_dir)
+            REGISTRY[account.type].load_credentials(ref, base_dir)
         except CredentialsError as exc:
             where = ("accounts", name, "credentials", "file" if ref.file is not None else "env")
             problems.append(_describe(path, node, where, str(exc)))
     return problems
 
 
-ACCOUNT_TYPES = ("wechat", "alipay", "unionpay")
-
-
 def _document_path(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     """pydantic names the union member it tried (`accounts.x.wechat.base_url`); operators
     need the path in their file (`accounts.x.base_url`)."""
-    if len(loc) > 2 and loc[0] == "accounts" and loc[2] in ACCOUNT_TYPES:
+    if len(loc) > 2 and loc[0] == "accounts" and loc[2] in REGISTRY:
         return loc[:2] + loc[3:]
     return loc
 

@@ -16,11 +16,11 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from channels.simkit import SimulatorSettings
+from channels.sim.kit import SimulatorSettings
 from channels.wechat import WeChatAccount, WeChatChannel, build
 from channels.wechat.sandbox import credentials_path, ensure_sandbox
-from channels.wechat.sim_state import SIMULATOR, WeChatSimulator
-from channels.wechat.simulator import build_app
+from channels.wechat.sim.app import build_app
+from channels.wechat.sim.state import SIMULATOR, WeChatSimulator
 
 TIME_FACTOR = 0.001
 """Channel retry schedules run a thousand times faster in tests (15 s → 15 ms)."""

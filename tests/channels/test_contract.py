@@ -8,7 +8,7 @@ add one line to `HARNESSES`; nothing here names a channel. The tests read
 - `pay` / `decline` work with the action of an order made with any method the channel offers
   (for a barcode payment waiting for the buyer, with `auth_code`);
 - an account total timeout well under `HANG_MS` (one or two seconds keeps the suite fast);
-- the simulator's `/sim/faults` takes the shared `channels.simkit.Faults` fields.
+- the simulator's `/sim/faults` takes the shared `channels.sim.kit.Faults` fields.
 
 Orders and refunds that must already exist at the channel (query, pay, refund) use the first
 of `SERVER_SIDE_METHODS` the channel offers: those create the order with a server call,

@@ -20,9 +20,9 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from channels.simkit import SimulatorSettings
+from channels.sim.kit import SimulatorSettings
 from channels.wechat.sandbox import SandboxAccount, ensure_sandbox
-from channels.wechat.simulator import build_app as build_simulator
+from channels.wechat.sim.app import build_app as build_simulator
 from router.api.middleware import RUNTIME
 from router.app import WORKER, build_app
 from router.clock import Clock

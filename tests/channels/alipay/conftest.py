@@ -14,9 +14,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from channels.alipay import AlipayAccount, AlipayChannel, build
 from channels.alipay.sandbox import credentials_path, ensure_sandbox
-from channels.alipay.sim_state import SIMULATOR, AlipaySimulator
-from channels.alipay.simulator import build_app
-from channels.simkit import SimulatorSettings
+from channels.alipay.sim.app import build_app
+from channels.alipay.sim.state import SIMULATOR, AlipaySimulator
+from channels.sim.kit import SimulatorSettings
 from tests.channels.conftest import TIME_FACTOR, Received, Receiver, Served, serve
 
 

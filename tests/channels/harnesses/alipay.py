@@ -17,7 +17,7 @@ import aiohttp
 
 from channels.alipay import AlipayAccount, build
 from channels.alipay.sandbox import alipay_key_path, credentials_path, ensure_sandbox
-from channels.alipay.simulator import build_app
+from channels.alipay.sim.app import build_app
 from channels.base import Action
 from tests.channels.harness import Harness
 from tests.channels.harnesses.common import channel_harness, snapshot_sandbox, write_sandbox

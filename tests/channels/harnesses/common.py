@@ -20,7 +20,7 @@ from aiohttp import web
 
 from channels.base import Action, Channel
 from channels.credentials import AccountBase
-from channels.simkit import SimulatorSettings
+from channels.sim.kit import SimulatorSettings
 from tests.channels.conftest import TIME_FACTOR, serve
 from tests.channels.harness import Harness
 

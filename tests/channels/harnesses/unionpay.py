@@ -15,7 +15,7 @@ import aiohttp
 from channels.base import Action
 from channels.unionpay import UnionPayAccount, build
 from channels.unionpay.sandbox import credentials_path
-from channels.unionpay.simulator import build_app
+from channels.unionpay.sim.app import build_app
 from tests.channels.harness import Harness
 from tests.channels.harnesses.common import channel_harness, check
 from tests.channels.unionpay.keys import install_sandbox

@@ -18,7 +18,7 @@ import aiohttp
 from channels.base import Action
 from channels.wechat import WeChatAccount, build
 from channels.wechat.sandbox import credentials_path, ensure_sandbox, platform_key_path
-from channels.wechat.simulator import build_app
+from channels.wechat.sim.app import build_app
 from tests.channels.harness import Harness
 from tests.channels.harnesses.common import channel_harness, snapshot_sandbox, write_sandbox
 

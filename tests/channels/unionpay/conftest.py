@@ -14,11 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from channels.simkit import SimulatorSettings
+from channels.sim.kit import SimulatorSettings
 from channels.unionpay import UnionPayAccount, UnionPayChannel, build
 from channels.unionpay.sandbox import credentials_path
-from channels.unionpay.sim_state import SIMULATOR, UnionPaySimulator
-from channels.unionpay.simulator import build_app
+from channels.unionpay.sim.app import build_app
+from channels.unionpay.sim.state import SIMULATOR, UnionPaySimulator
 from tests.channels.conftest import TIME_FACTOR, Served, serve
 from tests.channels.unionpay.keys import install_sandbox
 

@@ -1,6 +1,6 @@
 """The UnionPay simulator's transactions: field rules, idempotency, buyer actions, refunds, voids.
 
-No HTTP here: `channels.unionpay.simulator` turns a `UnionPayError` into a signed answer with
+No HTTP here: `channels.unionpay.sim.app` turns a `UnionPayError` into a signed answer with
 its `respCode`. A transaction is identified by `merId + orderId + txnTime`; a repeat with the
 same fields gets the same answer, a repeat with different fields `12` (重复交易).
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from channels.simkit import Delivery
+from channels.sim.kit import Delivery
 from channels.unionpay import codes, wire
 
 PROCESSING_AMOUNTS: Mapping[int, str] = {303: "03", 304: "04", 305: "05"}

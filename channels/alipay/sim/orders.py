@@ -1,6 +1,6 @@
 """The Alipay simulator's trade book: validation, idempotent create, buyer actions, refunds.
 
-No HTTP here: `channels.alipay.simulator` turns `AlipayError` into Alipay's signed answers.
+No HTTP here: `channels.alipay.sim.app` turns `AlipayError` into Alipay's signed answers.
 Rules follow Alipay's documented behaviour: a repeated create with the same `out_trade_no` and
 the same parameters returns the same trade; different parameters are refused
 (ACQ.CONTEXT_INCONSISTENT); paid and closed trades refuse both. A refund's `out_request_no`
@@ -26,7 +26,7 @@ from typing import Any
 
 from channels.alipay.amounts import fen_to_yuan, yuan_to_fen
 from channels.alipay.protocol import BEIJING, format_time, parse_time
-from channels.simkit import Delivery
+from channels.sim.kit import Delivery
 
 OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_]{1,64}")
 OUT_REQUEST_NO = re.compile(r"[0-9A-Za-z_\-]{1,64}")

@@ -2,7 +2,7 @@
 
 Each takes the simulator, the (already authenticated) app, the request's parameters and the
 request itself, and returns the `_response` object of a success; failures raise
-`AlipayError`. `channels.alipay.simulator` signs and sends whatever comes back.
+`AlipayError`. `channels.alipay.sim.app` signs and sends whatever comes back.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from channels.alipay import sim_bill
 from channels.alipay.amounts import fen_to_yuan
 from channels.alipay.protocol import format_time
 from channels.alipay.sandbox import SandboxAccount
-from channels.alipay.sim_state import AlipaySimulator, parse_biz
-from channels.alipay.sim_trades import Trade, business, invalid, text
-from channels.simkit import Operation
+from channels.alipay.sim import bill
+from channels.alipay.sim.orders import Trade, business, invalid, text
+from channels.alipay.sim.state import AlipaySimulator, parse_biz
+from channels.sim.kit import Operation
 
 MethodHandler = Callable[
     [AlipaySimulator, SandboxAccount, Mapping[str, str], web.Request], dict[str, Any]
@@ -192,10 +192,10 @@ def _bill_url(
         raise invalid("bill_date", "须为 yyyy-MM-dd")
     if day > sim.trades.now().date():
         raise business("isp.bill_not_exist", "账单不存在")
-    content = sim_bill.statement(sim.trades, account.app_id, account.seller_id, day)
+    content = bill.statement(sim.trades, account.app_id, account.seller_id, day)
     if content is None:
         raise business("isp.bill_not_exist", "账单不存在")
-    token = sim.bills.issue(sim_bill.Bill(account.app_id, day, content))
+    token = sim.bills.issue(bill.Bill(account.app_id, day, content))
     query = urlencode(
         {
             "bizType": bill_type,

@@ -1,6 +1,6 @@
 """The Alipay simulator's running state: apps, trades, faults and notifications.
 
-`channels.alipay.simulator` holds the HTTP side; this module decides what happens: whether a
+`channels.alipay.sim.app` holds the HTTP side; this module decides what happens: whether a
 request's common parameters and RSA2 signature are good, what a buyer paying does, and how a
 notification is delivered.
 """
@@ -19,7 +19,6 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
-from channels.alipay import sim_bill
 from channels.alipay.amounts import fen_to_yuan, yuan_to_fen
 from channels.alipay.crypto import (
     SIGN_TYPE,
@@ -30,7 +29,8 @@ from channels.alipay.crypto import (
 )
 from channels.alipay.protocol import BEIJING
 from channels.alipay.sandbox import SandboxAccount, ensure_sandbox
-from channels.alipay.sim_trades import (
+from channels.alipay.sim import bill
+from channels.alipay.sim.orders import (
     BROWSER_METHODS,
     AlipayError,
     Refund,
@@ -38,8 +38,9 @@ from channels.alipay.sim_trades import (
     TradeBook,
     business,
 )
-from channels.simkit import SimulatorSettings
-from channels.simstate import SimulatorCore
+from channels.sim.bills import BillDesk
+from channels.sim.kit import SimulatorSettings
+from channels.sim.state import SimulatorCore
 
 RETRY_SCHEDULE: tuple[float, ...] = (240, 600, 600, 3600, 7200, 21600, 54000)
 """Seconds between notification attempts: 4m, 10m, 10m, 1h, 2h, 6h, 15h."""
@@ -95,7 +96,7 @@ class AlipaySimulator(SimulatorCore[SandboxAccount]):
         self.methods = methods
         """Every API method the gateway knows."""
         self.trades = TradeBook(self.rng, lambda: datetime.now(BEIJING))
-        self.bills = sim_bill.BillDesk(self.rng)
+        self.bills = BillDesk[bill.Bill](self.rng, token_length=32)
 
     def load_account(self) -> SandboxAccount:
         return ensure_sandbox(self.settings.sandbox_dir)

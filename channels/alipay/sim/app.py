@@ -43,16 +43,16 @@ from aiohttp import web
 from channels.alipay.amounts import fen_to_yuan
 from channels.alipay.crypto import ERROR_RESPONSE, response_key
 from channels.alipay.sandbox import SandboxAccount
-from channels.alipay.sim_methods import METHODS, OPERATIONS
-from channels.alipay.sim_state import SIMULATOR, AlipaySimulator, unavailable
-from channels.alipay.sim_trades import (
+from channels.alipay.sim.handlers import METHODS, OPERATIONS
+from channels.alipay.sim.orders import (
     BROWSER_METHODS,
     AlipayError,
     Trade,
     business,
 )
-from channels.simcontrol import accounts_route, buyer_routes
-from channels.simkit import (
+from channels.alipay.sim.state import SIMULATOR, AlipaySimulator, unavailable
+from channels.sim.control import accounts_route, buyer_routes
+from channels.sim.kit import (
     FaultBox,
     SimulatorSettings,
     control_error,

@@ -23,7 +23,7 @@ Payment codes (`qrNo`: 19 digits starting 62) pay at once up to ¥1000; above it
 a password: the answer is `05` and the payment waits for the `password_entry_ms` fault's delay
 or `POST /sim/buyer/pay {"code": <qrNo>}`. Refunds are accepted (`00`) and end after the
 `refund_delay_ms` fault's delay; `refund_fail_rate` makes some fail. The amounts 303, 304 and 305
-fen answer `03`/`04`/`05` (see `channels.unionpay.sim_orders`). Closing an unpaid order is a
+fen answer `03`/`04`/`05` (see `channels.unionpay.sim.orders`). Closing an unpaid order is a
 void (`txnType` 31) naming it by `origOrderId` + `origTxnTime`: afterwards it cannot be paid,
 even when the buyer had not submitted its form yet.
 """
@@ -37,15 +37,16 @@ from datetime import datetime
 
 from aiohttp import web
 
-from channels.simcontrol import accounts_route, buyer_routes
-from channels.simkit import (
+from channels.sim.control import accounts_route, buyer_routes
+from channels.sim.kit import (
     FaultBox,
     SimulatorSettings,
     control_error,
     fault_routes,
 )
-from channels.unionpay import codes, sim_bill, sim_pages, wire
-from channels.unionpay.sim_orders import (
+from channels.unionpay import codes, wire
+from channels.unionpay.sim import bill, pages
+from channels.unionpay.sim.orders import (
     Txn,
     UnionPayError,
     check_amount,
@@ -56,7 +57,7 @@ from channels.unionpay.sim_orders import (
     kind_of,
     require,
 )
-from channels.unionpay.sim_state import SIMULATOR, UnionPaySimulator
+from channels.unionpay.sim.state import SIMULATOR, UnionPaySimulator
 
 _log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def _refused(
     sim: UnionPaySimulator, front: bool, fields: Mapping[str, str], error: UnionPayError
 ) -> web.Response:
     if front:
-        page = sim_pages.error_page(error.code, error.message)
+        page = pages.error_page(error.code, error.message)
         return web.Response(status=400, text=page, content_type="text/html")
     return _answer(sim, _refusal(fields, error))
 
@@ -200,7 +201,7 @@ async def _front(request: web.Request) -> web.Response:
     if txn is None:
         txn = sim.book.add(kind, fields, check_consume(kind, fields))
         sim.schedule_auto_pay(txn)
-    return web.Response(text=sim_pages.cashier(txn), content_type="text/html")
+    return web.Response(text=pages.cashier(txn), content_type="text/html")
 
 
 def _buyer_answer(txn: Txn) -> dict[str, object]:
@@ -249,7 +250,7 @@ async def _front_return(request: web.Request) -> web.Response:
         return web.Response(status=404, text="unknown queryId")
     code = txn.orig_resp_code
     fields = sim.sign({**txn.fields(), "respCode": code, "respMsg": codes.message(code)})
-    return web.Response(text=sim_pages.auto_post(url, fields), content_type="text/html")
+    return web.Response(text=pages.auto_post(url, fields), content_type="text/html")
 
 
 async def _statement(request: web.Request) -> web.Response:
@@ -263,7 +264,7 @@ async def _statement(request: web.Request) -> web.Response:
     if day is None:
         return control_error(400, "day: YYYYMMDD", "day")
     mer_id = request.query.get("merId") or sim.default_account().mer_id
-    text = sim_bill.statement(sim.book, mer_id, day)
+    text = bill.statement(sim.book, mer_id, day)
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 

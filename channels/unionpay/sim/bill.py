@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import date
 
 from channels.unionpay import wire
-from channels.unionpay.sim_orders import Txn
+from channels.unionpay.sim.orders import Txn
 
 TXN_CODES = {"01": "S22", "04": "S30", "31": "S31"}
 _WIDTHS = (3, 6, 10, 21, 15, 40, 14, 12, 21)

@@ -36,18 +36,18 @@ from typing import Any
 
 from aiohttp import web
 
-from channels.simcontrol import accounts_route, buyer_routes
-from channels.simkit import (
+from channels.sim.control import accounts_route, buyer_routes
+from channels.sim.kit import (
     FaultBox,
     Operation,
     SimulatorSettings,
     control_error,
     fault_routes,
 )
-from channels.wechat import sim_bill
 from channels.wechat.protocol import dump_json
-from channels.wechat.sim_orders import KINDS, Order, WeChatError, param_error
-from channels.wechat.sim_state import ACCOUNT, SIMULATOR, WeChatSimulator
+from channels.wechat.sim import bill
+from channels.wechat.sim.orders import KINDS, Order, WeChatError, param_error
+from channels.wechat.sim.state import ACCOUNT, SIMULATOR, WeChatSimulator
 
 _log = logging.getLogger(__name__)
 
@@ -208,20 +208,20 @@ async def _trade_bill(request: web.Request) -> web.Response:
     if day is None:
         raise param_error("/bill_date", "须为 YYYY-MM-DD", raw_date or None, location="query")
     bill_type = request.query.get("bill_type", "ALL")
-    if bill_type not in sim_bill.BILL_TYPES:
+    if bill_type not in bill.BILL_TYPES:
         raise param_error("/bill_type", "须为 ALL、SUCCESS 或 REFUND", bill_type, location="query")
     tar_type = request.query.get("tar_type")
     if tar_type not in (None, "GZIP"):
         raise param_error("/tar_type", "仅支持 GZIP", tar_type, location="query")
     if day > sim.orders.now().date():
         raise WeChatError(400, "INVALID_REQUEST", "账单日期不能晚于今天")
-    text = sim_bill.statement(sim.orders, account.mchid, day, bill_type)
+    text = bill.statement(sim.orders, account.mchid, day, bill_type)
     if text is None:
         raise WeChatError(400, "NO_STATEMENT_EXIST", "账单文件不存在")
-    bill = sim_bill.Bill(account.mchid, text.encode(), gzipped=tar_type == "GZIP")
-    token = sim.bills.issue(bill)
+    issued = bill.Bill(account.mchid, text.encode(), gzipped=tar_type == "GZIP")
+    token = sim.bills.issue(issued)
     url = f"{_public_base(request, sim)}/v3/billdownload/file?token={token}"
-    return _json(200, {"hash_type": "SHA1", "hash_value": bill.sha1, "download_url": url})
+    return _json(200, {"hash_type": "SHA1", "hash_value": issued.sha1, "download_url": url})
 
 
 async def _download_bill(request: web.Request) -> web.Response:

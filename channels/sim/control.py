@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from channels.simkit import control_error, read_json_object
-from channels.simstate import SimulatorCore
+from channels.sim.kit import control_error, read_json_object
+from channels.sim.state import SimulatorCore
 
 SimT = TypeVar("SimT", bound=SimulatorCore[Any])
 OrderT = TypeVar("OrderT")

@@ -579,7 +579,7 @@ async def test_timeouts_are_unknown_but_done(
 async def test_wrong_keys(
     alipay_simulator: AlipaySim, http_session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
-    fixtures = Path(__file__).parents[2] / "fixtures" / "alipay"
+    fixtures = Path(__file__).parents[3] / "fixtures" / "alipay"
     bundle = alipay_simulator.state.default_account().credentials.bundle()
     wrong_app = {**bundle, "app_private_key": (fixtures / "app_private_key.pem").read_text()}
     (tmp_path / "wrong-app.json").write_text(json.dumps(wrong_app))

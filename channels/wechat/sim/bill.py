@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import random
-import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
 from channels.wechat.protocol import CHINA_TIME
-from channels.wechat.sim_orders import Order
+from channels.wechat.sim.orders import Order
 
 FEE_RATE_PER_MILLE = 6
 """0.60%, WeChat's usual rate; fees are computed in integers of 1e-5 yuan."""
@@ -129,20 +127,3 @@ class Bill:
     def download(self) -> bytes:
         # mtime=0 keeps the archive bytes repeatable for a seeded run.
         return gzip.compress(self.content, mtime=0) if self.gzipped else self.content
-
-
-class BillDesk:
-    """Download tokens for requested statements."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self._rng = rng
-        self._bills: dict[str, Bill] = {}
-
-    def issue(self, bill: Bill) -> str:
-        alphabet = string.ascii_letters + string.digits
-        token = "".join(self._rng.choice(alphabet) for _ in range(40))
-        self._bills[token] = bill
-        return token
-
-    def get(self, token: str) -> Bill | None:
-        return self._bills.get(token)

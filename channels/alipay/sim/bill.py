@@ -10,8 +10,6 @@ yuan with two decimals, refunds negative; the service fee is 0.6%, rounded half 
 from __future__ import annotations
 
 import io
-import random
-import string
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ from datetime import date, datetime
 
 from channels.alipay.amounts import fen_to_yuan
 from channels.alipay.protocol import BEIJING, TIME_FORMAT
-from channels.alipay.sim_trades import Trade
+from channels.alipay.sim.orders import Trade
 
 FEE_PER_MILLE = 6
 
@@ -156,20 +154,3 @@ class Bill:
     app_id: str
     day: date
     content: bytes
-
-
-class BillDesk:
-    """Issued download tokens and their files (kept for the simulator's life)."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self._rng = rng
-        self._bills: dict[str, Bill] = {}
-
-    def issue(self, bill: Bill) -> str:
-        alphabet = string.ascii_letters + string.digits
-        token = "".join(self._rng.choice(alphabet) for _ in range(32))
-        self._bills[token] = bill
-        return token
-
-    def get(self, token: str) -> Bill | None:
-        return self._bills.get(token)

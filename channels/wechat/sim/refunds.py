@@ -1,6 +1,6 @@
 """The WeChat Pay simulator's refunds: validation, deduplication, and the refunds of each order.
 
-No HTTP and no timers here: `channels.wechat.sim_state` finishes refunds after a delay and
+No HTTP and no timers here: `channels.wechat.sim.state` finishes refunds after a delay and
 sends their notifications. Rules follow WeChat's documentation:
 
 - only a paid order (`SUCCESS`, or already `REFUND`) can be refunded; an unknown or unpaid one
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from channels.simkit import Delivery
+from channels.sim.kit import Delivery
 from channels.wechat.protocol import CHINA_TIME, format_time
-from channels.wechat.sim_orders import Order, OrderBook, WeChatError, param_error
+from channels.wechat.sim.orders import Order, OrderBook, WeChatError, param_error
 
 OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
 MAX_REFUNDS_PER_ORDER = 50

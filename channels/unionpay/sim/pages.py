@@ -6,7 +6,7 @@ import html
 import json
 from collections.abc import Mapping
 
-from channels.unionpay.sim_orders import Txn
+from channels.unionpay.sim.orders import Txn
 
 _STYLE = "body{font-family:sans-serif;max-width:32em;margin:2em auto}button{margin-right:1em}"
 

@@ -1,6 +1,6 @@
 """The running-state scaffolding every channel simulator shares.
 
-Each channel's `sim_state` module decides what its protocol does; underneath, all three keep
+Each channel's `sim.state` module decides what its protocol does; underneath, all three keep
 the same things: the settings, one seeded random generator (ids, codes and fault dice drawn
 from it make a seeded run repeatable), the `FaultBox`, a `Notifier` on the channel's retry
 schedule, the sandbox accounts, and background timers (automatic payments, password entry,
@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 
-from channels.simkit import (
+from channels.sim.kit import (
     Delivery,
     FaultBox,
     HeaderFactory,

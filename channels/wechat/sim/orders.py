@@ -1,6 +1,6 @@
 """The WeChat Pay simulator's order book: validation, idempotent create, buyer actions.
 
-No HTTP here: `channels.wechat.simulator` turns `WeChatError` into WeChat's error answers and
+No HTTP here: `channels.wechat.sim.app` turns `WeChatError` into WeChat's error answers and
 orders into JSON. Rules follow WeChat's documented behaviour: a repeated create with the same
 `out_trade_no` and the same parameters returns the same code (only the payer's IP may change);
 different parameters are refused ("201 商户订单号重复"); paid and closed orders refuse both.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from channels.simkit import Delivery
+from channels.sim.kit import Delivery
 from channels.wechat.protocol import CHINA_TIME, format_time, parse_time
 
 KINDS = ("native", "h5", "jsapi", "app", "codepay")

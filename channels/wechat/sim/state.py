@@ -1,6 +1,6 @@
 """The WeChat Pay simulator's running state: accounts, orders, faults and notifications.
 
-`channels.wechat.simulator` holds the HTTP side; this module decides what happens: who a
+`channels.wechat.sim.app` holds the HTTP side; this module decides what happens: who a
 signed request comes from, what paying an order does, and how its notification is delivered.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 
 from aiohttp import web
 
-from channels.simkit import Delivery, SimulatorSettings
-from channels.simstate import SimulatorCore
-from channels.wechat import sim_bill
+from channels.sim.bills import BillDesk
+from channels.sim.kit import Delivery, SimulatorSettings
+from channels.sim.state import SimulatorCore
 from channels.wechat.crypto import (
     VerificationError,
     parse_authorization,
@@ -31,8 +31,9 @@ from channels.wechat.crypto import (
 from channels.wechat.notification import build_notification
 from channels.wechat.protocol import CHINA_TIME
 from channels.wechat.sandbox import SandboxAccount, ensure_sandbox
-from channels.wechat.sim_orders import PASSWORD_AUTH_CODE, Order, OrderBook, WeChatError
-from channels.wechat.sim_refunds import EVENTS, Refund, RefundBook
+from channels.wechat.sim import bill
+from channels.wechat.sim.orders import PASSWORD_AUTH_CODE, Order, OrderBook, WeChatError
+from channels.wechat.sim.refunds import EVENTS, Refund, RefundBook
 
 RETRY_SCHEDULE: tuple[float, ...] = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600)
 RETRY_SCHEDULE += (10800, 10800, 10800, 21600, 21600)
@@ -54,7 +55,7 @@ class WeChatSimulator(SimulatorCore[SandboxAccount]):
         )
         self.orders = OrderBook(self.rng, lambda: datetime.now(CHINA_TIME))
         self.refunds = RefundBook(self.rng, self.orders.now)
-        self.bills = sim_bill.BillDesk(self.rng)
+        self.bills = BillDesk[bill.Bill](self.rng, token_length=40)
 
     def load_account(self) -> SandboxAccount:
         return ensure_sandbox(self.settings.sandbox_dir)

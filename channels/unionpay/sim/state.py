@@ -1,6 +1,6 @@
 """The UnionPay simulator's running state: accounts, transactions, faults and notifications.
 
-`channels.unionpay.simulator` holds the HTTP side; this module decides what happens: who a
+`channels.unionpay.sim.app` holds the HTTP side; this module decides what happens: who a
 signed request comes from, what paying does, and how notifications are delivered.
 """
 
@@ -13,12 +13,12 @@ from datetime import datetime
 
 from aiohttp import web
 
-from channels.simkit import SimulatorSettings
-from channels.simstate import SimulatorCore
+from channels.sim.kit import SimulatorSettings
+from channels.sim.state import SimulatorCore
 from channels.unionpay import codes, crypto, wire
 from channels.unionpay.notification import ACCEPTED_STATUSES, RETRY_SCHEDULE
 from channels.unionpay.sandbox import SandboxAccount, ensure_sandbox
-from channels.unionpay.sim_orders import Txn, TxnBook, UnionPayError
+from channels.unionpay.sim.orders import Txn, TxnBook, UnionPayError
 
 REPORTED_AMOUNTS = frozenset({"txnAmt", "settleAmt"})
 """Fields that say how much a transaction is for (fen)."""

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from pydantic import ValidationError
 
-from channels.simkit import Delivery, FaultBox, Faults, Notifier, fault_routes
+from channels.sim.kit import Delivery, FaultBox, Faults, Notifier, fault_routes
 from tests.channels.conftest import Receiver, serve
 
 

@@ -1,0 +1,1 @@
+"""The Alipay simulator: `app.build_app` serves it (see `channels.alipay.sim.app`)."""

@@ -1,0 +1,1 @@
+"""What every channel simulator shares: settings, faults, notifications, state, control."""

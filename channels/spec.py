@@ -1,0 +1,54 @@
+"""What a channel package declares about itself, once, for the registry (`channels.registry`).
+
+Each wallet package's `__init__` builds one `ChannelSpec`; the router, the routing-file schema
+and the simulator runner read the registry instead of naming channel packages.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import aiohttp
+
+from channels.base import Channel, Wallet
+from channels.credentials import AccountBase, CredentialsRef
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from channels.sim.kit import SimulatorSettings
+
+A = TypeVar("A", bound=AccountBase)
+
+
+@dataclass(frozen=True)
+class ChannelSpec(Generic[A]):
+    """One channel: its routing-file account, its adapter, its simulator, its sandbox."""
+
+    wallet: Wallet
+    """The routing file's account `type` and the payment's `wallet`."""
+    account: type[A]
+    """The account's schema in the routing file (a `type: Literal[wallet]` discriminator)."""
+    build: Callable[[str, A, Path, aiohttp.ClientSession], Channel]
+    """The adapter for one account; credentials resolved against the routing file's folder."""
+    load_credentials: Callable[[CredentialsRef, Path], object]
+    """Reads and validates an account's credential bundle (raises `CredentialsError`)."""
+    sandbox_credentials: Callable[[Path], Path]
+    """Where the simulator's sandbox merchant bundle lives inside a sandbox folder."""
+    simulator: str
+    """`module:function` building the simulator's application from `SimulatorSettings`;
+    imported only when a simulator is started, so the router never loads simulator code."""
+    simulator_port: int
+    """The simulator's default port, also named by the shipped config/routing.yaml."""
+
+    def build_simulator(self, settings: SimulatorSettings) -> web.Application:
+        """The simulator as an aiohttp application."""
+        module, _, function = self.simulator.partition(":")
+        factory: Callable[[SimulatorSettings], web.Application] = getattr(
+            importlib.import_module(module), function
+        )
+        return factory(settings)

@@ -1,0 +1,1 @@
+"""The WeChat Pay simulator: `app.build_app` serves it (see `channels.wechat.sim.app`)."""
