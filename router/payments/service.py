@@ -29,25 +29,23 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 from channels.base import Channel, CreateOrder, CreateResult, TradeState, TradeStatus
-from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
+from channels.errors import ChannelError, ChannelRejected
 from router.clock import from_ms, rfc3339
 from router.domain_errors import (
     ChangeRefused,
-    ChannelDeclined,
     ChannelDown,
     InvalidField,
     NotFound,
-    OutcomeUnknown,
     StateConflict,
     TradeMismatch,
 )
 from router.ids import PAYMENT_ID, new_id
 from router.models import CreatePaymentRequest, Payment, Routing
 from router.payments.binding import KeyBinding
-from router.payments.failover import Attempts, try_candidates
+from router.payments.failover import Attempts, fail_create, try_candidates
 from router.payments.intake import check_create
 from router.payments.mismatch import check_payment
 from router.payments.stranded import answer_for_bound
@@ -171,7 +169,7 @@ class PaymentService:
             await self._record_attempts(tried)
             await self.apply_trade(tried.stored, tried.paid, source="create")
             return await self.reload(tried.stored)
-        await self._create_failed(tried)
+        await fail_create(rt, tried)
 
     async def _check_created(self, tried: Attempts, result: CreateResult) -> None:
         """A create answer that says the order is for another amount (a barcode paid at once)
@@ -243,69 +241,6 @@ class PaymentService:
                 idem.merchant_id, idem.key, idem.token, 201, idem.answer(now.payment)
             )
         return now
-
-    async def _create_failed(self, tried: Attempts) -> NoReturn:
-        """Record a create that found no channel and raise the merchant's error for it."""
-        rt = self.rt
-        stored, exc = tried.stored, tried.error
-        p = stored.payment
-        routing = p.routing.model_copy(update={"attempts": tried.attempts}).model_dump(mode="json")
-        tried_names = ", ".join(a.channel for a in tried.attempts) or "none admitted"
-        log.warning(
-            "payment %s not created (%s); attempts: %s; last: %s",
-            p.id,
-            tried.stop,
-            tried_names,
-            exc.message if exc else "-",
-        )
-        if tried.stop == "unknown":
-            # The order may exist at the channel: leave it processing for the worker, which
-            # queries and closes it there before anything else can happen to this payment.
-            await rt.store.payments.transition(
-                stored, "processing", {"routing": routing}, require="processing"
-            )
-            raise OutcomeUnknown(
-                "channel_outcome_unknown",
-                f"{p.channel} did not answer in time and cannot be asked now; the payment "
-                "stays processing until the router has confirmed with the channel",
-                payment_id=p.id,
-            )
-        refused = tried.stop == "refused" and isinstance(exc, ChannelRejected)
-        failure = {
-            "code": (exc.code if exc and exc.code else "channel_unavailable"),
-            "message": exc.message if exc else "every candidate account's breaker is open",
-        }
-        # An unknown outcome that ends here was settled: the order that may exist (a timeout,
-        # UnionPay's 03/04/05) was closed at the channel, so it can never be paid.
-        closed = sorted({a.channel for a in tried.attempts if a.outcome == "unknown"})
-        if isinstance(exc, ChannelOutcomeUnknown):
-            failure = {
-                "code": "channel_outcome_unknown",
-                "message": f"the channel did not confirm the order ({exc.code or exc.message});"
-                " it was closed there",
-            }
-        await rt.store.payments.transition(
-            stored, "failed", {"routing": routing, "failure": failure}, require="processing"
-        )
-        rt.metrics.status_changes.labels("failed", "create").inc()
-        await rt.store.schedule.done(stored.merchant_id, p.id)
-        if refused:
-            assert exc is not None
-            raise ChannelDeclined(
-                "channel_declined",
-                f"{p.channel} refused the payment: {exc.code} {exc.message}",
-                payment_id=p.id,
-            )
-        outcome = (
-            f"any order {', '.join(closed)} may have opened was closed there"
-            if closed
-            else "nothing was created"
-        )
-        raise ChannelDown(
-            "channel_unavailable",
-            f"no channel could take the payment (tried: {tried_names}); {outcome}, retry is safe",
-            payment_id=p.id,
-        )
 
     async def get(self, merchant_id: str, pay_id: str) -> StoredPayment:
         stored = await self.rt.store.payments.get(merchant_id, pay_id)
