@@ -44,7 +44,7 @@ def _check_same_request(existing: StoredRefund, req: CreateRefundRequest) -> Non
 
     Same amount, or no amount (all that is left) when the refund took all that was left when
     it was made; and the same reason. Anything else is another refund under a used id:
-    409 `merchant_refund_id_reused`, never the old refund as if it were the new one.
+    `StateConflict` `merchant_refund_id_reused`, never the old refund as if it were the new one.
     """
     r = existing.refund
     if req.amount is not None:

@@ -49,9 +49,9 @@ async def answer_for_bound(
     service: PaymentService, merchant_id: str, pay_id: str
 ) -> StoredPayment | None:
     """The answer about a payment an earlier attempt created under the same Idempotency-Key:
-    the payment (settled first if it is still `processing`), or `402 payment_failed` naming
-    it, or `502 channel_outcome_unknown` while its channel cannot be asked. None if that
-    attempt wrote no payment."""
+    the payment (settled first if it is still `processing`), or `ChannelDeclined`
+    (`payment_failed`) naming it, or `OutcomeUnknown` while its channel cannot be asked. None
+    if that attempt wrote no payment."""
     stored = await service.rt.store.payments.get(merchant_id, pay_id)
     if stored is None:
         return None
