@@ -1,4 +1,7 @@
-"""Errors the merchant API answers with.
+"""Errors the merchant API answers with: the HTTP layer's; domain code never imports them.
+
+Domain code (payments, routing, webhooks) raises `router.domain_errors` instead; the API turns
+those into these in one place, `router.api.errors.api_error`.
 
     ApiError(status, type, code, message, param)
     ├── InvalidRequest        400 invalid_request_error (param names the field)
@@ -8,7 +11,6 @@
     ├── PermissionDenied      403 permission_error
     ├── IdempotencyError      409 (in flight) or 422 (different body) idempotency_error
     ├── ChannelFailed         402 / 502 / 503 channel_error (the payment is named)
-    │   └── TradeMismatch     502 channel_error / channel_mismatch (held for review)
     ├── StoreUnavailable      503 api_error / store_unavailable (Redis unreachable; retry)
     └── InternalError         500 api_error (a bug: logged with the request id)
 
@@ -101,17 +103,6 @@ class IdempotencyError(ApiError):
 
 class ChannelFailed(ApiError):
     type = "channel_error"
-
-
-class TradeMismatch(ChannelFailed):
-    """A channel's report about a payment or refund that names another amount or currency
-    than ours: nothing was applied, and the payment or refund is held as it was for review
-    (`router.payments.mismatch`). Retrying does not help."""
-
-    status = 502
-
-    def __init__(self, message: str, *, payment_id: str, refund_id: str | None = None) -> None:
-        super().__init__("channel_mismatch", message, payment_id=payment_id, refund_id=refund_id)
 
 
 class StoreUnavailable(ApiError):

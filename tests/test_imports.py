@@ -64,28 +64,11 @@ RULES = [
 
 KNOWN: dict[tuple[str, str, str], str] = {
     (
-        "domain packages never import the web layer",
-        "router.payments.service",
-        "router.api.middleware",
-    ): "PaymentService.create takes an IdempotentRequest and renders answers (issue 10: "
-    "domain errors split from HTTP errors)",
-    (
-        "domain packages never import the web layer",
-        "router.payments.refunds",
-        "router.api.middleware",
-    ): "refunds take an IdempotentRequest (issue 10: domain split from HTTP)",
-    (
         "only router.store imports redis",
         "router.routing.health",
         "redis.asyncio",
     ): "health registers its own Lua scripts for windows and breakers (issue 10: Redis code "
     "into router/store)",
-    (
-        "only router.store imports redis",
-        "router.webhooks.dispatcher",
-        "redis.exceptions",
-    ): "the dispatcher tells store errors apart by redis exception classes (issue 10: Redis "
-    "code into router/store)",
 }
 """(rule, importer, imported module) -> why it is still there."""
 

@@ -24,6 +24,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from channels.base import Method, Wallet
+from router.api.errors import api_error
 from router.api.events import (
     ENDPOINT_ID,
     WebhookEndpointList,
@@ -33,6 +34,7 @@ from router.api.events import (
     readable_attempts,
 )
 from router.api.middleware import RUNTIME, json_response, parse_body, validate
+from router.domain_errors import DomainError
 from router.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
 from router.routing.decide import decide
 from router.routing.rules import RouteRequest
@@ -237,23 +239,27 @@ async def explain_request(rt: Runtime, query: ExplainQuery) -> dict[str, Any]:
     """Exactly what the live router would decide for the described payment."""
     table = rt.table
     moment: datetime = query.at or rt.clock.utcnow()
-    decision = await decide(
-        table.loaded.config,
-        table.accounts,
-        rt.breakers,
-        RouteRequest(
-            payment_id=query.payment_id,
-            method=query.method,
-            currency=query.currency,
-            amount=query.amount,
-            wallet=query.wallet,
-            merchant_id=query.merchant,
-            metadata=query.metadata,
-            now=moment,
-        ),
-        pinned=query.channel,
-        livemode=query.livemode,
-    )
+    try:
+        decision = await decide(
+            table.loaded.config,
+            table.accounts,
+            rt.breakers,
+            RouteRequest(
+                payment_id=query.payment_id,
+                method=query.method,
+                currency=query.currency,
+                amount=query.amount,
+                wallet=query.wallet,
+                merchant_id=query.merchant,
+                metadata=query.metadata,
+                now=moment,
+            ),
+            pinned=query.channel,
+            livemode=query.livemode,
+        )
+    except DomainError as exc:
+        # `payrouter routes explain` shows the same refusal as the endpoint answers.
+        raise api_error(exc) from None
     return {"config_version": table.loaded.digest} | decision.explain()
 
 

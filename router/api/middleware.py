@@ -2,8 +2,9 @@
 
 Middlewares, outermost first:
 1. `request_context`: a request id on every answer, metrics, every error as the contract's
-   error object: an unreachable store is `503 store_unavailable` with `Retry-After`, an
-   unexpected exception a logged 500 `api_error`, never a traceback;
+   error object (a domain error through `router.api.errors.api_error`): an unreachable
+   store is `503 store_unavailable` with `Retry-After`, an unexpected exception a logged 500
+   `api_error`, never a traceback;
 2. `authentication`: merchant routes (`/v1/...` except channel callbacks) get a `Principal`;
 3. `idempotency`: a POST with `Idempotency-Key` is run once; its final answer is replayed.
 
@@ -13,7 +14,7 @@ payment or refund is named). Not remembered, so a retry runs again: validation e
 request did nothing), conflicts (`409`: they depend on state that changes) and 5xx. While a
 request runs it renews a short lease on its key; a retry meanwhile gets `409
 idempotency_key_in_use` with `Retry-After`. A retry that takes over the key of a request that
-died answers about the payment or refund that request created (`IdempotentRequest.bound`).
+died answers about the payment or refund that request created (`KeyBinding.bound`).
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from router.api.auth import Principal, authenticate
+from router.api.errors import api_error
+from router.domain_errors import DomainError
 from router.errors import (
     ApiError,
     ChannelFailed,
@@ -42,6 +44,7 @@ from router.errors import (
     StoreUnavailable,
 )
 from router.ids import new_id
+from router.payments.binding import KeyBinding
 from router.runtime import Runtime
 from router.store.errors import STORE_UNAVAILABLE
 from router.store.idempotency import IdempotencyKeyLost
@@ -75,23 +78,7 @@ def json_response(model: BaseModel | dict[str, Any], status: int = 200) -> web.R
     return web.json_response(model, status=status)
 
 
-@dataclass
-class IdempotentRequest:
-    """The idempotency record a POST runs under. A handler that writes its own answer into the
-    record (in the same round trip as its last state change) sets `finished`.
-
-    `bound` is the payment or refund created under the key: set by the create that wrote it,
-    or, when this request took over the key from an earlier attempt that created one, set
-    before the handler runs, which then answers about that one instead of creating another."""
-
-    merchant_id: str
-    key: str
-    token: str
-    bound: str | None = None
-    finished: bool = False
-
-
-IDEMPOTENT = web.RequestKey("idempotent", IdempotentRequest)
+IDEMPOTENT = web.RequestKey("idempotent", KeyBinding)
 
 
 def _http_error(exc: web.HTTPException) -> ApiError:
@@ -124,6 +111,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response = await handler(request)
     except ApiError as exc:
         response = error_response(exc)
+    except DomainError as exc:
+        response = error_response(api_error(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -207,7 +196,7 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
         )
     if begun.outcome == "in_flight":
         raise _key_in_use(begun.retry_after_s)
-    context = request[IDEMPOTENT] = IdempotentRequest(mch, key, token, bound=begun.bound)
+    context = request[IDEMPOTENT] = KeyBinding(mch, key, token, answer=render, bound=begun.bound)
     done = asyncio.Event()
     renewal = asyncio.create_task(_keep_lease(rt, context, lease_s, done))
     try:
@@ -237,7 +226,8 @@ async def _run(request: web.Request, handler: Handler) -> tuple[web.StreamRespon
     """The handler's answer, and whether the key should remember it."""
     try:
         response = await handler(request)
-    except ApiError as exc:
+    except (ApiError, DomainError) as caught:
+        exc = api_error(caught) if isinstance(caught, DomainError) else caught
         # A refusal the channel gave ends a request that did something (the failed payment
         # or refund is named); every other error left nothing behind, or depends on state
         # that changes (409s), so a retry must run again rather than replay it.
@@ -257,7 +247,7 @@ def _key_in_use(retry_after_s: int) -> IdempotencyError:
 
 
 async def _keep_lease(
-    rt: Runtime, context: IdempotentRequest, lease_s: float, done: asyncio.Event
+    rt: Runtime, context: KeyBinding, lease_s: float, done: asyncio.Event
 ) -> None:
     """Renew the request's lease on its key until `done`, so that the lease can be short: a
     retry after a crash waits at most one lease, not the longest a request may take."""
@@ -280,7 +270,7 @@ async def _keep_lease(
         log.exception("idempotency lease not renewed")
 
 
-async def _release(rt: Runtime, context: IdempotentRequest) -> None:
+async def _release(rt: Runtime, context: KeyBinding) -> None:
     try:
         await rt.store.idempotency.release(
             context.merchant_id, context.key, context.token, context.bound
@@ -290,7 +280,7 @@ async def _release(rt: Runtime, context: IdempotentRequest) -> None:
         log.warning("idempotency key not released: %s: %s", type(exc).__name__, exc)
 
 
-def idempotent(request: web.Request) -> IdempotentRequest | None:
+def idempotent(request: web.Request) -> KeyBinding | None:
     return request.get(IDEMPOTENT)
 
 

@@ -9,7 +9,6 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from router.api.middleware import (
-    RUNTIME,
     idempotent,
     json_response,
     parse_body,
@@ -115,28 +114,14 @@ async def close_payment(request: web.Request) -> web.Response:
 async def list_payments(request: web.Request) -> web.Response:
     mch = principal(request).merchant.id
     query = query_params(request, ListQuery)
-    cursor = None
-    if query.starting_after is not None:
-        if PAYMENT_ID.fullmatch(query.starting_after):
-            cursor = await request.app[RUNTIME].store.payments.get(mch, query.starting_after)
-        if cursor is None:
-            raise InvalidRequest(
-                "resource_missing",
-                f"starting_after: no such payment {query.starting_after!r}",
-                param="starting_after",
-            )
-    page, has_more = await request.app[RUNTIME].store.payments.page(
+    page, has_more = await request.app[PAYMENTS].list(
         mch,
         limit=query.limit,
         merchant_order_id=query.merchant_order_id,
         status=query.status,
-        created_gte_ms=None
-        if query.created_gte is None
-        else int(query.created_gte.timestamp() * 1000),
-        created_lt_ms=None
-        if query.created_lt is None
-        else int(query.created_lt.timestamp() * 1000),
-        starting_after=cursor,
+        created_gte_ms=_ms(query.created_gte),
+        created_lt_ms=_ms(query.created_lt),
+        starting_after=query.starting_after,
     )
     return json_response(PaymentList(data=[s.payment for s in page], has_more=has_more))
 
@@ -163,18 +148,8 @@ async def list_refunds(request: web.Request) -> web.Response:
     pay_id = _payment_id(request)
     await request.app[PAYMENTS].get(mch, pay_id)
     query = query_params(request, RefundListQuery)
-    cursor = None
-    if query.starting_after is not None:
-        if REFUND_ID.fullmatch(query.starting_after):
-            cursor = await request.app[RUNTIME].store.refunds.get(mch, query.starting_after)
-        if cursor is None or cursor.refund.payment != pay_id:
-            raise InvalidRequest(
-                "resource_missing",
-                f"starting_after: no such refund of this payment {query.starting_after!r}",
-                param="starting_after",
-            )
-    page, has_more = await request.app[RUNTIME].store.refunds.of_payment(
-        mch, pay_id, limit=query.limit, starting_after=cursor
+    page, has_more = await request.app[REFUNDS].list(
+        mch, pay_id, limit=query.limit, starting_after=query.starting_after
     )
     return json_response(
         RefundList(

@@ -24,10 +24,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Literal
+from typing import Literal, NoReturn
 
 from channels.base import Channel, CreateOrder, CreateResult, TradeState, TradeStatus
 from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
+from router.domain_errors import ChannelDeclined, ChannelDown, OutcomeUnknown
 from router.models import RoutingAttempt
 from router.routing.decide import Decision
 from router.routing.health import Outcome
@@ -35,6 +36,9 @@ from router.runtime import Runtime
 from router.store.payments import StoredPayment
 
 log = logging.getLogger("payrouter.failover")
+# A create that ends without a channel is logged as the payment's outcome, beside the
+# payment service's other lines (operators follow payments under one logger name).
+payments_log = logging.getLogger("payrouter.payments")
 
 
 @dataclass
@@ -158,3 +162,66 @@ async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel) -> bool:
         out.stop = "unknown"
         return False
     return True
+
+
+async def fail_create(rt: Runtime, tried: Attempts) -> NoReturn:
+    """Record a create that found no channel and raise the merchant's error for it."""
+    stored, exc = tried.stored, tried.error
+    p = stored.payment
+    routing = p.routing.model_copy(update={"attempts": tried.attempts}).model_dump(mode="json")
+    tried_names = ", ".join(a.channel for a in tried.attempts) or "none admitted"
+    payments_log.warning(
+        "payment %s not created (%s); attempts: %s; last: %s",
+        p.id,
+        tried.stop,
+        tried_names,
+        exc.message if exc else "-",
+    )
+    if tried.stop == "unknown":
+        # The order may exist at the channel: leave it processing for the worker, which
+        # queries and closes it there before anything else can happen to this payment.
+        await rt.store.payments.transition(
+            stored, "processing", {"routing": routing}, require="processing"
+        )
+        raise OutcomeUnknown(
+            "channel_outcome_unknown",
+            f"{p.channel} did not answer in time and cannot be asked now; the payment "
+            "stays processing until the router has confirmed with the channel",
+            payment_id=p.id,
+        )
+    refused = tried.stop == "refused" and isinstance(exc, ChannelRejected)
+    failure = {
+        "code": (exc.code if exc and exc.code else "channel_unavailable"),
+        "message": exc.message if exc else "every candidate account's breaker is open",
+    }
+    # An unknown outcome that ends here was settled: the order that may exist (a timeout,
+    # UnionPay's 03/04/05) was closed at the channel, so it can never be paid.
+    closed = sorted({a.channel for a in tried.attempts if a.outcome == "unknown"})
+    if isinstance(exc, ChannelOutcomeUnknown):
+        failure = {
+            "code": "channel_outcome_unknown",
+            "message": f"the channel did not confirm the order ({exc.code or exc.message});"
+            " it was closed there",
+        }
+    await rt.store.payments.transition(
+        stored, "failed", {"routing": routing, "failure": failure}, require="processing"
+    )
+    rt.metrics.status_changes.labels("failed", "create").inc()
+    await rt.store.schedule.done(stored.merchant_id, p.id)
+    if refused:
+        assert exc is not None
+        raise ChannelDeclined(
+            "channel_declined",
+            f"{p.channel} refused the payment: {exc.code} {exc.message}",
+            payment_id=p.id,
+        )
+    outcome = (
+        f"any order {', '.join(closed)} may have opened was closed there"
+        if closed
+        else "nothing was created"
+    )
+    raise ChannelDown(
+        "channel_unavailable",
+        f"no channel could take the payment (tried: {tried_names}); {outcome}, retry is safe",
+        payment_id=p.id,
+    )

@@ -20,7 +20,7 @@ In this order, so the merchant hears about the first thing to fix:
    needs `wallet` (the channel then judges the code); a `payer_id` of neither shape is
    refused, since no channel could use it.
 
-Every refusal is a 400 `InvalidRequest` naming the field to fix; nothing has been written yet.
+Every refusal is a `InvalidField` naming the field to fix; nothing has been written yet.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping
 
 from channels.base import Method, Wallet
-from router.errors import InvalidRequest
+from router.domain_errors import InvalidField
 from router.models import CreatePaymentRequest
 from router.routing.decide import Candidate
 
@@ -56,7 +56,7 @@ def check_create(
 ) -> CreatePaymentRequest:
     """`req`, with `wallet` set to the buyer's code's wallet when it named none.
 
-    Raises `InvalidRequest` naming the field at fault (see the module docstring).
+    Raises `InvalidField` naming the field at fault (see the module docstring).
     """
     _check_method(req, accounts, livemode)
     _require_method_fields(req)
@@ -65,7 +65,7 @@ def check_create(
         return req
     field = "auth_code" if req.method == "barcode" else "payer_id"
     if _offered(accounts, livemode, req.method, wallet, req.channel) is False:
-        raise InvalidRequest(
+        raise InvalidField(
             "method_unsupported",
             f"{field} is for {WALLET_NAMES[wallet]}, and no {wallet} account takes "
             f"{req.method!r} payments",
@@ -105,20 +105,20 @@ def _check_method(
     else:
         wallet = f"{req.wallet} " if req.wallet else ""
         which = f"no {wallet}account {'in live mode' if livemode else 'in the sandbox'} takes"
-    raise InvalidRequest("method_unsupported", f"{which} method {req.method!r}", param="method")
+    raise InvalidField("method_unsupported", f"{which} method {req.method!r}", param="method")
 
 
 def _require_method_fields(req: CreatePaymentRequest) -> None:
     if req.method == "jsapi" and req.payer_id is None:
-        raise InvalidRequest("parameter_missing", "jsapi payments need payer_id", param="payer_id")
+        raise InvalidField("parameter_missing", "jsapi payments need payer_id", param="payer_id")
     if req.method == "barcode" and req.auth_code is None:
-        raise InvalidRequest(
+        raise InvalidField(
             "parameter_missing", "barcode payments need auth_code", param="auth_code"
         )
     if req.method == "h5" and req.client_ip is None:
-        raise InvalidRequest("parameter_missing", "h5 payments need client_ip", param="client_ip")
+        raise InvalidField("parameter_missing", "h5 payments need client_ip", param="client_ip")
     if req.auth_code is not None and req.method != "barcode":
-        raise InvalidRequest(
+        raise InvalidField(
             "parameter_unexpected", "auth_code is for barcode payments only", param="auth_code"
         )
 
@@ -143,7 +143,7 @@ def _auth_code_wallet(code: str, given: Wallet | None) -> Wallet | None:
     found = next((w for w, prefix in AUTH_CODE_PREFIXES if prefix.match(code)), None)
     if found is None:
         if given is None:
-            raise InvalidRequest(
+            raise InvalidField(
                 "wallet_required",
                 "auth_code starts like no wallet's payment code (WeChat Pay 10-15, Alipay "
                 "25-30, UnionPay 62): name the buyer's wallet in wallet",
@@ -151,7 +151,7 @@ def _auth_code_wallet(code: str, given: Wallet | None) -> Wallet | None:
             )
         return None
     if given is not None and found != given:
-        raise InvalidRequest(
+        raise InvalidField(
             "auth_code_wallet_mismatch",
             f"auth_code is a payment code of {WALLET_NAMES[found]}, but the payment is for "
             f"{WALLET_NAMES[given]}",
@@ -170,7 +170,7 @@ def _payer_id_wallet(payer_id: str, given: Wallet | None) -> Wallet | None:
         return None
     wanted = " or ".join(what for w, _, what in PAYER_IDS if given in (None, w))
     seems = f" (it looks like {_what(found)})" if found is not None else ""
-    raise InvalidRequest(
+    raise InvalidField(
         "payer_id_invalid",
         f"payer_id must be {wanted} for jsapi payments{seems}",
         param="payer_id",

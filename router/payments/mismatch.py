@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from router.errors import TradeMismatch
+from router.domain_errors import TradeMismatch
 from router.models import Payment
 from router.runtime import Runtime
 

@@ -25,11 +25,11 @@ from typing import Any
 
 from channels.base import RefundOrder, RefundState, RefundStatus
 from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
-from router.api.middleware import IdempotentRequest
 from router.clock import from_ms, rfc3339
-from router.errors import ChannelFailed, Conflict, InvalidRequest, NotFound
-from router.ids import new_id
+from router.domain_errors import ChannelDeclined, ChannelDown, InvalidField, NotFound, StateConflict
+from router.ids import REFUND_ID, new_id
 from router.models import CreateRefundRequest, Refund
+from router.payments.binding import KeyBinding
 from router.payments.mismatch import check_report
 from router.payments.service import PaymentService
 from router.runtime import Runtime
@@ -44,7 +44,7 @@ def _check_same_request(existing: StoredRefund, req: CreateRefundRequest) -> Non
 
     Same amount, or no amount (all that is left) when the refund took all that was left when
     it was made; and the same reason. Anything else is another refund under a used id:
-    409 `merchant_refund_id_reused`, never the old refund as if it were the new one.
+    `StateConflict` `merchant_refund_id_reused`, never the old refund as if it were the new one.
     """
     r = existing.refund
     if req.amount is not None:
@@ -58,7 +58,7 @@ def _check_same_request(existing: StoredRefund, req: CreateRefundRequest) -> Non
     ]
     if differs:
         asked = "all that is left" if req.amount is None else str(req.amount)
-        raise Conflict(
+        raise StateConflict(
             "merchant_refund_id_reused",
             f"merchant_refund_id {req.merchant_refund_id!r} was used for refund {r.id} "
             f"(amount {r.amount}, reason {r.reason!r}); this request differs in "
@@ -79,7 +79,7 @@ class RefundService:
         merchant_id: str,
         pay_id: str,
         req: CreateRefundRequest,
-        idem: IdempotentRequest | None = None,
+        idem: KeyBinding | None = None,
     ) -> tuple[StoredRefund, bool]:
         """Returns the refund and whether it is new (False: merchant_refund_id seen before).
 
@@ -96,12 +96,10 @@ class RefundService:
         try:
             channel = rt.channel(p.channel)
         except ChannelError as exc:
-            raise ChannelFailed(
-                "channel_unavailable", exc.message, status=503, payment_id=p.id
-            ) from exc
+            raise ChannelDown("channel_unavailable", exc.message, payment_id=p.id) from exc
         partial = req.amount is not None and req.amount != p.amount
         if partial and not channel.capabilities.partial_refunds:
-            raise InvalidRequest(
+            raise InvalidField(
                 "partial_refund_unsupported",
                 f"{p.channel} refunds whole payments only: leave amount out",
                 param="amount",
@@ -130,7 +128,7 @@ class RefundService:
         if created.outcome == "exists":
             existing = await self.get(merchant_id, created.value)
             if existing.refund.payment != p.id:
-                raise Conflict(
+                raise StateConflict(
                     "duplicate_refund",
                     f"merchant_refund_id {req.merchant_refund_id!r} belongs to refund "
                     f"{existing.refund.id} of another payment",
@@ -140,14 +138,14 @@ class RefundService:
             _check_same_request(existing, req)
             return existing, False
         if created.outcome == "not_refundable":
-            raise Conflict(
+            raise StateConflict(
                 "payment_not_refundable",
                 f"Only a succeeded payment can be refunded; this one is {created.value}",
                 param="id",
                 payment_id=p.id,
             )
         if created.outcome == "exceeds":
-            raise InvalidRequest(
+            raise InvalidField(
                 "refund_exceeds_payment",
                 f"The refund is more than is left to refund ({created.value})",
                 param="amount",
@@ -163,11 +161,10 @@ class RefundService:
         if stored is not None and stored.refund.status == "failed":
             r = stored.refund
             why = f": {r.failure.code} {r.failure.message}" if r.failure else ""
-            raise ChannelFailed(
+            raise ChannelDeclined(
                 "refund_failed",
                 f"refund {r.id}, created under this Idempotency-Key by an earlier attempt, "
                 f"failed{why}",
-                status=402,
                 payment_id=r.payment,
                 refund_id=r.id,
             )
@@ -189,11 +186,12 @@ class RefundService:
             failure = {"code": exc.code or type(exc).__name__, "message": exc.message}
             await self._finish(stored, "failed", {"failure": failure}, channel.account, source)
             rejected = isinstance(exc, ChannelRejected)
-            raise ChannelFailed(
+            # The refund failed either way; which error says whether the channel refused it.
+            kind = ChannelDeclined if rejected else ChannelDown
+            raise kind(
                 "channel_declined" if rejected else "channel_unavailable",
                 f"{channel.account} {'refused' if rejected else 'could not take'} the refund: "
                 f"{exc.code} {exc.message}".strip(),
-                status=402 if rejected else 503,
                 payment_id=r.payment,
                 refund_id=r.id,
             ) from exc
@@ -218,6 +216,24 @@ class RefundService:
         if stored is None:
             raise NotFound("refund", re_id)
         return stored
+
+    async def list(
+        self, merchant_id: str, pay_id: str, *, limit: int, starting_after: str | None = None
+    ) -> tuple[list[StoredRefund], bool]:
+        """A page of the refunds of payment `pay_id` (which the caller has found), newest
+        first, after the refund named by `starting_after`. Returns (page, has_more)."""
+        store = self.rt.store.refunds
+        cursor = None
+        if starting_after is not None:
+            if REFUND_ID.fullmatch(starting_after):
+                cursor = await store.get(merchant_id, starting_after)
+            if cursor is None or cursor.refund.payment != pay_id:
+                raise InvalidField(
+                    "resource_missing",
+                    f"starting_after: no such refund of this payment {starting_after!r}",
+                    param="starting_after",
+                )
+        return await store.of_payment(merchant_id, pay_id, limit=limit, starting_after=cursor)
 
     async def apply(
         self, stored: StoredRefund, status: RefundStatus, *, account: str, source: str

@@ -29,16 +29,23 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 from channels.base import Channel, CreateOrder, CreateResult, TradeState, TradeStatus
-from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
-from router.api.middleware import IdempotentRequest, render
+from channels.errors import ChannelError, ChannelRejected
 from router.clock import from_ms, rfc3339
-from router.errors import ChannelFailed, Conflict, InvalidRequest, NotFound, TradeMismatch
-from router.ids import new_id
+from router.domain_errors import (
+    ChangeRefused,
+    ChannelDown,
+    InvalidField,
+    NotFound,
+    StateConflict,
+    TradeMismatch,
+)
+from router.ids import PAYMENT_ID, new_id
 from router.models import CreatePaymentRequest, Payment, Routing
-from router.payments.failover import Attempts, try_candidates
+from router.payments.binding import KeyBinding
+from router.payments.failover import Attempts, fail_create, try_candidates
 from router.payments.intake import check_create
 from router.payments.mismatch import check_payment
 from router.payments.stranded import answer_for_bound
@@ -61,7 +68,7 @@ class PaymentService:
         merchant_id: str,
         livemode: bool,
         req: CreatePaymentRequest,
-        idem: IdempotentRequest | None = None,
+        idem: KeyBinding | None = None,
     ) -> StoredPayment:
         """Create and route a payment. With `idem`, the payment is bound to the key as it is
         written, and the 201 answer is written into the idempotency record in the same round
@@ -77,7 +84,7 @@ class PaymentService:
         if livemode and req.notify_url is not None:
             unsafe = await check_live_url(req.notify_url)
             if unsafe is not None:
-                raise InvalidRequest("notify_url_unsafe", unsafe, param="notify_url")
+                raise InvalidField("notify_url_unsafe", unsafe, param="notify_url")
         now_ms = rt.clock.now_ms()
         now = from_ms(now_ms)
         pay_id = new_id("pay")
@@ -131,7 +138,7 @@ class PaymentService:
         if created and idem is not None:
             idem.bound = pay_id
         if not created:
-            raise Conflict(
+            raise StateConflict(
                 "duplicate_order",
                 f"merchant_order_id {req.merchant_order_id!r} is already used by payment {holder}",
                 param="merchant_order_id",
@@ -162,7 +169,7 @@ class PaymentService:
             await self._record_attempts(tried)
             await self.apply_trade(tried.stored, tried.paid, source="create")
             return await self.reload(tried.stored)
-        await self._create_failed(tried)
+        await fail_create(rt, tried)
 
     async def _check_created(self, tried: Attempts, result: CreateResult) -> None:
         """A create answer that says the order is for another amount (a barcode paid at once)
@@ -183,7 +190,7 @@ class PaymentService:
         )
 
     async def _created(
-        self, tried: Attempts, result: CreateResult, idem: IdempotentRequest | None
+        self, tried: Attempts, result: CreateResult, idem: KeyBinding | None
     ) -> StoredPayment:
         """One round trip: the new status (and its event), the schedule, the breaker's
         success, and the idempotent answer."""
@@ -219,7 +226,7 @@ class PaymentService:
             rt.breakers.queue_record(batch, account, "ok", ms, probe)
         if idem is not None:
             rt.store.idempotency.queue_finish(
-                batch, idem.merchant_id, idem.key, idem.token, 201, render(after.payment)
+                batch, idem.merchant_id, idem.key, idem.token, 201, idem.answer(after.payment)
             )
             idem.finished = True
         applied, _ = rt.store.payments.transition_result((await batch.execute())[index])
@@ -231,81 +238,49 @@ class PaymentService:
         now = await self.reload(stored)
         if idem is not None:
             await rt.store.idempotency.finish(
-                idem.merchant_id, idem.key, idem.token, 201, render(now.payment)
+                idem.merchant_id, idem.key, idem.token, 201, idem.answer(now.payment)
             )
         return now
-
-    async def _create_failed(self, tried: Attempts) -> NoReturn:
-        """Record a create that found no channel and raise the merchant's error for it."""
-        rt = self.rt
-        stored, exc = tried.stored, tried.error
-        p = stored.payment
-        routing = p.routing.model_copy(update={"attempts": tried.attempts}).model_dump(mode="json")
-        tried_names = ", ".join(a.channel for a in tried.attempts) or "none admitted"
-        log.warning(
-            "payment %s not created (%s); attempts: %s; last: %s",
-            p.id,
-            tried.stop,
-            tried_names,
-            exc.message if exc else "-",
-        )
-        if tried.stop == "unknown":
-            # The order may exist at the channel: leave it processing for the worker, which
-            # queries and closes it there before anything else can happen to this payment.
-            await rt.store.payments.transition(
-                stored, "processing", {"routing": routing}, require="processing"
-            )
-            raise ChannelFailed(
-                "channel_outcome_unknown",
-                f"{p.channel} did not answer in time and cannot be asked now; the payment "
-                "stays processing until the router has confirmed with the channel",
-                status=502,
-                payment_id=p.id,
-            )
-        refused = tried.stop == "refused" and isinstance(exc, ChannelRejected)
-        failure = {
-            "code": (exc.code if exc and exc.code else "channel_unavailable"),
-            "message": exc.message if exc else "every candidate account's breaker is open",
-        }
-        # An unknown outcome that ends here was settled: the order that may exist (a timeout,
-        # UnionPay's 03/04/05) was closed at the channel, so it can never be paid.
-        closed = sorted({a.channel for a in tried.attempts if a.outcome == "unknown"})
-        if isinstance(exc, ChannelOutcomeUnknown):
-            failure = {
-                "code": "channel_outcome_unknown",
-                "message": f"the channel did not confirm the order ({exc.code or exc.message});"
-                " it was closed there",
-            }
-        await rt.store.payments.transition(
-            stored, "failed", {"routing": routing, "failure": failure}, require="processing"
-        )
-        rt.metrics.status_changes.labels("failed", "create").inc()
-        await rt.store.schedule.done(stored.merchant_id, p.id)
-        if refused:
-            assert exc is not None
-            raise ChannelFailed(
-                "channel_declined",
-                f"{p.channel} refused the payment: {exc.code} {exc.message}",
-                status=402,
-                payment_id=p.id,
-            )
-        outcome = (
-            f"any order {', '.join(closed)} may have opened was closed there"
-            if closed
-            else "nothing was created"
-        )
-        raise ChannelFailed(
-            "channel_unavailable",
-            f"no channel could take the payment (tried: {tried_names}); {outcome}, retry is safe",
-            status=503,
-            payment_id=p.id,
-        )
 
     async def get(self, merchant_id: str, pay_id: str) -> StoredPayment:
         stored = await self.rt.store.payments.get(merchant_id, pay_id)
         if stored is None:
             raise NotFound("payment", pay_id)
         return stored
+
+    async def list(
+        self,
+        merchant_id: str,
+        *,
+        limit: int,
+        merchant_order_id: str | None = None,
+        status: str | None = None,
+        created_gte_ms: int | None = None,
+        created_lt_ms: int | None = None,
+        starting_after: str | None = None,
+    ) -> tuple[list[StoredPayment], bool]:
+        """A page of the merchant's payments, newest first, after the payment named by
+        `starting_after`. Returns (page, has_more)."""
+        store = self.rt.store.payments
+        cursor = None
+        if starting_after is not None:
+            if PAYMENT_ID.fullmatch(starting_after):
+                cursor = await store.get(merchant_id, starting_after)
+            if cursor is None:
+                raise InvalidField(
+                    "resource_missing",
+                    f"starting_after: no such payment {starting_after!r}",
+                    param="starting_after",
+                )
+        return await store.page(
+            merchant_id,
+            limit=limit,
+            merchant_order_id=merchant_order_id,
+            status=status,
+            created_gte_ms=created_gte_ms,
+            created_lt_ms=created_lt_ms,
+            starting_after=cursor,
+        )
 
     async def reload(self, stored: StoredPayment) -> StoredPayment:
         return await self.get(stored.merchant_id, stored.payment.id)
@@ -316,7 +291,7 @@ class PaymentService:
         if status == "closed":
             return stored
         if status != "pending":
-            raise Conflict(
+            raise StateConflict(
                 "payment_unexpected_state",
                 f"Only a pending payment can be closed; this one is {status}",
                 param="id",
@@ -325,7 +300,7 @@ class PaymentService:
         await self.close_at_channel(stored, source="close")
         stored = await self.reload(stored)
         if stored.payment.status != "closed":
-            raise Conflict(
+            raise StateConflict(
                 "payment_unexpected_state",
                 f"The payment became {stored.payment.status} before it could be closed",
                 param="id",
@@ -347,18 +322,16 @@ class PaymentService:
         except ChannelRejected as exc:
             trade = await rt.call(p.channel, "query", lambda: channel.query(stored.order_ref()))
             if trade.state in (TradeState.PENDING, TradeState.NOT_FOUND):
-                raise ChannelFailed(
+                raise ChangeRefused(
                     "channel_declined",
                     f"{p.channel} refused to close: {exc.code} {exc.message}",
-                    status=502,
                     payment_id=p.id,
                 ) from exc
             return await self.apply_trade(stored, trade, source=source)
         except ChannelError as exc:
-            raise ChannelFailed(
+            raise ChannelDown(
                 "channel_unavailable",
                 f"{p.channel} could not close the order now: {exc.message}",
-                status=503,
                 payment_id=p.id,
             ) from exc
         applied, now = await rt.store.payments.transition(stored, "closed", {})

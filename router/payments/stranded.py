@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from channels.base import TradeState
 from channels.errors import ChannelError
-from router.errors import ChannelFailed, TradeMismatch
+from router.domain_errors import ChannelDeclined, ChannelProblem, OutcomeUnknown, TradeMismatch
 from router.store.payments import StoredPayment
 
 if TYPE_CHECKING:
@@ -49,9 +49,9 @@ async def answer_for_bound(
     service: PaymentService, merchant_id: str, pay_id: str
 ) -> StoredPayment | None:
     """The answer about a payment an earlier attempt created under the same Idempotency-Key:
-    the payment (settled first if it is still `processing`), or `402 payment_failed` naming
-    it, or `502 channel_outcome_unknown` while its channel cannot be asked. None if that
-    attempt wrote no payment."""
+    the payment (settled first if it is still `processing`), or `ChannelDeclined`
+    (`payment_failed`) naming it, or `OutcomeUnknown` while its channel cannot be asked. None
+    if that attempt wrote no payment."""
     stored = await service.rt.store.payments.get(merchant_id, pay_id)
     if stored is None:
         return None
@@ -61,28 +61,26 @@ async def answer_for_bound(
             await settle_stranded(service, stored)
         except TradeMismatch:
             raise  # the channel contradicts the payment: it is held, not unknown
-        except (ChannelError, ChannelFailed) as exc:
+        except (ChannelError, ChannelProblem) as exc:
             # The worker may have settled it meanwhile (and closed the order first).
             stored = await service.reload(stored)
             if stored.payment.status == "processing":
-                raise ChannelFailed(
+                raise OutcomeUnknown(
                     "channel_outcome_unknown",
                     f"payment {pay_id}, created under this Idempotency-Key by an earlier "
                     f"attempt, is still processing: {p.channel} cannot be asked now "
                     f"({exc.message}); retry with the same key later",
-                    status=502,
                     payment_id=pay_id,
                 ) from exc
         stored = await service.reload(stored)
         p = stored.payment
     if p.status == "failed":
         why = f": {p.failure.code} {p.failure.message}" if p.failure else ""
-        raise ChannelFailed(
+        raise ChannelDeclined(
             "payment_failed",
             f"payment {pay_id}, created under this Idempotency-Key by an earlier attempt, "
             f"failed{why}. Nothing can be paid on it; create a new payment with a new "
             "Idempotency-Key",
-            status=402,
             payment_id=pay_id,
         )
     return stored

@@ -33,7 +33,7 @@ import logging
 from datetime import datetime
 
 from channels.errors import ChannelError
-from router.errors import ChannelFailed, TradeMismatch
+from router.domain_errors import ChannelProblem, TradeMismatch
 from router.models import FINAL_STATUSES
 from router.outage import StoreOutage
 from router.payments.refunds import RefundService
@@ -116,7 +116,7 @@ class RequeryWorker:
             # Counted and logged where it was found (`router.payments.mismatch`).
             outcome = "mismatch"
             await self._later(mch, pay_id, self.rt.settings.workers.requery_max_s)
-        except (ChannelError, ChannelFailed) as exc:
+        except (ChannelError, ChannelProblem) as exc:
             outcome = "channel_error"
             log.warning("re-query of %s failed: %s %s", pay_id, exc.code, exc.message)
             await self._later(mch, pay_id, self.rt.settings.workers.requery_after_s)

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from channels.base import Channel, Method, Wallet
-from router.errors import ChannelFailed, InvalidRequest
+from router.domain_errors import ChannelDown, InvalidField
 from router.routing.config import RoutingConfig
 from router.routing.health import AccountHealth, Breakers
 from router.routing.rules import RouteRequest, Strategy, matches, order
@@ -94,7 +94,7 @@ _REFUSALS = {
 
 def _refuse(
     reasons: Sequence[str], req: RouteRequest, rule: str, pinned: str | None, mode: str
-) -> InvalidRequest:
+) -> InvalidField:
     """Each account dropped out at its first failing check; the field at fault is the last
     check that emptied the list."""
     last = max(reasons, key=_STEPS.index)
@@ -109,8 +109,8 @@ def _refuse(
         "currency": f"has no account that takes {req.currency} for method {req.method!r}",
     }[last]
     if pinned:
-        return InvalidRequest(pinned_code, f"{where} {detail}", param=pinned_param)
-    return InvalidRequest(code, f"{where} {detail}", param=param)
+        return InvalidField(pinned_code, f"{where} {detail}", param=pinned_param)
+    return InvalidField(code, f"{where} {detail}", param=param)
 
 
 async def decide(
@@ -122,15 +122,13 @@ async def decide(
     pinned: str | None,
     livemode: bool,
 ) -> Decision:
-    """The accounts to try for `req`, in order. Raises `InvalidRequest` naming the field at
-    fault, or `ChannelFailed` (503) when every capable account's breaker is open."""
+    """The accounts to try for `req`, in order. Raises `InvalidField` naming the field at
+    fault, or `ChannelDown` when every capable account's breaker is open."""
     mode = "live" if livemode else "sandbox"
     strategy: Strategy
     if pinned is not None:
         if pinned not in accounts:
-            raise InvalidRequest(
-                "unknown_channel", f"No channel account {pinned!r}", param="channel"
-            )
+            raise InvalidField("unknown_channel", f"No channel account {pinned!r}", param="channel")
         rule, strategy, names = "pinned", "priority", [pinned]
         weights, exploration = None, 0.0
     else:
@@ -175,10 +173,9 @@ async def decide(
             candidates.append(accounts[name].channel)
     decision = Decision(rule, strategy, candidates, health, considered)
     if not candidates:
-        raise ChannelFailed(
+        raise ChannelDown(
             "channel_unavailable",
             f"rule {rule!r}: every account that could take this payment is open "
             f"({', '.join(ordered)}); nothing was created, retry later",
-            status=503,
         )
     return decision

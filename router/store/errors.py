@@ -13,6 +13,8 @@ from redis.exceptions import (
     ConnectionError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisError,
+    ResponseError,
     SlotNotCoveredError,
     TimeoutError,
     TryAgainError,
@@ -28,3 +30,13 @@ STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
     OutOfMemoryError,
 )
 """Redis errors that mean the store cannot do anything now, not that a request is wrong."""
+
+StoreError = RedisError
+"""Any failure of a store command, for callers outside `router.store` that must not know it is
+Redis."""
+
+
+def missing_stream_group(exc: BaseException) -> bool:
+    """True when a stream or its consumer group is gone (Redis `NOGROUP`), so it must be made
+    again rather than retried."""
+    return isinstance(exc, ResponseError) and "NOGROUP" in str(exc)

@@ -38,12 +38,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from redis.exceptions import RedisError, ResponseError
 
 from router.clock import rfc3339
 from router.outage import StoreOutage
 from router.runtime import Runtime
-from router.store.errors import STORE_UNAVAILABLE
+from router.store.errors import STORE_UNAVAILABLE, StoreError, missing_stream_group
 from router.store.events import FINAL_STATES, MAX_FAULTS, StoredEvent, UnreadableEvent
 from router.webhooks.delivery import (
     SafeResolver,
@@ -115,7 +114,7 @@ class Dispatcher:
         try:
             merchants = await self.rt.store.merchants.ids()
             await self.rt.store.events.remove_consumers(merchants, 0, only=self.consumer)
-        except RedisError as exc:
+        except StoreError as exc:
             log.warning("webhook consumer %s not removed: %s", self.consumer, exc)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -149,7 +148,7 @@ class Dispatcher:
                 self.outage.failed(exc)
                 await asyncio.sleep(1.0)
             except Exception as exc:
-                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                if missing_stream_group(exc):
                     # An outbox stream vanished with its group (flushed, restored from an older
                     # dump): create the groups again instead of failing every pass.
                     log.warning("webhook outbox group missing, creating it again: %s", exc)
@@ -264,7 +263,7 @@ class Dispatcher:
             return self._count("no_endpoint")
         try:
             sent = await self._send(event, url)
-        except RedisError:
+        except StoreError:
             raise
         except Exception as exc:
             log.exception("webhook %s to merchant %s: unexpected error sending it", evt_id, mch)
@@ -283,7 +282,7 @@ class Dispatcher:
             return Sent(url, "disabled", error="endpoint disabled (it answered 410 Gone)")
         try:
             secrets = await self.rt.store.merchants.webhook_secrets(event.merchant_id)
-        except RedisError:
+        except StoreError:
             raise
         except Exception:
             return Sent(url, "bad_secret", error=UNDECRYPTABLE)

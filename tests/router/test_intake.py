@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 
 from channels.base import Capabilities, Channel, Method, Wallet
-from router.errors import InvalidRequest
+from router.domain_errors import InvalidField
 from router.models import CreatePaymentRequest
 from router.payments.intake import check_create
 from router.routing.decide import Candidate
@@ -88,7 +88,7 @@ def test_the_buyers_code_names_the_wallet(
 def test_refusals_name_the_field_to_fix(
     method: str, fields: dict[str, Any], livemode: bool, code: str, param: str
 ) -> None:
-    with pytest.raises(InvalidRequest) as caught:
+    with pytest.raises(InvalidField) as caught:
         check_create(request(method, **fields), ACCOUNTS, livemode=livemode)
     assert (caught.value.code, caught.value.param) == (code, param)
 
@@ -106,6 +106,6 @@ def test_what_routing_refuses_is_left_to_routing(fields: dict[str, Any]) -> None
 
 
 def test_a_live_merchant_is_checked_against_live_accounts() -> None:
-    with pytest.raises(InvalidRequest) as caught:
+    with pytest.raises(InvalidField) as caught:
         check_create(request("jsapi", payer_id=BUYER_ID), ACCOUNTS, livemode=True)
     assert (caught.value.code, caught.value.param) == ("method_unsupported", "method")

@@ -15,8 +15,9 @@ from typing import Any, cast
 import pytest
 
 from channels.base import Capabilities, Channel, Method, Wallet
+from router.api.errors import api_error
 from router.clock import FrozenClock
-from router.errors import ChannelFailed, InvalidRequest
+from router.domain_errors import ChannelDown, InvalidField
 from router.routing.config import RoutingConfig, load_config
 from router.routing.decide import Candidate, decide
 from router.routing.health import Breakers
@@ -164,9 +165,9 @@ async def test_open_breakers_are_skipped(config: RoutingConfig, breakers: Breake
     assert (await route(config, breakers))[1] == ["wechat_backup", "alipay_main"]
     await breakers.force("wechat_backup", "open")
     await breakers.force("alipay_main", "open")
-    with pytest.raises(ChannelFailed) as caught:
+    with pytest.raises(ChannelDown) as caught:
         await route(config, breakers)
-    assert caught.value.status == 503
+    assert api_error(caught.value).status == 503
 
 
 @pytest.mark.parametrize(
@@ -190,7 +191,7 @@ async def test_refusals_name_the_field(
     param: str | None,
     code: str,
 ) -> None:
-    with pytest.raises(InvalidRequest) as caught:
+    with pytest.raises(InvalidField) as caught:
         await route(config, breakers, **kwargs)
     assert caught.value.param == param
     assert caught.value.code == code
