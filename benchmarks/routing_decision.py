@@ -73,7 +73,7 @@ async def main(redis_url: str | None, rounds: int) -> None:
     }
     clock = Clock()
     store = await open_store(redis_url, clock)
-    breakers = Breakers(store.redis, clock, lambda: (config.health, config.breaker))
+    breakers = Breakers(store.breakers, clock, lambda: (config.health, config.breaker))
     for name in accounts:
         await breakers.record(name, "ok", 120)
     req = RouteRequest(

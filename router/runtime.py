@@ -91,7 +91,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self.damaged = DamagedRecords(self.metrics)
         self.breakers = Breakers(
-            self.store.redis,
+            self.store.breakers,
             self.clock,
             self._health_settings,
             cache_s=self.settings.health_cache_s,

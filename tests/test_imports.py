@@ -62,14 +62,7 @@ RULES = [
     ),
 ]
 
-KNOWN: dict[tuple[str, str, str], str] = {
-    (
-        "only router.store imports redis",
-        "router.routing.health",
-        "redis.asyncio",
-    ): "health registers its own Lua scripts for windows and breakers (issue 10: Redis code "
-    "into router/store)",
-}
+KNOWN: dict[tuple[str, str, str], str] = {}
 """(rule, importer, imported module) -> why it is still there."""
 
 

@@ -30,6 +30,7 @@ from channels.base import Channel, CreateOrder, CreateResult, TradeState, TradeS
 from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
 from router.domain_errors import ChannelDeclined, ChannelDown, OutcomeUnknown
 from router.models import RoutingAttempt
+from router.payments.moves import finish_payment
 from router.routing.decide import Decision
 from router.routing.health import Outcome
 from router.runtime import Runtime
@@ -203,11 +204,10 @@ async def fail_create(rt: Runtime, tried: Attempts) -> NoReturn:
             "message": f"the channel did not confirm the order ({exc.code or exc.message});"
             " it was closed there",
         }
-    await rt.store.payments.transition(
-        stored, "failed", {"routing": routing, "failure": failure}, require="processing"
+    fields = {"routing": routing, "failure": failure}
+    await finish_payment(
+        rt.store, rt.metrics, stored, "failed", fields, source="create", require="processing"
     )
-    rt.metrics.status_changes.labels("failed", "create").inc()
-    await rt.store.schedule.done(stored.merchant_id, p.id)
     if refused:
         assert exc is not None
         raise ChannelDeclined(

@@ -31,6 +31,7 @@ from router.ids import REFUND_ID, new_id
 from router.models import CreateRefundRequest, Refund
 from router.payments.binding import KeyBinding
 from router.payments.mismatch import check_report
+from router.payments.moves import RefundFinal, finish_refund
 from router.payments.service import PaymentService
 from router.runtime import Runtime
 from router.store.payments import StoredPayment
@@ -267,13 +268,18 @@ class RefundService:
         return r.status
 
     async def _finish(
-        self, stored: StoredRefund, status: str, fields: dict[str, Any], account: str, source: str
+        self,
+        stored: StoredRefund,
+        status: RefundFinal,
+        fields: dict[str, Any],
+        account: str,
+        source: str,
     ) -> str:
         rt = self.rt
-        applied, now = await rt.store.refunds.transition(stored, status, fields)
+        applied, now = await finish_refund(
+            rt.store, rt.metrics, stored, status, fields, source=source
+        )
         if applied:
-            rt.metrics.refund_status_changes.labels(status, source).inc()
-            await rt.store.schedule.done(stored.merchant_id, stored.refund.id)
             log.info("refund %s is %s (via %s)", stored.refund.id, status, source)
         elif now != status:
             rt.metrics.conflicts.labels(account).inc()

@@ -48,6 +48,7 @@ from router.payments.binding import KeyBinding
 from router.payments.failover import Attempts, fail_create, try_candidates
 from router.payments.intake import check_create
 from router.payments.mismatch import check_payment
+from router.payments.moves import PaymentFinal, finish_payment
 from router.payments.stranded import answer_for_bound
 from router.routing.decide import decide
 from router.routing.rules import RouteRequest
@@ -334,10 +335,7 @@ class PaymentService:
                 f"{p.channel} could not close the order now: {exc.message}",
                 payment_id=p.id,
             ) from exc
-        applied, now = await rt.store.payments.transition(stored, "closed", {})
-        if applied:
-            rt.metrics.status_changes.labels("closed", source).inc()
-            await rt.store.schedule.done(stored.merchant_id, p.id)
+        _, now = await finish_payment(rt.store, rt.metrics, stored, "closed", {}, source=source)
         return now
 
     async def apply_trade(self, stored: StoredPayment, trade: TradeStatus, *, source: str) -> str:
@@ -349,6 +347,7 @@ class PaymentService:
         fields: dict[str, Any] = {}
         if trade.channel_trade_no:
             fields["channel_trade_no"] = trade.channel_trade_no
+        status: PaymentFinal
         if trade.state is TradeState.SUCCEEDED:
             status = "succeeded"
             fields["paid_at"] = rfc3339(trade.paid_at or rt.clock.utcnow())
@@ -362,10 +361,10 @@ class PaymentService:
             status = "closed"
         else:
             return p.status
-        applied, now = await rt.store.payments.transition(stored, status, fields)
+        applied, now = await finish_payment(
+            rt.store, rt.metrics, stored, status, fields, source=source
+        )
         if applied:
-            rt.metrics.status_changes.labels(status, source).inc()
-            await rt.store.schedule.done(stored.merchant_id, p.id)
             log.info("payment %s is %s (from %s via %s)", p.id, status, trade.channel_state, source)
         elif now != status:
             # A final state is never rewritten, but a channel that disagrees with it (paid after

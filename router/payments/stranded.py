@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from channels.base import TradeState
 from channels.errors import ChannelError
 from router.domain_errors import ChannelDeclined, ChannelProblem, OutcomeUnknown, TradeMismatch
+from router.payments.moves import finish_payment
 from router.store.payments import StoredPayment
 
 if TYPE_CHECKING:
@@ -36,12 +37,15 @@ async def settle_stranded(service: PaymentService, stored: StoredPayment) -> str
         "message": "the channel's answer to create never arrived; "
         "the order was closed at the channel",
     }
-    applied, now = await rt.store.payments.transition(
-        stored, "failed", {"failure": failure}, require="processing"
+    _, now = await finish_payment(
+        rt.store,
+        rt.metrics,
+        stored,
+        "failed",
+        {"failure": failure},
+        source="requery",
+        require="processing",
     )
-    if applied:
-        rt.metrics.status_changes.labels("failed", "requery").inc()
-    await rt.store.schedule.done(stored.merchant_id, p.id)
     return now
 
 

@@ -44,6 +44,7 @@ from router.runtime import Runtime
 from router.settings import ConfigurationError, Settings
 from router.store.errors import STORE_UNAVAILABLE
 from router.store.payments import StoredPayment
+from router.store.schedule import Due
 
 log = logging.getLogger("payrouter.worker")
 CALLS_PER_ENTRY = 3
@@ -106,12 +107,13 @@ class RequeryWorker:
         due = await self.rt.store.schedule.claim(
             self.rt.clock.now_ms(), int(self.lease_s() * 1000), w.batch
         )
-        await asyncio.gather(*(self._guarded(mch, pay_id) for mch, pay_id in due))
+        await asyncio.gather(*(self._guarded(entry) for entry in due))
         return len(due)
 
-    async def _guarded(self, mch: str, pay_id: str) -> None:
+    async def _guarded(self, entry: Due) -> None:
+        mch, pay_id = entry
         try:
-            outcome = await self.check(mch, pay_id)
+            outcome = await self._check(entry)
         except TradeMismatch:
             # Counted and logged where it was found (`router.payments.mismatch`).
             outcome = "mismatch"
@@ -124,9 +126,12 @@ class RequeryWorker:
 
     async def check(self, mch: str, object_id: str) -> str:
         """Look at one payment or refund and move it on. Returns what was found, for metrics."""
-        if object_id.startswith("re_"):
-            return await self._refund(mch, object_id)
-        pay_id = object_id
+        return await self._check(Due(mch, object_id))
+
+    async def _check(self, entry: Due) -> str:
+        mch, pay_id = entry
+        if entry.kind == "refund":
+            return await self._refund(mch, pay_id)
         stored = await self.rt.store.payments.get(mch, pay_id)
         if stored is None or stored.payment.status in FINAL_STATUSES:
             await self.rt.store.schedule.done(mch, pay_id)

@@ -8,9 +8,10 @@ time buckets, and a breaker:
     half_open ──(close_after probe successes)──> closed      half_open ──(a probe fails)──> open
 
 Half-open admits at most `half_open_probes` calls at once across all processes together.
-Operators can force an account open or closed. Every transition is one Lua script in
-`router.store.scripts`; time comes from the injectable clock, and the jitter from an injectable
-random source, so the state machine is tested without sleeping.
+Operators can force an account open or closed. Every transition is one Lua script, run by
+`router.store.breakers` (which holds all of the Redis side); time comes from the injectable
+clock, and the jitter from an injectable random source, so the state machine is tested
+without sleeping.
 
 Only failures the channel caused count: a buyer's decline or our bad request is `neutral`.
 """
@@ -22,16 +23,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field
 
 from router.clock import Clock
 from router.ids import new_id
-from router.store import keys
 from router.store.batch import Batch
+from router.store.breakers import BreakerStore, TripRule
 from router.store.cache import TTLCache
-from router.store.codec import mapping, text
-from router.store.scripts import BREAKER_ADMIT, BREAKER_OVERRIDE, BREAKER_RECORD
 
 Outcome = Literal["ok", "fail", "neutral"]
 BreakerState = Literal["closed", "open", "half_open", "forced_open", "forced_closed"]
@@ -87,30 +85,31 @@ class Admission:
 
 
 class Breakers:
+    """The breaker state machine and health windows of every account (`router.store.breakers`
+    keeps them)."""
+
     def __init__(
         self,
-        redis: aioredis.Redis,
+        store: BreakerStore,
         clock: Clock,
         settings: Callable[[], tuple[HealthSettings, BreakerSettings]],
         rng: Callable[[], float] = random.random,
         cache_s: float = 0.0,
     ) -> None:
-        self._redis = redis
+        self._store = store
         self._clock = clock
         self._settings = settings
         self._rng = rng
         self._cache: TTLCache[str, tuple[dict[str, str], tuple[int, int, int]]] = TTLCache(cache_s)
         """Raw breaker hashes read recently. States are derived from them with the clock at
         each use; anything this process records or forces drops its account's entry."""
-        self._admit = redis.register_script(BREAKER_ADMIT)
-        self._record = redis.register_script(BREAKER_RECORD)
-        self._override = redis.register_script(BREAKER_OVERRIDE)
 
-    def _buckets(self, account: str, now_ms: int) -> list[str]:
+    def _buckets(self, now_ms: int) -> list[int]:
+        """The window's buckets at `now_ms`, current first."""
         health, _ = self._settings()
         size = health.window_s * 1000 // health.buckets
         current = now_ms // size
-        return [keys.health_bucket(account, current - i) for i in range(health.buckets)]
+        return [current - i for i in range(health.buckets)]
 
     async def snapshot(self, accounts: Sequence[str]) -> dict[str, AccountHealth]:
         """Every account's breaker and window totals, in one round trip (or none, when this
@@ -118,21 +117,15 @@ class Breakers:
         found = {account: self._cache.get(account) for account in accounts}
         missing = [account for account, seen in found.items() if seen is None]
         if missing:
-            now_ms = self._clock.now_ms()
-            pipe = self._redis.pipeline(transaction=False)
+            buckets = self._buckets(self._clock.now_ms())
+            read = await self._store.read({account: buckets for account in missing})
             for account in missing:
-                pipe.hgetall(keys.breaker(account))
-                for bucket in self._buckets(account, now_ms):
-                    pipe.hmget(bucket, "ok", "fail", "lat")
-            answers = iter(await pipe.execute())
-            for account in missing:
-                state = mapping(next(answers))
                 totals = [0, 0, 0]
-                for _ in range(self._settings()[0].buckets):
-                    for i, value in enumerate(next(answers)):
-                        totals[i] += int(value or 0)
+                for bucket in read[account].buckets:
+                    for i, value in enumerate(bucket):
+                        totals[i] += value
                 found[account] = self._cache.put(
-                    account, (state, (totals[0], totals[1], totals[2]))
+                    account, (read[account].state, (totals[0], totals[1], totals[2]))
                 )
         now_ms = self._clock.now_ms()
         return {
@@ -170,25 +163,22 @@ class Breakers:
     async def admit(self, account: str) -> Admission:
         """Ask to call `account` now (needed unless its snapshot said closed)."""
         _, breaker = self._settings()
-        probe = new_id("probe", 12)
-        admitted, state, probe_id = await self._admit(
-            keys=[keys.breaker(account), keys.breaker_probes(account)],
-            args=[
-                self._clock.now_ms(),
-                probe,
-                breaker.half_open_probes,
-                int(breaker.probe_timeout_s * 1000),
-            ],
+        admitted, state, probe_id = await self._store.admit(
+            account,
+            self._clock.now_ms(),
+            new_id("probe", 12),
+            breaker.half_open_probes,
+            int(breaker.probe_timeout_s * 1000),
         )
-        return Admission(bool(int(admitted)), text(state), text(probe_id))
+        return Admission(admitted, state, probe_id)
 
     async def record(
         self, account: str, outcome: Outcome, latency_ms: int, probe_id: str = ""
     ) -> str:
         """Record one call's outcome; returns the breaker state after it."""
-        batch = Batch(self._redis)
+        batch = self._store.batch()
         index = self.queue_record(batch, account, outcome, latency_ms, probe_id)
-        return text((await batch.execute())[index])
+        return self._store.record_result((await batch.execute())[index])
 
     def queue_record(
         self, batch: Batch, account: str, outcome: Outcome, latency_ms: int, probe_id: str = ""
@@ -199,29 +189,27 @@ class Breakers:
         if outcome != "ok" or probe_id:
             # What may change the breaker's state is seen by this process's next decision.
             self._cache.drop(account)
-        return batch.script(
-            self._record,
-            [keys.breaker(account), keys.breaker_probes(account), *self._buckets(account, now_ms)],
-            [
-                now_ms,
-                outcome,
-                max(0, latency_ms),
-                probe_id,
-                health.window_s * 2,
-                breaker.min_calls,
-                breaker.failure_rate,
-                breaker.consecutive_failures,
-                int(breaker.open_s * 1000),
-                int(breaker.max_open_s * 1000),
-                self._rng(),
-                breaker.close_after,
-            ],
+        return self._store.queue_record(
+            batch,
+            account,
+            self._buckets(now_ms),
+            now_ms=now_ms,
+            outcome=outcome,
+            latency_ms=latency_ms,
+            probe_id=probe_id,
+            rule=TripRule(
+                bucket_ttl_s=health.window_s * 2,
+                min_calls=breaker.min_calls,
+                failure_rate=breaker.failure_rate,
+                consecutive_failures=breaker.consecutive_failures,
+                open_ms=int(breaker.open_s * 1000),
+                max_open_ms=int(breaker.max_open_s * 1000),
+                close_after=breaker.close_after,
+            ),
+            jitter=self._rng(),
         )
 
     async def force(self, account: str, forced: Literal["open", "closed"] | None) -> None:
         """An operator's override; None clears it."""
         self._cache.drop(account)
-        await self._override(
-            keys=[keys.breaker(account), keys.breaker_probes(account)],
-            args=[forced or "", self._clock.now_ms()],
-        )
+        await self._store.override(account, forced or "", self._clock.now_ms())

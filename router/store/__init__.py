@@ -1,4 +1,5 @@
-"""Shared state in Redis: payments, refunds, idempotency records, merchants, the schedule.
+"""Shared state in Redis: payments, refunds, idempotency records, merchants, the schedule,
+breakers and health windows.
 
 `open_store(url)` connects to Redis, or with no URL builds the embedded in-process store
 (fakeredis with Lua): the same code and the same scripts, for the sandbox only.
@@ -24,6 +25,7 @@ from router.clock import Clock
 from router.settings import ConfigurationError, redacted
 from router.store import scripts
 from router.store.batch import load_scripts
+from router.store.breakers import BreakerStore
 from router.store.events import EventStore
 from router.store.idempotency import IdempotencyStore
 from router.store.merchants import MerchantStore
@@ -44,6 +46,7 @@ class Store:
     idempotency: IdempotencyStore
     merchants: MerchantStore
     schedule: Schedule
+    breakers: BreakerStore
     embedded: bool
 
     async def ping(self) -> bool:
@@ -152,11 +155,13 @@ async def open_store(
         idempotency=IdempotencyStore(client, clock),
         merchants=MerchantStore(client, clock, box, allow_live=url is not None, cache_s=cache_s),
         schedule=Schedule(client),
+        breakers=BreakerStore(client),
         embedded=url is None,
     )
 
 
 __all__ = [
+    "BreakerStore",
     "EventStore",
     "IdempotencyStore",
     "MerchantStore",

@@ -1,6 +1,14 @@
-"""The re-query schedule: which payments a background worker must look at, and when."""
+"""The re-query schedule: which payments and refunds a background worker must look at, and
+when.
+
+One sorted set holds both, each member `mch/object_id`; what an entry is (`Due.kind`) is read
+here, from the id's prefix, so no caller parses members. Entries written by any earlier
+version have this same form.
+"""
 
 from __future__ import annotations
+
+from typing import Literal, NamedTuple
 
 import redis.asyncio as aioredis
 
@@ -13,6 +21,18 @@ def member(mch: str, pay_id: str) -> str:
     return f"{mch}/{pay_id}"
 
 
+class Due(NamedTuple):
+    """A claimed entry: whose, and which payment or refund."""
+
+    merchant_id: str
+    object_id: str
+
+    @property
+    def kind(self) -> Literal["payment", "refund"]:
+        # Refund ids are `new_id("re")`; payment ids never start so.
+        return "refund" if self.object_id.startswith("re_") else "payment"
+
+
 class Schedule:
     """A sorted set of `mch/pay_id` by due time, shared by every router process."""
 
@@ -23,13 +43,13 @@ class Schedule:
     async def put(self, mch: str, pay_id: str, due_ms: int) -> None:
         await self._redis.zadd(keys.payment_schedule(), {member(mch, pay_id): due_ms})
 
-    async def claim(self, now_ms: int, lease_ms: int, limit: int) -> list[tuple[str, str]]:
+    async def claim(self, now_ms: int, lease_ms: int, limit: int) -> list[Due]:
         """Take up to `limit` due entries; each is hidden from other workers for `lease_ms`."""
         raw = await self._claim(keys=[keys.payment_schedule()], args=[now_ms, lease_ms, limit])
-        out: list[tuple[str, str]] = []
+        out: list[Due] = []
         for entry in raw:
-            mch, _, pay_id = str(entry).partition("/")
-            out.append((mch, pay_id))
+            mch, _, object_id = str(entry).partition("/")
+            out.append(Due(mch, object_id))
         return out
 
     async def done(self, mch: str, pay_id: str) -> None:

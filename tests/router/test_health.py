@@ -26,7 +26,7 @@ BREAKER = BreakerSettings(
 
 
 def breakers(store: Store, clock: FrozenClock, jitter: float = 0.0) -> Breakers:
-    return Breakers(store.redis, clock, lambda: (HEALTH, BREAKER), rng=lambda: jitter)
+    return Breakers(store.breakers, clock, lambda: (HEALTH, BREAKER), rng=lambda: jitter)
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@ def config(tmp_path: Path) -> RoutingConfig:
 
 @pytest.fixture
 def breakers(store: Store, clock: FrozenClock, config: RoutingConfig) -> Breakers:
-    return Breakers(store.redis, clock, lambda: (config.health, config.breaker))
+    return Breakers(store.breakers, clock, lambda: (config.health, config.breaker))
 
 
 async def route(

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from router.clock import FrozenClock
-from router.store import Store, open_store
+from router.store import Store, keys, open_store
 from tests.router.conftest import MCH, payment
 
 
@@ -196,3 +196,15 @@ async def test_final_status_writes_its_event_in_the_same_step(
     assert first.data["status"] == "succeeded"
     assert "merchant_id" not in first.data
     assert await store.redis.xlen(f"pr:{{{MCH}}}:outbox") == 5
+
+
+async def test_claimed_entries_say_what_they_are(store: Store, clock: FrozenClock) -> None:
+    """The worker reads the kind from the entry (`Due.kind`), never from the member itself;
+    a member written directly, as an earlier version wrote it, reads the same."""
+    await store.schedule.put(MCH, "pay_a", 1000)
+    await store.redis.zadd(keys.payment_schedule(), {f"{MCH}/re_b": 2000})
+    due = await store.schedule.claim(3000, 60_000, 10)
+    assert sorted((d.kind, d.merchant_id, d.object_id) for d in due) == [
+        ("payment", MCH, "pay_a"),
+        ("refund", MCH, "re_b"),
+    ]

@@ -1,0 +1,136 @@
+"""Breakers and health windows in Redis: the keys, the scripts and the round trips.
+
+What the numbers mean (which buckets make a window, when a breaker counts as half-open, how
+a health score is derived) is `router.routing.health`'s; this module only reads and writes.
+A window bucket is named by its number (time divided by the bucket size), so the caller
+chooses which buckets make up the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import redis.asyncio as aioredis
+
+from router.store import keys
+from router.store.batch import Batch
+from router.store.codec import mapping, text
+from router.store.scripts import BREAKER_ADMIT, BREAKER_OVERRIDE, BREAKER_RECORD
+
+Bucket = tuple[int, int, int]
+"""One window bucket's successes, channel-caused failures and summed latency (ms)."""
+
+
+@dataclass(frozen=True)
+class BreakerRead:
+    """An account's breaker hash as stored, and its window buckets in the order asked."""
+
+    state: dict[str, str]
+    buckets: list[Bucket]
+
+
+@dataclass(frozen=True)
+class TripRule:
+    """What the record script needs to move a breaker (see `scripts.BREAKER_RECORD`)."""
+
+    bucket_ttl_s: int
+    min_calls: int
+    failure_rate: float
+    consecutive_failures: int
+    open_ms: int
+    max_open_ms: int
+    close_after: int
+
+
+class BreakerStore:
+    """Every account's breaker and health window, shared by every router process."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self._admit = redis.register_script(BREAKER_ADMIT)
+        self._record = redis.register_script(BREAKER_RECORD)
+        self._override = redis.register_script(BREAKER_OVERRIDE)
+
+    async def read(self, windows: Mapping[str, Sequence[int]]) -> dict[str, BreakerRead]:
+        """Each account's breaker hash and the given buckets of its window, in one round
+        trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for account, buckets in windows.items():
+            pipe.hgetall(keys.breaker(account))
+            for bucket in buckets:
+                pipe.hmget(keys.health_bucket(account, bucket), "ok", "fail", "lat")
+        answers = iter(await pipe.execute())
+        found: dict[str, BreakerRead] = {}
+        for account, buckets in windows.items():
+            state = mapping(next(answers))
+            counts: list[Bucket] = []
+            for _ in buckets:
+                ok, fail, lat = (int(value or 0) for value in next(answers))
+                counts.append((ok, fail, lat))
+            found[account] = BreakerRead(state, counts)
+        return found
+
+    async def admit(
+        self, account: str, now_ms: int, probe_id: str, max_probes: int, probe_timeout_ms: int
+    ) -> tuple[bool, str, str]:
+        """(admitted, state, the probe id taken or '') for a call to `account` now."""
+        admitted, state, probe = await self._admit(
+            keys=[keys.breaker(account), keys.breaker_probes(account)],
+            args=[now_ms, probe_id, max_probes, probe_timeout_ms],
+        )
+        return bool(int(admitted)), text(state), text(probe)
+
+    def queue_record(
+        self,
+        batch: Batch,
+        account: str,
+        buckets: Sequence[int],
+        *,
+        now_ms: int,
+        outcome: Literal["ok", "fail", "neutral"],
+        latency_ms: int,
+        probe_id: str,
+        rule: TripRule,
+        jitter: float,
+    ) -> int:
+        """Queue one call's outcome into `buckets[0]` and the breaker's move; returns the
+        index of the breaker's new state in the batch's results (see `record_result`)."""
+        return batch.script(
+            self._record,
+            [
+                keys.breaker(account),
+                keys.breaker_probes(account),
+                *(keys.health_bucket(account, bucket) for bucket in buckets),
+            ],
+            [
+                now_ms,
+                outcome,
+                max(0, latency_ms),
+                probe_id,
+                rule.bucket_ttl_s,
+                rule.min_calls,
+                rule.failure_rate,
+                rule.consecutive_failures,
+                rule.open_ms,
+                rule.max_open_ms,
+                jitter,
+                rule.close_after,
+            ],
+        )
+
+    def batch(self) -> Batch:
+        """A batch of this store's writes, for `queue_record` outside a larger one."""
+        return Batch(self._redis)
+
+    @staticmethod
+    def record_result(raw: object) -> str:
+        """The breaker state a queued record returned."""
+        return text(raw)
+
+    async def override(self, account: str, forced: str, now_ms: int) -> None:
+        """Set an operator's override (`open`, `closed`), or clear it with ''."""
+        await self._override(
+            keys=[keys.breaker(account), keys.breaker_probes(account)], args=[forced, now_ms]
+        )
