@@ -1,25 +1,21 @@
 """The constructor and plumbing every channel adapter shares.
 
 Each adapter keeps its account name, config, credentials, the application's HTTP session, a
-clock (tests pass a fixed one), the account's timeouts and its capabilities, and sends through
-`channels.http.send`. `ChannelAdapter` holds those; signing, answer checks and every
+clock (the router's `channels.clock.Clock`), the account's timeouts and its capabilities, and
+sends through `channels.http.send`. `ChannelAdapter` holds those; signing, answer checks and every
 protocol call stay in the channel's own adapter.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import ClassVar, Generic, TypeVar
 
 import aiohttp
 
 from channels.base import Capabilities, Wallet
+from channels.clock import Clock
 from channels.credentials import AccountBase
 from channels.http import HttpAnswer, HttpRequest, send
-
-Clock = Callable[[], float]
-"""Unix time now; injectable so signature windows and timestamps can be tested."""
 
 ConfigT = TypeVar("ConfigT", bound=AccountBase)
 CredentialsT = TypeVar("CredentialsT")
@@ -37,13 +33,14 @@ class ChannelAdapter(Generic[ConfigT, CredentialsT]):
         config: ConfigT,
         credentials: CredentialsT,
         session: aiohttp.ClientSession,
-        now: Clock = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self._name = name
         self._config = config
         self._credentials = credentials
         self._session = session
-        self._now = now
+        # Signing timestamps and signature windows read this clock, the router's own.
+        self._clock = clock or Clock()
         self._timeouts = config.timeouts.to_timeouts()
         # Every channel here takes CNY only and refunds in parts.
         self._capabilities = Capabilities(

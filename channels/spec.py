@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import aiohttp
 
 from channels.base import Channel, Wallet
+from channels.clock import Clock
 from channels.credentials import AccountBase, CredentialsRef
 
 if TYPE_CHECKING:
@@ -33,8 +34,9 @@ class ChannelSpec(Generic[A]):
     """The routing file's account `type` and the payment's `wallet`."""
     account: type[A]
     """The account's schema in the routing file (a `type: Literal[wallet]` discriminator)."""
-    build: Callable[[str, A, Path, aiohttp.ClientSession], Channel]
-    """The adapter for one account; credentials resolved against the routing file's folder."""
+    build: Callable[[str, A, Path, aiohttp.ClientSession, Clock], Channel]
+    """The adapter for one account; credentials resolved against the routing file's folder.
+    The clock is the router's, so adapters' timestamps move with it in tests."""
     load_credentials: Callable[[CredentialsRef, Path], object]
     """Reads and validates an account's credential bundle (raises `CredentialsError`)."""
     sandbox_credentials: Callable[[Path], Path]

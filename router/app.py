@@ -54,7 +54,7 @@ async def build_app(
     logs.install([settings.admin_token])
     session = aiohttp.ClientSession()
     try:
-        table = RoutingTable.load(settings.routing_path, session)
+        table = RoutingTable.load(settings.routing_path, session, clock)
         check_lease(settings, table.loaded.config)
         store = await open_store(
             settings.redis_url, clock, settings.secret_key, cache_s=settings.cache_s

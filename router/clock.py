@@ -1,36 +1,16 @@
-"""Injectable time, so expiry, re-query schedules and breakers are tested without sleeping."""
+"""The router's clock and time formats.
+
+The clock itself is `channels.clock` (adapters share it and `channels` never imports
+`router`); it is re-exported here so router code has one place to import time from.
+"""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
+from channels.clock import Clock, FrozenClock, ShiftedClock
 
-class Clock:
-    """Wall-clock time. Tests substitute `FrozenClock`."""
-
-    def now(self) -> float:
-        """Seconds since the epoch."""
-        return time.time()
-
-    def now_ms(self) -> int:
-        return int(self.now() * 1000)
-
-    def utcnow(self) -> datetime:
-        return datetime.fromtimestamp(self.now(), UTC)
-
-
-class FrozenClock(Clock):
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self._now = start
-
-    def now(self) -> float:
-        return self._now
-
-    def advance(self, seconds: float) -> None:
-        self._now += seconds
+__all__ = ["Clock", "FrozenClock", "ShiftedClock", "from_ms", "rfc3339"]
 
 
 def rfc3339(moment: datetime) -> str:
@@ -39,4 +19,5 @@ def rfc3339(moment: datetime) -> str:
 
 
 def from_ms(ms: int) -> datetime:
+    """A stored millisecond time as a UTC datetime."""
     return datetime.fromtimestamp(ms / 1000, UTC)

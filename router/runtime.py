@@ -33,17 +33,23 @@ T = TypeVar("T")
 
 
 def _build(
-    name: str, account: AccountConfig, base_dir: Path, session: aiohttp.ClientSession
+    name: str,
+    account: AccountConfig,
+    base_dir: Path,
+    session: aiohttp.ClientSession,
+    clock: Clock,
 ) -> Channel:
-    return REGISTRY[account.type].build(name, account, base_dir, session)
+    return REGISTRY[account.type].build(name, account, base_dir, session, clock)
 
 
-def build_accounts(loaded: LoadedConfig, session: aiohttp.ClientSession) -> dict[str, Candidate]:
+def build_accounts(
+    loaded: LoadedConfig, session: aiohttp.ClientSession, clock: Clock
+) -> dict[str, Candidate]:
     """One channel adapter per account in the routing file, in file order."""
     out: dict[str, Candidate] = {}
     for name, account in loaded.config.accounts.items():
         try:
-            channel = _build(name, account, loaded.base_dir, session)
+            channel = _build(name, account, loaded.base_dir, session, clock)
         except CredentialsError as exc:
             raise ConfigError(
                 loaded.path, [f"{loaded.path}: accounts.{name}.credentials: {exc}"]
@@ -60,9 +66,10 @@ class RoutingTable:
     accounts: dict[str, Candidate]
 
     @classmethod
-    def load(cls, path: Path, session: aiohttp.ClientSession) -> RoutingTable:
+    def load(cls, path: Path, session: aiohttp.ClientSession, clock: Clock) -> RoutingTable:
+        """Read and validate the routing file and build its adapters on `clock`."""
         loaded = load_config(path)
-        return cls(loaded, build_accounts(loaded, session))
+        return cls(loaded, build_accounts(loaded, session, clock))
 
 
 @dataclass
@@ -120,7 +127,7 @@ class Runtime:
     def reload(self) -> bool:
         """Load the routing file again; swap it in only if it is valid. Returns success."""
         try:
-            table = RoutingTable.load(self.settings.routing_path, self.session)
+            table = RoutingTable.load(self.settings.routing_path, self.session, self.clock)
         except ConfigError as exc:
             self.reload_status.last_error = exc.problems
             self.reload_status.last_error_at_ms = self.clock.now_ms()

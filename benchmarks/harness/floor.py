@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from channels.base import CreateOrder
+from channels.clock import Clock
 from channels.wechat import adapter as wechat
 from channels.wechat.config import WeChatAccount
 from router.cli.serving import start_site, wait_for_stop
@@ -80,7 +81,7 @@ def load_channel(
     config = loaded.config.accounts.get(account)
     if not isinstance(config, WeChatAccount):
         raise click.ClickException(f"{routing}: {account} is not a WeChat Pay account")
-    return wechat.build(account, config, loaded.base_dir, session)
+    return wechat.build(account, config, loaded.base_dir, session, Clock())
 
 
 @click.command()

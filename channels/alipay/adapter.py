@@ -13,7 +13,6 @@ forgotten URL from being paid after the payment expired.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from channels.adapter_base import ChannelAdapter, Clock
+from channels.adapter_base import ChannelAdapter
 from channels.alipay import protocol, replies
 from channels.alipay.config import (
     AlipayAccount,
@@ -41,6 +40,7 @@ from channels.base import (
     RefundStatus,
     TradeStatus,
 )
+from channels.clock import Clock
 from channels.errors import NotificationRejected
 
 
@@ -55,9 +55,9 @@ class AlipayChannel(ChannelAdapter[AlipayAccount, AlipayCredentials]):
         config: AlipayAccount,
         credentials: AlipayCredentials,
         session: aiohttp.ClientSession,
-        now: Clock = time.time,
+        clock: Clock | None = None,
     ) -> None:
-        super().__init__(name, config, credentials, session, now)
+        super().__init__(name, config, credentials, session, clock)
         self._gateway = config.gateway
         self._app = protocol.App(
             app_id=credentials.app_id,
@@ -131,7 +131,7 @@ class AlipayChannel(ChannelAdapter[AlipayAccount, AlipayCredentials]):
         return Acknowledgement(400, ACK_REFUSED, content_type="text/plain")
 
     def _moment(self) -> datetime:
-        return datetime.fromtimestamp(self._now(), protocol.BEIJING)
+        return datetime.fromtimestamp(self._clock.now(), protocol.BEIJING)
 
     async def _call(self, api_method: str, biz: Mapping[str, Any]) -> replies.Reply:
         params = protocol.signed_params(self._app, api_method, biz, now=self._moment())
@@ -144,7 +144,13 @@ class AlipayChannel(ChannelAdapter[AlipayAccount, AlipayCredentials]):
 
 
 def build(
-    name: str, config: AlipayAccount, base_dir: Path, session: aiohttp.ClientSession
+    name: str,
+    config: AlipayAccount,
+    base_dir: Path,
+    session: aiohttp.ClientSession,
+    clock: Clock | None = None,
 ) -> AlipayChannel:
-    """The channel for one routing-config entry; credentials resolved against `base_dir`."""
-    return AlipayChannel(name, config, load_credentials(config.credentials, base_dir), session)
+    """The channel for one routing-config entry; credentials resolved against `base_dir`,
+    times read from `clock` (the router passes its own; the system's when none)."""
+    credentials = load_credentials(config.credentials, base_dir)
+    return AlipayChannel(name, config, credentials, session, clock)

@@ -18,14 +18,13 @@ happened" (`ChannelOutcomeUnknown`), never a success.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 
-from channels.adapter_base import ChannelAdapter, Clock
+from channels.adapter_base import ChannelAdapter
 from channels.base import (
     Acknowledgement,
     CreateOrder,
@@ -37,6 +36,7 @@ from channels.base import (
     TradeState,
     TradeStatus,
 )
+from channels.clock import Clock
 from channels.errors import ChannelRejected
 from channels.unionpay import protocol
 from channels.unionpay.config import (
@@ -59,9 +59,9 @@ class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
         config: UnionPayAccount,
         credentials: UnionPayCredentials,
         session: aiohttp.ClientSession,
-        now: Clock = time.time,
+        clock: Clock | None = None,
     ) -> None:
-        super().__init__(name, config, credentials, session, now)
+        super().__init__(name, config, credentials, session, clock)
         self._merchant = protocol.Merchant(
             mer_id=credentials.mer_id,
             cert_id=credentials.cert_id,
@@ -149,7 +149,7 @@ class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
         return Acknowledgement(500, b"fail", content_type="text/plain")
 
     def _moment(self) -> datetime:
-        return datetime.fromtimestamp(self._now(), UTC)
+        return datetime.fromtimestamp(self._clock.now(), UTC)
 
     async def _call(self, path: str, fields: dict[str, str]) -> dict[str, str]:
         request = protocol.post(self._config.base_url, path, fields)
@@ -158,7 +158,13 @@ class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
 
 
 def build(
-    name: str, config: UnionPayAccount, base_dir: Path, session: aiohttp.ClientSession
+    name: str,
+    config: UnionPayAccount,
+    base_dir: Path,
+    session: aiohttp.ClientSession,
+    clock: Clock | None = None,
 ) -> UnionPayChannel:
-    """The channel for one routing-config entry; credentials resolved against `base_dir`."""
-    return UnionPayChannel(name, config, load_credentials(config.credentials, base_dir), session)
+    """The channel for one routing-config entry; credentials resolved against `base_dir`,
+    times read from `clock` (the router passes its own; the system's when none)."""
+    credentials = load_credentials(config.credentials, base_dir)
+    return UnionPayChannel(name, config, credentials, session, clock)

@@ -8,14 +8,13 @@ sends. Every 2xx answer must carry a valid platform signature; one that does not
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import aiohttp
 from multidict import CIMultiDict
 
-from channels.adapter_base import ChannelAdapter, Clock
+from channels.adapter_base import ChannelAdapter
 from channels.base import (
     Acknowledgement,
     CreateOrder,
@@ -26,6 +25,7 @@ from channels.base import (
     RefundStatus,
     TradeStatus,
 )
+from channels.clock import Clock
 from channels.errors import ChannelOutcomeUnknown, NotificationRejected
 from channels.http import HttpAnswer, HttpRequest
 from channels.wechat import protocol
@@ -50,9 +50,9 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
         config: WeChatAccount,
         credentials: WeChatCredentials,
         session: aiohttp.ClientSession,
-        now: Clock = time.time,
+        clock: Clock | None = None,
     ) -> None:
-        super().__init__(name, config, credentials, session, now)
+        super().__init__(name, config, credentials, session, clock)
         self._merchant = protocol.Merchant(
             mchid=credentials.mchid,
             appid=credentials.appid,
@@ -149,7 +149,7 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
         """Verify (signature, ±300 s), decrypt and read a payment or refund notification."""
         try:
-            verify_answer(CIMultiDict(headers), body, self._platform_keys, now=self._now())
+            verify_answer(CIMultiDict(headers), body, self._platform_keys, now=self._clock.now())
             return decode_notification(
                 body,
                 self._credentials.apiv3_key.get_secret_value(),
@@ -165,13 +165,15 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
         return Acknowledgement(500, protocol.dump_json(protocol.ACK_REFUSED))
 
     def _stamp(self) -> tuple[int, str]:
-        return int(self._now()), secrets.token_hex(16).upper()
+        return int(self._clock.now()), secrets.token_hex(16).upper()
 
     async def _call(self, request: HttpRequest) -> HttpAnswer:
         answer = await self._exchange(request)
         if 200 <= answer.status < 300:
             try:
-                verify_answer(answer.headers, answer.body, self._platform_keys, now=self._now())
+                verify_answer(
+                    answer.headers, answer.body, self._platform_keys, now=self._clock.now()
+                )
             except VerificationError as exc:
                 raise ChannelOutcomeUnknown(
                     f"unverifiable {answer.status} answer from WeChat Pay: {exc.message}",
@@ -181,7 +183,13 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
 
 
 def build(
-    name: str, config: WeChatAccount, base_dir: Path, session: aiohttp.ClientSession
+    name: str,
+    config: WeChatAccount,
+    base_dir: Path,
+    session: aiohttp.ClientSession,
+    clock: Clock | None = None,
 ) -> WeChatChannel:
-    """The channel for one routing-config entry; credentials resolved against `base_dir`."""
-    return WeChatChannel(name, config, load_credentials(config.credentials, base_dir), session)
+    """The channel for one routing-config entry; credentials resolved against `base_dir`,
+    times read from `clock` (the router passes its own; the system's when none)."""
+    credentials = load_credentials(config.credentials, base_dir)
+    return WeChatChannel(name, config, credentials, session, clock)

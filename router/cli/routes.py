@@ -130,10 +130,11 @@ def routes_explain(
         raise click.UsageError(validation_error(exc).message) from None
 
     async def run() -> dict[str, Any]:
+        clock = Clock()
         async with aiohttp.ClientSession() as session:
-            table = RoutingTable.load(settings.routing_path, session)
-            store = await open_store(settings.redis_url, Clock(), settings.secret_key)
-            rt = Runtime(settings, Clock(), store, table, session)
+            table = RoutingTable.load(settings.routing_path, session, clock)
+            store = await open_store(settings.redis_url, clock, settings.secret_key)
+            rt = Runtime(settings, clock, store, table, session)
             try:
                 return await explain_request(rt, query)
             except ApiError as exc:

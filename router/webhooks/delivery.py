@@ -13,13 +13,13 @@ import hmac
 import json
 import re
 import socket
-import time
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from router.clock import Clock
 from router.webhooks.urls import public_address
 
 SECONDS = re.compile(r"[0-9]{1,9}")
@@ -76,16 +76,16 @@ class SafeResolver(AbstractResolver):
         await self._inner.close()
 
 
-def retry_after(value: str | None) -> float:
-    """Seconds a receiver asked us to wait (`Retry-After`: seconds or an HTTP date); 0 for
-    anything else, never an exception."""
+def retry_after(value: str | None, clock: Clock) -> float:
+    """Seconds a receiver asked us to wait (`Retry-After`: seconds or an HTTP date, counted
+    from `clock`'s now); 0 for anything else, never an exception."""
     if not value:
         return 0.0
     value = value.strip()
     if SECONDS.fullmatch(value):
         return float(value)
     with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        return max(0.0, parsedate_to_datetime(value).timestamp() - clock.now())
     return 0.0
 
 

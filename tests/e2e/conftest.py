@@ -25,26 +25,13 @@ from channels.wechat.sandbox import SandboxAccount, ensure_sandbox
 from channels.wechat.sim.app import build_app as build_simulator
 from router.api.middleware import RUNTIME
 from router.app import WORKER, build_app
-from router.clock import Clock
+from router.clock import ShiftedClock
 from router.payments.worker import RequeryWorker
 from router.settings import Settings, Workers
 from tests.channels.harness import Harness, HarnessFactory
 from tests.conftest import loopback_socket, serve, url_of
 
 T = TypeVar("T")
-
-
-class ShiftedClock(Clock):
-    """Real time plus an offset the test can move forward (the simulator keeps real time)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def now(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @dataclass

@@ -44,10 +44,11 @@ import payrouter_sdk
 from router.api.middleware import IDEMPOTENCY_KEY_PATTERN, RUNTIME
 from router.api.openapi import OPERATIONS, build_spec
 from router.app import build_app
+from router.clock import ShiftedClock
 from router.settings import Settings
 from tests.channels.harness import Harness, HarnessFactory
 from tests.conftest import loopback_socket, serve, url_of
-from tests.e2e.conftest import FAST_WORKERS, WALLETS, Router, ShiftedClock, routing
+from tests.e2e.conftest import FAST_WORKERS, WALLETS, Router, routing
 from tests.e2e.test_channels import action_of
 
 T = TypeVar("T")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from router.clock import FrozenClock
 from router.webhooks.delivery import retry_after, shown_url
 
 
@@ -27,7 +28,17 @@ from router.webhooks.delivery import retry_after, shown_url
     ],
 )
 def test_retry_after_never_raises(value: str | None, seconds: float) -> None:
-    assert retry_after(value) == seconds
+    assert retry_after(value, FrozenClock()) == seconds
+
+
+def test_retry_after_an_http_date_counts_from_the_injected_clock() -> None:
+    clock = FrozenClock(start=1_800_000_000.0)  # 2027-01-15T08:00:00Z
+    later = "Fri, 15 Jan 2027 08:00:30 GMT"
+    assert retry_after(later, clock) == 30.0
+    clock.advance(20)
+    assert retry_after(later, clock) == 10.0
+    clock.advance(60)
+    assert retry_after(later, clock) == 0.0
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import pytest
 from multidict import CIMultiDict
 
 from channels.base import Method, TradeState
+from channels.clock import ShiftedClock
 from channels.errors import (
     ChannelOutcomeUnknown,
     ChannelRejected,
@@ -282,9 +283,7 @@ async def test_timeout_is_outcome_unknown_and_the_order_exists(
     wechat_simulator: WeChatSim, http_session: aiohttp.ClientSession
 ) -> None:
     config = wechat_simulator.account_config(timeouts={"connect": 1, "total": 0.3})
-    channel = WeChatChannel(
-        "wechat_slow", config, _credentials(wechat_simulator), http_session, time.time
-    )
+    channel = WeChatChannel("wechat_slow", config, _credentials(wechat_simulator), http_session)
     await set_faults(http_session, wechat_simulator, timeout_rate=1, hang_ms=5000)
     order = new_order()
     with pytest.raises(ChannelOutcomeUnknown):
@@ -470,7 +469,7 @@ async def test_forged_and_tampered_notifications_are_rejected(
         wechat_simulator.account_config(),
         account.credentials,
         http_session,
-        now=lambda: time.time() + 600,
+        clock=ShiftedClock(600),
     )
     assert rejected(real.headers, real.body, late) == "timestamp"
 
