@@ -39,9 +39,6 @@ FROM_TIME = frozenset({"time", "time_ns", "monotonic", "monotonic_ns"})
 
 ALLOWED: dict[str, str] = {
     "channels.clock": "the clock itself",
-    "router.store.cache": "the in-process read-through cache (merchant records, breaker "
-    "snapshots) only bounds how stale a read may be, in monotonic time; to be given the clock "
-    "when the health code's move into router/store settles",
     "channels.unionpay.sandbox": "sandbox certificates are issued at set-up, valid around the "
     "real now the simulator checks them against",
 }

@@ -100,7 +100,9 @@ class Breakers:
         self._clock = clock
         self._settings = settings
         self._rng = rng
-        self._cache: TTLCache[str, tuple[dict[str, str], tuple[int, int, int]]] = TTLCache(cache_s)
+        self._cache: TTLCache[str, tuple[dict[str, str], tuple[int, int, int]]] = TTLCache(
+            cache_s, clock
+        )
         """Raw breaker hashes read recently. States are derived from them with the clock at
         each use; anything this process records or forces drops its account's entry."""
 

@@ -136,11 +136,11 @@ class MerchantStore:
         self._clock = clock
         self._box = box
         self.allow_live = allow_live
-        self._keys: TTLCache[str, ApiKey] = TTLCache(cache_s)
-        self._merchants: TTLCache[str, Merchant] = TTLCache(cache_s)
-        self._key_ids: TTLCache[str, str] = TTLCache(cache_s)
+        self._keys: TTLCache[str, ApiKey] = TTLCache(cache_s, clock)
+        self._merchants: TTLCache[str, Merchant] = TTLCache(cache_s, clock)
+        self._key_ids: TTLCache[str, str] = TTLCache(cache_s, clock)
         """sha256(secret) → key id, for bearer lookups."""
-        self._signing: TTLCache[str, str] = TTLCache(cache_s)
+        self._signing: TTLCache[str, str] = TTLCache(cache_s, clock)
         """key id → secret, for signed requests."""
 
     async def create(
