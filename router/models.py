@@ -21,7 +21,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from channels.base import ActionType, Method, Wallet
-from router.webhooks.urls import url_problem
+from router.urls import url_problem
 
 PaymentStatus = Literal["processing", "pending", "succeeded", "failed", "closed"]
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "closed"})

@@ -18,7 +18,7 @@ from benchmarks.harness.scenarios import SCENARIOS
 from benchmarks.harness.setup import BenchOptions
 from router.cli.common import FiniteFloatRange, not_blank, run_async
 from router.settings import redacted
-from router.webhooks.urls import url_problem
+from router.urls import url_problem
 
 MAX_RATE = 100_000.0
 """Operations per second: far beyond what one machine's loopback can take."""

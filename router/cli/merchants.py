@@ -23,7 +23,7 @@ from router.store.merchants import (
     Mode,
     name_problem,
 )
-from router.webhooks.urls import check_live_url, live_url_problem, url_problem
+from router.urls import check_live_url, live_url_problem, url_problem
 
 GRACE = click.IntRange(0, MAX_GRACE_S)
 """Grace periods: 0 (at once) to 30 days, in seconds."""

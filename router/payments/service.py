@@ -55,7 +55,7 @@ from router.routing.rules import RouteRequest
 from router.runtime import Runtime
 from router.store.batch import Batch
 from router.store.payments import StoredPayment
-from router.webhooks.urls import check_live_url
+from router.urls import check_live_url
 
 log = logging.getLogger("payrouter.payments")
 

@@ -40,7 +40,7 @@ from router.store import keys
 from router.store.cache import TTLCache
 from router.store.codec import mapping, maybe_text, text
 from router.store.sealing import SecretBox
-from router.webhooks.urls import live_url_problem, url_problem
+from router.urls import live_url_problem, url_problem
 
 Mode = Literal["test", "live"]
 MAX_NAME = 200

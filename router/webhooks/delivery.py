@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from router.clock import Clock
-from router.webhooks.urls import public_address
+from router.urls import public_address
 
 SECONDS = re.compile(r"[0-9]{1,9}")
 """`Retry-After` as delta-seconds (ASCII digits only; nine are more than enough)."""
@@ -57,7 +57,7 @@ class SafeResolver(AbstractResolver):
     """Resolves like aiohttp does, then refuses any answer that is not a public address.
 
     aiohttp does not call a resolver for IP-literal hosts: the dispatcher checks those itself
-    (`router.webhooks.urls.live_url_problem`) before connecting.
+    (`router.urls.live_url_problem`) before connecting.
     """
 
     def __init__(self) -> None:

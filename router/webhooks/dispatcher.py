@@ -8,7 +8,7 @@ and claims due retries from the shared schedule (`router.store.events`). Each de
 - is signed with every webhook secret in force (two during a rotation): headers `webhook-id`,
   `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256(id.timestamp.body)> ...`;
 - in live mode, refuses targets that are not https or not public: IP literals and reserved
-  names before connecting (`router.webhooks.urls.live_url_problem`; aiohttp does not resolve IP
+  names before connecting (`router.urls.live_url_problem`; aiohttp does not resolve IP
   literals), host names by the resolver at connect time, so DNS cannot swap them in later;
 - runs with connect and total timeouts and a per-host concurrency cap, so one slow merchant
   cannot stall deliveries to others;
@@ -44,6 +44,7 @@ from router.outage import StoreOutage
 from router.runtime import Runtime
 from router.store.errors import STORE_UNAVAILABLE, StoreError, missing_stream_group
 from router.store.events import FINAL_STATES, MAX_FAULTS, StoredEvent, UnreadableEvent
+from router.urls import live_url_problem, url_problem
 from router.webhooks.delivery import (
     SafeResolver,
     UnsafeTarget,
@@ -51,7 +52,6 @@ from router.webhooks.delivery import (
     shown_url,
     signed_request,
 )
-from router.webhooks.urls import live_url_problem, url_problem
 
 __all__ = ["Dispatcher", "SafeResolver", "UnsafeTarget"]
 

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from router.models import CreatePaymentRequest
-from router.webhooks.urls import check_live_url, live_url_problem, public_address, url_problem
+from router.urls import check_live_url, live_url_problem, public_address, url_problem
 
 
 @pytest.mark.parametrize(
