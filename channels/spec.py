@@ -7,6 +7,7 @@ and the simulator runner read the registry instead of naming channel packages.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,16 @@ if TYPE_CHECKING:
     from channels.sim.kit import SimulatorSettings
 
 A = TypeVar("A", bound=AccountBase)
+
+
+@dataclass(frozen=True)
+class BuyerCode:
+    """How a buyer's code of this wallet looks, so the router sends it only here."""
+
+    pattern: re.Pattern[str]
+    """For a payment code (`auth_code`), matched as a prefix; for a `payer_id`, whole."""
+    described: str
+    """The shape in words, for error messages ("10-15", "an Alipay buyer id (...)")."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,12 @@ class ChannelSpec(Generic[A]):
     imported only when a simulator is started, so the router never loads simulator code."""
     simulator_port: int
     """The simulator's default port, also named by the shipped config/routing.yaml."""
+    name: str
+    """The wallet as buyers and merchants call it, for messages ("WeChat Pay")."""
+    auth_code: BuyerCode | None = None
+    """The prefix of the wallet's payment codes (`barcode` payments), from its documentation."""
+    payer_id: BuyerCode | None = None
+    """The buyer id a `jsapi` payment names (None: the wallet has no `jsapi`)."""
 
     def build_simulator(self, settings: SimulatorSettings) -> web.Application:
         """The simulator as an aiohttp application."""

@@ -4,10 +4,12 @@
 `channels.alipay.sim.app`) starts the simulator.
 """
 
+import re
+
 from channels.alipay import sandbox
 from channels.alipay.adapter import AlipayChannel, build
 from channels.alipay.config import AlipayAccount, AlipayCredentials, load_credentials
-from channels.spec import ChannelSpec
+from channels.spec import BuyerCode, ChannelSpec
 
 __all__ = [
     "CHANNEL",
@@ -26,5 +28,10 @@ CHANNEL = ChannelSpec(
     sandbox_credentials=sandbox.credentials_path,
     simulator="channels.alipay.sim.app:build_app",
     simulator_port=8092,
+    name="Alipay",
+    auth_code=BuyerCode(re.compile(r"2[5-9]|30"), "25-30"),
+    payer_id=BuyerCode(
+        re.compile(r"2088[0-9]{12}"), "an Alipay buyer id (16 digits starting 2088)"
+    ),
 )
 """This channel's entry in `channels.registry`."""

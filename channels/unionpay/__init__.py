@@ -4,7 +4,9 @@
 `channels.unionpay.sim.app`) starts the simulator.
 """
 
-from channels.spec import ChannelSpec
+import re
+
+from channels.spec import BuyerCode, ChannelSpec
 from channels.unionpay import sandbox
 from channels.unionpay.adapter import UnionPayChannel, build
 from channels.unionpay.config import UnionPayAccount, UnionPayCredentials, load_credentials
@@ -26,5 +28,7 @@ CHANNEL = ChannelSpec(
     sandbox_credentials=sandbox.credentials_path,
     simulator="channels.unionpay.sim.app:build_app",
     simulator_port=8093,
+    name="UnionPay",
+    auth_code=BuyerCode(re.compile(r"62"), "62"),
 )
 """This channel's entry in `channels.registry`."""

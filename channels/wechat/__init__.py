@@ -4,7 +4,9 @@
 `channels.wechat.sim.app`) starts the simulator.
 """
 
-from channels.spec import ChannelSpec
+import re
+
+from channels.spec import BuyerCode, ChannelSpec
 from channels.wechat import sandbox
 from channels.wechat.adapter import WeChatChannel, build
 from channels.wechat.config import WeChatAccount, WeChatCredentials, load_credentials
@@ -26,5 +28,10 @@ CHANNEL = ChannelSpec(
     sandbox_credentials=sandbox.credentials_path,
     simulator="channels.wechat.sim.app:build_app",
     simulator_port=8091,
+    name="WeChat Pay",
+    auth_code=BuyerCode(re.compile(r"1[0-5]"), "10-15"),
+    payer_id=BuyerCode(
+        re.compile(r"[A-Za-z0-9_\-]{28}"), "a WeChat Pay openid (28 of A-Z a-z 0-9 - _)"
+    ),
 )
 """This channel's entry in `channels.registry`."""

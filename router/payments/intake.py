@@ -7,7 +7,8 @@ In this order, so the merchant hears about the first thing to fix:
    `payer_id`: no `payer_id` would help.
 2. The method's own fields: `jsapi` needs `payer_id`, `h5` `client_ip`, `barcode`
    `auth_code`; `auth_code` is for `barcode` only.
-3. The buyer's code names the wallet, so a payment goes only where that code can be paid:
+3. The buyer's code names the wallet, so a payment goes only where that code can be paid
+   (each channel package declares its codes' shapes, `channels.spec.BuyerCode`):
 
    | method    | field       | wallet by its shape                                         |
    |-----------|-------------|-------------------------------------------------------------|
@@ -25,30 +26,28 @@ Every refusal is a `InvalidField` naming the field to fix; nothing has been writ
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from channels.base import Method, Wallet
+from channels.registry import REGISTRY
+from channels.spec import BuyerCode
 from router.domain_errors import InvalidField
 from router.models import CreatePaymentRequest
 from router.routing.decide import Candidate
 
-AUTH_CODE_PREFIXES: tuple[tuple[Wallet, re.Pattern[str]], ...] = (
-    ("wechat", re.compile(r"1[0-5]")),
-    ("alipay", re.compile(r"2[5-9]|30")),
-    ("unionpay", re.compile(r"62")),
-)
-"""Payment-code prefixes per wallet, from each wallet's payment-code documentation."""
-PAYER_IDS: tuple[tuple[Wallet, re.Pattern[str], str], ...] = (
-    ("wechat", re.compile(r"[A-Za-z0-9_\-]{28}"), "a WeChat Pay openid (28 of A-Z a-z 0-9 - _)"),
-    ("alipay", re.compile(r"2088[0-9]{12}"), "an Alipay buyer id (16 digits starting 2088)"),
-)
-"""The `payer_id` a `jsapi` payment takes per wallet."""
-WALLET_NAMES: Mapping[Wallet, str] = {
-    "wechat": "WeChat Pay",
-    "alipay": "Alipay",
-    "unionpay": "UnionPay",
-}
+
+def _name(wallet: Wallet) -> str:
+    return str(REGISTRY[wallet].name)
+
+
+def _auth_codes() -> list[tuple[Wallet, BuyerCode]]:
+    """Payment-code prefixes per wallet, as each channel package declares them."""
+    return [(s.wallet, s.auth_code) for s in REGISTRY.values() if s.auth_code is not None]
+
+
+def _payer_ids() -> list[tuple[Wallet, BuyerCode]]:
+    """The `payer_id` a `jsapi` payment takes per wallet, as each channel package declares."""
+    return [(s.wallet, s.payer_id) for s in REGISTRY.values() if s.payer_id is not None]
 
 
 def check_create(
@@ -67,7 +66,7 @@ def check_create(
     if _offered(accounts, livemode, req.method, wallet, req.channel) is False:
         raise InvalidField(
             "method_unsupported",
-            f"{field} is for {WALLET_NAMES[wallet]}, and no {wallet} account takes "
+            f"{field} is for {_name(wallet)}, and no {wallet} account takes "
             f"{req.method!r} payments",
             param=field,
         )
@@ -140,42 +139,40 @@ def _buyer_wallet(req: CreatePaymentRequest, given: Wallet | None) -> Wallet | N
 
 
 def _auth_code_wallet(code: str, given: Wallet | None) -> Wallet | None:
-    found = next((w for w, prefix in AUTH_CODE_PREFIXES if prefix.match(code)), None)
+    codes = _auth_codes()
+    found = next((w for w, known in codes if known.pattern.match(code)), None)
     if found is None:
         if given is None:
+            prefixes = ", ".join(f"{_name(w)} {known.described}" for w, known in codes)
             raise InvalidField(
                 "wallet_required",
-                "auth_code starts like no wallet's payment code (WeChat Pay 10-15, Alipay "
-                "25-30, UnionPay 62): name the buyer's wallet in wallet",
+                f"auth_code starts like no wallet's payment code ({prefixes}): name the "
+                "buyer's wallet in wallet",
                 param="wallet",
             )
         return None
     if given is not None and found != given:
         raise InvalidField(
             "auth_code_wallet_mismatch",
-            f"auth_code is a payment code of {WALLET_NAMES[found]}, but the payment is for "
-            f"{WALLET_NAMES[given]}",
+            f"auth_code is a payment code of {_name(found)}, but the payment is for {_name(given)}",
             param="auth_code",
         )
     return found
 
 
 def _payer_id_wallet(payer_id: str, given: Wallet | None) -> Wallet | None:
-    found = next((w for w, pattern, _ in PAYER_IDS if pattern.fullmatch(payer_id)), None)
+    ids = _payer_ids()
+    found = next((w for w, known in ids if known.pattern.fullmatch(payer_id)), None)
     if given is None or found == given:
         if found is not None:
             return found
-    elif all(w != given for w, _, _ in PAYER_IDS):
+    elif all(w != given for w, _ in ids):
         # A wallet without jsapi: the method check, or routing, refuses the payment.
         return None
-    wanted = " or ".join(what for w, _, what in PAYER_IDS if given in (None, w))
-    seems = f" (it looks like {_what(found)})" if found is not None else ""
+    wanted = " or ".join(known.described for w, known in ids if given in (None, w))
+    seems = f" (it looks like {dict(ids)[found].described})" if found is not None else ""
     raise InvalidField(
         "payer_id_invalid",
         f"payer_id must be {wanted} for jsapi payments{seems}",
         param="payer_id",
     )
-
-
-def _what(wallet: Wallet) -> str:
-    return next(what for w, _, what in PAYER_IDS if w == wallet)
