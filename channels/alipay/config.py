@@ -33,7 +33,7 @@ from pydantic import (
 )
 
 from channels.alipay.crypto import load_private_key, load_public_key
-from channels.alipay.protocol import GATEWAY_PATH
+from channels.alipay.protocol.wire import GATEWAY_PATH
 from channels.base import METHODS, Method
 from channels.credentials import (
     AccountBase,
