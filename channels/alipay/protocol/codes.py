@@ -17,16 +17,12 @@ TRADE_STATES: Mapping[str, TradeState] = {
 
 CODE_PAYING = "10003"
 """`alipay.trade.pay`: created, the buyer is confirming on their phone."""
-
 CODE_UNAVAILABLE = "20000"
-
 CODE_BUSINESS_FAILED = "40004"
 
 NOT_FOUND_SUB_CODES = frozenset({"ACQ.TRADE_NOT_EXIST"})
-
 UNKNOWN_SUB_CODES = frozenset({"ACQ.SYSTEM_ERROR", "isp.unknow-error", "aop.ACQ.SYSTEM_ERROR"})
 """Alipay's "we may or may not have done it; query" answers."""
-
 BUYER_SUB_CODES = frozenset(
     {
         "ACQ.BUYER_BALANCE_NOT_ENOUGH",
@@ -45,7 +41,6 @@ BUYER_SUB_CODES = frozenset(
     }
 )
 """Refusals caused by the buyer (their code, balance or limits), not by our request."""
-
 CHANNEL_SUB_CODES = frozenset(
     {
         "isv.invalid-signature",
@@ -59,7 +54,6 @@ CHANNEL_SUB_CODES = frozenset(
     }
 )
 """Refusals about this account's set-up (keys, contract, balance): another account may work."""
-
 CHANNEL_CODES = frozenset({"20001", "40003", "40006"})
 
 

@@ -35,7 +35,6 @@ API_METHODS: Mapping[Method, str] = {
     "jsapi": "alipay.trade.create",
     "barcode": "alipay.trade.pay",
 }
-
 PRODUCT_CODES: Mapping[str, str] = {
     "alipay.trade.precreate": "FACE_TO_FACE_PAYMENT",
     "alipay.trade.page.pay": "FAST_INSTANT_TRADE_PAY",
@@ -44,16 +43,12 @@ PRODUCT_CODES: Mapping[str, str] = {
     "alipay.trade.create": "JSAPI_PAY",
     "alipay.trade.pay": "FACE_TO_FACE_PAYMENT",
 }
-
 CLIENT_SIDE_METHODS: frozenset[Method] = frozenset({"web", "h5", "app"})
 """Signed by us and handed to the buyer; the trade exists at Alipay once the buyer opens it."""
 
 QUERY = "alipay.trade.query"
-
 CLOSE = "alipay.trade.close"
-
 REFUND = "alipay.trade.refund"
-
 REFUND_QUERY = "alipay.trade.fastpay.refund.query"
 
 

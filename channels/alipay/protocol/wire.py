@@ -24,13 +24,9 @@ from channels.alipay.crypto import SIGN_TYPE, dump_json, sign_request
 from channels.http import HttpRequest
 
 BEIJING = timezone(timedelta(hours=8), "CST")
-
 GATEWAY_PATH = "/gateway.do"
-
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,3})?")
-
 USER_AGENT = "payrouter-alipay/0.1"
 
 

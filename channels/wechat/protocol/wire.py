@@ -20,11 +20,9 @@ from channels.http import HttpRequest
 from channels.wechat.crypto import build_authorization
 
 CHINA_TIME = timezone(timedelta(hours=8), "CST")
-
 USER_AGENT = "payrouter-wechat/0.1"
 
 ACK_ACCEPTED = {"code": "SUCCESS", "message": "成功"}
-
 ACK_REFUSED = {"code": "FAIL", "message": "失败"}
 
 
