@@ -24,6 +24,7 @@ from channels.alipay.crypto import ERROR_RESPONSE, VerificationError, open_answe
 from channels.alipay.protocol.codes import (
     CODE_PAYING,
     NOT_FOUND_SUB_CODES,
+    map_refund_state,
     map_trade_state,
     reply_error,
 )
@@ -228,8 +229,10 @@ def parse_refund_query_answer(reply: Reply, refund: RefundOrder) -> RefundStatus
     answered = reply.text("out_request_no")
     if answered is not None and answered != refund.refund_no:
         raise ChannelOutcomeUnknown("the refund query answer is about another refund")
-    if status != "REFUND_SUCCESS":
-        raise ChannelOutcomeUnknown(f"unknown refund_status {status!r}")
+    try:
+        state = map_refund_state(status)
+    except ValueError as exc:
+        raise ChannelOutcomeUnknown(str(exc)) from None
     try:
         amount = _amount(reply.data, "refund_amount")
         refunded_at = _time(reply.data, "gmt_refund_pay")
@@ -237,7 +240,7 @@ def parse_refund_query_answer(reply: Reply, refund: RefundOrder) -> RefundStatus
         raise ChannelOutcomeUnknown(f"unreadable refund query answer: {exc}") from exc
     return RefundStatus(
         refund_no=refund.refund_no,
-        state=RefundState.SUCCEEDED,
+        state=state,
         channel_state=status,
         order_no=refund.payment.order_no,
         amount=amount if amount is not None else refund.amount,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from channels.alipay.protocol.wire import Reply
-from channels.base import TradeState
+from channels.base import RefundState, TradeState
 from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected, Fault
 
 TRADE_STATES: Mapping[str, TradeState] = {
@@ -14,6 +14,9 @@ TRADE_STATES: Mapping[str, TradeState] = {
     "TRADE_FINISHED": TradeState.SUCCEEDED,
     "TRADE_CLOSED": TradeState.CLOSED,
 }
+
+REFUND_STATES: Mapping[str, RefundState] = {"REFUND_SUCCESS": RefundState.SUCCEEDED}
+"""A refund query's `refund_status`; without one the refund was not received (`NOT_FOUND`)."""
 
 CODE_PAYING = "10003"
 """`alipay.trade.pay`: created, the buyer is confirming on their phone."""
@@ -67,6 +70,14 @@ def map_trade_state(trade_status: str, *, paid: bool = False) -> TradeState:
     if state is TradeState.CLOSED and paid:
         return TradeState.SUCCEEDED
     return state
+
+
+def map_refund_state(refund_status: str) -> RefundState:
+    """`refund_status` → `RefundState`. Raises `ValueError` for an unknown word."""
+    try:
+        return REFUND_STATES[refund_status]
+    except KeyError:
+        raise ValueError(f"unknown refund_status {refund_status!r}") from None
 
 
 def reply_error(reply: Reply) -> ChannelError:
