@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 
 import aiohttp
 
@@ -23,7 +22,6 @@ from channels.adapter_base import ChannelAdapter
 from channels.alipay.config import (
     AlipayAccount,
     AlipayCredentials,
-    load_credentials,
 )
 from channels.alipay.crypto import VerificationError
 from channels.alipay.notification import ACK_ACCEPTED, ACK_REFUSED, decode_notification
@@ -47,6 +45,7 @@ class AlipayChannel(ChannelAdapter[AlipayAccount, AlipayCredentials]):
     """A configured Alipay app (for example `alipay_main`)."""
 
     wallet = "alipay"
+    credentials_type = AlipayCredentials
 
     def __init__(
         self,
@@ -126,14 +125,5 @@ class AlipayChannel(ChannelAdapter[AlipayAccount, AlipayCredentials]):
         return answers.read_reply(answer, call.api_method, self._app.alipay_key)
 
 
-def build(
-    name: str,
-    config: AlipayAccount,
-    base_dir: Path,
-    session: aiohttp.ClientSession,
-    clock: Clock | None = None,
-) -> AlipayChannel:
-    """The channel for one routing-config entry; credentials resolved against `base_dir`,
-    times read from `clock` (the router passes its own; the system's when none)."""
-    credentials = load_credentials(config.credentials, base_dir)
-    return AlipayChannel(name, config, credentials, session, clock)
+build = AlipayChannel.build
+"""The channel for one routing-config entry (`channels.spec.ChannelSpec.build`)."""

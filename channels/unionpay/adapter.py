@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 
 import aiohttp
 
@@ -42,7 +41,6 @@ from channels.errors import ChannelRejected
 from channels.unionpay.config import (
     UnionPayAccount,
     UnionPayCredentials,
-    load_credentials,
 )
 from channels.unionpay.crypto import TEST_OWNER, UNIONPAY_OWNER, ChainVerifier
 from channels.unionpay.notification import parse_notification
@@ -53,6 +51,7 @@ class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
     """A configured UnionPay account (for example `unionpay_main`)."""
 
     wallet = "unionpay"
+    credentials_type = UnionPayCredentials
 
     def __init__(
         self,
@@ -119,21 +118,9 @@ class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
 
     async def refund(self, refund: RefundOrder) -> RefundStatus:
         """Ask for a refund; UnionPay accepts it (`PENDING`) and reports the result later."""
-        payment = refund.payment
-        call = requests.build_refund_request(
-            self._merchant,
-            self._config.base_url,
-            refund_no=refund.refund_no,
-            created_at=refund.created_at,
-            original=requests.Original(
-                payment.order_no, payment.created_at, payment.channel_trade_no
-            ),
-            amount=refund.amount,
-            currency=refund.currency,
-            back_url=refund.notify_url,
-        )
+        call = requests.build_refund_request(self._merchant, self._config.base_url, refund)
         answer = await self._send(call)
-        return answers.parse_refund_answer(answer, refund.refund_no, payment.order_no)
+        return answers.parse_refund_answer(answer, refund.refund_no, refund.payment.order_no)
 
     async def query_refund(self, refund: RefundOrder) -> RefundStatus:
         """UnionPay's view of the refund, by its own `orderId` + `txnTime`."""
@@ -161,14 +148,5 @@ class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
         return answers.read_answer(answer, self._verifier, self._moment(), call.fields)
 
 
-def build(
-    name: str,
-    config: UnionPayAccount,
-    base_dir: Path,
-    session: aiohttp.ClientSession,
-    clock: Clock | None = None,
-) -> UnionPayChannel:
-    """The channel for one routing-config entry; credentials resolved against `base_dir`,
-    times read from `clock` (the router passes its own; the system's when none)."""
-    credentials = load_credentials(config.credentials, base_dir)
-    return UnionPayChannel(name, config, credentials, session, clock)
+build = UnionPayChannel.build
+"""The channel for one routing-config entry (`channels.spec.ChannelSpec.build`)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from pathlib import Path
 
 import aiohttp
 from multidict import CIMultiDict
@@ -31,7 +30,6 @@ from channels.http import HttpAnswer, HttpRequest
 from channels.wechat.config import (
     WeChatAccount,
     WeChatCredentials,
-    load_credentials,
 )
 from channels.wechat.crypto import VerificationError, verify_answer
 from channels.wechat.notification import decode_notification
@@ -42,6 +40,7 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
     """A configured WeChat Pay account (for example `wechat_main`)."""
 
     wallet = "wechat"
+    credentials_type = WeChatCredentials
 
     def __init__(
         self,
@@ -181,14 +180,5 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
         return answer
 
 
-def build(
-    name: str,
-    config: WeChatAccount,
-    base_dir: Path,
-    session: aiohttp.ClientSession,
-    clock: Clock | None = None,
-) -> WeChatChannel:
-    """The channel for one routing-config entry; credentials resolved against `base_dir`,
-    times read from `clock` (the router passes its own; the system's when none)."""
-    credentials = load_credentials(config.credentials, base_dir)
-    return WeChatChannel(name, config, credentials, session, clock)
+build = WeChatChannel.build
+"""The channel for one routing-config entry (`channels.spec.ChannelSpec.build`)."""

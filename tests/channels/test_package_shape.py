@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 from pathlib import Path
 
 import pytest
 
+from channels.credentials import CredentialsBase, CredentialsRef
 from channels.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,3 +63,14 @@ def test_an_adapter_calls_the_uniform_entry_points(wallet: str) -> None:
         f"{module}.{name}" for module in ("requests", "answers") for name in ENTRY_POINTS[module]
     }
     assert expected - called == set()
+
+
+@pytest.mark.parametrize("wallet", sorted(REGISTRY))
+def test_a_wallet_credential_bundle_is_the_shared_kind(wallet: str, tmp_path: Path) -> None:
+    """Loading a bundle and writing it back are `CredentialsBase`'s, for every wallet."""
+    spec = REGISTRY[wallet]
+    importlib.import_module(f"channels.{wallet}.sandbox").ensure_sandbox(tmp_path)
+    bundle_file = spec.sandbox_credentials(tmp_path)
+    credentials = spec.load_credentials(CredentialsRef(file=str(bundle_file)), tmp_path)
+    assert isinstance(credentials, CredentialsBase)
+    assert credentials.bundle() == json.loads(bundle_file.read_text(encoding="utf-8"))

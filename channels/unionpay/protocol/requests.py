@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from channels.base import Action, Method
+from channels.base import Action, Method, RefundOrder
 from channels.errors import ChannelRejected
 from channels.http import HttpRequest
 from channels.unionpay.protocol.wire import (
@@ -245,26 +245,17 @@ def build_close_request(
     return _call(base_url, BACK_PATH, void_fields(merchant, original, amount, now))
 
 
-def build_refund_request(
-    merchant: Merchant,
-    base_url: str,
-    *,
-    refund_no: str,
-    created_at: datetime,
-    original: Original,
-    amount: int,
-    currency: str,
-    back_url: str,
-) -> Call:
-    """A refund of (part of) `original`; UnionPay reports its result later."""
+def build_refund_request(merchant: Merchant, base_url: str, refund: RefundOrder) -> Call:
+    """A refund of (part of) the paid order; UnionPay reports its result later."""
+    payment = refund.payment
     fields = refund_fields(
         merchant,
-        refund_no=refund_no,
-        created_at=created_at,
-        original=original,
-        amount=amount,
-        currency=currency,
-        back_url=back_url,
+        refund_no=refund.refund_no,
+        created_at=refund.created_at,
+        original=Original(payment.order_no, payment.created_at, payment.channel_trade_no),
+        amount=refund.amount,
+        currency=refund.currency,
+        back_url=refund.notify_url,
     )
     return _call(base_url, BACK_PATH, fields)
 
