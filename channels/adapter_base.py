@@ -8,17 +8,18 @@ protocol call stay in the channel's own adapter.
 
 from __future__ import annotations
 
-from typing import ClassVar, Generic, TypeVar
+from pathlib import Path
+from typing import ClassVar, Generic, Self, TypeVar, cast
 
 import aiohttp
 
 from channels.base import Capabilities, Wallet
 from channels.clock import Clock
-from channels.credentials import AccountBase
+from channels.credentials import AccountBase, CredentialsBase
 from channels.http import HttpAnswer, HttpRequest, send
 
 ConfigT = TypeVar("ConfigT", bound=AccountBase)
-CredentialsT = TypeVar("CredentialsT")
+CredentialsT = TypeVar("CredentialsT", bound=CredentialsBase)
 
 
 class ChannelAdapter(Generic[ConfigT, CredentialsT]):
@@ -26,6 +27,22 @@ class ChannelAdapter(Generic[ConfigT, CredentialsT]):
 
     wallet: ClassVar[Wallet]
     """The wallet this adapter's capabilities name."""
+    credentials_type: ClassVar[type[CredentialsBase]]
+    """The account's credential bundle (the `CredentialsT` of the subclass), read by `build`."""
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        config: ConfigT,
+        base_dir: Path,
+        session: aiohttp.ClientSession,
+        clock: Clock | None = None,
+    ) -> Self:
+        """The channel for one routing-config entry; credentials resolved against `base_dir`,
+        times read from `clock` (the router passes its own; the system's when none)."""
+        credentials = cls.credentials_type.load(config.credentials, base_dir)
+        return cls(name, config, cast(CredentialsT, credentials), session, clock)
 
     def __init__(
         self,

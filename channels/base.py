@@ -15,14 +15,15 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 Method = Literal["qr", "web", "h5", "app", "jsapi", "barcode"]
 Wallet = Literal["wechat", "alipay", "unionpay"]
 ActionType = Literal["qr_code", "redirect", "form_post", "app_params", "none"]
 
 METHODS: tuple[Method, ...] = ("qr", "web", "h5", "app", "jsapi", "barcode")
-WALLETS: tuple[Wallet, ...] = ("wechat", "alipay", "unionpay")
+WALLETS: tuple[Wallet, ...] = get_args(Wallet)
+"""The merchant API's `wallet` values; a new wallet extends `Wallet` alone."""
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -26,6 +28,7 @@ from channels.base import Method, Wallet
 from channels.http import Timeouts
 
 _Model = TypeVar("_Model", bound=BaseModel)
+_Parsed = TypeVar("_Parsed")
 
 
 class CredentialsError(ValueError):
@@ -118,6 +121,41 @@ def pem_error(field_name: str, problem: str) -> PydanticCustomError:
     return PydanticCustomError(
         "pem", "{field}: {problem}", {"field": field_name, "problem": problem}
     )
+
+
+def parse_pem(field_name: str, parse: Callable[[str], _Parsed], text: str) -> _Parsed:
+    """`parse(text)`; its `ValueError` becomes the validation error naming `field_name`.
+
+    For a credential model's validator, which parses its keys and certificates once.
+    """
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise pem_error(field_name, str(exc)) from None
+
+
+class CredentialsBase(BaseModel):
+    """What every channel's credential bundle shares: strict, frozen, loaded from a
+    `CredentialsRef` and written back as the same JSON. Fields are `str` or `SecretStr`.
+
+    Build one with `model_validate` (not `model_copy(update=...)`, which skips validation and
+    would keep the previously parsed keys).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def load(cls, ref: CredentialsRef, base_dir: Path) -> Self:
+        """Read and validate the bundle `ref` points at. Raises `CredentialsError`."""
+        return load_validated(ref, base_dir, cls)
+
+    def bundle(self) -> dict[str, str]:
+        """The JSON bundle, secrets included: only for sandbox files and `/sim/accounts`."""
+        out = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            out[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return out
 
 
 class AccountBase(BaseModel):

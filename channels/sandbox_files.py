@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -18,9 +18,11 @@ from typing import TypeVar
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import BaseModel, ValidationError
 
-from channels.credentials import CredentialsError, describe_validation_error
+from channels.credentials import CredentialsBase, CredentialsError, describe_validation_error
+from channels.rsa import load_private_key, private_key_pem, public_key_pem
 
 _Model = TypeVar("_Model", bound=BaseModel)
+_Bundle = TypeVar("_Bundle", bound=CredentialsBase)
 
 
 def new_rsa_key() -> rsa.RSAPrivateKey:
@@ -64,3 +66,36 @@ def read_bundle_file(bundle_file: Path, model: type[_Model]) -> _Model:
         raise CredentialsError(f"sandbox file {bundle_file}: unreadable ({exc})") from None
     except ValidationError as exc:
         raise describe_validation_error(f"sandbox file {bundle_file}", exc) from None
+
+
+def ensure_key_pair(
+    bundle_file: Path,
+    key_file: Path,
+    model: type[_Bundle],
+    generate: Callable[[], tuple[_Bundle, rsa.RSAPrivateKey]],
+    public_half: Callable[[_Bundle], rsa.RSAPublicKey],
+    read_key: Callable[[str], rsa.RSAPrivateKey] = load_private_key,
+) -> tuple[_Bundle, rsa.RSAPrivateKey]:
+    """A sandbox account of a merchant bundle and the channel's own private key.
+
+    On first use `generate` makes both and they are written (under the folder's lock, never
+    over an existing file); every start reads them back and checks that the bundle holds
+    `public_half` of the channel's key, since a folder with one file replaced would make
+    every signature fail. Raises `CredentialsError`.
+    """
+    with locked(bundle_file.parent):
+        if not bundle_file.exists() and not key_file.exists():
+            credentials, key = generate()
+            write_secret(key_file, private_key_pem(key))
+            write_bundle(bundle_file, credentials.bundle())
+    credentials = read_bundle_file(bundle_file, model)
+    try:
+        key = read_key(key_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CredentialsError(f"sandbox file {key_file}: unreadable ({exc})") from None
+    if public_key_pem(public_half(credentials)) != public_key_pem(key.public_key()):
+        raise CredentialsError(
+            f"sandbox files {bundle_file.name} and {key_file.name} do not belong together; "
+            f"remove both to generate a new sandbox account"
+        )
+    return credentials, key

@@ -1,9 +1,9 @@
 """`AlipayChannel`: one Alipay app behind the `channels.base.Channel` contract.
 
-The adapter only orchestrates: `channels.alipay.protocol` builds requests,
-`channels.alipay.replies` reads answers, `channels.http` sends. Every answer must carry
-Alipay's valid signature over the exact `_response` bytes; one that does not is "we do not
-know what happened" (`ChannelOutcomeUnknown`), never a success.
+The adapter only orchestrates: `protocol.requests` builds, `protocol.answers` reads,
+`channels.http` sends. Every answer must carry Alipay's valid signature over the exact
+`_response` bytes; one that does not is "we do not know what happened"
+(`ChannelOutcomeUnknown`), never a success.
 
 Page (`web`), wap (`h5`) and app payments make no server call: the signed parameters go to the
 buyer, and the trade exists at Alipay only once the buyer opens them. Until then a query
@@ -15,20 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 from channels.adapter_base import ChannelAdapter
-from channels.alipay import protocol, replies
 from channels.alipay.config import (
     AlipayAccount,
     AlipayCredentials,
-    load_credentials,
 )
 from channels.alipay.crypto import VerificationError
 from channels.alipay.notification import ACK_ACCEPTED, ACK_REFUSED, decode_notification
+from channels.alipay.protocol import answers, requests, wire
 from channels.base import (
     Acknowledgement,
     Action,
@@ -48,6 +45,7 @@ class AlipayChannel(ChannelAdapter[AlipayAccount, AlipayCredentials]):
     """A configured Alipay app (for example `alipay_main`)."""
 
     wallet = "alipay"
+    credentials_type = AlipayCredentials
 
     def __init__(
         self,
@@ -59,7 +57,7 @@ class AlipayChannel(ChannelAdapter[AlipayAccount, AlipayCredentials]):
     ) -> None:
         super().__init__(name, config, credentials, session, clock)
         self._gateway = config.gateway
-        self._app = protocol.App(
+        self._app = wire.App(
             app_id=credentials.app_id,
             private_key=credentials.app_key,
             alipay_key=credentials.alipay_key,
@@ -70,38 +68,30 @@ class AlipayChannel(ChannelAdapter[AlipayAccount, AlipayCredentials]):
 
     async def create(self, order: CreateOrder) -> CreateResult:
         """Create the trade (or, for web, h5 and app, sign what the buyer opens)."""
-        api_method, biz = protocol.create_biz(order)
-        return_url = order.return_url if order.method in ("web", "h5") else None
-        params = protocol.signed_params(
-            self._app,
-            api_method,
-            biz,
-            now=self._moment(),
-            notify_url=order.notify_url,
-            return_url=return_url,
-        )
-        if order.method in ("web", "h5"):
-            return CreateResult(Action("redirect", url=protocol.browser_url(self._gateway, params)))
-        if order.method == "app":
-            order_string = protocol.order_string(params)
-            return CreateResult(Action("app_params", params={"order_string": order_string}))
-        reply = await self._send(api_method, params)
-        return replies.parse_create_reply(order.method, reply, order.order_no)
+        call = requests.build_create_request(self._app, self._gateway, order, now=self._moment())
+        if isinstance(call, Action):
+            return CreateResult(call)
+        reply = await self._send(call)
+        return answers.parse_create_answer(order.method, reply, order.order_no)
 
     async def query(self, order: OrderRef) -> TradeStatus:
         """Alipay's view of the trade by our order number."""
-        reply = await self._call(protocol.QUERY, {"out_trade_no": order.order_no})
-        return replies.parse_query_reply(reply, order.order_no)
+        call = requests.build_query_request(
+            self._app, self._gateway, order.order_no, now=self._moment()
+        )
+        return answers.parse_query_answer(await self._send(call), order.order_no)
 
     async def close(self, order: OrderRef) -> None:
         """Close an unpaid trade; one Alipay does not know is as good as closed."""
-        reply = await self._call(protocol.CLOSE, {"out_trade_no": order.order_no})
-        replies.check_close_reply(reply)
+        call = requests.build_close_request(
+            self._app, self._gateway, order.order_no, now=self._moment()
+        )
+        answers.parse_close_answer(await self._send(call))
 
     async def refund(self, refund: RefundOrder) -> RefundStatus:
         """Refund synchronously; the refund number is `out_request_no`, so resending is safe."""
-        reply = await self._call(protocol.REFUND, protocol.refund_biz(refund))
-        status = replies.parse_refund_reply(reply, refund)
+        call = requests.build_refund_request(self._app, self._gateway, refund, now=self._moment())
+        status = answers.parse_refund_answer(await self._send(call), refund)
         if status is not None:
             return status
         # fund_change N: Alipay refunded this out_request_no before; its query says how.
@@ -109,13 +99,10 @@ class AlipayChannel(ChannelAdapter[AlipayAccount, AlipayCredentials]):
 
     async def query_refund(self, refund: RefundOrder) -> RefundStatus:
         """Alipay's view of the refund by our refund number."""
-        biz = {
-            "out_trade_no": refund.payment.order_no,
-            "out_request_no": refund.refund_no,
-            "query_options": ["gmt_refund_pay"],
-        }
-        reply = await self._call(protocol.REFUND_QUERY, biz)
-        return replies.parse_refund_query_reply(reply, refund)
+        call = requests.build_refund_query_request(
+            self._app, self._gateway, refund, now=self._moment()
+        )
+        return answers.parse_refund_query_answer(await self._send(call), refund)
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
         """Verify and read a `trade_status_sync` form post for this app."""
@@ -131,26 +118,12 @@ class AlipayChannel(ChannelAdapter[AlipayAccount, AlipayCredentials]):
         return Acknowledgement(400, ACK_REFUSED, content_type="text/plain")
 
     def _moment(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.now(), protocol.BEIJING)
+        return datetime.fromtimestamp(self._clock.now(), wire.BEIJING)
 
-    async def _call(self, api_method: str, biz: Mapping[str, Any]) -> replies.Reply:
-        params = protocol.signed_params(self._app, api_method, biz, now=self._moment())
-        return await self._send(api_method, params)
-
-    async def _send(self, api_method: str, params: Mapping[str, str]) -> replies.Reply:
-        request = protocol.server_request(self._gateway, params)
-        answer = await self._exchange(request)
-        return replies.read_reply(answer, api_method, self._app.alipay_key)
+    async def _send(self, call: requests.Call) -> wire.Reply:
+        answer = await self._exchange(call.request)
+        return answers.read_reply(answer, call.api_method, self._app.alipay_key)
 
 
-def build(
-    name: str,
-    config: AlipayAccount,
-    base_dir: Path,
-    session: aiohttp.ClientSession,
-    clock: Clock | None = None,
-) -> AlipayChannel:
-    """The channel for one routing-config entry; credentials resolved against `base_dir`,
-    times read from `clock` (the router passes its own; the system's when none)."""
-    credentials = load_credentials(config.credentials, base_dir)
-    return AlipayChannel(name, config, credentials, session, clock)
+build = AlipayChannel.build
+"""The channel for one routing-config entry (`channels.spec.ChannelSpec.build`)."""

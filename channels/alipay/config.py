@@ -19,13 +19,10 @@ Keys are PEM or, as Alipay's console shows them, the bare base64 key body.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar, Literal
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -33,24 +30,14 @@ from pydantic import (
 )
 
 from channels.alipay.crypto import load_private_key, load_public_key
-from channels.alipay.protocol import GATEWAY_PATH
+from channels.alipay.protocol.wire import GATEWAY_PATH
 from channels.base import METHODS, Method
-from channels.credentials import (
-    AccountBase,
-    CredentialsError,
-    CredentialsRef,
-    TimeoutsConfig,
-    load_validated,
-    pem_error,
-)
+from channels.credentials import AccountBase, CredentialsBase, parse_pem
 
 __all__ = [
     "SUPPORTED_METHODS",
     "AlipayAccount",
     "AlipayCredentials",
-    "CredentialsError",
-    "CredentialsRef",
-    "TimeoutsConfig",
     "load_credentials",
 ]
 
@@ -79,14 +66,8 @@ class AlipayAccount(AccountBase):
         return self.base_url + GATEWAY_PATH
 
 
-class AlipayCredentials(BaseModel):
-    """An Alipay app's keys (public-key mode). The private key never shows in a repr.
-
-    Build it with `model_validate` (not `model_copy(update=...)`, which skips validation and
-    would keep the previously parsed keys).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class AlipayCredentials(CredentialsBase):
+    """An Alipay app's keys (public-key mode). The private key never shows in a repr."""
 
     app_id: str = Field(pattern=r"^[0-9]{16}$")
     app_private_key: SecretStr
@@ -98,14 +79,10 @@ class AlipayCredentials(BaseModel):
     @model_validator(mode="after")
     def _load_keys(self) -> AlipayCredentials:
         # Parsed once here: loading an RSA private key checks it, which takes tens of ms.
-        try:
-            self._app_key = load_private_key(self.app_private_key.get_secret_value())
-        except ValueError as exc:
-            raise pem_error("app_private_key", str(exc)) from None
-        try:
-            self._alipay_key = load_public_key(self.alipay_public_key)
-        except ValueError as exc:
-            raise pem_error("alipay_public_key", str(exc)) from None
+        self._app_key = parse_pem(
+            "app_private_key", load_private_key, self.app_private_key.get_secret_value()
+        )
+        self._alipay_key = parse_pem("alipay_public_key", load_public_key, self.alipay_public_key)
         return self
 
     @property
@@ -116,15 +93,6 @@ class AlipayCredentials(BaseModel):
     def alipay_key(self) -> rsa.RSAPublicKey:
         return self._alipay_key
 
-    def bundle(self) -> dict[str, str]:
-        """The JSON bundle, secret included: only for sandbox files and `/sim/accounts`."""
-        return {
-            "app_id": self.app_id,
-            "app_private_key": self.app_private_key.get_secret_value(),
-            "alipay_public_key": self.alipay_public_key,
-        }
 
-
-def load_credentials(ref: CredentialsRef, base_dir: Path) -> AlipayCredentials:
-    """Read and validate a credential bundle. Raises `CredentialsError`."""
-    return load_validated(ref, base_dir, AlipayCredentials)
+load_credentials = AlipayCredentials.load
+"""Read and validate a credential bundle. Raises `CredentialsError`."""

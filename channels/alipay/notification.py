@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from channels.alipay.crypto import VerificationError, verify_notification
-from channels.alipay.protocol import parse_time
-from channels.alipay.replies import parse_trade
+from channels.alipay.protocol.answers import parse_trade
+from channels.alipay.protocol.wire import parse_time
 from channels.base import Notification, RefundState, RefundStatus
 
 NOTIFY_TYPE = "trade_status_sync"

@@ -21,8 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from channels.alipay.config import AlipayCredentials
 from channels.alipay.crypto import load_private_key, private_key_pem, public_key_pem
-from channels.credentials import CredentialsError
-from channels.sandbox_files import locked, new_rsa_key, read_bundle_file, write_bundle, write_secret
+from channels.sandbox_files import ensure_key_pair, new_rsa_key
 
 SANDBOX_APP_ID = "2021000000000001"
 SANDBOX_SELLER_ID = "2088000000000001"
@@ -63,13 +62,15 @@ def ensure_sandbox(sandbox_dir: Path) -> SandboxAccount:
     Raises `CredentialsError` when existing files are unreadable or inconsistent.
     """
     bundle_file = credentials_path(sandbox_dir)
-    key_file = alipay_key_path(sandbox_dir)
-    with locked(sandbox_dir / "alipay"):
-        if not bundle_file.exists() and not key_file.exists():
-            credentials, alipay_key = _generate()
-            write_secret(key_file, private_key_pem(alipay_key))
-            write_bundle(bundle_file, credentials.bundle())
-    return _load(bundle_file, key_file)
+    credentials, alipay_key = ensure_key_pair(
+        bundle_file,
+        alipay_key_path(sandbox_dir),
+        AlipayCredentials,
+        _generate,
+        lambda credentials: credentials.alipay_key,
+        read_key=load_private_key,
+    )
+    return SandboxAccount(credentials, alipay_key, bundle_file)
 
 
 def _generate() -> tuple[AlipayCredentials, rsa.RSAPrivateKey]:
@@ -83,18 +84,3 @@ def _generate() -> tuple[AlipayCredentials, rsa.RSAPrivateKey]:
         }
     )
     return credentials, alipay_key
-
-
-def _load(bundle_file: Path, key_file: Path) -> SandboxAccount:
-    credentials = read_bundle_file(bundle_file, AlipayCredentials)
-    try:
-        alipay_key = load_private_key(key_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CredentialsError(f"sandbox file {key_file}: unreadable ({exc})") from None
-    public = public_key_pem(alipay_key.public_key())
-    if public_key_pem(credentials.alipay_key) != public:
-        raise CredentialsError(
-            f"sandbox files {bundle_file.name} and {key_file.name} do not belong together; "
-            f"remove both to generate a new sandbox account"
-        )
-    return SandboxAccount(credentials, alipay_key, bundle_file)

@@ -1,6 +1,6 @@
 """`UnionPayChannel`: one UnionPay ACP 5.1.0 account behind the `channels.base.Channel` contract.
 
-The adapter only orchestrates: `channels.unionpay.protocol` builds and reads, `channels.http`
+The adapter only orchestrates: `protocol.requests` builds, `protocol.answers` reads, `channels.http`
 sends. Every answer must carry a `signPubKeyCert` that chains to the configured middle and root
 certificates and a signature made with it; one that does not is "we do not know what
 happened" (`ChannelOutcomeUnknown`), never a success.
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 
 import aiohttp
 
 from channels.adapter_base import ChannelAdapter
 from channels.base import (
     Acknowledgement,
+    Action,
     CreateOrder,
     CreateResult,
     Notification,
@@ -38,20 +38,20 @@ from channels.base import (
 )
 from channels.clock import Clock
 from channels.errors import ChannelRejected
-from channels.unionpay import protocol
 from channels.unionpay.config import (
     UnionPayAccount,
     UnionPayCredentials,
-    load_credentials,
 )
 from channels.unionpay.crypto import TEST_OWNER, UNIONPAY_OWNER, ChainVerifier
 from channels.unionpay.notification import parse_notification
+from channels.unionpay.protocol import answers, requests, wire
 
 
 class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
     """A configured UnionPay account (for example `unionpay_main`)."""
 
     wallet = "unionpay"
+    credentials_type = UnionPayCredentials
 
     def __init__(
         self,
@@ -62,7 +62,7 @@ class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
         clock: Clock | None = None,
     ) -> None:
         super().__init__(name, config, credentials, session, clock)
-        self._merchant = protocol.Merchant(
+        self._merchant = wire.Merchant(
             mer_id=credentials.mer_id,
             cert_id=credentials.cert_id,
             private_key=credentials.signing_key_object,
@@ -76,7 +76,7 @@ class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
 
     async def create(self, order: CreateOrder) -> CreateResult:
         """Place the order; the result carries the form, QR code or `tn` for the buyer."""
-        consume = protocol.Consume(
+        consume = requests.Consume(
             method=order.method,
             order_no=order.order_no,
             created_at=order.created_at,
@@ -87,18 +87,17 @@ class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
             expires_at=order.expires_at,
             qr_no=order.auth_code,
         )
-        fields = protocol.consume_fields(self._merchant, consume)
-        product = protocol.PRODUCTS[order.method]
-        if product.path == protocol.FRONT_PATH:
-            return CreateResult(protocol.form_action(self._config.base_url, fields))
-        answer = await self._call(product.path, fields)
-        return protocol.parse_consume_answer(order.method, answer)
+        call = requests.build_create_request(self._merchant, self._config.base_url, consume)
+        if isinstance(call, Action):
+            return CreateResult(call)
+        return answers.parse_create_answer(order.method, await self._send(call))
 
     async def query(self, order: OrderRef) -> TradeStatus:
         """UnionPay's view of the payment, by `orderId` + `txnTime`."""
-        fields = protocol.query_fields(self._merchant, order.order_no, order.created_at)
-        answer = await self._call(protocol.QUERY_PATH, fields)
-        return protocol.parse_query_answer(answer, order.order_no)
+        call = requests.build_query_request(
+            self._merchant, self._config.base_url, order.order_no, order.created_at
+        )
+        return answers.parse_query_answer(await self._send(call), order.order_no)
 
     async def close(self, order: OrderRef) -> None:
         """Make an unpaid order unpayable (a void); a paid one is refused."""
@@ -109,34 +108,27 @@ class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
             )
         if status.state in (TradeState.CLOSED, TradeState.FAILED):
             return
-        original = protocol.Original(
+        original = requests.Original(
             order.order_no, order.created_at, status.channel_trade_no or order.channel_trade_no
         )
-        fields = protocol.void_fields(self._merchant, original, status.amount, self._moment())
-        protocol.parse_void_answer(await self._call(protocol.BACK_PATH, fields))
+        call = requests.build_close_request(
+            self._merchant, self._config.base_url, original, status.amount, self._moment()
+        )
+        answers.parse_close_answer(await self._send(call))
 
     async def refund(self, refund: RefundOrder) -> RefundStatus:
         """Ask for a refund; UnionPay accepts it (`PENDING`) and reports the result later."""
-        payment = refund.payment
-        fields = protocol.refund_fields(
-            self._merchant,
-            refund_no=refund.refund_no,
-            created_at=refund.created_at,
-            original=protocol.Original(
-                payment.order_no, payment.created_at, payment.channel_trade_no
-            ),
-            amount=refund.amount,
-            currency=refund.currency,
-            back_url=refund.notify_url,
-        )
-        answer = await self._call(protocol.BACK_PATH, fields)
-        return protocol.parse_refund_answer(answer, refund.refund_no, payment.order_no)
+        call = requests.build_refund_request(self._merchant, self._config.base_url, refund)
+        answer = await self._send(call)
+        return answers.parse_refund_answer(answer, refund.refund_no, refund.payment.order_no)
 
     async def query_refund(self, refund: RefundOrder) -> RefundStatus:
         """UnionPay's view of the refund, by its own `orderId` + `txnTime`."""
-        fields = protocol.query_fields(self._merchant, refund.refund_no, refund.created_at)
-        answer = await self._call(protocol.QUERY_PATH, fields)
-        return protocol.parse_refund_query_answer(answer, refund.refund_no, refund.payment.order_no)
+        call = requests.build_refund_query_request(
+            self._merchant, self._config.base_url, refund.refund_no, refund.created_at
+        )
+        answer = await self._send(call)
+        return answers.parse_refund_query_answer(answer, refund.refund_no, refund.payment.order_no)
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
         """Verify (certificate chain, signature, merId) and read a backend notification."""
@@ -151,20 +143,10 @@ class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
     def _moment(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)
 
-    async def _call(self, path: str, fields: dict[str, str]) -> dict[str, str]:
-        request = protocol.post(self._config.base_url, path, fields)
-        answer = await self._exchange(request)
-        return protocol.read_answer(answer, self._verifier, self._moment(), fields)
+    async def _send(self, call: requests.Call) -> dict[str, str]:
+        answer = await self._exchange(call.request)
+        return answers.read_answer(answer, self._verifier, self._moment(), call.fields)
 
 
-def build(
-    name: str,
-    config: UnionPayAccount,
-    base_dir: Path,
-    session: aiohttp.ClientSession,
-    clock: Clock | None = None,
-) -> UnionPayChannel:
-    """The channel for one routing-config entry; credentials resolved against `base_dir`,
-    times read from `clock` (the router passes its own; the system's when none)."""
-    credentials = load_credentials(config.credentials, base_dir)
-    return UnionPayChannel(name, config, credentials, session, clock)
+build = UnionPayChannel.build
+"""The channel for one routing-config entry (`channels.spec.ChannelSpec.build`)."""

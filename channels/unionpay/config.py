@@ -21,15 +21,12 @@ certificates, the only ones through which a `signPubKeyCert` is trusted.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar, Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -37,14 +34,7 @@ from pydantic import (
 )
 
 from channels.base import Method
-from channels.credentials import (
-    AccountBase,
-    CredentialsError,
-    CredentialsRef,
-    TimeoutsConfig,
-    load_validated,
-    pem_error,
-)
+from channels.credentials import AccountBase, CredentialsBase, parse_pem, pem_error
 from channels.unionpay.crypto import (
     cert_id,
     load_certificate,
@@ -54,9 +44,6 @@ from channels.unionpay.crypto import (
 
 __all__ = [
     "SUPPORTED_METHODS",
-    "CredentialsError",
-    "CredentialsRef",
-    "TimeoutsConfig",
     "UnionPayAccount",
     "UnionPayCredentials",
     "load_credentials",
@@ -74,14 +61,8 @@ class UnionPayAccount(AccountBase):
     type: Literal["unionpay"]
 
 
-class UnionPayCredentials(BaseModel):
-    """A merchant's UnionPay secrets. The signing key never shows in a repr.
-
-    Build it with `model_validate` (not `model_copy(update=...)`, which skips validation and
-    would keep the previously parsed keys).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class UnionPayCredentials(CredentialsBase):
+    """A merchant's UnionPay secrets. The signing key never shows in a repr."""
 
     mer_id: str = Field(pattern=r"^[0-9A-Za-z]{15}$")
     signing_key: SecretStr
@@ -97,17 +78,11 @@ class UnionPayCredentials(BaseModel):
     @model_validator(mode="after")
     def _load(self) -> UnionPayCredentials:
         # Parsed once here: loading an RSA private key checks it, which takes tens of ms.
-        try:
-            self._key = load_private_key(self.signing_key.get_secret_value())
-        except ValueError as exc:
-            raise pem_error("signing_key", str(exc)) from None
-        certs = {}
-        for name in ("signing_cert", "middle_cert", "root_cert"):
-            try:
-                certs[name] = load_certificate(getattr(self, name))
-            except ValueError as exc:
-                raise pem_error(name, str(exc)) from None
-        self._signing, self._middle, self._root = certs.values()
+        self._key = parse_pem("signing_key", load_private_key, self.signing_key.get_secret_value())
+        self._signing, self._middle, self._root = (
+            parse_pem(name, load_certificate, getattr(self, name))
+            for name in ("signing_cert", "middle_cert", "root_cert")
+        )
         if public_key(self._signing).public_numbers() != self._key.public_key().public_numbers():
             raise pem_error("signing_cert", "does not hold the public half of signing_key")
         try:
@@ -137,17 +112,6 @@ class UnionPayCredentials(BaseModel):
     def root(self) -> x509.Certificate:
         return self._root
 
-    def bundle(self) -> dict[str, str]:
-        """The JSON bundle, secrets included: only for sandbox files and `/sim/accounts`."""
-        return {
-            "mer_id": self.mer_id,
-            "signing_key": self.signing_key.get_secret_value(),
-            "signing_cert": self.signing_cert,
-            "middle_cert": self.middle_cert,
-            "root_cert": self.root_cert,
-        }
 
-
-def load_credentials(ref: CredentialsRef, base_dir: Path) -> UnionPayCredentials:
-    """Read and validate a credential bundle. Raises `CredentialsError`."""
-    return load_validated(ref, base_dir, UnionPayCredentials)
+load_credentials = UnionPayCredentials.load
+"""Read and validate a credential bundle. Raises `CredentialsError`."""

@@ -13,8 +13,8 @@ from datetime import datetime
 
 from channels.base import Notification, RefundStatus, TradeStatus
 from channels.errors import NotificationRejected
-from channels.unionpay import codes, wire
 from channels.unionpay.crypto import ChainVerifier, VerificationError, verify_signed
+from channels.unionpay.protocol import codes, wire
 
 RETRY_SCHEDULE: tuple[float, ...] = (60, 120, 240, 300)
 """Seconds between the five delivery attempts of one notification."""
@@ -58,7 +58,7 @@ def parse_notification(
     if txn_type == "04":
         refund = RefundStatus(
             refund_no=order_no,
-            state=codes.refund_state(code),
+            state=codes.map_refund_state(code),
             channel_state=code,
             channel_refund_no=query_id,
             amount=amount,
@@ -66,7 +66,7 @@ def parse_notification(
         return Notification(notification_id=query_id, event_type=event_type, refund=refund)
     trade = TradeStatus(
         order_no=order_no,
-        state=codes.trade_state(code),
+        state=codes.map_trade_state(code),
         channel_state=code,
         channel_trade_no=query_id,
         amount=amount,

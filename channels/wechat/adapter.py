@@ -1,6 +1,6 @@
 """`WeChatChannel`: one WeChat Pay API v3 account behind the `channels.base.Channel` contract.
 
-The adapter only orchestrates: `channels.wechat.protocol` builds and parses, `channels.http`
+The adapter only orchestrates: `protocol.requests` builds, `protocol.answers` reads, `channels.http`
 sends. Every 2xx answer must carry a valid platform signature; one that does not is treated as
 "we do not know what happened" (`ChannelOutcomeUnknown`), never as a success.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from pathlib import Path
 
 import aiohttp
 from multidict import CIMultiDict
@@ -28,21 +27,20 @@ from channels.base import (
 from channels.clock import Clock
 from channels.errors import ChannelOutcomeUnknown, NotificationRejected
 from channels.http import HttpAnswer, HttpRequest
-from channels.wechat import protocol
-from channels.wechat import refund as refund_module
 from channels.wechat.config import (
     WeChatAccount,
     WeChatCredentials,
-    load_credentials,
 )
 from channels.wechat.crypto import VerificationError, verify_answer
 from channels.wechat.notification import decode_notification
+from channels.wechat.protocol import answers, requests, wire
 
 
 class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
     """A configured WeChat Pay account (for example `wechat_main`)."""
 
     wallet = "wechat"
+    credentials_type = WeChatCredentials
 
     def __init__(
         self,
@@ -53,7 +51,7 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
         clock: Clock | None = None,
     ) -> None:
         super().__init__(name, config, credentials, session, clock)
-        self._merchant = protocol.Merchant(
+        self._merchant = wire.Merchant(
             mchid=credentials.mchid,
             appid=credentials.appid,
             serial_no=credentials.merchant_serial_no,
@@ -67,10 +65,10 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
     async def create(self, order: CreateOrder) -> CreateResult:
         """Place the order; the result carries the QR code, URL or app parameters."""
         timestamp, nonce = self._stamp()
-        request = protocol.build_create_request(
+        request = requests.build_create_request(
             self._merchant,
             self._config.base_url,
-            protocol.OrderRequest(
+            requests.OrderRequest(
                 method=order.method,
                 out_trade_no=order.order_no,
                 description=order.description,
@@ -87,25 +85,25 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
         )
         answer = await self._call(request)
         sign_time, sign_nonce = self._stamp()
-        return protocol.parse_create_answer(
+        return answers.parse_create_answer(
             order.method, answer, self._merchant, timestamp=sign_time, nonce=sign_nonce
         )
 
     async def query(self, order: OrderRef) -> TradeStatus:
         """WeChat's view of the order by our order number (`out_trade_no`)."""
         timestamp, nonce = self._stamp()
-        request = protocol.build_query_request(
+        request = requests.build_query_request(
             self._merchant, self._config.base_url, order.order_no, timestamp=timestamp, nonce=nonce
         )
-        return protocol.parse_query_answer(await self._call(request), order.order_no)
+        return answers.parse_query_answer(await self._call(request), order.order_no)
 
     async def close(self, order: OrderRef) -> None:
         """Close an unpaid order; an order WeChat does not know is already as good as closed."""
         timestamp, nonce = self._stamp()
-        request = protocol.build_close_request(
+        request = requests.build_close_request(
             self._merchant, self._config.base_url, order.order_no, timestamp=timestamp, nonce=nonce
         )
-        protocol.parse_close_answer(await self._call(request))
+        answers.parse_close_answer(await self._call(request))
 
     async def refund(self, refund: RefundOrder) -> RefundStatus:
         """Apply for a refund; WeChat answers with the refund, usually still `PROCESSING`.
@@ -113,10 +111,10 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
         The same `refund_no` (`out_refund_no`) again returns the refund already made.
         """
         timestamp, nonce = self._stamp()
-        request = refund_module.build_refund_request(
+        request = requests.build_refund_request(
             self._merchant,
             self._config.base_url,
-            refund_module.RefundRequest(
+            requests.RefundRequest(
                 out_trade_no=refund.payment.order_no,
                 out_refund_no=refund.refund_no,
                 refund=refund.amount,
@@ -128,21 +126,21 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
             timestamp=timestamp,
             nonce=nonce,
         )
-        return refund_module.parse_refund_answer(
+        return answers.parse_refund_answer(
             await self._call(request), refund.refund_no, refund.payment.order_no
         )
 
     async def query_refund(self, refund: RefundOrder) -> RefundStatus:
         """WeChat's view of the refund by our refund number; `NOT_FOUND` if it has none."""
         timestamp, nonce = self._stamp()
-        request = refund_module.build_refund_query_request(
+        request = requests.build_refund_query_request(
             self._merchant,
             self._config.base_url,
             refund.refund_no,
             timestamp=timestamp,
             nonce=nonce,
         )
-        return refund_module.parse_refund_query_answer(
+        return answers.parse_refund_query_answer(
             await self._call(request), refund.refund_no, refund.payment.order_no
         )
 
@@ -161,8 +159,8 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
     def acknowledgement(self, accepted: bool) -> Acknowledgement:
         """200 `{"code":"SUCCESS"}` ends WeChat's retries; 500 `{"code":"FAIL"}` asks again."""
         if accepted:
-            return Acknowledgement(200, protocol.dump_json(protocol.ACK_ACCEPTED))
-        return Acknowledgement(500, protocol.dump_json(protocol.ACK_REFUSED))
+            return Acknowledgement(200, wire.dump_json(wire.ACK_ACCEPTED))
+        return Acknowledgement(500, wire.dump_json(wire.ACK_REFUSED))
 
     def _stamp(self) -> tuple[int, str]:
         return int(self._clock.now()), secrets.token_hex(16).upper()
@@ -182,14 +180,5 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
         return answer
 
 
-def build(
-    name: str,
-    config: WeChatAccount,
-    base_dir: Path,
-    session: aiohttp.ClientSession,
-    clock: Clock | None = None,
-) -> WeChatChannel:
-    """The channel for one routing-config entry; credentials resolved against `base_dir`,
-    times read from `clock` (the router passes its own; the system's when none)."""
-    credentials = load_credentials(config.credentials, base_dir)
-    return WeChatChannel(name, config, credentials, session, clock)
+build = WeChatChannel.build
+"""The channel for one routing-config entry (`channels.spec.ChannelSpec.build`)."""

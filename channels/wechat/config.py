@@ -18,13 +18,10 @@ sandbox file `<sandbox_dir>/wechat/1900000001.json`)::
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar, Literal
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -33,21 +30,11 @@ from pydantic import (
 )
 
 from channels.base import Method
-from channels.credentials import (
-    AccountBase,
-    CredentialsError,
-    CredentialsRef,
-    TimeoutsConfig,
-    load_validated,
-    pem_error,
-)
+from channels.credentials import AccountBase, CredentialsBase, parse_pem
 from channels.wechat.crypto import load_private_key, load_public_key
 
 __all__ = [
     "SUPPORTED_METHODS",
-    "CredentialsError",
-    "CredentialsRef",
-    "TimeoutsConfig",
     "WeChatAccount",
     "WeChatCredentials",
     "load_credentials",
@@ -65,14 +52,8 @@ class WeChatAccount(AccountBase):
     type: Literal["wechat"]
 
 
-class WeChatCredentials(BaseModel):
-    """A merchant's WeChat Pay secrets (public-key mode). Secrets never show in a repr.
-
-    Build it with `model_validate` (not `model_copy(update=...)`, which skips validation and
-    would keep the previously parsed keys).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class WeChatCredentials(CredentialsBase):
+    """A merchant's WeChat Pay secrets (public-key mode). Secrets never show in a repr."""
 
     mchid: str = Field(pattern=r"^[0-9]{6,32}$")
     appid: str = Field(pattern=r"^wx[0-9A-Za-z]{16}$")
@@ -96,14 +77,12 @@ class WeChatCredentials(BaseModel):
     @model_validator(mode="after")
     def _load_keys(self) -> WeChatCredentials:
         # Parsed once here: loading an RSA private key checks it, which takes tens of ms.
-        try:
-            self._merchant_key = load_private_key(self.merchant_private_key.get_secret_value())
-        except ValueError as exc:
-            raise pem_error("merchant_private_key", str(exc)) from None
-        try:
-            self._platform_key = load_public_key(self.platform_public_key)
-        except ValueError as exc:
-            raise pem_error("platform_public_key", str(exc)) from None
+        self._merchant_key = parse_pem(
+            "merchant_private_key", load_private_key, self.merchant_private_key.get_secret_value()
+        )
+        self._platform_key = parse_pem(
+            "platform_public_key", load_public_key, self.platform_public_key
+        )
         return self
 
     @property
@@ -114,19 +93,6 @@ class WeChatCredentials(BaseModel):
     def platform_key(self) -> rsa.RSAPublicKey:
         return self._platform_key
 
-    def bundle(self) -> dict[str, str]:
-        """The JSON bundle, secrets included: only for sandbox files and `/sim/accounts`."""
-        return {
-            "mchid": self.mchid,
-            "appid": self.appid,
-            "merchant_serial_no": self.merchant_serial_no,
-            "merchant_private_key": self.merchant_private_key.get_secret_value(),
-            "platform_public_key_id": self.platform_public_key_id,
-            "platform_public_key": self.platform_public_key,
-            "apiv3_key": self.apiv3_key.get_secret_value(),
-        }
 
-
-def load_credentials(ref: CredentialsRef, base_dir: Path) -> WeChatCredentials:
-    """Read and validate a credential bundle. Raises `CredentialsError`."""
-    return load_validated(ref, base_dir, WeChatCredentials)
+load_credentials = WeChatCredentials.load
+"""Read and validate a credential bundle. Raises `CredentialsError`."""

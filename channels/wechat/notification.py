@@ -15,8 +15,8 @@ from typing import Any
 
 from channels.base import Notification
 from channels.wechat.crypto import VerificationError, aes_gcm_decrypt, aes_gcm_encrypt
-from channels.wechat.protocol import decode_object, dump_json, format_time, parse_transaction
-from channels.wechat.refund import parse_refund
+from channels.wechat.protocol.answers import parse_refund, parse_transaction
+from channels.wechat.protocol.wire import decode_object, dump_json, format_time
 
 ORIGINAL_TYPES = {"TRANSACTION": "transaction", "REFUND": "refund"}
 """The resource an event family carries: `TRANSACTION.*` payments, `REFUND.*` refunds."""

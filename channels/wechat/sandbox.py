@@ -20,10 +20,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from channels.credentials import CredentialsError
-from channels.sandbox_files import locked, new_rsa_key, read_bundle_file, write_bundle, write_secret
+from channels.sandbox_files import ensure_key_pair, new_rsa_key
 from channels.wechat.config import WeChatCredentials
-from channels.wechat.crypto import load_private_key, private_key_pem, public_key_pem
+from channels.wechat.crypto import private_key_pem, public_key_pem
 
 SANDBOX_MCHID = "1900000001"
 SANDBOX_APPID = "wx2b8f6c1d4e9a7035"
@@ -62,13 +61,14 @@ def ensure_sandbox(sandbox_dir: Path) -> SandboxAccount:
     Raises `CredentialsError` when existing files are unreadable or inconsistent.
     """
     bundle_file = credentials_path(sandbox_dir)
-    key_file = platform_key_path(sandbox_dir)
-    with locked(sandbox_dir / "wechat"):
-        if not bundle_file.exists() and not key_file.exists():
-            credentials, platform_key = _generate()
-            write_secret(key_file, private_key_pem(platform_key))
-            write_bundle(bundle_file, credentials.bundle())
-    return _load(bundle_file, key_file)
+    credentials, platform_key = ensure_key_pair(
+        bundle_file,
+        platform_key_path(sandbox_dir),
+        WeChatCredentials,
+        _generate,
+        lambda credentials: credentials.platform_key,
+    )
+    return SandboxAccount(credentials, platform_key, bundle_file)
 
 
 def _generate() -> tuple[WeChatCredentials, rsa.RSAPrivateKey]:
@@ -88,17 +88,3 @@ def _generate() -> tuple[WeChatCredentials, rsa.RSAPrivateKey]:
         }
     )
     return credentials, platform_key
-
-
-def _load(bundle_file: Path, key_file: Path) -> SandboxAccount:
-    credentials = read_bundle_file(bundle_file, WeChatCredentials)
-    try:
-        platform_key = load_private_key(key_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CredentialsError(f"sandbox file {key_file}: unreadable ({exc})") from None
-    if public_key_pem(platform_key.public_key()) != credentials.platform_public_key:
-        raise CredentialsError(
-            f"sandbox files {bundle_file.name} and {key_file.name} do not belong together; "
-            f"remove both to generate a new sandbox account"
-        )
-    return SandboxAccount(credentials, platform_key, bundle_file)

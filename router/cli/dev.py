@@ -108,16 +108,21 @@ def describe_store(settings: Settings) -> str:
     return f"Redis at {redacted(settings.redis_url)}"
 
 
+def _simulators() -> str:
+    """Every registered simulator, two to a line."""
+    urls = [f"{wallet} http://127.0.0.1:{port}" for wallet, port in SIMULATOR_PORTS.items()]
+    lines = ["  ".join(urls[i : i + 2]) for i in range(0, len(urls), 2)]
+    return "\n              ".join(lines)
+
+
 def welcome(settings: Settings, merchant: SandboxMerchant, sandbox_dir: Path) -> str:
     """What `payrouter dev` prints once it is ready: a request that works, pasted as is."""
     base = settings.base_url
-    wechat, alipay, unionpay = (SIMULATOR_PORTS[c] for c in ("wechat", "alipay", "unionpay"))
     order = "try-" + secrets.token_hex(4)
     return f"""
 payrouter dev is running ({describe_store(settings)})
   router      {base}   (openapi: {base}/openapi.json)
-  simulators  wechat http://127.0.0.1:{wechat}  alipay http://127.0.0.1:{alipay}
-              unionpay http://127.0.0.1:{unionpay}
+  simulators  {_simulators()}
 
 sandbox merchant {merchant.merchant_id}
   key id          {merchant.key_id}
@@ -131,5 +136,5 @@ try it:
     -H 'Idempotency-Key: {order}' -H 'Content-Type: application/json' \\
     -d '{{"amount": 1999, "merchant_order_id": "{order}", "description": "Demo", "method": "qr"}}'
 then pay it as the buyer (code = the payment's action.qr_code):
-  curl -s http://127.0.0.1:{wechat}/sim/buyer/pay -d '{{"code": "weixin://..."}}'
+  curl -s http://127.0.0.1:{SIMULATOR_PORTS["wechat"]}/sim/buyer/pay -d '{{"code": "weixin://..."}}'
 """

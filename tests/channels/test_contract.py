@@ -51,15 +51,13 @@ from channels.errors import (
     ChannelUnavailable,
     NotificationRejected,
 )
+from channels.registry import REGISTRY
 from tests.channels.conftest import serve
 from tests.channels.harness import Harness, HarnessFactory
 
-HARNESSES = {
-    "wechat": "tests.channels.harnesses.wechat",
-    "alipay": "tests.channels.harnesses.alipay",
-    "unionpay": "tests.channels.harnesses.unionpay",
-}
-"""Wallet → the module whose `harness` starts its simulator and adapter. One entry a line."""
+HARNESSES = {wallet: f"tests.channels.harnesses.{wallet}" for wallet in REGISTRY}
+"""Wallet → the module whose `harness` starts its simulator and adapter: every registered
+channel runs the contract, so a new one without a harness fails here."""
 
 EXPECTED_ACTIONS: dict[Method, frozenset[ActionType]] = {
     "qr": frozenset({"qr_code"}),

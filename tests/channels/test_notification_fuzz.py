@@ -43,7 +43,7 @@ from channels.wechat import WeChatAccount
 from channels.wechat import build as build_wechat
 from channels.wechat.crypto import sign_answer
 from channels.wechat.notification import build_notification
-from channels.wechat.protocol import dump_json
+from channels.wechat.protocol.wire import dump_json
 from channels.wechat.sandbox import credentials_path as wechat_credentials
 from channels.wechat.sandbox import ensure_sandbox as wechat_sandbox
 from tests.channels.harnesses.alipay import install_sandbox as install_alipay

@@ -82,3 +82,22 @@ def test_a_wallet_package_never_imports_another() -> None:
             if others := _named_wallets(path) - {wallet}:
                 offenders[str(path.relative_to(ROOT))] = sorted(others)
     assert offenders == {}
+
+
+EXAMPLES = {
+    ("router/models.py", "alipay"): "the OpenAPI example of a payment that names its wallet",
+    ("router/cli/dev.py", "wechat"): "`payrouter dev` shows paying a QR code at one simulator",
+}
+"""Wallet names the router spells out, each an example for people, not a table to extend."""
+
+
+def test_the_router_names_a_wallet_only_in_examples() -> None:
+    """What the router knows per wallet comes from the registry, so a new channel edits no
+    router module: a wallet name as a string in router code is a list that would miss it."""
+    named = {
+        (str(path.relative_to(ROOT)), node.value)
+        for path in (ROOT / "router").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Constant) and node.value in WALLETS
+    }
+    assert named == set(EXAMPLES)

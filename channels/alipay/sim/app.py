@@ -40,8 +40,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
-from channels.alipay.amounts import fen_to_yuan
 from channels.alipay.crypto import ERROR_RESPONSE, response_key
+from channels.alipay.protocol.wire import fen_to_yuan
 from channels.alipay.sandbox import SandboxAccount
 from channels.alipay.sim.handlers import METHODS, OPERATIONS
 from channels.alipay.sim.orders import (

@@ -15,8 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from channels.alipay.amounts import fen_to_yuan
-from channels.alipay.protocol import BEIJING, TIME_FORMAT
+from channels.alipay.protocol.wire import BEIJING, TIME_FORMAT, fen_to_yuan
 from channels.alipay.sim.orders import Trade
 
 FEE_PER_MILLE = 6

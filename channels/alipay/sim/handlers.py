@@ -14,8 +14,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from channels.alipay.amounts import fen_to_yuan
-from channels.alipay.protocol import format_time
+from channels.alipay.protocol.wire import fen_to_yuan, format_time
 from channels.alipay.sandbox import SandboxAccount
 from channels.alipay.sim import bill
 from channels.alipay.sim.orders import Trade, business, invalid, text

@@ -24,8 +24,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from channels.alipay.amounts import fen_to_yuan, yuan_to_fen
-from channels.alipay.protocol import BEIJING, format_time, parse_time
+from channels.alipay.protocol.wire import BEIJING, fen_to_yuan, format_time, parse_time, yuan_to_fen
 from channels.sim.kit import Delivery
 
 OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_]{1,64}")

@@ -19,7 +19,6 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
-from channels.alipay.amounts import fen_to_yuan, yuan_to_fen
 from channels.alipay.crypto import (
     SIGN_TYPE,
     build_answer,
@@ -27,7 +26,7 @@ from channels.alipay.crypto import (
     sign_notification,
     verify_request,
 )
-from channels.alipay.protocol import BEIJING
+from channels.alipay.protocol.wire import BEIJING, fen_to_yuan, yuan_to_fen
 from channels.alipay.sandbox import SandboxAccount, ensure_sandbox
 from channels.alipay.sim import bill
 from channels.alipay.sim.orders import (

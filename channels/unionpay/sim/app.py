@@ -44,7 +44,7 @@ from channels.sim.kit import (
     control_error,
     fault_routes,
 )
-from channels.unionpay import codes, wire
+from channels.unionpay.protocol import codes, wire
 from channels.unionpay.sim import bill, pages
 from channels.unionpay.sim.orders import (
     Txn,

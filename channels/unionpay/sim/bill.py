@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from channels.unionpay import wire
+from channels.unionpay.protocol import wire
 from channels.unionpay.sim.orders import Txn
 
 TXN_CODES = {"01": "S22", "04": "S30", "31": "S31"}

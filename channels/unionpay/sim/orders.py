@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Literal
 
 from channels.sim.kit import Delivery
-from channels.unionpay import codes, wire
+from channels.unionpay.protocol import codes, wire
 
 PROCESSING_AMOUNTS: Mapping[int, str] = {303: "03", 304: "04", 305: "05"}
 NO_PASSWORD_LIMIT = 100_000

@@ -15,8 +15,9 @@ from aiohttp import web
 
 from channels.sim.kit import SimulatorSettings
 from channels.sim.state import SimulatorCore
-from channels.unionpay import codes, crypto, wire
+from channels.unionpay import crypto
 from channels.unionpay.notification import ACCEPTED_STATUSES, RETRY_SCHEDULE
+from channels.unionpay.protocol import codes, wire
 from channels.unionpay.sandbox import SandboxAccount, ensure_sandbox
 from channels.unionpay.sim.orders import Txn, TxnBook, UnionPayError
 

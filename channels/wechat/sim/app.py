@@ -44,7 +44,7 @@ from channels.sim.kit import (
     control_error,
     fault_routes,
 )
-from channels.wechat.protocol import dump_json
+from channels.wechat.protocol.wire import dump_json
 from channels.wechat.sim import bill
 from channels.wechat.sim.orders import KINDS, Order, WeChatError, param_error
 from channels.wechat.sim.state import ACCOUNT, SIMULATOR, WeChatSimulator

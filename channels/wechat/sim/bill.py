@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from channels.wechat.protocol import CHINA_TIME
+from channels.wechat.protocol.wire import CHINA_TIME
 from channels.wechat.sim.orders import Order
 
 FEE_RATE_PER_MILLE = 6

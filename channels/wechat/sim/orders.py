@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from channels.sim.kit import Delivery
-from channels.wechat.protocol import CHINA_TIME, format_time, parse_time
+from channels.wechat.protocol.wire import CHINA_TIME, format_time, parse_time
 
 KINDS = ("native", "h5", "jsapi", "app", "codepay")
 TRADE_TYPE_NAMES = {

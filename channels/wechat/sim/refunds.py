@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from channels.sim.kit import Delivery
-from channels.wechat.protocol import CHINA_TIME, format_time
+from channels.wechat.protocol.wire import CHINA_TIME, format_time
 from channels.wechat.sim.orders import Order, OrderBook, WeChatError, param_error
 
 OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")

@@ -29,7 +29,7 @@ from channels.wechat.crypto import (
     verify_authorization,
 )
 from channels.wechat.notification import build_notification
-from channels.wechat.protocol import CHINA_TIME
+from channels.wechat.protocol.wire import CHINA_TIME
 from channels.wechat.sandbox import SandboxAccount, ensure_sandbox
 from channels.wechat.sim import bill
 from channels.wechat.sim.orders import PASSWORD_AUTH_CODE, Order, OrderBook, WeChatError

@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channels.alipay import crypto, protocol, replies
-from channels.alipay.amounts import fen_to_yuan, yuan_to_fen
+from channels.alipay import crypto
 from channels.alipay.notification import decode_notification, parse_form
+from channels.alipay.protocol import answers, codes, requests, wire
+from channels.alipay.protocol.wire import fen_to_yuan, yuan_to_fen
 from channels.base import CreateOrder, OrderRef, RefundOrder, RefundState, TradeState
 from channels.errors import ChannelOutcomeUnknown, ChannelRejected, ChannelUnavailable
 from channels.http import HttpAnswer
@@ -26,7 +27,7 @@ APP_KEY = crypto.load_private_key((FIXTURES / "app_private_key.pem").read_text()
 APP_PUBLIC = crypto.load_public_key((FIXTURES / "app_public_key.pem").read_text())
 ALIPAY_KEY = crypto.load_private_key((FIXTURES / "alipay_private_key.pem").read_text())
 ALIPAY_PUBLIC = crypto.load_public_key((FIXTURES / "alipay_public_key.pem").read_text())
-APP = protocol.App("2021000000000001", APP_KEY, ALIPAY_PUBLIC)
+APP = wire.App("2021000000000001", APP_KEY, ALIPAY_PUBLIC)
 MOMENT = datetime(2024, 1, 15, 2, 30, tzinfo=UTC)
 """10:30:00 in Beijing."""
 
@@ -100,17 +101,17 @@ def signed_body(name: str, raw_object: str, key: rsa.RSAPrivateKey = ALIPAY_KEY)
     return f'{{"{name}":{raw_object},"sign":"{crypto.rsa2_sign(key, raw_object.encode())}"}}'
 
 
-def reply_for(api_method: str, payload: dict[str, Any]) -> replies.Reply:
+def reply_for(api_method: str, payload: dict[str, Any]) -> wire.Reply:
     body = crypto.build_answer(ALIPAY_KEY, crypto.response_key(api_method), payload)
-    return replies.read_reply(answer(body), api_method, ALIPAY_PUBLIC)
+    return answers.read_reply(answer(body), api_method, ALIPAY_PUBLIC)
 
 
 # Signing vectors
 
 
 def test_request_signature_vector() -> None:
-    api_method, biz = protocol.create_biz(order())
-    params = protocol.signed_params(
+    api_method, biz = requests.create_biz(order())
+    params = wire.signed_params(
         APP, api_method, biz, now=MOMENT, notify_url="https://merchant.example/notify"
     )
     assert "return_url" not in params, "empty values are dropped"
@@ -129,8 +130,8 @@ def test_request_signature_covers_every_parameter_but_sign() -> None:
 
 
 def test_signed_query_survives_url_encoding() -> None:
-    api_method, biz = protocol.create_biz(order("web", return_url="https://m.example/back?a=1&b=2"))
-    params = protocol.signed_params(
+    api_method, biz = requests.create_biz(order("web", return_url="https://m.example/back?a=1&b=2"))
+    params = wire.signed_params(
         APP,
         api_method,
         biz,
@@ -138,7 +139,7 @@ def test_signed_query_survives_url_encoding() -> None:
         notify_url="https://m.example/n",
         return_url="https://m.example/r",
     )
-    url = protocol.browser_url("https://openapi.alipay.com/gateway.do", params)
+    url = wire.browser_url("https://openapi.alipay.com/gateway.do", params)
     assert url.startswith("https://openapi.alipay.com/gateway.do?app_id=2021000000000001&")
     decoded = dict(parse_qsl(url.split("?", 1)[1]))
     assert decoded == params
@@ -150,7 +151,7 @@ def test_answer_signature_vector() -> None:
     payload = json.loads(ANSWER_OBJECT)
     body = crypto.build_answer(ALIPAY_KEY, name, payload)
     assert body == f'{{"{name}":{ANSWER_OBJECT},"sign":"{ANSWER_SIGN}"}}'.encode()
-    reply = replies.read_reply(answer(body), "alipay.trade.precreate", ALIPAY_PUBLIC)
+    reply = answers.read_reply(answer(body), "alipay.trade.precreate", ALIPAY_PUBLIC)
     assert reply.ok
     assert reply.text("qr_code") == "https://qr.alipay.com/bax03431ljhokirwl38f00a7"
 
@@ -204,7 +205,7 @@ def test_signature_covers_the_exact_response_bytes(raw_object: str) -> None:
     signed = crypto.open_answer(body.encode(), "alipay.trade.precreate")
     assert signed.raw == raw_object.encode()
     assert signed.verified(ALIPAY_PUBLIC)
-    reply = replies.read_reply(answer(body), "alipay.trade.precreate", ALIPAY_PUBLIC)
+    reply = answers.read_reply(answer(body), "alipay.trade.precreate", ALIPAY_PUBLIC)
     assert reply.code == "10000"
 
 
@@ -221,7 +222,7 @@ def test_sign_may_come_first_and_other_members_are_ignored() -> None:
     raw_object = '{"code":"10000","msg":"Success"}'
     sign = crypto.rsa2_sign(ALIPAY_KEY, raw_object.encode())
     body = f'{{"sign":"{sign}","alipay_cert_sn":"abc","alipay_trade_close_response":{raw_object}}}'
-    assert replies.read_reply(answer(body), "alipay.trade.close", ALIPAY_PUBLIC).ok
+    assert answers.read_reply(answer(body), "alipay.trade.close", ALIPAY_PUBLIC).ok
 
 
 @pytest.mark.parametrize(
@@ -239,23 +240,23 @@ def test_sign_may_come_first_and_other_members_are_ignored() -> None:
 )
 def test_malformed_answers_are_unknown(body: bytes) -> None:
     with pytest.raises(ChannelOutcomeUnknown):
-        replies.read_reply(answer(body), "alipay.trade.query", ALIPAY_PUBLIC)
+        answers.read_reply(answer(body), "alipay.trade.query", ALIPAY_PUBLIC)
 
 
 def test_unsigned_or_forged_answers_are_unknown() -> None:
     raw_object = '{"code":"10000","msg":"Success","trade_status":"TRADE_SUCCESS"}'
     with pytest.raises(ChannelOutcomeUnknown, match="unsigned"):
-        replies.read_reply(
+        answers.read_reply(
             answer(f'{{"alipay_trade_query_response":{raw_object}}}'),
             "alipay.trade.query",
             ALIPAY_PUBLIC,
         )
     forged = signed_body("alipay_trade_query_response", raw_object, key=APP_KEY)
     with pytest.raises(ChannelOutcomeUnknown, match="does not verify"):
-        replies.read_reply(answer(forged), "alipay.trade.query", ALIPAY_PUBLIC)
+        answers.read_reply(answer(forged), "alipay.trade.query", ALIPAY_PUBLIC)
     tampered = signed_body("alipay_trade_query_response", raw_object).replace("SUCCESS", "CLOSED")
     with pytest.raises(ChannelOutcomeUnknown):
-        replies.read_reply(answer(tampered), "alipay.trade.query", ALIPAY_PUBLIC)
+        answers.read_reply(answer(tampered), "alipay.trade.query", ALIPAY_PUBLIC)
 
 
 def test_unsigned_gateway_error_is_unknown_and_says_what_it_was() -> None:
@@ -264,7 +265,7 @@ def test_unsigned_gateway_error_is_unknown_and_says_what_it_was() -> None:
         '"sub_code":"isv.invalid-app-id"}}'
     )
     with pytest.raises(ChannelOutcomeUnknown, match=r"40002 isv\.invalid-app-id"):
-        replies.read_reply(answer(body), "alipay.trade.query", ALIPAY_PUBLIC)
+        answers.read_reply(answer(body), "alipay.trade.query", ALIPAY_PUBLIC)
 
 
 @pytest.mark.parametrize(
@@ -278,7 +279,7 @@ def test_unsigned_gateway_error_is_unknown_and_says_what_it_was() -> None:
 )
 def test_http_status(status: int, error: type[Exception]) -> None:
     with pytest.raises(error):
-        replies.read_reply(answer(b"busy", status), "alipay.trade.query", ALIPAY_PUBLIC)
+        answers.read_reply(answer(b"busy", status), "alipay.trade.query", ALIPAY_PUBLIC)
 
 
 # Amounts and times
@@ -359,15 +360,15 @@ def test_yuan_to_fen_is_exact(value: Any) -> None:
 
 
 def test_times_are_beijing() -> None:
-    assert protocol.format_time(MOMENT) == "2024-01-15 10:30:00"
-    assert protocol.parse_time("2024-01-15 10:30:00") == MOMENT
-    refund_time = protocol.parse_time("2024-01-15 10:30:00.320")
+    assert wire.format_time(MOMENT) == "2024-01-15 10:30:00"
+    assert wire.parse_time("2024-01-15 10:30:00") == MOMENT
+    refund_time = wire.parse_time("2024-01-15 10:30:00.320")
     assert refund_time.microsecond == 320_000
     with pytest.raises(ValueError, match="timezone-aware"):
-        protocol.format_time(datetime(2024, 1, 15))
+        wire.format_time(datetime(2024, 1, 15))
     for bad in ("2024-01-15T10:30:00", "2024-01-15 10:30", "2024-13-15 10:30:00", ""):
         with pytest.raises(ValueError, match="is not"):
-            protocol.parse_time(bad)
+            wire.parse_time(bad)
 
 
 # Create requests
@@ -375,7 +376,7 @@ def test_times_are_beijing() -> None:
 
 def test_create_biz_per_method() -> None:
     expires = datetime(2024, 1, 15, 3, 0, tzinfo=UTC)
-    assert protocol.create_biz(order("qr", expires_at=expires)) == (
+    assert requests.create_biz(order("qr", expires_at=expires)) == (
         "alipay.trade.precreate",
         {
             "out_trade_no": "pay_A1001",
@@ -385,13 +386,13 @@ def test_create_biz_per_method() -> None:
             "time_expire": "2024-01-15 11:00:00",
         },
     )
-    assert protocol.create_biz(order("web"))[1]["product_code"] == "FAST_INSTANT_TRADE_PAY"
-    assert protocol.create_biz(order("h5"))[1]["product_code"] == "QUICK_WAP_WAY"
-    assert protocol.create_biz(order("app"))[1]["product_code"] == "QUICK_MSECURITY_PAY"
-    jsapi = protocol.create_biz(order("jsapi", payer_id="2088102146225135"))
+    assert requests.create_biz(order("web"))[1]["product_code"] == "FAST_INSTANT_TRADE_PAY"
+    assert requests.create_biz(order("h5"))[1]["product_code"] == "QUICK_WAP_WAY"
+    assert requests.create_biz(order("app"))[1]["product_code"] == "QUICK_MSECURITY_PAY"
+    jsapi = requests.create_biz(order("jsapi", payer_id="2088102146225135"))
     assert jsapi[0] == "alipay.trade.create"
     assert jsapi[1]["buyer_id"] == "2088102146225135"
-    barcode = protocol.create_biz(order("barcode", auth_code="286648488111111111"))
+    barcode = requests.create_biz(order("barcode", auth_code="286648488111111111"))
     assert barcode[0] == "alipay.trade.pay"
     assert barcode[1]["scene"] == "bar_code"
     assert barcode[1]["auth_code"] == "286648488111111111"
@@ -408,13 +409,13 @@ def test_create_biz_per_method() -> None:
 )
 def test_create_refuses_what_alipay_cannot_take(changes: dict[str, Any], code: str) -> None:
     with pytest.raises(ChannelRejected) as caught:
-        protocol.create_biz(order(**changes))
+        requests.create_biz(order(**changes))
     assert caught.value.code == code
     assert caught.value.fault == "request"
 
 
 def test_long_descriptions_are_cut_to_alipays_subject_limit() -> None:
-    assert len(protocol.create_biz(order(description="x" * 300))[1]["subject"]) == 256
+    assert len(requests.create_biz(order(description="x" * 300))[1]["subject"]) == 256
 
 
 # Replies
@@ -501,13 +502,13 @@ def test_long_descriptions_are_cut_to_alipays_subject_limit() -> None:
 )
 def test_reply_errors(payload: dict[str, str], error: type[Exception], fault: str | None) -> None:
     reply = reply_for("alipay.trade.precreate", payload)
-    exc = replies.reply_error(reply)
+    exc = codes.reply_error(reply)
     assert type(exc) is error
     assert exc.code == payload["sub_code"]
     if fault is not None:
         assert exc.fault == fault
     with pytest.raises(error):
-        replies.parse_create_reply("qr", reply, "pay_A1001")
+        answers.parse_create_answer("qr", reply, "pay_A1001")
 
 
 def test_barcode_replies() -> None:
@@ -522,7 +523,7 @@ def test_barcode_replies() -> None:
             "gmt_payment": "2024-01-15 10:31:02",
         },
     )
-    result = replies.parse_create_reply("barcode", paid, "pay_A1001")
+    result = answers.parse_create_answer("barcode", paid, "pay_A1001")
     assert result.state is TradeState.SUCCEEDED
     assert result.channel_trade_no == "2024T1"
     assert result.paid_at == datetime(2024, 1, 15, 2, 31, 2, tzinfo=UTC)
@@ -535,11 +536,11 @@ def test_barcode_replies() -> None:
             "trade_no": "2024T1",
         },
     )
-    result = replies.parse_create_reply("barcode", waiting, "pay_A1001")
+    result = answers.parse_create_answer("barcode", waiting, "pay_A1001")
     assert result.state is TradeState.PENDING
     assert result.action.type == "none"
     with pytest.raises(ChannelOutcomeUnknown, match="another order"):
-        replies.parse_create_reply("barcode", paid, "pay_B2002")
+        answers.parse_create_answer("barcode", paid, "pay_B2002")
 
 
 def test_query_replies() -> None:
@@ -552,7 +553,7 @@ def test_query_replies() -> None:
             "sub_msg": "交易不存在",
         },
     )
-    assert replies.parse_query_reply(missing, "pay_A1001").state is TradeState.NOT_FOUND
+    assert answers.parse_query_answer(missing, "pay_A1001").state is TradeState.NOT_FOUND
     base = {
         "code": "10000",
         "msg": "Success",
@@ -566,7 +567,7 @@ def test_query_replies() -> None:
         ("TRADE_FINISHED", TradeState.SUCCEEDED),
         ("TRADE_CLOSED", TradeState.CLOSED),
     ]:
-        trade = replies.parse_query_reply(
+        trade = answers.parse_query_answer(
             reply_for("alipay.trade.query", {**base, "trade_status": status}), "pay_A1001"
         )
         assert trade.state is state
@@ -576,7 +577,7 @@ def test_query_replies() -> None:
         "alipay.trade.query",
         {**base, "trade_status": "TRADE_CLOSED", "send_pay_date": "2024-01-15 10:31:02"},
     )
-    assert replies.parse_query_reply(refunded, "pay_A1001").state is TradeState.SUCCEEDED, (
+    assert answers.parse_query_answer(refunded, "pay_A1001").state is TradeState.SUCCEEDED, (
         "a trade closed by a full refund was paid"
     )
     for bad in (
@@ -584,19 +585,21 @@ def test_query_replies() -> None:
         {"trade_status": "TRADE_SUCCESS", "total_amount": "19.9x"},
     ):
         with pytest.raises(ChannelOutcomeUnknown):
-            replies.parse_query_reply(reply_for("alipay.trade.query", {**base, **bad}), "pay_A1001")
+            answers.parse_query_answer(
+                reply_for("alipay.trade.query", {**base, **bad}), "pay_A1001"
+            )
 
 
 def test_close_replies() -> None:
-    replies.check_close_reply(reply_for("alipay.trade.close", {"code": "10000", "msg": "Success"}))
-    replies.check_close_reply(
+    answers.parse_close_answer(reply_for("alipay.trade.close", {"code": "10000", "msg": "Success"}))
+    answers.parse_close_answer(
         reply_for(
             "alipay.trade.close",
             {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST"},
         )
     )
     with pytest.raises(ChannelRejected):
-        replies.check_close_reply(
+        answers.parse_close_answer(
             reply_for(
                 "alipay.trade.close",
                 {"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_STATUS_ERROR"},
@@ -617,7 +620,7 @@ REFUND = RefundOrder(
 
 
 def test_refund_biz_and_replies() -> None:
-    assert protocol.refund_biz(REFUND) == {
+    assert requests.refund_biz(REFUND) == {
         "out_trade_no": "pay_A1001",
         "refund_amount": "5.00",
         "out_request_no": "re_R1",
@@ -634,7 +637,7 @@ def test_refund_biz_and_replies() -> None:
             "gmt_refund_pay": "2024-01-15 10:40:00",
         },
     )
-    status = replies.parse_refund_reply(moved, REFUND)
+    status = answers.parse_refund_answer(moved, REFUND)
     assert status is not None
     assert status.state is RefundState.SUCCEEDED
     assert status.amount == 500
@@ -642,12 +645,12 @@ def test_refund_biz_and_replies() -> None:
         "alipay.trade.refund",
         {"code": "10000", "msg": "Success", "out_trade_no": "pay_A1001", "fund_change": "N"},
     )
-    assert replies.parse_refund_reply(repeat, REFUND) is None, "a repeat is confirmed by query"
+    assert answers.parse_refund_answer(repeat, REFUND) is None, "a repeat is confirmed by query"
 
 
 def test_refund_query_replies() -> None:
     absent = reply_for("alipay.trade.fastpay.refund.query", {"code": "10000", "msg": "Success"})
-    assert replies.parse_refund_query_reply(absent, REFUND).state is RefundState.NOT_FOUND
+    assert answers.parse_refund_query_answer(absent, REFUND).state is RefundState.NOT_FOUND
     done = reply_for(
         "alipay.trade.fastpay.refund.query",
         {
@@ -661,7 +664,7 @@ def test_refund_query_replies() -> None:
             "gmt_refund_pay": "2024-01-15 10:40:00",
         },
     )
-    status = replies.parse_refund_query_reply(done, REFUND)
+    status = answers.parse_refund_query_answer(done, REFUND)
     assert status.state is RefundState.SUCCEEDED
     assert status.amount == 500
     assert status.refunded_at == datetime(2024, 1, 15, 2, 40, tzinfo=UTC)
@@ -675,7 +678,7 @@ def test_refund_query_replies() -> None:
         },
     )
     with pytest.raises(ChannelOutcomeUnknown):
-        replies.parse_refund_query_reply(other, REFUND)
+        answers.parse_refund_query_answer(other, REFUND)
 
 
 # Notifications

@@ -17,9 +17,10 @@ from channels.errors import (
     NotificationRejected,
 )
 from channels.http import HttpAnswer
-from channels.unionpay import codes, crypto, protocol, wire
+from channels.unionpay import crypto
 from channels.unionpay.crypto import ChainVerifier, VerificationError
 from channels.unionpay.notification import parse_notification
+from channels.unionpay.protocol import answers, codes, requests, wire
 from channels.unionpay.sandbox import CHANNEL_CN, issue, subject_name
 from tests.channels.unionpay.keys import MERCHANT_SERIAL, chain
 
@@ -67,8 +68,8 @@ def verifier(owners: frozenset[str] = frozenset({crypto.TEST_OWNER})) -> ChainVe
     return ChainVerifier(chain().root, chain().middle, owners)
 
 
-def merchant() -> protocol.Merchant:
-    return protocol.Merchant(MER_ID, str(MERCHANT_SERIAL), chain().merchant_key)
+def merchant() -> wire.Merchant:
+    return wire.Merchant(MER_ID, str(MERCHANT_SERIAL), chain().merchant_key)
 
 
 def channel_signed(fields: dict[str, str], cert: x509.Certificate | None = None) -> dict[str, str]:
@@ -94,7 +95,7 @@ def test_signing_string_and_digest_are_exact() -> None:
 def test_request_signature_vector() -> None:
     """PKCS#1 v1.5 is deterministic: the same fields and key give the same signature."""
     assert crypto.sign(QR_FIELDS, chain().merchant_key) == QR_SIGNATURE
-    signed = protocol.signed(merchant(), {k: v for k, v in QR_FIELDS.items() if k != "certId"})
+    signed = wire.signed(merchant(), {k: v for k, v in QR_FIELDS.items() if k != "certId"})
     assert signed["certId"] == "73146921577"
     assert signed["signature"] == QR_SIGNATURE
 
@@ -352,7 +353,7 @@ def test_forms_round_trip_and_refuse_repeated_fields() -> None:
 # Requests
 
 
-def _consume(method: str, **changes: object) -> protocol.Consume:
+def _consume(method: str, **changes: object) -> requests.Consume:
     values: dict[str, object] = {
         "method": method,
         "order_no": "pay_AbC123xyz",
@@ -365,30 +366,30 @@ def _consume(method: str, **changes: object) -> protocol.Consume:
         "qr_no": "6212345678901234567",
     }
     values.update(changes)
-    return protocol.Consume(**values)  # type: ignore[arg-type]
+    return requests.Consume(**values)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     ("method", "path", "sub_type", "biz_type", "channel_type"),
     [
-        ("web", protocol.FRONT_PATH, "01", "000201", "07"),
-        ("h5", protocol.FRONT_PATH, "01", "000201", "08"),
-        ("app", protocol.APP_PATH, "01", "000201", "08"),
-        ("qr", protocol.BACK_PATH, "07", "000000", "08"),
-        ("barcode", protocol.BACK_PATH, "06", "000000", "08"),
+        ("web", requests.FRONT_PATH, "01", "000201", "07"),
+        ("h5", requests.FRONT_PATH, "01", "000201", "08"),
+        ("app", requests.APP_PATH, "01", "000201", "08"),
+        ("qr", requests.BACK_PATH, "07", "000000", "08"),
+        ("barcode", requests.BACK_PATH, "06", "000000", "08"),
     ],
 )
 def test_consume_fields_per_method(
     method: str, path: str, sub_type: str, biz_type: str, channel_type: str
 ) -> None:
-    fields = protocol.consume_fields(merchant(), _consume(method))
-    assert protocol.PRODUCTS[method].path == path  # type: ignore[index]
+    fields = requests.consume_fields(merchant(), _consume(method))
+    assert requests.PRODUCTS[method].path == path  # type: ignore[index]
     expected = {"txnType": "01", "txnSubType": sub_type, "bizType": biz_type}
     expected |= {"channelType": channel_type, "accessType": "0", "version": "5.1.0"}
     expected |= {"orderId": "payAbC123xyz", "txnTime": "20260102110405", "txnAmt": "1999"}
     expected |= {"currencyCode": "156", "payTimeout": "20260102113405", "certId": "73146921577"}
     assert expected.items() <= fields.items()
-    assert ("frontUrl" in fields) == (path == protocol.FRONT_PATH)
+    assert ("frontUrl" in fields) == (path == requests.FRONT_PATH)
     assert ("qrNo" in fields) == (method == "barcode")
     crypto.verify(fields, crypto.public_key(chain().merchant))
 
@@ -408,13 +409,13 @@ def test_requests_the_channel_cannot_take_are_refused_before_sending(
     method: str, changes: dict[str, object]
 ) -> None:
     with pytest.raises(ChannelRejected) as caught:
-        protocol.consume_fields(merchant(), _consume(method, **changes))
+        requests.consume_fields(merchant(), _consume(method, **changes))
     assert caught.value.fault == "request"
 
 
 def test_refund_and_void_name_the_original() -> None:
-    original = protocol.Original("pay_AbC123xyz", NOW, "202601021104051234567")
-    refund = protocol.refund_fields(
+    original = requests.Original("pay_AbC123xyz", NOW, "202601021104051234567")
+    refund = requests.refund_fields(
         merchant(),
         refund_no="re_XyZ98765",
         created_at=NOW + timedelta(hours=1),
@@ -426,15 +427,15 @@ def test_refund_and_void_name_the_original() -> None:
     assert refund["origQryId"] == "202601021104051234567"
     assert (refund["txnType"], refund["orderId"], refund["txnAmt"]) == ("04", "reXyZ98765", "500")
     assert "origOrderId" not in refund
-    unpaid = protocol.Original("pay_AbC123xyz", NOW)
-    void = protocol.void_fields(merchant(), unpaid, None, NOW + timedelta(minutes=5))
+    unpaid = requests.Original("pay_AbC123xyz", NOW)
+    void = requests.void_fields(merchant(), unpaid, None, NOW + timedelta(minutes=5))
     assert (void["txnType"], void["orderId"]) == ("31", "vdpayAbC123xyz")
     assert (void["origOrderId"], void["origTxnTime"]) == ("payAbC123xyz", "20260102110405")
     assert "txnAmt" not in void and "backUrl" not in void
 
 
 def test_query_fields() -> None:
-    fields = protocol.query_fields(merchant(), "pay_AbC123xyz", NOW)
+    fields = requests.query_fields(merchant(), "pay_AbC123xyz", NOW)
     assert (fields["txnType"], fields["txnSubType"]) == ("00", "00")
     assert (fields["orderId"], fields["txnTime"]) == ("payAbC123xyz", "20260102110405")
 
@@ -446,17 +447,17 @@ SENT = {"merId": MER_ID, "orderId": "payAbC123xyz", "txnTime": "20260102110405"}
 
 def test_answers_must_verify_and_match_the_request() -> None:
     good = answer({**SENT, "respCode": "00", "qrCode": "q"})
-    assert protocol.read_answer(good, verifier(), NOW, SENT)["qrCode"] == "q"
+    assert answers.read_answer(good, verifier(), NOW, SENT)["qrCode"] == "q"
     other = answer({**SENT, "orderId": "payOther123", "respCode": "00"})
     with pytest.raises(ChannelOutcomeUnknown, match="another orderId"):
-        protocol.read_answer(other, verifier(), NOW, SENT)
+        answers.read_answer(other, verifier(), NOW, SENT)
     unsigned = HttpAnswer.build(200, {}, wire.encode_answer({**SENT, "respCode": "00"}))
     with pytest.raises(ChannelOutcomeUnknown) as caught:
-        protocol.read_answer(unsigned, verifier(), NOW, SENT)
+        answers.read_answer(unsigned, verifier(), NOW, SENT)
     assert caught.value.code == "ANSWER_SIGNATURE"
     tampered = HttpAnswer.build(200, {}, good.body.replace(b"qrCode=q", b"qrCode=z"))
     with pytest.raises(ChannelOutcomeUnknown):
-        protocol.read_answer(tampered, verifier(), NOW, SENT)
+        answers.read_answer(tampered, verifier(), NOW, SENT)
 
 
 @pytest.mark.parametrize(
@@ -465,7 +466,7 @@ def test_answers_must_verify_and_match_the_request() -> None:
 )
 def test_http_failures(status: int, error: type[Exception]) -> None:
     with pytest.raises(error):
-        protocol.read_answer(HttpAnswer.build(status, {}, b"busy"), verifier(), NOW, SENT)
+        answers.read_answer(HttpAnswer.build(status, {}, b"busy"), verifier(), NOW, SENT)
 
 
 @pytest.mark.parametrize(
@@ -485,10 +486,10 @@ def test_http_failures(status: int, error: type[Exception]) -> None:
 def test_consume_answers(method: str, code: str, expected: object) -> None:
     fields = {"respCode": code, "respMsg": "", "queryId": "1", "tn": "t", "qrCode": "q"}
     if isinstance(expected, TradeState):
-        assert protocol.parse_consume_answer(method, fields).state is expected  # type: ignore[arg-type]
+        assert answers.parse_create_answer(method, fields).state is expected  # type: ignore[arg-type]
         return
     with pytest.raises(expected) as caught:  # type: ignore[call-overload]
-        protocol.parse_consume_answer(method, fields)  # type: ignore[arg-type]
+        answers.parse_create_answer(method, fields)  # type: ignore[arg-type]
     assert caught.value.code == code
 
 
@@ -500,13 +501,13 @@ def test_rejections_say_whose_fault() -> None:
 
 
 def test_app_and_qr_answers_become_actions() -> None:
-    app = protocol.parse_consume_answer("app", {"respCode": "00", "tn": "201", "queryId": "9"})
+    app = answers.parse_create_answer("app", {"respCode": "00", "tn": "201", "queryId": "9"})
     assert app.action.as_dict() == {"type": "app_params", "params": {"tn": "201"}}
     assert app.channel_trade_no == "9"
-    qr = protocol.parse_consume_answer("qr", {"respCode": "00", "qrCode": "https://qr/1"})
+    qr = answers.parse_create_answer("qr", {"respCode": "00", "qrCode": "https://qr/1"})
     assert qr.action.as_dict() == {"type": "qr_code", "qr_code": "https://qr/1"}
     with pytest.raises(ChannelOutcomeUnknown, match="lacks tn"):
-        protocol.parse_consume_answer("app", {"respCode": "00"})
+        answers.parse_create_answer("app", {"respCode": "00"})
 
 
 @pytest.mark.parametrize(
@@ -524,42 +525,42 @@ def test_app_and_qr_answers_become_actions() -> None:
 )
 def test_query_answer_reads_orig_resp_code(orig: str, state: TradeState) -> None:
     fields = {"respCode": "00", "origRespCode": orig, "queryId": "7", "txnAmt": "1999"}
-    trade = protocol.parse_query_answer({**fields, "merId": MER_ID}, "pay_AbC123xyz")
+    trade = answers.parse_query_answer({**fields, "merId": MER_ID}, "pay_AbC123xyz")
     assert (trade.state, trade.channel_state, trade.amount) == (state, orig, 1999)
     assert (trade.currency, trade.account_id, trade.channel_trade_no) == ("CNY", MER_ID, "7")
 
 
 def test_query_answer_not_found_and_failed_queries() -> None:
-    missing = protocol.parse_query_answer({"respCode": "34"}, "pay_AbC123xyz")
+    missing = answers.parse_query_answer({"respCode": "34"}, "pay_AbC123xyz")
     assert missing.state is TradeState.NOT_FOUND
     with pytest.raises(ChannelOutcomeUnknown):
-        protocol.parse_query_answer({"respCode": "03"}, "pay_AbC123xyz")
+        answers.parse_query_answer({"respCode": "03"}, "pay_AbC123xyz")
     with pytest.raises(ChannelOutcomeUnknown, match="origRespCode"):
-        protocol.parse_query_answer({"respCode": "00"}, "pay_AbC123xyz")
+        answers.parse_query_answer({"respCode": "00"}, "pay_AbC123xyz")
     with pytest.raises(ChannelOutcomeUnknown, match="txnAmt"):
-        protocol.parse_query_answer(
+        answers.parse_query_answer(
             {"respCode": "00", "origRespCode": "00", "txnAmt": "1.5"}, "pay_AbC123xyz"
         )
 
 
 def test_refund_answers() -> None:
-    accepted = protocol.parse_refund_answer({"respCode": "00", "queryId": "8"}, "re_1", "pay_1")
+    accepted = answers.parse_refund_answer({"respCode": "00", "queryId": "8"}, "re_1", "pay_1")
     assert (accepted.state, accepted.channel_refund_no) == (RefundState.PENDING, "8")
     with pytest.raises(ChannelRejected) as caught:
-        protocol.parse_refund_answer({"respCode": "33"}, "re_1", "pay_1")
+        answers.parse_refund_answer({"respCode": "33"}, "re_1", "pay_1")
     assert (caught.value.code, caught.value.fault) == ("33", "request")
     done = {"respCode": "00", "origRespCode": "00", "txnAmt": "500"}
-    status = protocol.parse_refund_query_answer(done, "re_1", "pay_1")
+    status = answers.parse_refund_query_answer(done, "re_1", "pay_1")
     assert (status.state, status.amount) == (RefundState.SUCCEEDED, 500)
-    missing = protocol.parse_refund_query_answer({"respCode": "34"}, "re_1", "pay_1")
+    missing = answers.parse_refund_query_answer({"respCode": "34"}, "re_1", "pay_1")
     assert missing.state is RefundState.NOT_FOUND
 
 
 def test_void_answers() -> None:
-    protocol.parse_void_answer({"respCode": "00"})
-    protocol.parse_void_answer({"respCode": "45"})
+    answers.parse_close_answer({"respCode": "00"})
+    answers.parse_close_answer({"respCode": "45"})
     with pytest.raises(ChannelRejected):
-        protocol.parse_void_answer({"respCode": "35"})
+        answers.parse_close_answer({"respCode": "35"})
 
 
 # Notifications

@@ -27,16 +27,17 @@ from channels.errors import (
     ChannelUnavailable,
 )
 from channels.http import HttpAnswer
-from channels.wechat import crypto, protocol
+from channels.wechat import crypto
 from channels.wechat.crypto import VerificationError
 from channels.wechat.notification import build_notification, decode_notification
+from channels.wechat.protocol import answers, codes, requests, wire
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "wechat"
 PRIVATE_KEY = crypto.load_private_key((FIXTURES / "test_private_key.pem").read_text())
 PUBLIC_KEY = crypto.load_public_key((FIXTURES / "test_public_key.pem").read_text())
 KEY_ID = "PUB_KEY_ID_0112345678901234567890123456789012"
 
-MERCHANT = protocol.Merchant(
+MERCHANT = wire.Merchant(
     mchid="1230000109",
     appid="wxd678efh567hg6787",
     serial_no="444F4864EA9B34415A1B2C3D4E5F60718293A4B5",
@@ -101,7 +102,7 @@ AES_CIPHERTEXT = (
     "ALJpWgfjwGXln2bIJUQ8zZkH7Al41qml6QyxMX9POCtbLa/ItLhi/PGXbpAS1rZwhcSsMw0lQUyJmM7noHtIbFTr"
     "N+K4civddQaAXdzhOn+AODHgIP34"
 )
-NATIVE_ORDER = protocol.OrderRequest(
+NATIVE_ORDER = requests.OrderRequest(
     method="qr",
     out_trade_no="1217752501201407033233368018",
     description="Image形象店-深圳腾大-QQ公仔",
@@ -127,7 +128,7 @@ def answer(status: int, body: bytes | Mapping[str, object] = b"") -> HttpAnswer:
 
 
 def test_native_create_request_is_signed_exactly() -> None:
-    request = protocol.build_create_request(
+    request = requests.build_create_request(
         MERCHANT, BASE_URL, NATIVE_ORDER, timestamp=TIMESTAMP, nonce=NONCE
     )
     assert request.method == "POST"
@@ -139,7 +140,7 @@ def test_native_create_request_is_signed_exactly() -> None:
 
 
 def test_query_request_signs_path_with_query_and_empty_body() -> None:
-    request = protocol.build_query_request(
+    request = requests.build_query_request(
         MERCHANT, BASE_URL, "1217752501201407033233368018", timestamp=TIMESTAMP, nonce=NONCE
     )
     assert request.method == "GET"
@@ -240,7 +241,7 @@ def test_malformed_authorization(header: str) -> None:
 
 def test_signed_path_is_the_path_as_sent() -> None:
     # `|` must be percent-encoded on the wire; the signature must cover the encoded form.
-    request = protocol.build_query_request(
+    request = requests.build_query_request(
         MERCHANT, BASE_URL, "A|b*c-1_2", timestamp=TIMESTAMP, nonce=NONCE
     )
     sent = URL(request.url).raw_path_qs
@@ -410,7 +411,7 @@ PAID_TRANSACTION: dict[str, object] = {
 
 
 def test_query_answer_paid() -> None:
-    status = protocol.parse_query_answer(
+    status = answers.parse_query_answer(
         answer(200, PAID_TRANSACTION), "1217752501201407033233368018"
     )
     assert status.state is TradeState.SUCCEEDED
@@ -426,19 +427,19 @@ def test_query_answer_paid() -> None:
 
 def test_query_answer_for_another_order_is_unknown() -> None:
     with pytest.raises(ChannelOutcomeUnknown):
-        protocol.parse_query_answer(answer(200, PAID_TRANSACTION), "another")
+        answers.parse_query_answer(answer(200, PAID_TRANSACTION), "another")
 
 
 @pytest.mark.parametrize("total", [100.0, "100", True])
 def test_query_answer_refuses_non_integer_amounts(total: object) -> None:
     body = {**PAID_TRANSACTION, "amount": {"total": total, "currency": "CNY"}}
     with pytest.raises(ChannelOutcomeUnknown):
-        protocol.parse_query_answer(answer(200, body), "1217752501201407033233368018")
+        answers.parse_query_answer(answer(200, body), "1217752501201407033233368018")
 
 
 def test_query_answer_not_found() -> None:
     body = {"code": "ORDER_NOT_EXIST", "message": "订单不存在"}
-    status = protocol.parse_query_answer(answer(404, body), "A1")
+    status = answers.parse_query_answer(answer(404, body), "A1")
     assert status.state is TradeState.NOT_FOUND
     assert status.order_no == "A1"
 
@@ -456,12 +457,12 @@ def test_query_answer_not_found() -> None:
     ],
 )
 def test_trade_state_mapping(trade_state: str, expected: TradeState) -> None:
-    assert protocol.map_trade_state(trade_state) is expected
+    assert codes.map_trade_state(trade_state) is expected
 
 
 def test_unknown_trade_state_is_not_guessed() -> None:
     with pytest.raises(ValueError, match="unknown trade_state"):
-        protocol.map_trade_state("PAID")
+        codes.map_trade_state("PAID")
 
 
 ERROR_CASES: list[tuple[int, str | bytes, type[ChannelError], str, str]] = [
@@ -490,7 +491,7 @@ def test_error_answers(
 ) -> None:
     raw = body if isinstance(body, bytes) else {"code": body, "message": "说明", "detail": {}}
     with pytest.raises(kind) as caught:
-        protocol.parse_create_answer(
+        answers.parse_create_answer(
             "qr", answer(status, raw), MERCHANT, timestamp=PAY_TIMESTAMP, nonce=PAY_NONCE
         )
     assert type(caught.value) is kind
@@ -499,14 +500,14 @@ def test_error_answers(
 
 
 def test_close_answers() -> None:
-    protocol.parse_close_answer(answer(204))
-    protocol.parse_close_answer(answer(404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"}))
+    answers.parse_close_answer(answer(204))
+    answers.parse_close_answer(answer(404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"}))
     with pytest.raises(ChannelRejected, match="ORDERPAID"):
-        protocol.parse_close_answer(answer(403, {"code": "ORDERPAID", "message": "已支付"}))
+        answers.parse_close_answer(answer(403, {"code": "ORDERPAID", "message": "已支付"}))
 
 
 def create_result(method: Method, body: dict[str, object]) -> CreateResult:
-    return protocol.parse_create_answer(
+    return answers.parse_create_answer(
         method, answer(200, body), MERCHANT, timestamp=PAY_TIMESTAMP, nonce=PAY_NONCE
     )
 
@@ -537,7 +538,7 @@ def test_codepay_answers() -> None:
     assert paid.state is TradeState.SUCCEEDED
     assert paid.channel_trade_no == "1217752501201407033233368018"
     assert paid.paid_at is not None
-    waiting = protocol.parse_create_answer(
+    waiting = answers.parse_create_answer(
         "barcode",
         answer(202, {"code": "USERPAYING", "message": "需要用户输入支付密码"}),
         MERCHANT,
@@ -554,7 +555,7 @@ def test_create_answer_without_code_is_unknown() -> None:
 
 def test_create_request_inputs_per_method() -> None:
     expires = datetime(2018, 6, 8, 2, 34, 56, tzinfo=UTC)
-    order = protocol.OrderRequest(
+    order = requests.OrderRequest(
         method="h5",
         out_trade_no="A1234567",
         description="d",
@@ -564,17 +565,17 @@ def test_create_request_inputs_per_method() -> None:
         time_expire=expires,
         client_ip="203.0.113.9",
     )
-    payload = protocol.create_payload(MERCHANT, order)
+    payload = requests.create_payload(MERCHANT, order)
     assert payload["time_expire"] == "2018-06-08T10:34:56+08:00"
     assert payload["scene_info"] == {"payer_client_ip": "203.0.113.9", "h5_info": {"type": "Wap"}}
     with pytest.raises(ChannelRejected, match="client_ip"):
-        protocol.create_payload(MERCHANT, replace(order, client_ip=None))
+        requests.create_payload(MERCHANT, replace(order, client_ip=None))
     with pytest.raises(ChannelRejected, match="timezone-aware"):
-        protocol.create_payload(MERCHANT, replace(order, time_expire=datetime(2030, 1, 1)))
+        requests.create_payload(MERCHANT, replace(order, time_expire=datetime(2030, 1, 1)))
     jsapi = replace(order, method="jsapi", openid="oX")
-    assert protocol.create_payload(MERCHANT, jsapi)["payer"] == {"openid": "oX"}
+    assert requests.create_payload(MERCHANT, jsapi)["payer"] == {"openid": "oX"}
     with pytest.raises(ChannelRejected, match="web"):
-        protocol.build_create_request(
+        requests.build_create_request(
             MERCHANT,
             BASE_URL,
             replace(order, method="web"),
@@ -585,12 +586,12 @@ def test_create_request_inputs_per_method() -> None:
 
 def test_times() -> None:
     moment = datetime(2018, 6, 8, 10, 34, 56, 999, tzinfo=timezone(timedelta(hours=8)))
-    assert protocol.format_time(moment) == "2018-06-08T10:34:56+08:00"
+    assert wire.format_time(moment) == "2018-06-08T10:34:56+08:00"
     with pytest.raises(ValueError, match="timezone-aware"):
-        protocol.format_time(datetime(2018, 6, 8))
+        wire.format_time(datetime(2018, 6, 8))
     with pytest.raises(ValueError, match="offset"):
-        protocol.parse_time("2018-06-08T10:34:56")
-    assert protocol.parse_time("2018-06-08T10:34:56+08:00") == moment.replace(microsecond=0)
+        wire.parse_time("2018-06-08T10:34:56")
+    assert wire.parse_time("2018-06-08T10:34:56+08:00") == moment.replace(microsecond=0)
 
 
 # Notifications

@@ -19,9 +19,9 @@ from channels.errors import (
     ChannelRejected,
     ChannelUnavailable,
 )
-from channels.wechat import refund
 from channels.wechat.crypto import VerificationError
 from channels.wechat.notification import build_notification, decode_notification
+from channels.wechat.protocol import answers, codes, requests
 from tests.channels.wechat.test_protocol import (
     AES_NONCE,
     APIV3_KEY,
@@ -34,7 +34,7 @@ from tests.channels.wechat.test_protocol import (
 )
 
 REFUND_NO = "1217752501201407033233368018"
-REQUEST = refund.RefundRequest(
+REQUEST = requests.RefundRequest(
     out_trade_no="1217752501201407033233368018",
     out_refund_no=REFUND_NO,
     refund=888,
@@ -99,7 +99,7 @@ REFUND_RESOURCE: dict[str, object] = {
 
 
 def test_refund_request_is_signed_exactly() -> None:
-    request = refund.build_refund_request(
+    request = requests.build_refund_request(
         MERCHANT, BASE_URL, REQUEST, timestamp=TIMESTAMP, nonce=NONCE
     )
     assert request.method == "POST"
@@ -110,13 +110,13 @@ def test_refund_request_is_signed_exactly() -> None:
 
 
 def test_refund_without_reason_leaves_it_out() -> None:
-    payload = refund.refund_payload(replace(REQUEST, reason=None, refund=100))
+    payload = requests.refund_payload(replace(REQUEST, reason=None, refund=100))
     assert "reason" not in payload
     assert payload["amount"] == {"refund": 100, "total": 888, "currency": "CNY"}
 
 
 def test_refund_query_request_is_signed_exactly() -> None:
-    request = refund.build_refund_query_request(
+    request = requests.build_refund_query_request(
         MERCHANT, BASE_URL, REFUND_NO, timestamp=TIMESTAMP, nonce=NONCE
     )
     assert request.method == "GET"
@@ -126,7 +126,7 @@ def test_refund_query_request_is_signed_exactly() -> None:
 
 
 def test_refund_answer() -> None:
-    status = refund.parse_refund_answer(answer(200, REFUND_ANSWER), REFUND_NO)
+    status = answers.parse_refund_answer(answer(200, REFUND_ANSWER), REFUND_NO)
     assert status.refund_no == REFUND_NO
     assert (status.state, status.channel_state) == (RefundState.SUCCEEDED, "SUCCESS")
     assert status.order_no == "1217752501201407033233368018"
@@ -138,7 +138,7 @@ def test_refund_answer() -> None:
 def test_processing_refund_has_no_success_time() -> None:
     body = {**REFUND_ANSWER, "status": "PROCESSING"}
     del body["success_time"]
-    status = refund.parse_refund_query_answer(answer(200, body), REFUND_NO)
+    status = answers.parse_refund_query_answer(answer(200, body), REFUND_NO)
     assert (status.state, status.refunded_at) == (RefundState.PENDING, None)
 
 
@@ -152,7 +152,7 @@ def test_processing_refund_has_no_success_time() -> None:
     ],
 )
 def test_refund_state_mapping(word: str, state: RefundState) -> None:
-    assert refund.map_refund_state(word) is state
+    assert codes.map_refund_state(word) is state
 
 
 @pytest.mark.parametrize(
@@ -167,13 +167,13 @@ def test_refund_state_mapping(word: str, state: RefundState) -> None:
 )
 def test_unreadable_refund_answers_are_unknown(body: dict[str, object]) -> None:
     with pytest.raises(ChannelOutcomeUnknown):
-        refund.parse_refund_answer(answer(200, body), REFUND_NO)
+        answers.parse_refund_answer(answer(200, body), REFUND_NO)
 
 
 def test_refund_answer_about_another_order_is_unknown() -> None:
     with pytest.raises(ChannelOutcomeUnknown, match="another order"):
-        refund.parse_refund_query_answer(answer(200, REFUND_ANSWER), REFUND_NO, "another")
-    status = refund.parse_refund_answer(
+        answers.parse_refund_query_answer(answer(200, REFUND_ANSWER), REFUND_NO, "another")
+    status = answers.parse_refund_answer(
         answer(200, REFUND_ANSWER), REFUND_NO, "1217752501201407033233368018"
     )
     assert status.state is RefundState.SUCCEEDED
@@ -181,7 +181,7 @@ def test_refund_answer_about_another_order_is_unknown() -> None:
 
 def test_refund_query_not_found() -> None:
     body = {"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"}
-    status = refund.parse_refund_query_answer(answer(404, body), "R1")
+    status = answers.parse_refund_query_answer(answer(404, body), "R1")
     assert (status.refund_no, status.state) == ("R1", RefundState.NOT_FOUND)
 
 
@@ -202,16 +202,16 @@ REFUND_ERRORS: list[tuple[int, str, type[ChannelError], str]] = [
 @pytest.mark.parametrize(("status", "code", "kind", "fault"), REFUND_ERRORS)
 def test_refund_errors(status: int, code: str, kind: type[ChannelError], fault: str) -> None:
     with pytest.raises(kind) as caught:
-        refund.parse_refund_answer(answer(status, {"code": code, "message": "说明"}), REFUND_NO)
+        answers.parse_refund_answer(answer(status, {"code": code, "message": "说明"}), REFUND_NO)
     assert type(caught.value) is kind
     assert (caught.value.code, caught.value.fault) == (code, fault)
 
 
 def test_refund_query_errors_are_not_not_found() -> None:
     with pytest.raises(ChannelOutcomeUnknown):
-        refund.parse_refund_query_answer(answer(500, {"code": "SYSTEM_ERROR"}), REFUND_NO)
+        answers.parse_refund_query_answer(answer(500, {"code": "SYSTEM_ERROR"}), REFUND_NO)
     with pytest.raises(ChannelRejected):
-        refund.parse_refund_query_answer(answer(404, {"code": "NOT_FOUND"}), REFUND_NO)
+        answers.parse_refund_query_answer(answer(404, {"code": "NOT_FOUND"}), REFUND_NO)
 
 
 def refund_notification(event_type: str, resource: dict[str, object]) -> bytes:

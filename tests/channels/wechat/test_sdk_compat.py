@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from wechatpayv3 import WeChatPay, WeChatPayType
 
-from channels.wechat.protocol import CHINA_TIME
+from channels.wechat.protocol.wire import CHINA_TIME
 from tests.channels.conftest import Receiver, WeChatSim
 
 NO_PROXY = {"http": None, "https": None}

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from channels.alipay import AlipayChannel, build, crypto
-from channels.alipay.protocol import BEIJING
+from channels.alipay.protocol.wire import BEIJING
 from channels.alipay.sandbox import SANDBOX_APP_ID
 from channels.base import (
     Action,

@@ -15,7 +15,8 @@ from channels.errors import (
     ChannelUnavailable,
     NotificationRejected,
 )
-from channels.unionpay import UnionPayChannel, UnionPayCredentials, crypto, protocol, wire
+from channels.unionpay import UnionPayChannel, UnionPayCredentials, crypto
+from channels.unionpay.protocol import requests, wire
 from channels.unionpay.sandbox import SANDBOX_MER_ID, make_chain
 from tests.channels.conftest import Receiver
 from tests.channels.unionpay.conftest import UnionPaySim
@@ -441,11 +442,9 @@ def _verifier(sim: UnionPaySim) -> crypto.ChainVerifier:
     )
 
 
-def _merchant(sim: UnionPaySim) -> protocol.Merchant:
+def _merchant(sim: UnionPaySim) -> wire.Merchant:
     credentials = sim.state.default_account().credentials
-    return protocol.Merchant(
-        credentials.mer_id, credentials.cert_id, credentials.signing_key_object
-    )
+    return wire.Merchant(credentials.mer_id, credentials.cert_id, credentials.signing_key_object)
 
 
 @pytest.mark.parametrize(
@@ -461,10 +460,10 @@ def _merchant(sim: UnionPaySim) -> protocol.Merchant:
 async def test_refusals_are_signed_and_name_the_field(
     unionpay_simulator: UnionPaySim, change: dict[str, str], code: str, field: str
 ) -> None:
-    fields = protocol.consume_fields(_merchant(unionpay_simulator), protocol.Consume(
+    fields = requests.consume_fields(_merchant(unionpay_simulator), requests.Consume(
         "qr", f"pay_{secrets.token_hex(8)}", datetime.now(UTC), 1999, "CNY", "http://x/n"
     ))  # fmt: skip
-    answer = await _post(unionpay_simulator, protocol.BACK_PATH, {**fields, **change})
+    answer = await _post(unionpay_simulator, requests.BACK_PATH, {**fields, **change})
     assert answer["respCode"] == code
     assert answer["respMsg"].endswith(f"[{field}]")
 
@@ -485,12 +484,12 @@ async def test_refusals_are_signed_and_name_the_field(
 async def test_field_rules(
     unionpay_simulator: UnionPaySim, change: dict[str, str], code: str, field: str
 ) -> None:
-    fields = protocol.consume_fields(_merchant(unionpay_simulator), protocol.Consume(
+    fields = requests.consume_fields(_merchant(unionpay_simulator), requests.Consume(
         "qr", f"pay_{secrets.token_hex(8)}", datetime.now(UTC), 1999, "CNY", "http://x/n"
     ))  # fmt: skip
     merchant = _merchant(unionpay_simulator)
-    resigned = protocol.signed(merchant, {**fields, **change, "signature": "", "certId": ""})
-    answer = await _post(unionpay_simulator, protocol.BACK_PATH, resigned)
+    resigned = wire.signed(merchant, {**fields, **change, "signature": "", "certId": ""})
+    answer = await _post(unionpay_simulator, requests.BACK_PATH, resigned)
     assert (answer["respCode"], answer["respMsg"].endswith(f"[{field}]")) == (code, True)
 
 

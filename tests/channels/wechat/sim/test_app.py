@@ -21,8 +21,9 @@ from channels.errors import (
     ChannelUnavailable,
     NotificationRejected,
 )
-from channels.wechat import WeChatChannel, WeChatCredentials, crypto, protocol
+from channels.wechat import WeChatChannel, WeChatCredentials, crypto
 from channels.wechat.notification import build_notification
+from channels.wechat.protocol import wire
 from channels.wechat.sandbox import credentials_path
 from tests.channels.conftest import Receiver, WeChatSim
 from tests.channels.wechat.support import buyer, control, new_order, ref, set_faults
@@ -399,7 +400,7 @@ async def test_param_error_names_the_field(
     wechat_simulator: WeChatSim, http_session: aiohttp.ClientSession
 ) -> None:
     credentials = _credentials(wechat_simulator)
-    merchant = protocol.Merchant(
+    merchant = wire.Merchant(
         credentials.mchid,
         credentials.appid,
         credentials.merchant_serial_no,
@@ -412,7 +413,7 @@ async def test_param_error_names_the_field(
         "notify_url": "https://example.com/notify",
         "amount": {"total": 1, "currency": "CNY"},
     }
-    request = protocol.signed_request(
+    request = wire.signed_request(
         merchant,
         wechat_simulator.base_url,
         "POST",
@@ -478,7 +479,7 @@ async def test_forged_and_tampered_notifications_are_rejected(
 
     envelope = json.loads(real.body)
     envelope["resource"]["ciphertext"] = "A" * 40
-    bad_cipher = protocol.dump_json(envelope)
+    bad_cipher = wire.dump_json(envelope)
     assert rejected(platform_signed(bad_cipher), bad_cipher, wechat_channel) == "decrypt"
     assert rejected(platform_signed(b"{oops"), b"{oops", wechat_channel) == "malformed"
 

@@ -1,4 +1,4 @@
-"""UnionPay's wire formats: forms, raw answers, times and order ids. Pure functions, no I/O.
+"""UnionPay's wire formats: forms, raw answers, times, order ids, the signed envelope. No I/O.
 
 - Requests and notifications are ordinary `application/x-www-form-urlencoded` posts (UTF-8).
 - Synchronous answers are *not* URL-encoded: the body is `k=v&k=v...` with raw values, as
@@ -8,14 +8,68 @@
 - `orderId` is 8-40 letters and digits. The router's ids (`pay_AbC...`, `re_XyZ...`) become
   valid ones by dropping the underscore (`payAbC...`); `from_order_id` puts it back. Other
   ids of letters and digits pass as they are (see `to_order_id` for the one escape).
+- Every request carries the common fields (`base_fields`), `certId` and `signature` (`signed`,
+  `channels.unionpay.crypto`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, urlencode
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from channels.http import HttpRequest
+from channels.unionpay.crypto import sign
+
+VERSION = "5.1.0"
+ENCODING = "UTF-8"
+SIGN_METHOD = "01"
+ACCESS_TYPE = "0"
+USER_AGENT = "payrouter-unionpay/0.1"
+
+
+@dataclass(frozen=True)
+class Merchant:
+    """Who signs requests: the merchant id, its certificate's `certId` and its key."""
+
+    mer_id: str
+    cert_id: str
+    private_key: rsa.RSAPrivateKey
+
+
+def base_fields(merchant: Merchant, txn_type: str, sub_type: str, biz_type: str) -> dict[str, str]:
+    return {
+        "version": VERSION,
+        "encoding": ENCODING,
+        "signMethod": SIGN_METHOD,
+        "txnType": txn_type,
+        "txnSubType": sub_type,
+        "bizType": biz_type,
+        "accessType": ACCESS_TYPE,
+        "merId": merchant.mer_id,
+    }
+
+
+def signed(merchant: Merchant, fields: Mapping[str, str]) -> dict[str, str]:
+    """`fields` with `certId` and `signature` added."""
+    out = {**fields, "certId": merchant.cert_id}
+    out["signature"] = sign(out, merchant.private_key)
+    return out
+
+
+def post(base_url: str, path: str, fields: Mapping[str, str]) -> HttpRequest:
+    """A signed form posted to the gateway."""
+    headers = {
+        "Content-Type": f"application/x-www-form-urlencoded; charset={ENCODING}",
+        "Accept": "*/*",
+        "User-Agent": USER_AGENT,
+    }
+    return HttpRequest("POST", base_url.rstrip("/") + path, headers, encode_form(fields))
+
 
 BEIJING = timezone(timedelta(hours=8), "CST")
 TXN_TIME_FORMAT = "%Y%m%d%H%M%S"

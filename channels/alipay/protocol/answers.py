@@ -1,8 +1,8 @@
 """Alipay gateway answers: verify them, then read them as `channels.base` values. No I/O.
 
 `read_reply` insists on Alipay's valid signature over the exact bytes of the `_response`
-object (or `error_response`) and returns a `Reply`; `parse_*` turn replies into trades and
-refunds, and `reply_error` maps Alipay's codes onto `channels.errors`:
+object (or `error_response`) and returns a `Reply`; `parse_*_answer` turn replies into trades
+and refunds, and `channels.alipay.protocol.codes` maps Alipay's codes onto `channels.errors`:
 
 - 10000 is success; 10003 (`alipay.trade.pay`) is a barcode payment the buyer is confirming;
 - 20000 and `ACQ.SYSTEM_ERROR` mean "may or may not have happened": `ChannelOutcomeUnknown`;
@@ -15,15 +15,20 @@ refunds, and `reply_error` maps Alipay's codes onto `channels.errors`:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from channels.alipay.amounts import yuan_to_fen
 from channels.alipay.crypto import ERROR_RESPONSE, VerificationError, open_answer
-from channels.alipay.protocol import parse_time
+from channels.alipay.protocol.codes import (
+    CODE_PAYING,
+    NOT_FOUND_SUB_CODES,
+    map_refund_state,
+    map_trade_state,
+    reply_error,
+)
+from channels.alipay.protocol.wire import Reply, parse_time, yuan_to_fen
 from channels.base import (
     Action,
     CreateResult,
@@ -34,103 +39,8 @@ from channels.base import (
     TradeState,
     TradeStatus,
 )
-from channels.errors import (
-    ChannelError,
-    ChannelOutcomeUnknown,
-    ChannelRejected,
-    ChannelUnavailable,
-    Fault,
-)
+from channels.errors import ChannelOutcomeUnknown, ChannelUnavailable
 from channels.http import HttpAnswer
-
-TRADE_STATES: Mapping[str, TradeState] = {
-    "WAIT_BUYER_PAY": TradeState.PENDING,
-    "TRADE_SUCCESS": TradeState.SUCCEEDED,
-    "TRADE_FINISHED": TradeState.SUCCEEDED,
-    "TRADE_CLOSED": TradeState.CLOSED,
-}
-
-CODE_SUCCESS = "10000"
-CODE_PAYING = "10003"
-"""`alipay.trade.pay`: created, the buyer is confirming on their phone."""
-CODE_UNAVAILABLE = "20000"
-CODE_BUSINESS_FAILED = "40004"
-
-NOT_FOUND_SUB_CODES = frozenset({"ACQ.TRADE_NOT_EXIST"})
-UNKNOWN_SUB_CODES = frozenset({"ACQ.SYSTEM_ERROR", "isp.unknow-error", "aop.ACQ.SYSTEM_ERROR"})
-"""Alipay's "we may or may not have done it; query" answers."""
-BUYER_SUB_CODES = frozenset(
-    {
-        "ACQ.BUYER_BALANCE_NOT_ENOUGH",
-        "ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH",
-        "ACQ.BUYER_ENABLE_STATUS_FORBID",
-        "ACQ.BUYER_PAYMENT_AMOUNT_DAY_LIMIT_ERROR",
-        "ACQ.BUYER_PAYMENT_AMOUNT_MONTH_LIMIT_ERROR",
-        "ACQ.BUYER_SELLER_EQUAL",
-        "ACQ.BUYER_UNSUPPORT_ADVANCE",
-        "ACQ.ERROR_BUYER_CERTIFY_LEVEL_LIMIT",
-        "ACQ.PAYMENT_AUTH_CODE_INVALID",
-        "ACQ.PAYMENT_FAIL",
-        "ACQ.PAYMENT_REQUEST_HAS_RISK",
-        "ACQ.PAYER_UNMATCHED",
-        "ACQ.USER_FACE_PAYMENT_SWITCH_OFF",
-    }
-)
-"""Refusals caused by the buyer (their code, balance or limits), not by our request."""
-CHANNEL_SUB_CODES = frozenset(
-    {
-        "isv.invalid-signature",
-        "isv.invalid-app-id",
-        "isv.insufficient-isv-permissions",
-        "isv.insufficient-user-permissions",
-        "ACQ.ACCESS_FORBIDDEN",
-        "ACQ.SELLER_BEEN_BLOCKED",
-        "ACQ.SELLER_BALANCE_NOT_ENOUGH",
-        "ACQ.PRODUCT_AMOUNT_LIMIT_ERROR",
-    }
-)
-"""Refusals about this account's set-up (keys, contract, balance): another account may work."""
-CHANNEL_CODES = frozenset({"20001", "40003", "40006"})
-
-
-def map_trade_state(trade_status: str, *, paid: bool = False) -> TradeState:
-    """`trade_status` → `TradeState`; a closed trade that was paid (fully refunded since) is
-    `SUCCEEDED`, as the buyer's payment happened. Raises `ValueError` for an unknown word."""
-    try:
-        state = TRADE_STATES[trade_status]
-    except KeyError:
-        raise ValueError(f"unknown trade_status {trade_status!r}") from None
-    if state is TradeState.CLOSED and paid:
-        return TradeState.SUCCEEDED
-    return state
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A verified answer: Alipay's codes and the rest of the `_response` object."""
-
-    api_method: str
-    code: str
-    msg: str
-    sub_code: str
-    sub_msg: str
-    data: Mapping[str, Any]
-
-    @property
-    def ok(self) -> bool:
-        return self.code == CODE_SUCCESS
-
-    def describe(self) -> str:
-        text = f"Alipay {self.api_method} answered {self.code} {self.msg}".rstrip()
-        if self.sub_code:
-            text += f" {self.sub_code}"
-        if self.sub_msg:
-            text += f": {self.sub_msg[:200]}"
-        return text
-
-    def text(self, name: str) -> str | None:
-        value = self.data.get(name)
-        return value if isinstance(value, str) and value else None
 
 
 def read_reply(answer: HttpAnswer, api_method: str, alipay_key: rsa.RSAPublicKey) -> Reply:
@@ -179,22 +89,6 @@ def read_reply(answer: HttpAnswer, api_method: str, alipay_key: rsa.RSAPublicKey
     return reply
 
 
-def reply_error(reply: Reply) -> ChannelError:
-    """The `channels.errors` value for a reply that is not a success."""
-    described = reply.describe()
-    error_code = reply.sub_code or reply.code
-    if reply.code == CODE_UNAVAILABLE or reply.sub_code in UNKNOWN_SUB_CODES:
-        return ChannelOutcomeUnknown(described, code=error_code)
-    if not reply.code.startswith("4"):
-        return ChannelOutcomeUnknown(described, code=error_code)
-    fault: Fault = "request"
-    if reply.sub_code in BUYER_SUB_CODES:
-        fault = "buyer"
-    elif reply.sub_code in CHANNEL_SUB_CODES or reply.code in CHANNEL_CODES:
-        fault = "channel"
-    return ChannelRejected(described, code=error_code, fault=fault)
-
-
 def _amount(data: Mapping[str, Any], name: str) -> int | None:
     value = data.get(name)
     if value is None or value == "":
@@ -237,7 +131,7 @@ def _check_order(reply: Reply, order_no: str) -> None:
         raise ChannelOutcomeUnknown(f"the {reply.api_method} answer is about another order")
 
 
-def parse_create_reply(method: Method, reply: Reply, order_no: str) -> CreateResult:
+def parse_create_answer(method: Method, reply: Reply, order_no: str) -> CreateResult:
     """A verified precreate / create / pay reply → what to show the buyer."""
     if method == "barcode" and reply.code == CODE_PAYING:
         _check_order(reply, order_no)
@@ -271,7 +165,7 @@ def parse_create_reply(method: Method, reply: Reply, order_no: str) -> CreateRes
     return CreateResult(Action("none"), TradeState.SUCCEEDED, trade_no, paid_at, amount, "CNY")
 
 
-def parse_query_reply(reply: Reply, order_no: str) -> TradeStatus:
+def parse_query_answer(reply: Reply, order_no: str) -> TradeStatus:
     """A verified `alipay.trade.query` reply; ACQ.TRADE_NOT_EXIST is `NOT_FOUND`."""
     if reply.sub_code in NOT_FOUND_SUB_CODES:
         return TradeStatus(order_no, TradeState.NOT_FOUND, channel_state=reply.sub_code)
@@ -286,14 +180,14 @@ def parse_query_reply(reply: Reply, order_no: str) -> TradeStatus:
     return trade
 
 
-def check_close_reply(reply: Reply) -> None:
+def parse_close_answer(reply: Reply) -> None:
     """Closed, or unknown to Alipay (never opened by the buyer): done. Else raises."""
     if reply.ok or reply.sub_code in NOT_FOUND_SUB_CODES:
         return
     raise reply_error(reply)
 
 
-def parse_refund_reply(reply: Reply, refund: RefundOrder) -> RefundStatus | None:
+def parse_refund_answer(reply: Reply, refund: RefundOrder) -> RefundStatus | None:
     """A verified `alipay.trade.refund` reply.
 
     `fund_change: Y` is this refund, done. `N` is a repeat of an `out_request_no` Alipay has
@@ -318,7 +212,7 @@ def parse_refund_reply(reply: Reply, refund: RefundOrder) -> RefundStatus | None
     )
 
 
-def parse_refund_query_reply(reply: Reply, refund: RefundOrder) -> RefundStatus:
+def parse_refund_query_answer(reply: Reply, refund: RefundOrder) -> RefundStatus:
     """A verified `alipay.trade.fastpay.refund.query` reply.
 
     Alipay's documentation: `refund_status` REFUND_SUCCESS is a refund done; without it the
@@ -335,8 +229,10 @@ def parse_refund_query_reply(reply: Reply, refund: RefundOrder) -> RefundStatus:
     answered = reply.text("out_request_no")
     if answered is not None and answered != refund.refund_no:
         raise ChannelOutcomeUnknown("the refund query answer is about another refund")
-    if status != "REFUND_SUCCESS":
-        raise ChannelOutcomeUnknown(f"unknown refund_status {status!r}")
+    try:
+        state = map_refund_state(status)
+    except ValueError as exc:
+        raise ChannelOutcomeUnknown(str(exc)) from None
     try:
         amount = _amount(reply.data, "refund_amount")
         refunded_at = _time(reply.data, "gmt_refund_pay")
@@ -344,7 +240,7 @@ def parse_refund_query_reply(reply: Reply, refund: RefundOrder) -> RefundStatus:
         raise ChannelOutcomeUnknown(f"unreadable refund query answer: {exc}") from exc
     return RefundStatus(
         refund_no=refund.refund_no,
-        state=RefundState.SUCCEEDED,
+        state=state,
         channel_state=status,
         order_no=refund.payment.order_no,
         amount=amount if amount is not None else refund.amount,

@@ -1,12 +1,12 @@
-"""Alipay OpenAPI requests: common parameters, `biz_content`, RSA2-signed. No I/O.
+"""Alipay OpenAPI on the wire: times, amounts, the signed parameters. Pure functions, no I/O.
 
 Every call is one set of parameters for `/gateway.do`: the common ones (`app_id`, `method`,
 `charset=utf-8`, `sign_type=RSA2`, `timestamp` in Beijing time, `version=1.0`, `notify_url`,
 `return_url`, `biz_content` JSON) and `sign`. Server calls are POSTed as a form; page and wap
 payments become a URL the buyer's browser opens, and app payments an order string the Alipay
-app takes: neither reaches Alipay before the buyer does. Answers are read by
-`channels.alipay.replies`. Amounts are integer fen inside and yuan strings on the wire
-(`channels.alipay.amounts`).
+app takes. Amounts are integer fen inside and yuan strings with two decimals on the wire,
+converted exactly (no floats: `"19.99"` <-> `1999`); requests may carry fewer decimals (`"20"`,
+`"20.5"`), which `yuan_to_fen` also reads. A verified answer is a `Reply`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,7 @@ from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from channels.alipay.amounts import fen_to_yuan
 from channels.alipay.crypto import SIGN_TYPE, dump_json, sign_request
-from channels.base import CreateOrder, Method, RefundOrder
-from channels.errors import ChannelRejected
 from channels.http import HttpRequest
 
 BEIJING = timezone(timedelta(hours=8), "CST")
@@ -31,31 +28,6 @@ GATEWAY_PATH = "/gateway.do"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,3})?")
 USER_AGENT = "payrouter-alipay/0.1"
-SUBJECT_MAX = 256
-
-API_METHODS: Mapping[Method, str] = {
-    "qr": "alipay.trade.precreate",
-    "web": "alipay.trade.page.pay",
-    "h5": "alipay.trade.wap.pay",
-    "app": "alipay.trade.app.pay",
-    "jsapi": "alipay.trade.create",
-    "barcode": "alipay.trade.pay",
-}
-PRODUCT_CODES: Mapping[str, str] = {
-    "alipay.trade.precreate": "FACE_TO_FACE_PAYMENT",
-    "alipay.trade.page.pay": "FAST_INSTANT_TRADE_PAY",
-    "alipay.trade.wap.pay": "QUICK_WAP_WAY",
-    "alipay.trade.app.pay": "QUICK_MSECURITY_PAY",
-    "alipay.trade.create": "JSAPI_PAY",
-    "alipay.trade.pay": "FACE_TO_FACE_PAYMENT",
-}
-CLIENT_SIDE_METHODS: frozenset[Method] = frozenset({"web", "h5", "app"})
-"""Signed by us and handed to the buyer; the trade exists at Alipay once the buyer opens it."""
-
-QUERY = "alipay.trade.query"
-CLOSE = "alipay.trade.close"
-REFUND = "alipay.trade.refund"
-REFUND_QUERY = "alipay.trade.fastpay.refund.query"
 
 
 @dataclass(frozen=True)
@@ -138,58 +110,59 @@ def order_string(params: Mapping[str, str]) -> str:
     return urlencode(params)
 
 
-def _required(value: str | None, name: str, method: str) -> str:
-    if not value:
-        raise ChannelRejected(
-            f"{name} is required for {method} payments", code="PARAM_MISSING", fault="request"
-        )
-    return value
+CODE_SUCCESS = "10000"
 
 
-def create_biz(order: CreateOrder) -> tuple[str, dict[str, Any]]:
-    """The API method and `biz_content` that create `order`.
+@dataclass(frozen=True)
+class Reply:
+    """A verified answer: Alipay's codes and the rest of the `_response` object."""
 
-    Raises `ChannelRejected(fault="request")` for what Alipay cannot take: another currency, a
-    naive expiry, a method input the order lacks.
+    api_method: str
+    code: str
+    msg: str
+    sub_code: str
+    sub_msg: str
+    data: Mapping[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.code == CODE_SUCCESS
+
+    def describe(self) -> str:
+        text = f"Alipay {self.api_method} answered {self.code} {self.msg}".rstrip()
+        if self.sub_code:
+            text += f" {self.sub_code}"
+        if self.sub_msg:
+            text += f": {self.sub_msg[:200]}"
+        return text
+
+    def text(self, name: str) -> str | None:
+        value = self.data.get(name)
+        return value if isinstance(value, str) and value else None
+
+
+_YUAN = re.compile(r"(0|[1-9][0-9]{0,14})(?:\.([0-9]{1,2}))?")
+
+
+def fen_to_yuan(fen: int) -> str:
+    """Integer fen as yuan with two decimals: 1999 → "19.99". Refuses negatives and bools."""
+    if not isinstance(fen, int) or isinstance(fen, bool):
+        raise TypeError("an amount in fen must be an int")
+    if fen < 0:
+        raise ValueError("an amount must not be negative")
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+def yuan_to_fen(text: str) -> int:
+    """A yuan string ("19.99", "20", "0.5") as integer fen. Raises `ValueError` if malformed.
+
+    Accepted: digits without a sign, exponent, spaces or superfluous leading zeros, and at
+    most two decimals.
     """
-    if order.currency != "CNY":
-        raise ChannelRejected(
-            f"Alipay takes CNY only, not {order.currency}", code="CURRENCY", fault="request"
-        )
-    api_method = API_METHODS[order.method]
-    biz: dict[str, Any] = {
-        "out_trade_no": order.order_no,
-        "total_amount": fen_to_yuan(order.amount),
-        "subject": order.description[:SUBJECT_MAX],
-        "product_code": PRODUCT_CODES[api_method],
-    }
-    if order.expires_at is not None:
-        if order.expires_at.tzinfo is None:
-            raise ChannelRejected(
-                "expires_at must be timezone-aware", code="PARAM_ERROR", fault="request"
-            )
-        biz["time_expire"] = format_time(order.expires_at)
-    if order.method == "jsapi":
-        biz["buyer_id"] = _required(order.payer_id, "payer_id", "jsapi")
-    elif order.method == "barcode":
-        biz["scene"] = "bar_code"
-        biz["auth_code"] = _required(order.auth_code, "auth_code", "barcode")
-    elif order.method == "h5" and order.return_url:
-        biz["quit_url"] = order.return_url
-    return api_method, biz
-
-
-def refund_biz(refund: RefundOrder) -> dict[str, Any]:
-    """`alipay.trade.refund`: `out_request_no` is our refund number, so a resend is one refund."""
-    if refund.currency != "CNY":
-        raise ChannelRejected(
-            f"Alipay refunds CNY only, not {refund.currency}", code="CURRENCY", fault="request"
-        )
-    biz: dict[str, Any] = {
-        "out_trade_no": refund.payment.order_no,
-        "refund_amount": fen_to_yuan(refund.amount),
-        "out_request_no": refund.refund_no,
-    }
-    if refund.reason:
-        biz["refund_reason"] = refund.reason[:256]
-    return biz
+    if not isinstance(text, str):
+        raise ValueError("an amount must be a string")
+    match = _YUAN.fullmatch(text)
+    if match is None:
+        raise ValueError(f"malformed amount {text[:32]!r}")
+    whole, decimals = match.group(1), match.group(2) or ""
+    return int(whole) * 100 + int(decimals.ljust(2, "0"))

@@ -95,7 +95,7 @@ def error_for(code: str, resp_msg: str, what: str) -> ChannelError:
     return ChannelRejected(described, code=code, fault=fault_of(code))
 
 
-def trade_state(orig_resp_code: str) -> TradeState:
+def map_trade_state(orig_resp_code: str) -> TradeState:
     """A transaction's `origRespCode` (query) or `respCode` (notification) → `TradeState`."""
     if orig_resp_code in SUCCESS:
         return TradeState.SUCCEEDED
@@ -106,7 +106,7 @@ def trade_state(orig_resp_code: str) -> TradeState:
     return TradeState.FAILED
 
 
-def refund_state(orig_resp_code: str) -> RefundState:
+def map_refund_state(orig_resp_code: str) -> RefundState:
     """A refund's `origRespCode` (query) or `respCode` (notification) → `RefundState`."""
     if orig_resp_code in SUCCESS:
         return RefundState.SUCCEEDED
