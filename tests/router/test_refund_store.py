@@ -11,10 +11,12 @@ from router.store.refunds import RefundStore, StoredRefund
 from tests.router.conftest import MCH, payment
 
 
-def refund(pay_id: str, clock: FrozenClock, mrid: str | None = None) -> StoredRefund:
+def refund(
+    pay_id: str, clock: FrozenClock, mrid: str | None = None, key: str | None = None
+) -> StoredRefund:
     return StoredRefund(
         refund=Refund(
-            id=RefundStore.refund_id(MCH, pay_id, mrid, None),
+            id=RefundStore.refund_id(MCH, pay_id, mrid, key),
             payment=pay_id,
             amount=0,
             currency="CNY",
