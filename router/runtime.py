@@ -173,3 +173,7 @@ class Runtime:
 
     def callback_url(self, account: str) -> str:
         return f"{self.settings.base_url}/v1/notify/{account}"
+
+    def idempotency_lease_ms(self) -> int:
+        """How long a request owns its Idempotency-Key unless it renews it."""
+        return int(self.settings.idempotency_lease_s * 1000)

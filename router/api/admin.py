@@ -127,7 +127,7 @@ async def set_webhook_gauges(rt: Runtime) -> None:
     oldest = await events.oldest_retry_ms()
     now = rt.clock.now_ms()
     rt.metrics.webhook_lag.set(max(0, now - oldest) / 1000 if oldest is not None else 0)
-    rt.metrics.webhook_outbox.set(await events.pending_count(await rt.store.merchants.ids()))
+    rt.metrics.webhook_outbox.set(await events.pending_count())
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:

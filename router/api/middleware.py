@@ -14,7 +14,8 @@ payment or refund is named). Not remembered, so a retry runs again: validation e
 request did nothing), conflicts (`409`: they depend on state that changes) and 5xx. While a
 request runs it renews a short lease on its key; a retry meanwhile gets `409
 idempotency_key_in_use` with `Retry-After`. A retry that takes over the key of a request that
-died answers about the payment or refund that request created (`KeyBinding.bound`).
+died answers about the payment or refund that request created (found where it was made:
+`router.payments.service`, `router.payments.refunds`).
 """
 
 from __future__ import annotations
@@ -196,7 +197,7 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
         )
     if begun.outcome == "in_flight":
         raise _key_in_use(begun.retry_after_s)
-    context = request[IDEMPOTENT] = KeyBinding(mch, key, token, answer=render, bound=begun.bound)
+    context = request[IDEMPOTENT] = KeyBinding(mch, key, token, answer=render)
     done = asyncio.Event()
     renewal = asyncio.create_task(_keep_lease(rt, context, lease_s, done))
     try:
@@ -272,9 +273,7 @@ async def _keep_lease(
 
 async def _release(rt: Runtime, context: KeyBinding) -> None:
     try:
-        await rt.store.idempotency.release(
-            context.merchant_id, context.key, context.token, context.bound
-        )
+        await rt.store.idempotency.release(context.merchant_id, context.key, context.token)
     except STORE_UNAVAILABLE as exc:
         # The lease runs out by itself; the request's own error is what the client sees.
         log.warning("idempotency key not released: %s: %s", type(exc).__name__, exc)

@@ -46,8 +46,7 @@ class NotificationService:
     async def _owned(self, account: str, payment_id: str) -> StoredPayment:
         """The payment a callback is about, if it exists and was sent to this account."""
         store = self.payments.rt.store
-        mch = await store.payments.owner(payment_id)
-        stored = None if mch is None else await store.payments.get(mch, payment_id)
+        stored = await store.payments.find(payment_id)
         if stored is None:
             raise NotificationRefused("unknown_order", f"no payment {payment_id!r}")
         if stored.payment.channel != account:
@@ -63,8 +62,7 @@ class NotificationService:
 
     async def _refund(self, account: str, refund: RefundStatus) -> str:
         store = self.payments.rt.store
-        mch = await store.payments.owner(refund.refund_no)
-        stored = None if mch is None else await store.refunds.get(mch, refund.refund_no)
+        stored = await store.refunds.find(refund.refund_no)
         if stored is None:
             raise NotificationRefused("unknown_refund", f"no refund {refund.refund_no!r}")
         if refund.order_no is not None and refund.order_no != stored.refund.payment:

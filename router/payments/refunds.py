@@ -11,8 +11,11 @@
 |                                |                   | review (the worker meets it again)          |
 | certainly did not receive it   | failed            | 503 channel_error; the amount is free again |
 
-Under an Idempotency-Key the refund is bound to the key as it is written: a retry after a
-crash answers with that refund (the worker settles it) and never refunds a second time.
+A refund named by the merchant (`merchant_refund_id`) or made under an Idempotency-Key gets
+an id derived from that name (`RefundStore.refund_id`), so a second attempt meets the first
+refund where it would write its own: a retry after a crash answers with that refund (the
+worker settles it) and never refunds a second time. A `merchant_refund_id` is unique per
+merchant: it is claimed for its payment before the refund is written.
 
 A failed refund gives its amount back to what can be refunded. The sum of a payment's pending
 and succeeded refunds never exceeds its amount (`router.store.scripts.CREATE_REFUND`).
@@ -27,9 +30,9 @@ from channels.base import RefundOrder, RefundState, RefundStatus
 from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
 from router.clock import from_ms, rfc3339
 from router.domain_errors import ChannelDeclined, ChannelDown, InvalidField, NotFound, StateConflict
-from router.ids import REFUND_ID, new_id
+from router.ids import REFUND_ID
 from router.models import CreateRefundRequest, Refund
-from router.payments.binding import KeyBinding
+from router.payments.binding import KeyBinding, ensure_held
 from router.payments.mismatch import check_report
 from router.payments.moves import RefundFinal, finish_refund
 from router.payments.service import PaymentService
@@ -87,11 +90,6 @@ class RefundService:
         With `idem` the refund is bound to the Idempotency-Key as it is written; if an earlier
         attempt under the key (it died) already wrote one, the answer is about that one."""
         rt = self.rt
-        if idem is not None and idem.bound is not None:
-            earlier = await self._earlier(merchant_id, idem.bound)
-            if earlier is not None:
-                return earlier, True
-            idem.bound = None
         stored_payment = await self.payments.get(merchant_id, pay_id)
         p = stored_payment.payment
         try:
@@ -105,10 +103,22 @@ class RefundService:
                 f"{p.channel} refunds whole payments only: leave amount out",
                 param="amount",
             )
+        mrid = req.merchant_refund_id
+        if mrid is not None:
+            claimed_for = await rt.store.refunds.claim_merchant_refund_id(merchant_id, mrid, p.id)
+            if claimed_for != p.id:
+                other = rt.store.refunds.refund_id(merchant_id, claimed_for, mrid, None)
+                raise StateConflict(
+                    "duplicate_refund",
+                    f"merchant_refund_id {mrid!r} belongs to refund {other} of another payment",
+                    param="merchant_refund_id",
+                    refund_id=other,
+                )
         now_ms = rt.clock.now_ms()
+        key = None if idem is None else idem.key
         stored = StoredRefund(
             refund=Refund(
-                id=new_id("re"),
+                id=rt.store.refunds.refund_id(merchant_id, p.id, mrid, key),
                 payment=p.id,
                 amount=req.amount or 0,
                 currency=p.currency,
@@ -122,22 +132,19 @@ class RefundService:
             created_ms=now_ms,
         )
         due = now_ms + int(rt.settings.workers.processing_grace_s * 1000)
-        binding = None if idem is None else (idem.key, idem.token)
-        created = await rt.store.refunds.create(stored, req.amount, due, binding)
-        if created.outcome == "created" and idem is not None:
-            idem.bound = stored.refund.id
+        created = await rt.store.refunds.create(stored, req.amount, due)
         if created.outcome == "exists":
-            existing = await self.get(merchant_id, created.value)
-            if existing.refund.payment != p.id:
-                raise StateConflict(
-                    "duplicate_refund",
-                    f"merchant_refund_id {req.merchant_refund_id!r} belongs to refund "
-                    f"{existing.refund.id} of another payment",
-                    param="merchant_refund_id",
-                    refund_id=existing.refund.id,
-                )
-            _check_same_request(existing, req)
-            return existing, False
+            if mrid is not None:
+                existing = await self.get(merchant_id, created.value)
+                _check_same_request(existing, req)
+                return existing, False
+            # Made under this Idempotency-Key by an earlier attempt (it died, or answered 5xx).
+            assert idem is not None
+            await ensure_held(rt.store.idempotency, idem, rt.idempotency_lease_ms())
+            return await self._earlier(merchant_id, created.value), True
+        if mrid is not None and created.outcome != "created":
+            # Nothing was written under the id: give it back, as if it was never asked for.
+            await rt.store.refunds.unclaim_merchant_refund_id(merchant_id, mrid, p.id)
         if created.outcome == "not_refundable":
             raise StateConflict(
                 "payment_not_refundable",
@@ -155,11 +162,11 @@ class RefundService:
         stored = await self.get(merchant_id, stored.refund.id)
         return await self._send(stored, stored_payment, source="create"), True
 
-    async def _earlier(self, merchant_id: str, re_id: str) -> StoredRefund | None:
+    async def _earlier(self, merchant_id: str, re_id: str) -> StoredRefund:
         """A refund an earlier attempt under the same key wrote: a pending one is left to the
         worker (it re-sends the same refund number if the channel has none)."""
-        stored = await self.rt.store.refunds.get(merchant_id, re_id)
-        if stored is not None and stored.refund.status == "failed":
+        stored = await self.get(merchant_id, re_id)
+        if stored.refund.status == "failed":
             r = stored.refund
             why = f": {r.failure.code} {r.failure.message}" if r.failure else ""
             raise ChannelDeclined(

@@ -17,11 +17,12 @@ merchant sees depends on how that ended:
 
 A `failed` payment gives its merchant_order_id back, so the merchant may create again.
 
-Under an `Idempotency-Key` the payment is bound to the key as it is written. A retry that
-takes over the key of an attempt that died (or answered 502) answers about that payment,
-never creates a second one: a `processing` payment is settled first, as the worker would
-(`router.payments.stranded`), then it is `201` with the payment, or `402 payment_failed` naming it,
-or, while its channel cannot be asked, `502 channel_outcome_unknown` again.
+Under an `Idempotency-Key` the key is recorded with the payment's order as it is written. A
+retry that takes over the key of an attempt that died (or answered 502) meets that order and
+answers about that payment, never creates a second one: a `processing` payment is settled
+first, as the worker would (`router.payments.stranded`), then it is `201` with the payment, or
+`402 payment_failed` naming it, or, while its channel cannot be asked, `502
+channel_outcome_unknown` again.
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ from router.domain_errors import (
     StateConflict,
     TradeMismatch,
 )
-from router.ids import PAYMENT_ID, new_id
+from router.ids import PAYMENT_ID
 from router.models import CreatePaymentRequest, Payment, Routing
-from router.payments.binding import KeyBinding
+from router.payments.binding import KeyBinding, ensure_held
 from router.payments.failover import Attempts, fail_create, try_candidates
 from router.payments.intake import check_create
 from router.payments.mismatch import check_payment
@@ -76,11 +77,6 @@ class PaymentService:
         trip as the payment's new status. If `idem` is already bound to a payment (an earlier
         attempt under the key created it), answer about that one instead."""
         rt = self.rt
-        if idem is not None and idem.bound is not None:
-            earlier = await answer_for_bound(self, merchant_id, idem.bound)
-            if earlier is not None:
-                return earlier
-            idem.bound = None
         req = check_create(req, rt.table.accounts, livemode)
         if livemode and req.notify_url is not None:
             unsafe = await check_live_url(req.notify_url)
@@ -88,7 +84,7 @@ class PaymentService:
                 raise InvalidField("notify_url_unsafe", unsafe, param="notify_url")
         now_ms = rt.clock.now_ms()
         now = from_ms(now_ms)
-        pay_id = new_id("pay")
+        pay_id = rt.store.payments.new_id(merchant_id, req.merchant_order_id)
         table = rt.table  # one routing table for the whole request, even if a reload lands
         decision = await decide(
             table.loaded.config,
@@ -134,16 +130,22 @@ class PaymentService:
             payer_id=req.payer_id,
         )
         due = stored.created_ms + int(rt.settings.workers.processing_grace_s * 1000)
-        binding = None if idem is None else (idem.key, idem.token)
-        created, holder = await rt.store.payments.create(stored, due, binding)
-        if created and idem is not None:
-            idem.bound = pay_id
-        if not created:
+        creation = await rt.store.payments.create(stored, due, None if idem is None else idem.key)
+        if creation.outcome == "made":
+            # An earlier attempt under this key made it (and died, or answered 502).
+            assert idem is not None
+            await ensure_held(rt.store.idempotency, idem, rt.idempotency_lease_ms())
+            earlier = await answer_for_bound(self, merchant_id, creation.payment_id)
+            if earlier is not None:
+                return earlier
+            raise NotFound("payment", creation.payment_id)
+        if creation.outcome == "held":
             raise StateConflict(
                 "duplicate_order",
-                f"merchant_order_id {req.merchant_order_id!r} is already used by payment {holder}",
+                f"merchant_order_id {req.merchant_order_id!r} is already used by payment "
+                f"{creation.payment_id}",
                 param="merchant_order_id",
-                payment_id=holder,
+                payment_id=creation.payment_id,
             )
 
         def order_for(channel: Channel) -> CreateOrder:
@@ -170,7 +172,14 @@ class PaymentService:
             await self._record_attempts(tried)
             await self.apply_trade(tried.stored, tried.paid, source="create")
             return await self.reload(tried.stored)
-        await fail_create(rt, tried)
+        try:
+            await fail_create(rt, tried)
+        except ChannelDown:
+            # No channel had it: the payment failed and the 503 is not remembered, so a retry
+            # under the key makes a new payment, as if this one had never been.
+            if idem is not None:
+                await rt.store.payments.unbind(stored, idem.key)
+            raise
 
     async def _check_created(self, tried: Attempts, result: CreateResult) -> None:
         """A create answer that says the order is for another amount (a barcode paid at once)

@@ -44,7 +44,7 @@ from router.runtime import Runtime
 from router.settings import ConfigurationError, Settings
 from router.store.errors import STORE_UNAVAILABLE
 from router.store.payments import StoredPayment
-from router.store.schedule import Due
+from router.store.schedule import Due, kind_of
 
 log = logging.getLogger("payrouter.worker")
 CALLS_PER_ENTRY = 3
@@ -111,7 +111,7 @@ class RequeryWorker:
         return len(due)
 
     async def _guarded(self, entry: Due) -> None:
-        mch, pay_id = entry
+        mch, pay_id = entry.merchant_id, entry.object_id
         try:
             outcome = await self._check(entry)
         except TradeMismatch:
@@ -126,10 +126,10 @@ class RequeryWorker:
 
     async def check(self, mch: str, object_id: str) -> str:
         """Look at one payment or refund and move it on. Returns what was found, for metrics."""
-        return await self._check(Due(mch, object_id))
+        return await self._check(Due(kind_of(object_id), mch, object_id))
 
     async def _check(self, entry: Due) -> str:
-        mch, pay_id = entry
+        mch, pay_id = entry.merchant_id, entry.object_id
         if entry.kind == "refund":
             return await self._refund(mch, pay_id)
         stored = await self.rt.store.payments.get(mch, pay_id)

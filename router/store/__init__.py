@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from router.clock import Clock
@@ -151,7 +152,7 @@ async def open_store(
         redis=client,
         payments=PaymentStore(client, clock),
         refunds=RefundStore(client, clock),
-        events=EventStore(client),
+        events=EventStore(client, clustered=isinstance(client, RedisCluster)),
         idempotency=IdempotencyStore(client, clock),
         merchants=MerchantStore(client, clock, box, allow_live=url is not None, cache_s=cache_s),
         schedule=Schedule(client),

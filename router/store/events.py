@@ -2,16 +2,18 @@
 
 Events are written by the status-change scripts (`router.store.scripts._EMIT`). Delivery:
 
-- each merchant's outbox is a stream read by the consumer group `dispatch`: any number of
-  router processes share it; an entry is acknowledged (and deleted) only after its first
-  attempt was recorded, so a process killed mid-delivery leaves it pending, and another
-  process claims it (XAUTOCLAIM) once it has been idle long enough;
-- later attempts wait in one schedule (`pr:{webhooks}:retry`), claimed under a lease exactly
-  like the payment re-query schedule;
-- an event whose last attempt failed goes to the merchant's dead-letter set;
+- an event lives in its payment's partition (`router.store.keys`), and each partition has
+  one outbox stream, read by the consumer group `dispatch`: any number of router processes
+  share it; an entry is acknowledged (and deleted) only after its first attempt was
+  recorded, so a process killed mid-delivery leaves it pending, and another process claims
+  it (XAUTOCLAIM) once it has been idle long enough;
+- later attempts wait in the partition's retry schedule, claimed under a lease exactly like
+  the payment re-query schedule;
+- an event whose last attempt failed goes to the merchant's dead-letter set (per partition);
 - an event whose processing keeps failing before an attempt could be recorded (a bug, a
-  corrupt record) is counted in `pr:{mch}:webhook-faults` and abandoned as a dead letter
-  after `MAX_FAULTS`, so no entry is taken again forever;
+  corrupt record) is counted in the partition's `webhook-faults` and abandoned as a dead
+  letter after `MAX_FAULTS`, so no entry is taken again forever;
+- every change of an event's delivery state is one MULTI in its partition's slot;
 - consumers are named per process: a process removes its own on a clean shutdown, and the
   others remove consumers long idle with nothing pending (a process that died). A consumer
   with pending entries is never removed: that would drop the entries from the group.
@@ -24,7 +26,9 @@ report the damage (`router.damaged`).
 
 from __future__ import annotations
 
+import asyncio
 import json
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
@@ -32,8 +36,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from router.store import keys
+from router.store.batch import Batch
 from router.store.codec import mapping, text
 from router.store.endpoints import DisabledEndpoints
+from router.store.merge import newest_first
 from router.store.scripts import CLAIM_DUE
 
 GROUP = "dispatch"
@@ -41,6 +47,10 @@ MAX_FAULTS = 5
 """Failed tries to process one event before it is abandoned as a dead letter."""
 FINAL_STATES = ("delivered", "dead", "no_endpoint")
 STATES = ("pending", "retrying", *FINAL_STATES)
+
+POLL_S = 0.2
+"""How long a read of the outboxes waits for new entries (blocking on one server; between
+non-blocking polls on a Cluster, where one read cannot span the partitions' slots)."""
 
 REMOVE_IDLE_CONSUMERS = """
 -- KEYS: an outbox stream
@@ -65,6 +75,15 @@ for _, row in ipairs(info) do
 end
 return removed
 """
+
+
+class OutboxEntry(NamedTuple):
+    """An entry read from a partition's outbox: where, which entry, whose event."""
+
+    partition: int
+    id: str
+    merchant_id: str
+    event_id: str
 
 
 @dataclass(frozen=True)
@@ -106,7 +125,7 @@ class EventPage(NamedTuple):
     """Records met on the way that could not be decoded, left out of `events`."""
 
 
-REQUIRED = ("id", "type", "created_at", "created_ms", "payment_id", "data")
+REQUIRED = ("id", "merchant_id", "type", "created_at", "created_ms", "payment_id", "data")
 """Fields every event record has from the moment it is written (`scripts._EMIT`)."""
 
 
@@ -160,28 +179,36 @@ def _attempt(row: Any) -> Any:
         return None
 
 
+def _mine(mch: str, raw: dict[str, str]) -> dict[str, str]:
+    """The record if it is `mch`'s (or names no merchant: unreadable, reported as such)."""
+    owner = raw.get("merchant_id")
+    return raw if owner is None or owner == mch else {}
+
+
 class EventStore:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, *, clustered: bool = False) -> None:
         self._redis = redis
+        self._clustered = clustered
         self._claim = redis.register_script(CLAIM_DUE)
         self._remove_idle = redis.register_script(REMOVE_IDLE_CONSUMERS)
         self.endpoints = DisabledEndpoints(redis)
 
     async def get(self, mch: str, evt_id: str) -> StoredEvent | None:
-        """The event, None if there is none. Raises `UnreadableEvent`."""
+        """The merchant's event, None if there is none. Raises `UnreadableEvent`."""
         try:
-            raw = await self._redis.hgetall(keys.event(mch, evt_id))
+            raw = await self._redis.hgetall(keys.event(evt_id))
         except ResponseError as exc:
             if "WRONGTYPE" not in str(exc):
                 raise
             raise UnreadableEvent(mch, evt_id, "the record is not a hash") from None
-        return _decode(mch, evt_id, mapping(raw))
+        return _decode(mch, evt_id, _mine(mch, mapping(raw)))
 
     async def attempts(self, mch: str, evt_id: str) -> list[Any]:
         """The event's recorded attempts, oldest first, as stored (JSON objects); a row that is
-        not JSON is None, and a record that is not a list reads as no attempts."""
+        not JSON is None, and a record that is not a list reads as no attempts. The caller has
+        checked the event is `mch`'s (`get`)."""
         try:
-            rows = await self._redis.lrange(keys.event_attempts(mch, evt_id), 0, -1)
+            rows = await self._redis.lrange(keys.event_attempts(evt_id), 0, -1)
         except ResponseError as exc:
             if "WRONGTYPE" not in str(exc):
                 raise
@@ -194,187 +221,224 @@ class EventStore:
         """Newest first; `type_` filters; records that cannot be decoded are left out."""
         high = "+inf" if starting_after is None else str(starting_after.created_ms)
         cursor = None if starting_after is None else (starting_after.created_ms, starting_after.id)
+        indexes = [keys.events(i, mch) for i in range(keys.PARTITIONS)]
         out: list[StoredEvent] = []
         unreadable: list[UnreadableEvent] = []
-        offset = 0
-        while True:
-            batch = await self._redis.zrevrangebyscore(
-                keys.events(mch), high, "-inf", start=offset, num=100, withscores=True
-            )
-            if not batch:
-                return EventPage(out, False, unreadable)
-            offset += len(batch)
-            pairs = cast(list[tuple[Any, float]], batch)  # withscores: (member, score)
-            ids = [
-                evt_id
-                for evt_id, score in ((text(m), int(s)) for m, s in pairs)
-                if cursor is None or (score, evt_id) < cursor
-            ]
-            pipe = self._redis.pipeline(transaction=False)
-            for evt_id in ids:
-                pipe.hgetall(keys.event(mch, evt_id))
-            answers = await pipe.execute(raise_on_error=False)
-            for evt_id, raw in zip(ids, answers, strict=True):
-                try:
-                    if isinstance(raw, ResponseError):
-                        raise UnreadableEvent(mch, evt_id, "the record is not a hash")
-                    found = _decode(mch, evt_id, mapping(raw))
-                except UnreadableEvent as exc:
-                    unreadable.append(exc)
-                    continue
-                if found is None or (type_ is not None and found.type != type_):
-                    continue
-                if len(out) == limit:
-                    return EventPage(out, True, unreadable)
-                out.append(found)
+        async with aclosing(newest_first(self._redis, indexes, high)) as entries:
+            while True:
+                ids: list[str] = []
+                async for score, evt_id in entries:
+                    if cursor is None or (score, evt_id) < cursor:
+                        ids.append(evt_id)
+                    if len(ids) == 100:
+                        break
+                if not ids:
+                    return EventPage(out, False, unreadable)
+                pipe = self._redis.pipeline(transaction=False)
+                for evt_id in ids:
+                    pipe.hgetall(keys.event(evt_id))
+                answers = await pipe.execute(raise_on_error=False)
+                for evt_id, raw in zip(ids, answers, strict=True):
+                    try:
+                        if isinstance(raw, ResponseError):
+                            raise UnreadableEvent(mch, evt_id, "the record is not a hash")
+                        found = _decode(mch, evt_id, _mine(mch, mapping(raw)))
+                    except UnreadableEvent as exc:
+                        unreadable.append(exc)
+                        continue
+                    if found is None or (type_ is not None and found.type != type_):
+                        continue
+                    if len(out) == limit:
+                        return EventPage(out, True, unreadable)
+                    out.append(found)
 
     async def record_attempt(self, event: StoredEvent, attempt: dict[str, Any]) -> int:
         """Append one attempt; returns how many attempts the event has had."""
         pipe = self._redis.pipeline(transaction=True)
-        pipe.rpush(keys.event_attempts(event.merchant_id, event.id), json.dumps(attempt))
-        pipe.hincrby(keys.event(event.merchant_id, event.id), "attempt_count", 1)
+        pipe.rpush(keys.event_attempts(event.id), json.dumps(attempt))
+        pipe.hincrby(keys.event(event.id), "attempt_count", 1)
         _, count = await pipe.execute()
         return int(count)
 
     async def fault(self, mch: str, evt_id: str) -> int:
         """Count one failure to process the event; returns how many there have been since
         it was last processed (`set_state` and `retry_at` reset the count)."""
-        return int(await self._redis.hincrby(keys.webhook_faults(mch), evt_id, 1))
+        faults = keys.webhook_faults(keys.partition_of(evt_id))
+        return int(await self._redis.hincrby(faults, evt_id, 1))
 
     async def abandon(
-        self, mch: str, evt_id: str, entry_id: str | None, attempt: dict[str, Any], at_ms: int
+        self,
+        mch: str,
+        evt_id: str,
+        entry: OutboxEntry | None,
+        attempt: dict[str, Any],
+        at_ms: int,
     ) -> None:
         """Stop taking an event whose processing keeps failing: record why and make it a dead
         letter (as far as its record still allows), then release it from the outbox and the
         retry schedule whatever happened."""
+        partition = keys.partition_of(evt_id)
         try:
             pipe = self._redis.pipeline(transaction=True)
-            pipe.rpush(keys.event_attempts(mch, evt_id), json.dumps(attempt))
-            pipe.hincrby(keys.event(mch, evt_id), "attempt_count", 1)
-            pipe.hset(keys.event(mch, evt_id), "state", "dead")
-            pipe.zadd(keys.dead_letters(mch), {evt_id: at_ms})
+            pipe.rpush(keys.event_attempts(evt_id), json.dumps(attempt))
+            pipe.hincrby(keys.event(evt_id), "attempt_count", 1)
+            pipe.hset(keys.event(evt_id), "state", "dead")
+            pipe.zadd(keys.dead_letters(partition, mch), {evt_id: at_ms})
             await pipe.execute()
         finally:
             pipe = self._redis.pipeline(transaction=False)
-            pipe.zrem(keys.webhook_retries(), f"{mch}/{evt_id}")
-            pipe.hdel(keys.webhook_faults(mch), evt_id)
-            if entry_id is not None:
-                pipe.xack(keys.outbox(mch), GROUP, entry_id)
-                pipe.xdel(keys.outbox(mch), entry_id)
+            pipe.zrem(keys.webhook_retries(partition), f"{mch}/{evt_id}")
+            pipe.hdel(keys.webhook_faults(partition), evt_id)
+            if entry is not None:
+                pipe.xack(keys.outbox(entry.partition), GROUP, entry.id)
+                pipe.xdel(keys.outbox(entry.partition), entry.id)
             await pipe.execute()
 
     async def set_state(self, event: StoredEvent, state: str, *, dead_at_ms: int = 0) -> None:
+        partition = keys.partition_of(event.id)
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(keys.event(event.merchant_id, event.id), "state", state)
-        pipe.hdel(keys.webhook_faults(event.merchant_id), event.id)
+        pipe.hset(keys.event(event.id), "state", state)
+        pipe.hdel(keys.webhook_faults(partition), event.id)
         member = f"{event.merchant_id}/{event.id}"
         if state in FINAL_STATES:
-            pipe.zrem(keys.webhook_retries(), member)
+            pipe.zrem(keys.webhook_retries(partition), member)
+        dead = keys.dead_letters(partition, event.merchant_id)
         if state == "dead":
-            pipe.zadd(keys.dead_letters(event.merchant_id), {event.id: dead_at_ms})
+            pipe.zadd(dead, {event.id: dead_at_ms})
         else:
-            pipe.zrem(keys.dead_letters(event.merchant_id), event.id)
+            pipe.zrem(dead, event.id)
         await pipe.execute()
 
     async def retry_at(self, event: StoredEvent, due_ms: int) -> None:
+        partition = keys.partition_of(event.id)
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(keys.event(event.merchant_id, event.id), "state", "retrying")
-        pipe.hdel(keys.webhook_faults(event.merchant_id), event.id)
-        pipe.zadd(keys.webhook_retries(), {f"{event.merchant_id}/{event.id}": due_ms})
+        pipe.hset(keys.event(event.id), "state", "retrying")
+        pipe.hdel(keys.webhook_faults(partition), event.id)
+        pipe.zadd(keys.webhook_retries(partition), {f"{event.merchant_id}/{event.id}": due_ms})
         await pipe.execute()
 
     async def claim_retries(self, now_ms: int, lease_ms: int, limit: int) -> list[tuple[str, str]]:
-        raw = await self._claim(keys=[keys.webhook_retries()], args=[now_ms, lease_ms, limit])
-        return [tuple(text(m).split("/", 1)) for m in raw]  # type: ignore[misc]
+        """Due retries from every partition (about `limit` in all, at least one from each),
+        each hidden from other processes for `lease_ms`: (merchant, event id)."""
+        each = max(1, -(-limit // keys.PARTITIONS))
+        batch = Batch(self._redis)
+        for partition in range(keys.PARTITIONS):
+            batch.script(self._claim, [keys.webhook_retries(partition)], [now_ms, lease_ms, each])
+        out: list[tuple[str, str]] = []
+        for raw in await batch.execute():
+            for member in raw:
+                mch, _, evt_id = text(member).partition("/")
+                out.append((mch, evt_id))
+        return out
 
     async def resend(self, event: StoredEvent) -> None:
         """Deliver again, on a fresh schedule, whatever its state."""
+        partition = keys.partition_of(event.id)
         pipe = self._redis.pipeline(transaction=True)
         pipe.hset(
-            keys.event(event.merchant_id, event.id),
+            keys.event(event.id),
             mapping={"state": "pending", "series_start": event.attempt_count},
         )
-        pipe.zrem(keys.dead_letters(event.merchant_id), event.id)
-        pipe.zrem(keys.webhook_retries(), f"{event.merchant_id}/{event.id}")
-        pipe.xadd(keys.outbox(event.merchant_id), {"event": event.id})
+        pipe.zrem(keys.dead_letters(partition, event.merchant_id), event.id)
+        pipe.zrem(keys.webhook_retries(partition), f"{event.merchant_id}/{event.id}")
+        pipe.xadd(keys.outbox(partition), {"event": event.id, "mch": event.merchant_id})
         await pipe.execute()
 
     async def dead(self, mch: str) -> list[str]:
-        return [text(m) for m in await self._redis.zrange(keys.dead_letters(mch), 0, -1)]
+        """The merchant's dead letters, oldest first."""
+        pipe = self._redis.pipeline(transaction=False)
+        for partition in range(keys.PARTITIONS):
+            pipe.zrange(keys.dead_letters(partition, mch), 0, -1, withscores=True)
+        found = [
+            (int(score), text(member))
+            for answer in await pipe.execute()
+            for member, score in cast(list[Any], answer)
+        ]
+        return [evt_id for _, evt_id in sorted(found)]
 
     async def oldest_retry_ms(self) -> int | None:
-        found = await self._redis.zrange(keys.webhook_retries(), 0, 0, withscores=True)
-        return int(found[0][1]) if found else None
+        pipe = self._redis.pipeline(transaction=False)
+        for partition in range(keys.PARTITIONS):
+            pipe.zrange(keys.webhook_retries(partition), 0, 0, withscores=True)
+        scores = [int(found[0][1]) for found in await pipe.execute() if found]
+        return min(scores) if scores else None
 
     # --- the outbox streams -------------------------------------------------------------
 
-    async def ensure_group(self, mch: str) -> None:
-        try:
-            await self._redis.xgroup_create(keys.outbox(mch), GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    async def read_new(
-        self, merchants: list[str], consumer: str, count: int, block_ms: int
-    ) -> list[tuple[str, str, str]]:
-        """New outbox entries for this consumer: (merchant, entry id, event id)."""
-        if not merchants:
-            return []
-        streams: dict[Any, Any] = {keys.outbox(m): ">" for m in merchants}
-        answer = await self._redis.xreadgroup(GROUP, consumer, streams, count=count, block=block_ms)
-        return self._entries(answer)
-
-    async def claim_stale(
-        self, merchants: list[str], consumer: str, min_idle_ms: int, count: int
-    ) -> list[tuple[str, str, str]]:
-        """Entries another consumer took and never acknowledged (its process died), from every
-        merchant's outbox in one round trip: (merchant, entry id, event id)."""
+    async def ensure_groups(self) -> None:
+        """Create the consumer group of every partition's outbox (and the stream) if missing."""
         pipe = self._redis.pipeline(transaction=False)
-        for mch in merchants:
+        for partition in range(keys.PARTITIONS):
+            pipe.xgroup_create(keys.outbox(partition), GROUP, id="0", mkstream=True)
+        for answer in await pipe.execute(raise_on_error=False):
+            if isinstance(answer, Exception) and "BUSYGROUP" not in str(answer):
+                raise answer
+
+    async def read_new(self, consumer: str, count: int) -> list[OutboxEntry]:
+        """New outbox entries for this consumer, from every partition. Waits up to `POLL_S`
+        for some when there are none."""
+        streams: dict[Any, Any] = {keys.outbox(p): ">" for p in range(keys.PARTITIONS)}
+        if not self._clustered:
+            block_ms = int(POLL_S * 1000)
+            answer = await self._redis.xreadgroup(
+                GROUP, consumer, streams, count=count, block=block_ms
+            )
+            return self._entries(answer)
+        # One XREADGROUP cannot span slots: one per partition, sent to all nodes at once.
+        pipe = self._redis.pipeline(transaction=False)
+        each = max(1, -(-count // keys.PARTITIONS))
+        for stream in streams:
+            pipe.xreadgroup(GROUP, consumer, {stream: ">"}, count=each)
+        found = [e for answer in await pipe.execute() for e in self._entries(answer)]
+        if not found:
+            await asyncio.sleep(POLL_S)
+        return found
+
+    async def claim_stale(self, consumer: str, min_idle_ms: int, count: int) -> list[OutboxEntry]:
+        """Entries another consumer took and never acknowledged (its process died), from every
+        partition's outbox in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for partition in range(keys.PARTITIONS):
             pipe.xautoclaim(
-                keys.outbox(mch), GROUP, consumer, min_idle_ms, start_id="0-0", count=count
+                keys.outbox(partition), GROUP, consumer, min_idle_ms, start_id="0-0", count=count
             )
         out = []
-        for mch, answer in zip(merchants, await pipe.execute(), strict=True):
+        for partition, answer in enumerate(await pipe.execute()):
             claimed = answer[1] if len(answer) > 1 else []
-            out += [
-                (mch, text(entry), text(fields.get("event", "")))
-                for entry, fields in claimed
-                if fields
-            ]
+            out += [_entry(partition, entry, fields) for entry, fields in claimed if fields]
         return out
 
-    async def ack(self, mch: str, entry_id: str) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.xack(keys.outbox(mch), GROUP, entry_id)
-        pipe.xdel(keys.outbox(mch), entry_id)
+    async def ack(self, entry: OutboxEntry) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xack(keys.outbox(entry.partition), GROUP, entry.id)
+        pipe.xdel(keys.outbox(entry.partition), entry.id)
         await pipe.execute()
 
-    async def remove_consumers(
-        self, merchants: list[str], min_idle_ms: int, only: str = ""
-    ) -> list[str]:
+    async def remove_consumers(self, min_idle_ms: int, only: str = "") -> list[str]:
         """Remove consumers (`only` that one) holding no pending entries and idle at least
-        `min_idle_ms` from every merchant's group; returns the names removed, one per group."""
-        pipe = self._redis.pipeline(transaction=False)
-        for mch in merchants:
-            await self._remove_idle(
-                keys=[keys.outbox(mch)], args=[GROUP, min_idle_ms, only], client=pipe
-            )
-        return [text(name) for removed in await pipe.execute() for name in removed]
+        `min_idle_ms` from every partition's group; returns the names removed, one per
+        group."""
+        batch = Batch(self._redis)
+        for partition in range(keys.PARTITIONS):
+            batch.script(self._remove_idle, [keys.outbox(partition)], [GROUP, min_idle_ms, only])
+        return [text(name) for removed in await batch.execute() for name in removed]
 
-    async def pending_count(self, merchants: list[str]) -> int:
+    async def pending_count(self) -> int:
         pipe = self._redis.pipeline(transaction=False)
-        for m in merchants:
-            pipe.xlen(keys.outbox(m))
+        for partition in range(keys.PARTITIONS):
+            pipe.xlen(keys.outbox(partition))
         return sum(int(n) for n in await pipe.execute())
 
     @staticmethod
-    def _entries(answer: Any) -> list[tuple[str, str, str]]:
+    def _entries(answer: Any) -> list[OutboxEntry]:
         out = []
         for stream, entries in answer or []:
-            name = text(stream)
-            mch = name.split("{", 1)[1].split("}", 1)[0]
-            for entry_id, fields in entries:
-                out.append((mch, text(entry_id), text(fields.get("event", ""))))
+            partition = keys.outbox_partition(text(stream))
+            out += [_entry(partition, entry, fields) for entry, fields in entries if fields]
         return out
+
+
+def _entry(partition: int, entry_id: Any, fields: Any) -> OutboxEntry:
+    return OutboxEntry(
+        partition, text(entry_id), text(fields.get("mch", "")), text(fields.get("event", ""))
+    )

@@ -1,10 +1,11 @@
 """Idempotency records: the first final answer to a key, replayed to every retry for 24 hours.
 
 A record is `running` while a request owns it under a lease that the request renews while it
-runs, then `done` with the answer to replay. A create binds the payment or refund it writes
-to the record in the same step (`CREATE_PAYMENT`, `CREATE_REFUND` in `router.store.scripts`),
-so whoever takes over the key of a crashed request learns what that request made
-(`Begun.bound`) and answers about it.
+runs, then `done` with the answer to replay. The record lives in the partition its key is
+spread to; what a create makes under the key lives in its own partition and names the key
+there (`CREATE_PAYMENT` records it with the order, a refund's id is derived from it), so a
+request that took over the key of a crashed one meets what that one made where it would
+make its own, and answers about it (`router.payments.service`, `router.payments.refunds`).
 """
 
 from __future__ import annotations
@@ -33,25 +34,23 @@ DEFAULT_LEASE_MS = 10_000
 
 class IdempotencyKeyLost(Exception):
     """The request no longer owns its key: another attempt took it over (this one stalled
-    past its lease). Nothing was written; that attempt answers for the key."""
+    past its lease); that attempt answers for the key."""
 
 
 @dataclass(frozen=True)
 class Begun:
     """What `IdempotencyStore.begin` found.
 
-    - `new`: the caller owns the key and runs the request;
-    - `resume`: the caller owns the key, which an earlier attempt left bound to `bound`
-      (it died, or its answer was not one to remember): answer about that object;
+    - `new`: the caller owns the key and runs the request (a first attempt, or one that took
+      over from an attempt that died);
     - `in_flight`: another attempt owns it for `retry_after_s` more seconds;
     - `replay`: the remembered answer (`status`, `body`);
     - `mismatch`: the key was used with another request.
     """
 
-    outcome: Literal["new", "resume", "mismatch", "in_flight", "replay"]
+    outcome: Literal["new", "mismatch", "in_flight", "replay"]
     status: int = 0
     body: str = ""
-    bound: str | None = None
     retry_after_s: int = 0
 
 
@@ -77,8 +76,6 @@ class IdempotencyStore:
         if outcome == "in_flight":
             wait = math.ceil((int(raw[1]) - now_ms) / 1000)
             return Begun("in_flight", retry_after_s=max(wait, 1))
-        if outcome == "resume":
-            return Begun("resume", bound=str(raw[1]))
         if outcome in ("new", "mismatch"):
             return Begun(outcome)  # type: ignore[arg-type]
         raise RuntimeError(f"unexpected idempotency outcome {outcome!r}")
@@ -102,12 +99,7 @@ class IdempotencyStore:
             self._finish, [keys.idempotency(mch, key)], [token, status, body, RECORD_TTL_S]
         )
 
-    async def release(self, mch: str, key: str, token: str, bound: str | None = None) -> None:
-        """Give the key up without an answer to remember, so a retry runs again. `bound`, the
-        payment or refund the request created under the key, keeps the key bound to it unless
-        it failed: the retry then answers about that one instead of making another."""
-        script_keys = [keys.idempotency(mch, key)]
-        if bound is not None:
-            is_refund = bound.startswith("re_")
-            script_keys.append(keys.refund(mch, bound) if is_refund else keys.payment(mch, bound))
-        await self._release(keys=script_keys, args=[token])
+    async def release(self, mch: str, key: str, token: str) -> None:
+        """Give the key up without an answer to remember, so a retry runs again (and meets
+        whatever this request made under the key)."""
+        await self._release(keys=[keys.idempotency(mch, key)], args=[token])

@@ -1,96 +1,222 @@
-"""Every Redis key payrouter uses, in one place.
+"""Every Redis key payrouter uses, in one place, and how they spread over a Redis Cluster.
 
-Keys that belong to one merchant share the hash tag `{mch_...}`, so the multi-key Lua scripts
-that create a payment, move its status and record idempotent answers touch one Redis Cluster
-slot. Keys that must be found without knowing the merchant (API keys, a payment's owner, the
-re-query schedule) are single-key and are only ever used by single-key commands and scripts.
+The work of payments is spread over `PARTITIONS` partitions, each one hash tag (one Cluster
+slot). A payment's partition is chosen from its merchant and `merchant_order_id`, so the
+uniqueness of that id is checked in the same slot (and the same script) that writes the
+payment; the partition is carried in the payment's id (`router.ids.new_id(..., partition)`),
+so everything that only knows the id (a channel callback, `GET /v1/payments/{id}`) finds it.
+A payment's refunds and events live in its partition, so every state change (status, refund
+totals, the event it emits, its outbox entry, its re-query schedule entry) is one script in
+one slot. Schedules, outboxes and retry queues are per partition: no key is shared by every
+payment. A large merchant's payments spread like anyone's: the merchant id is not the tag.
 
-    pr:{mch}:merchant              hash    merchant profile
-    pr:{mch}:pay:{pay_id}          hash    one payment (fields: see router.store.payments)
-    pr:{mch}:payments              zset    payment ids by created_at (ms), for listing
-    pr:{mch}:order:{moid}          string  the payment that holds a merchant_order_id
-    pr:{mch}:orders:{moid}         set     every payment ever created with that id
-    pr:{mch}:refund:{re_id}        hash    one refund
-    pr:{mch}:pay:{pay_id}:refunds  zset    a payment's refund ids by created_at (ms)
-    pr:{mch}:mrefund:{id}          string  the refund that holds a merchant_refund_id
-    pr:{mch}:evt:{evt_id}          hash    a webhook event: type, data, delivery state
-    pr:{mch}:evt:{evt_id}:attempts list    its delivery attempts (JSON), oldest first
-    pr:{mch}:events                zset    event ids by created_at (ms), for listing
-    pr:{mch}:outbox                stream  events to deliver (consumer group "dispatch")
-    pr:{mch}:dead                  zset    events whose every attempt failed, by time (ms)
-    pr:{mch}:disabled-endpoints    set     webhook URLs that answered 410
-    pr:{mch}:disabled-endpoints:info  hash  URL → JSON {at_ms, event}: when and why disabled
-    pr:{mch}:webhook-faults        hash    event id → deliveries that failed before recording
-    pr:{mch}:idem:{sha256(key)}    hash    an idempotency record (24 h)
-    pr:{mch}:nonce:{sha256(nonce)} string  a signed-request nonce (inside the window)
-    pr:{mch}:keys                  set     the merchant's API key ids
-    pr:merchants                   set     all merchant ids
-    pr:key:{key_id}                hash    an API key: owner, mode, hash, encrypted secret
-    pr:keyhash:{sha256(secret)}    string  key id, for bearer lookup
-    pr:payref:{pay_id}             string  the merchant that owns a payment (callbacks)
-    pr:payref:{re_id}              string  the merchant that owns a refund (callbacks)
-    pr:{sched}:payments            zset    "mch_id/pay_id" or "mch_id/re_id" by next due (ms)
-    pr:{webhooks}:retry            zset    "mch_id/evt_id" by the next delivery attempt (ms)
-    pr:{sys}:secret-key            string  fallback encryption key (embedded/dev use only)
-    pr:{sys}:secret-key-check      string  a known text sealed under the store's secret key
-    pr:{cb:account}:state          hash    an account's breaker, override and health summary
-    pr:{cb:account}:probes         zset    half-open probe calls in flight, by start (ms)
-    pr:{cb:account}:w:{bucket}     hash    one bucket of the sliding window: ok, fail, lat
+The tags are chosen so that partition `i` lands in the `i`-th of `PARTITIONS` equal ranges of
+the 16384 slots: a Cluster whose primaries hold equal contiguous slot ranges (what `redis-cli
+--cluster create` makes) holds equal numbers of partitions. `PARTITIONS` is fixed: it decides
+where a `merchant_order_id` is checked, so changing it with data in place would let an order
+id be used twice.
+
+    pr:{P}:pay:{pay_id}              hash    one payment (fields: see router.store.payments)
+    pr:{P}:pay:{pay_id}:refunds      zset    its refund ids by created_at (ms)
+    pr:{P}:refund:{re_id}            hash    one refund (in its payment's partition)
+    pr:{P}:evt:{evt_id}              hash    a webhook event: type, data, delivery state
+    pr:{P}:evt:{evt_id}:attempts     list    its delivery attempts (JSON), oldest first
+    pr:{P}:m:{mch}:payments          zset    the merchant's payment ids in P, by created (ms)
+    pr:{P}:m:{mch}:events            zset    the merchant's event ids in P, by created (ms)
+    pr:{P}:m:{mch}:dead              zset    the merchant's dead letters in P, by time (ms)
+    pr:{P}:m:{mch}:order:{moid}      string  the payment that holds a merchant_order_id
+    pr:{P}:m:{mch}:orders:{moid}     set  every payment ever created with that id
+    pr:{P}:m:{mch}:bykey:{sha256(k)} string  the payment made under Idempotency-Key k (25 h)
+    pr:{P}:due                       zset    "payment|refund/mch/id" by next re-query (ms)
+    pr:{P}:outbox                    stream  events to deliver (consumer group "dispatch")
+    pr:{P}:webhook-retry             zset    "mch/evt_id" by the next delivery attempt (ms)
+    pr:{P}:webhook-faults            hash    event id -> deliveries that failed unrecorded
+    pr:{Q}:idem:{mch}:{sha256(key)}  hash    an idempotency record (25 h); Q from the key
+    pr:{R}:m:{mch}:mrefund:{id}      string  the payment a merchant_refund_id was claimed
+                                             for; R from the merchant_refund_id
+    pr:{mch}:merchant                hash    merchant profile
+    pr:{mch}:keys                    set     the merchant's API key ids
+    pr:{mch}:disabled-endpoints      set     webhook URLs that answered 410
+    pr:{mch}:disabled-endpoints:info hash    URL -> JSON {at_ms, event}: when and why
+    pr:merchants                     set     all merchant ids
+    pr:key:{key_id}                  hash    an API key: owner, mode, hash, encrypted secret
+    pr:keyhash:{sha256(secret)}      string  key id, for bearer lookup
+    pr:nonce:{mch}:{sha256(nonce)}   string  a signed-request nonce (inside the window)
+    pr:{sys}:secret-key              string  fallback encryption key (embedded/dev use only)
+    pr:{sys}:secret-key-check        string  a known text sealed under the store's secret key
+    pr:{cb:account}:state            hash    an account's breaker, override and health summary
+    pr:{cb:account}:probes           zset    half-open probe calls in flight, by start (ms)
+    pr:{cb:account}:w:{bucket}       hash    one bucket of the sliding window: ok, fail, lat
+
+(`{P}` stands for the partition's tag, `p<i>.<n>`.) Merchant-level keys are read rarely (and
+cached by routers); the API key records and the nonces are single-key. Where one change still
+spans slots (an idempotency record and the payment it made, a merchant_refund_id claim and
+its refund, an API key and its lookup entries), the order of the writes makes a crash between
+them harmless: docs/architecture.md, "State in Redis".
 """
 
 from __future__ import annotations
 
 import hashlib
+import zlib
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
+from router.ids import partition_code, partition_of_code
 
 PREFIX = "pr"
+PARTITIONS = 64
+"""How many partitions payments are spread over (a fixed part of the key layout)."""
+
+
+def _partition_tags() -> tuple[str, ...]:
+    span = REDIS_CLUSTER_HASH_SLOTS // PARTITIONS
+    tags = []
+    for index in range(PARTITIONS):
+        salt = 0
+        while key_slot(f"p{index}.{salt}".encode()) // span != index:
+            salt += 1
+        tags.append(f"p{index}.{salt}")
+    return tuple(tags)
+
+
+TAGS = _partition_tags()
+"""The hash tag of each partition, by index."""
+_TAG_INDEX = {tag: index for index, tag in enumerate(TAGS)}
 
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def _spread(*parts: str) -> int:
+    return zlib.crc32("\x00".join(parts).encode()) % PARTITIONS
+
+
+def order_partition(mch: str, merchant_order_id: str) -> int:
+    """The partition of a payment, chosen from what makes it unique."""
+    return _spread("order", mch, merchant_order_id)
+
+
+def key_partition(mch: str, idempotency_key: str) -> int:
+    return _spread("idem", mch, idempotency_key)
+
+
+def merchant_refund_partition(mch: str, merchant_refund_id: str) -> int:
+    return _spread("mrefund", mch, merchant_refund_id)
+
+
+def partition_of(object_id: str) -> int:
+    """The partition carried in a payment, refund or event id (any string reads as one, so a
+    made-up id is looked up, and not found, like any other)."""
+    return partition_of_code(object_id) % PARTITIONS
+
+
+def code(partition: int) -> str:
+    """What an id minted in `partition` carries (`router.ids.new_id`)."""
+    return partition_code(partition)
+
+
+def _in(partition: int) -> str:
+    return f"{PREFIX}:{{{TAGS[partition]}}}"
+
+
+def _of(object_id: str) -> str:
+    return _in(partition_of(object_id))
+
+
+def payment(pay_id: str) -> str:
+    return f"{_of(pay_id)}:pay:{pay_id}"
+
+
+def payment_refunds(pay_id: str) -> str:
+    return f"{_of(pay_id)}:pay:{pay_id}:refunds"
+
+
+def refund(re_id: str) -> str:
+    return f"{_of(re_id)}:refund:{re_id}"
+
+
+def event(evt_id: str) -> str:
+    return f"{_of(evt_id)}:evt:{evt_id}"
+
+
+def event_attempts(evt_id: str) -> str:
+    return f"{_of(evt_id)}:evt:{evt_id}:attempts"
+
+
+def payments_by_created(partition: int, mch: str) -> str:
+    return f"{_in(partition)}:m:{mch}:payments"
+
+
+def events(partition: int, mch: str) -> str:
+    return f"{_in(partition)}:m:{mch}:events"
+
+
+def dead_letters(partition: int, mch: str) -> str:
+    return f"{_in(partition)}:m:{mch}:dead"
+
+
+def order_holder(mch: str, merchant_order_id: str) -> str:
+    partition = order_partition(mch, merchant_order_id)
+    return f"{_in(partition)}:m:{mch}:order:{merchant_order_id}"
+
+
+def order_history(mch: str, merchant_order_id: str) -> str:
+    partition = order_partition(mch, merchant_order_id)
+    return f"{_in(partition)}:m:{mch}:orders:{merchant_order_id}"
+
+
+def payment_made_under(mch: str, merchant_order_id: str, idempotency_key: str) -> str:
+    """The payment a create under an Idempotency-Key made, beside its order (same partition)."""
+    partition = order_partition(mch, merchant_order_id)
+    return f"{_in(partition)}:m:{mch}:bykey:{_digest(idempotency_key)}"
+
+
+def schedule(partition: int) -> str:
+    return f"{_in(partition)}:due"
+
+
+def outbox(partition: int) -> str:
+    return f"{_in(partition)}:outbox"
+
+
+def outbox_partition(stream: str) -> int:
+    """The partition of an outbox stream, by its key."""
+    return _TAG_INDEX[stream.split("{", 1)[1].split("}", 1)[0]]
+
+
+def webhook_retries(partition: int) -> str:
+    return f"{_in(partition)}:webhook-retry"
+
+
+def webhook_faults(partition: int) -> str:
+    return f"{_in(partition)}:webhook-faults"
+
+
+def idempotency(mch: str, key: str) -> str:
+    return f"{_in(key_partition(mch, key))}:idem:{mch}:{_digest(key)}"
+
+
+def merchant_refund_claim(mch: str, merchant_refund_id: str) -> str:
+    partition = merchant_refund_partition(mch, merchant_refund_id)
+    return f"{_in(partition)}:m:{mch}:mrefund:{merchant_refund_id}"
+
+
 def merchant(mch: str) -> str:
     return f"{PREFIX}:{{{mch}}}:merchant"
 
 
-def payment(mch: str, pay_id: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:pay:{pay_id}"
-
-
-def payments_by_created(mch: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:payments"
-
-
-def order_holder(mch: str, merchant_order_id: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:order:{merchant_order_id}"
-
-
-def order_history(mch: str, merchant_order_id: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:orders:{merchant_order_id}"
-
-
-def refund(mch: str, re_id: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:refund:{re_id}"
-
-
-def payment_refunds(mch: str, pay_id: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:pay:{pay_id}:refunds"
-
-
-def merchant_refund(mch: str, merchant_refund_id: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:mrefund:{merchant_refund_id}"
-
-
-def idempotency(mch: str, key: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:idem:{_digest(key)}"
-
-
-def nonce(mch: str, value: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:nonce:{_digest(value)}"
-
-
 def merchant_keys(mch: str) -> str:
     return f"{PREFIX}:{{{mch}}}:keys"
+
+
+def disabled_endpoints(mch: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:disabled-endpoints"
+
+
+def disabled_endpoint_info(mch: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:disabled-endpoints:info"
 
 
 def merchants() -> str:
@@ -105,13 +231,8 @@ def api_key_hash(secret_hash: str) -> str:
     return f"{PREFIX}:keyhash:{secret_hash}"
 
 
-def owner(object_id: str) -> str:
-    """The merchant that owns a payment or a refund, by its (prefixed, unique) id."""
-    return f"{PREFIX}:payref:{object_id}"
-
-
-def payment_schedule() -> str:
-    return f"{PREFIX}:{{sched}}:payments"
+def nonce(mch: str, value: str) -> str:
+    return f"{PREFIX}:nonce:{mch}:{_digest(value)}"
 
 
 def fallback_secret_key() -> str:
@@ -132,39 +253,3 @@ def breaker_probes(account: str) -> str:
 
 def health_bucket(account: str, bucket: int) -> str:
     return f"{PREFIX}:{{cb:{account}}}:w:{bucket}"
-
-
-def event(mch: str, evt_id: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:evt:{evt_id}"
-
-
-def event_attempts(mch: str, evt_id: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:evt:{evt_id}:attempts"
-
-
-def events(mch: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:events"
-
-
-def outbox(mch: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:outbox"
-
-
-def dead_letters(mch: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:dead"
-
-
-def webhook_retries() -> str:
-    return f"{PREFIX}:{{webhooks}}:retry"
-
-
-def disabled_endpoints(mch: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:disabled-endpoints"
-
-
-def disabled_endpoint_info(mch: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:disabled-endpoints:info"
-
-
-def webhook_faults(mch: str) -> str:
-    return f"{PREFIX}:{{{mch}}}:webhook-faults"

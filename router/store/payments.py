@@ -8,9 +8,10 @@ refunds that are pending or succeeded, which the refund scripts keep within `amo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
@@ -20,11 +21,13 @@ from router.ids import new_id
 from router.models import Payment
 from router.store import keys
 from router.store.batch import Batch
-from router.store.codec import decode_fields, encode, mapping, maybe_text, text
-from router.store.idempotency import IdempotencyKeyLost
+from router.store.codec import decode_fields, encode, mapping, text
+from router.store.idempotency import RECORD_TTL_S
+from router.store.merge import newest_first
 from router.store.schedule import Schedule
-from router.store.scripts import CREATE_PAYMENT, TRANSITION
+from router.store.scripts import CREATE_PAYMENT, DELETE_IF, TRANSITION
 
+_CREATION: dict[int, Literal["created", "held", "made"]] = {1: "created", 0: "held", 2: "made"}
 INTERNAL_FIELDS = ("merchant_id", "created_ms", "client_ip", "payer_id")
 LIST_SCAN_BATCH = 100
 LIST_SCAN_LIMIT = 2000
@@ -63,58 +66,92 @@ def decode(raw: Mapping[str, str]) -> StoredPayment:
     )
 
 
+@dataclass(frozen=True)
+class Creation:
+    """What `PaymentStore.create` did: `created` the payment, or found the order `held` by
+    another payment, or found the payment an earlier attempt under the same Idempotency-Key
+    `made` (`payment_id` names the payment in each case)."""
+
+    outcome: Literal["created", "held", "made"]
+    payment_id: str
+
+
 class PaymentStore:
     def __init__(self, redis: aioredis.Redis, clock: Clock) -> None:
         self._redis = redis
         self._clock = clock
         self._create = redis.register_script(CREATE_PAYMENT)
         self._transition = redis.register_script(TRANSITION)
+        self._unbind = redis.register_script(DELETE_IF)
+
+    @staticmethod
+    def new_id(mch: str, merchant_order_id: str) -> str:
+        """A new payment's id: it carries the partition its merchant_order_id is checked in."""
+        return new_id("pay", partition=keys.order_partition(mch, merchant_order_id))
 
     async def create(
-        self, stored: StoredPayment, due_ms: int, idempotency: tuple[str, str] | None = None
-    ) -> tuple[bool, str]:
-        """Write a new payment unless its merchant_order_id is held by another.
+        self, stored: StoredPayment, due_ms: int, idempotency_key: str | None = None
+    ) -> Creation:
+        """Write a new payment, due for its first re-query at `due_ms`, unless its
+        merchant_order_id is held by another; one script in the payment's partition.
 
-        One round trip, after `Schedule.queue_new`. Returns (created, payment id or the id of
-        the payment that holds the merchant_order_id). With `idempotency` (the request's
-        Idempotency-Key and owner token) the payment is bound to that key's record in the same
-        step; `IdempotencyKeyLost` if the record is no longer the caller's (nothing written).
+        With `idempotency_key` (the key the request runs under) the payment is bound to the
+        key beside its order, for as long as the key's record lives: a retry under the key
+        meets it here (`made`) instead of writing a second one.
         """
         p, mch = stored.payment, stored.merchant_id
+        partition = keys.partition_of(p.id)
+        if partition != keys.order_partition(mch, p.merchant_order_id):
+            raise ValueError(f"payment id {p.id} is not from PaymentStore.new_id")
         fields = p.model_dump(mode="json") | {
             "merchant_id": mch,
             "created_ms": stored.created_ms,
             "client_ip": stored.client_ip,
             "payer_id": stored.payer_id,
         }
-        script_keys = [
-            keys.payment(mch, p.id),
-            keys.order_holder(mch, p.merchant_order_id),
-            keys.order_history(mch, p.merchant_order_id),
-            keys.payments_by_created(mch),
-        ]
-        token = ""
-        if idempotency is not None:
-            idem_key, token = idempotency
-            script_keys.append(keys.idempotency(mch, idem_key))
-        batch = Batch(self._redis)
-        Schedule.queue_new(batch, mch, p.id, due_ms)
-        index = batch.script(
-            self._create,
-            script_keys,
-            [p.id, stored.created_ms, p.merchant_order_id, token, *encode(fields)],
+        schedule_key, entry = Schedule.new_entry(mch, p.id)
+        keyed = idempotency_key is not None
+        outcome, ident = await self._create(
+            keys=[
+                keys.payment(p.id),
+                keys.order_holder(mch, p.merchant_order_id),
+                keys.order_history(mch, p.merchant_order_id),
+                keys.payments_by_created(partition, mch),
+                schedule_key,
+                keys.payment_made_under(mch, p.merchant_order_id, idempotency_key or ""),
+            ],
+            args=[
+                p.id,
+                stored.created_ms,
+                "1" if keyed else "0",
+                due_ms,
+                entry,
+                RECORD_TTL_S,
+                *encode(fields),
+            ],
         )
-        created, ident = (await batch.execute())[index]
-        if int(created) < 0:
-            raise IdempotencyKeyLost(p.id)
-        return int(created) == 1, text(ident)
+        return Creation(_CREATION[int(outcome)], text(ident))
+
+    async def unbind(self, stored: StoredPayment, idempotency_key: str) -> None:
+        """Forget that the payment was made under the key (it failed before any channel had
+        it, and that answer is not remembered): a retry makes a new payment."""
+        p = stored.payment
+        await self._unbind(
+            keys=[
+                keys.payment_made_under(stored.merchant_id, p.merchant_order_id, idempotency_key)
+            ],
+            args=[p.id],
+        )
 
     async def get(self, mch: str, pay_id: str) -> StoredPayment | None:
-        raw = mapping(await self._redis.hgetall(keys.payment(mch, pay_id)))
-        return decode(raw) if raw else None
+        """The merchant's payment; None if there is none, or it is another merchant's."""
+        found = await self.find(pay_id)
+        return found if found is not None and found.merchant_id == mch else None
 
-    async def owner(self, pay_id: str) -> str | None:
-        return maybe_text(await self._redis.get(keys.owner(pay_id)))
+    async def find(self, pay_id: str) -> StoredPayment | None:
+        """The payment, whoever's it is (for channel callbacks)."""
+        raw = mapping(await self._redis.hgetall(keys.payment(pay_id)))
+        return decode(raw) if raw else None
 
     async def transition(
         self,
@@ -145,17 +182,18 @@ class PaymentStore:
     ) -> int:
         """`transition`, queued in a batch; read its answer with `transition_result`."""
         p, mch = stored.payment, stored.merchant_id
-        evt_id, now_ms = new_id("evt"), self._clock.now_ms()
+        partition = keys.partition_of(p.id)
+        evt_id, now_ms = new_id("evt", partition=partition), self._clock.now_ms()
         return batch.script(
             self._transition,
             [
-                keys.payment(mch, p.id),
+                keys.payment(p.id),
                 keys.order_holder(mch, p.merchant_order_id),
-                keys.event(mch, evt_id),
-                keys.events(mch),
-                keys.outbox(mch),
+                keys.event(evt_id),
+                keys.events(partition, mch),
+                keys.outbox(partition),
             ],
-            [status, require or "", evt_id, rfc3339(from_ms(now_ms)), now_ms, *encode(fields)],
+            [status, require or "", evt_id, rfc3339(from_ms(now_ms)), now_ms, mch, *encode(fields)],
         )
 
     @staticmethod
@@ -189,23 +227,32 @@ class PaymentStore:
             ]
             return matches[:limit], len(matches) > limit
 
-        index = keys.payments_by_created(mch)
         high: str = "+inf" if created_lt_ms is None else f"({created_lt_ms}"
         if starting_after is not None:
             high = str(starting_after.created_ms)
         low: str = "-inf" if created_gte_ms is None else str(created_gte_ms)
+        indexes = [keys.payments_by_created(i, mch) for i in range(keys.PARTITIONS)]
+        async with aclosing(newest_first(self._redis, indexes, high, low)) as entries:
+            return await self._fill(mch, entries, limit, status, starting_after)
+
+    async def _fill(
+        self,
+        mch: str,
+        entries: AsyncIterator[tuple[int, str]],
+        limit: int,
+        status: str | None,
+        starting_after: StoredPayment | None,
+    ) -> tuple[list[StoredPayment], bool]:
         page: list[StoredPayment] = []
-        offset, scanned = 0, 0
+        scanned, ids = 0, list[str]()
         while scanned < LIST_SCAN_LIMIT:
-            ids = [
-                text(m)
-                for m in await self._redis.zrevrangebyscore(
-                    index, high, low, start=offset, num=LIST_SCAN_BATCH
-                )
-            ]
+            ids.clear()
+            async for _, pay_id in entries:
+                ids.append(pay_id)
+                if len(ids) == LIST_SCAN_BATCH:
+                    break
             if not ids:
                 return page, False
-            offset += len(ids)
             scanned += len(ids)
             for stored in await self._load(mch, ids):
                 if stored is None:
@@ -222,8 +269,12 @@ class PaymentStore:
     async def _load(self, mch: str, ids: list[str]) -> list[StoredPayment | None]:
         pipe = self._redis.pipeline(transaction=False)
         for pay_id in ids:
-            pipe.hgetall(keys.payment(mch, pay_id))
-        return [decode(mapping(raw)) if raw else None for raw in await pipe.execute()]
+            pipe.hgetall(keys.payment(pay_id))
+        out: list[StoredPayment | None] = []
+        for raw in await pipe.execute():
+            stored = decode(mapping(raw)) if raw else None
+            out.append(stored if stored is not None and stored.merchant_id == mch else None)
+        return out
 
 
 def _older(stored: StoredPayment, cursor: StoredPayment) -> bool:

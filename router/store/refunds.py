@@ -14,14 +14,12 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 
 from router.clock import Clock, from_ms, rfc3339
-from router.ids import new_id
+from router.ids import derived_id, new_id
 from router.models import Refund
 from router.store import keys
-from router.store.batch import Batch
 from router.store.codec import decode_fields, encode, mapping, text
-from router.store.idempotency import IdempotencyKeyLost
 from router.store.schedule import Schedule
-from router.store.scripts import CREATE_REFUND, REFUND_TRANSITION
+from router.store.scripts import CREATE_REFUND, DELETE_IF, REFUND_TRANSITION
 
 INTERNAL_FIELDS = ("merchant_id", "created_ms", "refundable_before")
 
@@ -63,57 +61,73 @@ class RefundStore:
         self._clock = clock
         self._create = redis.register_script(CREATE_REFUND)
         self._transition = redis.register_script(REFUND_TRANSITION)
+        self._unclaim = redis.register_script(DELETE_IF)
+
+    @staticmethod
+    def refund_id(
+        mch: str, pay_id: str, merchant_refund_id: str | None, idempotency_key: str | None
+    ) -> str:
+        """A new refund's id, in its payment's partition: derived from the merchant's name for
+        it, else from the Idempotency-Key it is made under (with the payment: a key may be
+        used again for another payment once its record is gone), else random."""
+        partition = keys.partition_of(pay_id)
+        if merchant_refund_id is not None:
+            return derived_id("re", partition, "mrid", mch, merchant_refund_id)
+        if idempotency_key is not None:
+            return derived_id("re", partition, "key", mch, pay_id, idempotency_key)
+        return new_id("re", partition=partition)
 
     async def create(
-        self,
-        stored: StoredRefund,
-        requested: int | None,
-        due_ms: int,
-        idempotency: tuple[str, str] | None = None,
+        self, stored: StoredRefund, requested: int | None, due_ms: int
     ) -> RefundCreation:
-        """Reserve the amount and write the refund, atomically; one round trip.
-
-        One round trip, after `Schedule.queue_new`. With `idempotency` (the request's key and
-        owner token) the refund is bound to that key's record in the same step;
-        `IdempotencyKeyLost` if the record is no longer the caller's (nothing written).
-        """
+        """Reserve the amount and write the refund, due for its first re-query at `due_ms`,
+        atomically: one script in the payment's partition. A refund whose id is already
+        written is `exists` (ids derived from a merchant_refund_id or an Idempotency-Key meet
+        here: `router.ids.derived_id`)."""
         r, mch = stored.refund, stored.merchant_id
+        if keys.partition_of(r.id) != keys.partition_of(r.payment):
+            raise ValueError(f"refund id {r.id} is not from RefundStore.refund_id")
         fields = r.model_dump(mode="json", exclude={"amount"}) | {
             "merchant_id": mch,
             "created_ms": stored.created_ms,
         }
-        mrid = r.merchant_refund_id
-        script_keys = [
-            keys.payment(mch, r.payment),
-            keys.refund(mch, r.id),
-            keys.payment_refunds(mch, r.payment),
-            keys.merchant_refund(mch, mrid or "-"),
-        ]
-        token = ""
-        if idempotency is not None:
-            idem_key, token = idempotency
-            script_keys.append(keys.idempotency(mch, idem_key))
-        batch = Batch(self._redis)
-        Schedule.queue_new(batch, mch, r.id, due_ms)
-        index = batch.script(
-            self._create,
-            script_keys,
-            [
-                r.id,
-                requested or 0,
-                stored.created_ms,
-                "1" if mrid else "0",
-                token,
-                *encode(fields),
+        schedule_key, entry = Schedule.new_entry(mch, r.id)
+        outcome, value = await self._create(
+            keys=[
+                keys.payment(r.payment),
+                keys.refund(r.id),
+                keys.payment_refunds(r.payment),
+                schedule_key,
             ],
+            args=[r.id, requested or 0, stored.created_ms, due_ms, entry, *encode(fields)],
         )
-        outcome, value = (await batch.execute())[index]
-        if text(outcome) == "key_lost":
-            raise IdempotencyKeyLost(r.id)
         return RefundCreation(text(outcome), text(value))  # type: ignore[arg-type]
 
+    async def claim_merchant_refund_id(self, mch: str, merchant_refund_id: str, pay_id: str) -> str:
+        """Claim a merchant_refund_id for a payment, before its refund is written (in
+        another slot). Returns the payment it is claimed for: `pay_id`, or the payment an
+        earlier refund request claimed it for."""
+        claimed = await self._redis.set(
+            keys.merchant_refund_claim(mch, merchant_refund_id), pay_id, nx=True, get=True
+        )
+        return pay_id if claimed is None else text(claimed)
+
+    async def unclaim_merchant_refund_id(
+        self, mch: str, merchant_refund_id: str, pay_id: str
+    ) -> None:
+        """Give the id back when no refund was written for it (refused: nothing to refund)."""
+        await self._unclaim(
+            keys=[keys.merchant_refund_claim(mch, merchant_refund_id)], args=[pay_id]
+        )
+
     async def get(self, mch: str, re_id: str) -> StoredRefund | None:
-        raw = mapping(await self._redis.hgetall(keys.refund(mch, re_id)))
+        """The merchant's refund; None if there is none, or it is another merchant's."""
+        found = await self.find(re_id)
+        return found if found is not None and found.merchant_id == mch else None
+
+    async def find(self, re_id: str) -> StoredRefund | None:
+        """The refund, whoever's it is (for channel callbacks)."""
+        raw = mapping(await self._redis.hgetall(keys.refund(re_id)))
         return decode(raw) if raw else None
 
     async def transition(
@@ -122,16 +136,25 @@ class RefundStore:
         """Finish a pending refund (or update its fields while pending); finishing writes its
         `refund.<status>` event in the same step."""
         r, mch = stored.refund, stored.merchant_id
-        evt_id, now_ms = new_id("evt"), self._clock.now_ms()
+        partition = keys.partition_of(r.id)
+        evt_id, now_ms = new_id("evt", partition=partition), self._clock.now_ms()
         applied, now = await self._transition(
             keys=[
-                keys.refund(mch, r.id),
-                keys.payment(mch, r.payment),
-                keys.event(mch, evt_id),
-                keys.events(mch),
-                keys.outbox(mch),
+                keys.refund(r.id),
+                keys.payment(r.payment),
+                keys.event(evt_id),
+                keys.events(partition, mch),
+                keys.outbox(partition),
             ],
-            args=[status, evt_id, rfc3339(from_ms(now_ms)), now_ms, r.payment, *encode(fields)],
+            args=[
+                status,
+                evt_id,
+                rfc3339(from_ms(now_ms)),
+                now_ms,
+                r.payment,
+                mch,
+                *encode(fields),
+            ],
         )
         return bool(int(applied)), text(now)
 
@@ -139,7 +162,7 @@ class RefundStore:
         self, mch: str, pay_id: str, *, limit: int, starting_after: StoredRefund | None
     ) -> tuple[list[StoredRefund], bool]:
         """A payment's refunds, newest first, after the cursor. Returns (page, has_more)."""
-        index = keys.payment_refunds(mch, pay_id)
+        index = keys.payment_refunds(pay_id)
         ids = [text(m) for m in await self._redis.zrevrange(index, 0, -1)]
         if starting_after is not None:
             ids = (
@@ -149,6 +172,7 @@ class RefundStore:
             )
         pipe = self._redis.pipeline(transaction=False)
         for re_id in ids[: limit + 1]:
-            pipe.hgetall(keys.refund(mch, re_id))
+            pipe.hgetall(keys.refund(re_id))
         found = [decode(mapping(raw)) for raw in await pipe.execute() if raw]
+        found = [r for r in found if r.merchant_id == mch]
         return found[:limit], len(found) > limit

@@ -1,9 +1,9 @@
 """The re-query schedule: which payments and refunds a background worker must look at, and
 when.
 
-One sorted set holds both, each member `mch/object_id`; what an entry is (`Due.kind`) is read
-here, from the id's prefix, so no caller parses members. Entries written by any earlier
-version have this same form.
+Each partition has its own sorted set (`keys.schedule`), written by the same script that
+creates the payment or refund, so there is never a payment the worker cannot find. A member
+names what it is, whose, and which: `payment/mch_.../pay_...` or `refund/mch_.../re_...`.
 """
 
 from __future__ import annotations
@@ -14,61 +14,87 @@ import redis.asyncio as aioredis
 
 from router.store import keys
 from router.store.batch import Batch
+from router.store.codec import text
 from router.store.scripts import CLAIM_DUE
 
+Kind = Literal["payment", "refund"]
 
-def member(mch: str, pay_id: str) -> str:
-    return f"{mch}/{pay_id}"
+
+def member(kind: Kind, mch: str, object_id: str) -> str:
+    return f"{kind}/{mch}/{object_id}"
+
+
+def kind_of(object_id: str) -> Kind:
+    """Refund ids are `re_...`; payment ids `pay_...`."""
+    return "refund" if object_id.startswith("re_") else "payment"
 
 
 class Due(NamedTuple):
-    """A claimed entry: whose, and which payment or refund."""
+    """A claimed entry: what, whose, and which payment or refund."""
 
+    kind: Kind
     merchant_id: str
     object_id: str
 
-    @property
-    def kind(self) -> Literal["payment", "refund"]:
-        # Refund ids are `new_id("re")`; payment ids never start so.
-        return "refund" if self.object_id.startswith("re_") else "payment"
+
+def _due(raw: str) -> Due | None:
+    kind, _, rest = raw.partition("/")
+    mch, _, object_id = rest.partition("/")
+    if kind not in ("payment", "refund") or not mch or not object_id:
+        return None
+    return Due(kind, mch, object_id)  # type: ignore[arg-type]
 
 
 class Schedule:
-    """A sorted set of `mch/pay_id` by due time, shared by every router process."""
+    """Per-partition sorted sets of payments and refunds by due time, shared by every router
+    process."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
         self._claim = redis.register_script(CLAIM_DUE)
 
-    async def put(self, mch: str, pay_id: str, due_ms: int) -> None:
-        await self._redis.zadd(keys.payment_schedule(), {member(mch, pay_id): due_ms})
+    async def put(self, mch: str, object_id: str, due_ms: int) -> None:
+        key = keys.schedule(keys.partition_of(object_id))
+        await self._redis.zadd(key, {member(kind_of(object_id), mch, object_id): due_ms})
 
     async def claim(self, now_ms: int, lease_ms: int, limit: int) -> list[Due]:
-        """Take up to `limit` due entries; each is hidden from other workers for `lease_ms`."""
-        raw = await self._claim(keys=[keys.payment_schedule()], args=[now_ms, lease_ms, limit])
+        """Take due entries from every partition in one round trip, about `limit` in all
+        (`limit` spread over the partitions, at least one from each); each is hidden from
+        other workers for `lease_ms`. Members that cannot be read leave the schedule."""
+        each = max(1, -(-limit // keys.PARTITIONS))
+        batch = Batch(self._redis)
+        for partition in range(keys.PARTITIONS):
+            batch.script(self._claim, [keys.schedule(partition)], [now_ms, lease_ms, each])
         out: list[Due] = []
-        for entry in raw:
-            mch, _, object_id = str(entry).partition("/")
-            out.append(Due(mch, object_id))
+        for partition, raw in enumerate(await batch.execute()):
+            for entry in raw:
+                due = _due(text(entry))
+                if due is None:
+                    await self._redis.zrem(keys.schedule(partition), entry)
+                else:
+                    out.append(due)
         return out
 
-    async def done(self, mch: str, pay_id: str) -> None:
-        await self._redis.zrem(keys.payment_schedule(), member(mch, pay_id))
-
-    @staticmethod
-    def queue_new(batch: Batch, mch: str, object_id: str, due_ms: int) -> None:
-        """What a new payment or refund gets before it is written: its owner pointer (for
-        callbacks) and its schedule entry. Queued first, so a crash right after can leave
-        only a pointer or an entry that leads nowhere, never an object the worker misses."""
-        batch.pipe.set(keys.owner(object_id), mch)
-        batch.pipe.zadd(keys.payment_schedule(), {member(mch, object_id): due_ms})
+    async def done(self, mch: str, object_id: str) -> None:
+        await self._redis.zrem(*self._entry(mch, object_id))
 
     def queue_put(self, batch: Batch, mch: str, object_id: str, due_ms: int) -> None:
-        batch.pipe.zadd(keys.payment_schedule(), {member(mch, object_id): due_ms})
+        key, entry = self._entry(mch, object_id)
+        batch.pipe.zadd(key, {entry: due_ms})
 
     def queue_done(self, batch: Batch, mch: str, object_id: str) -> None:
-        batch.pipe.zrem(keys.payment_schedule(), member(mch, object_id))
+        batch.pipe.zrem(*self._entry(mch, object_id))
 
-    async def due_at(self, mch: str, pay_id: str) -> int | None:
-        score = await self._redis.zscore(keys.payment_schedule(), member(mch, pay_id))
+    async def due_at(self, mch: str, object_id: str) -> int | None:
+        score = await self._redis.zscore(*self._entry(mch, object_id))
         return None if score is None else int(score)
+
+    @staticmethod
+    def _entry(mch: str, object_id: str) -> tuple[str, str]:
+        key = keys.schedule(keys.partition_of(object_id))
+        return key, member(kind_of(object_id), mch, object_id)
+
+    @staticmethod
+    def new_entry(mch: str, object_id: str) -> tuple[str, str]:
+        """The schedule key and member a create script writes for a new object."""
+        return Schedule._entry(mch, object_id)

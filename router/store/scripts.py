@@ -1,8 +1,8 @@
 """The Lua scripts behind every state change. Each runs atomically inside Redis.
 
 A script touches only keys passed in KEYS, all sharing one hash tag (see `router.store.keys`),
-so each works unchanged on Redis Cluster. Status ranks live here because the rule "a status
-never moves backwards" must be enforced where the write happens, not in Python.
+so each works unchanged on Redis Cluster, in one slot. Status ranks live here because the rule
+"a status never moves backwards" must be enforced where the write happens, not in Python.
 """
 
 from __future__ import annotations
@@ -26,28 +26,31 @@ local function render(key, skip)
 end
 
 local function emit(object_key, skip, event_key, index_key, outbox_key, id, kind, at, at_ms,
-                    payment_id)
+                    payment_id, merchant_id)
   redis.call('HSET', event_key, 'id', id, 'type', kind, 'created_at', at, 'created_ms', at_ms,
-             'payment_id', payment_id, 'data', render(object_key, skip), 'state', 'pending',
-             'attempt_count', 0)
+             'payment_id', payment_id, 'merchant_id', merchant_id,
+             'data', render(object_key, skip), 'state', 'pending', 'attempt_count', 0)
   redis.call('ZADD', index_key, tonumber(at_ms), id)
-  redis.call('XADD', outbox_key, '*', 'event', id)
+  redis.call('XADD', outbox_key, '*', 'event', id, 'mch', merchant_id)
 end
 """
 
 CREATE_PAYMENT = """
--- KEYS: payment hash, order holder, order history set, created zset,
---       then the idempotency record the create runs under (if any)
--- ARGV: pay_id, created_ms, merchant_order_id, idempotency owner token ('' = none),
---       then field/value pairs
--- Returns {1, pay_id} | {0, id of the payment holding the order} | {-1, ''} (the key's
--- record is no longer this request's: another attempt took it over; nothing written).
--- The payment is bound to its idempotency record in the same step as it is written, so a
--- retry that takes over the key of a crashed create always finds the payment it made.
-if KEYS[5] then
-  local rec = redis.call('HMGET', KEYS[5], 'token', 'state')
-  if rec[1] ~= ARGV[4] or rec[2] ~= 'running' then
-    return {-1, ''}
+-- KEYS: payment hash, order holder, order history set, the merchant's created index, the
+--       partition's re-query schedule, the payment made under the request's Idempotency-Key
+--       (all in the payment's partition)
+-- ARGV: pay_id, created_ms, with an Idempotency-Key (1/0), due_ms, schedule member, ttl of
+--       the key's binding (s), then field/value pairs
+-- Returns {1, pay_id} | {0, id of the payment holding the order}
+--       | {2, id of the payment an earlier attempt made under the same key}.
+-- The key's binding lives here, beside the order, not with the idempotency record (another
+-- slot): a retry under the key (the same request, so the same order and partition) that took
+-- over from an attempt that died finds the payment it made in the step that would otherwise
+-- write a second one.
+if ARGV[3] == '1' then
+  local bound = redis.call('GET', KEYS[6])
+  if bound then
+    return {2, bound}
   end
 end
 local holder = redis.call('GET', KEYS[2])
@@ -55,11 +58,12 @@ if holder then
   return {0, holder}
 end
 redis.call('SET', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
-if KEYS[5] then
-  redis.call('HSET', KEYS[5], 'bound', ARGV[1])
+redis.call('ZADD', KEYS[5], tonumber(ARGV[4]), ARGV[5])
+if ARGV[3] == '1' then
+  redis.call('SET', KEYS[6], ARGV[1], 'EX', tonumber(ARGV[6]))
 end
 return {1, ARGV[1]}
 """
@@ -68,9 +72,9 @@ TRANSITION = (
     _EMIT
     + """
 -- KEYS: payment hash, order holder of its merchant_order_id, then for the event it may emit:
---       event hash, merchant's events index, merchant's outbox stream
+--       event hash, the merchant's events index, the partition's outbox stream
 -- ARGV: new status, required current status ('' = any), event id, event time (RFC 3339),
---       event time (ms), then field/value pairs
+--       event time (ms), merchant id, then field/value pairs
 -- Returns {applied (0/1), status now}. Reaching a final status emits `payment.<status>`.
 local rank = {processing = 0, pending = 1, succeeded = 2, failed = 2, closed = 2}
 local current = redis.call('HGET', KEYS[1], 'status')
@@ -87,7 +91,7 @@ end
 if wanted == current and rank[current] == 2 then
   return {0, current}
 end
-redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 6))
+redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 7))
 local id = redis.call('HGET', KEYS[1], 'id')
 if wanted == 'failed' then
   -- A failed payment gives its merchant_order_id back, so the merchant can try again.
@@ -99,7 +103,7 @@ if rank[wanted] == 2 then
   local skip = {merchant_id = true, created_ms = true, client_ip = true, payer_id = true,
                 amount_reserved = true}
   emit(KEYS[1], skip, KEYS[3], KEYS[4], KEYS[5], ARGV[3], 'payment.' .. wanted, ARGV[4],
-       ARGV[5], id)
+       ARGV[5], id, ARGV[6])
 end
 return {1, wanted}
 """
@@ -109,8 +113,7 @@ IDEMPOTENCY_BEGIN = """
 -- KEYS: idempotency record
 -- ARGV: fingerprint, owner token, now_ms, lease_ms, ttl_s
 -- Returns {'new'} | {'mismatch'} | {'in_flight', lease_until_ms} | {'replay', status, body}
---       | {'resume', bound object id}
-local rec = redis.call('HMGET', KEYS[1], 'fp', 'state', 'lease_until', 'status', 'body', 'bound')
+local rec = redis.call('HMGET', KEYS[1], 'fp', 'state', 'lease_until', 'status', 'body')
 local until_ms = tonumber(ARGV[3]) + tonumber(ARGV[4])
 if not rec[1] then
   redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'running', 'token', ARGV[2],
@@ -127,12 +130,9 @@ end
 if tonumber(rec[3]) > tonumber(ARGV[3]) then
   return {'in_flight', rec[3]}
 end
--- The attempt that held the key died, or ended without an answer to remember: this request
--- takes over, and answers for whatever that attempt created under the key.
+-- The attempt that held the key died: this request takes over. Whatever that attempt made
+-- under the key is found where it was made (CREATE_PAYMENT, CREATE_REFUND).
 redis.call('HSET', KEYS[1], 'token', ARGV[2], 'lease_until', until_ms)
-if rec[6] and rec[6] ~= '' then
-  return {'resume', rec[6]}
-end
 return {'new'}
 """
 
@@ -160,22 +160,15 @@ return 1
 """
 
 IDEMPOTENCY_RELEASE = """
--- KEYS: idempotency record, then the hash of the object bound to it (if any)
+-- KEYS: idempotency record
 -- ARGV: owner token
--- An answer that is not remembered lets a retry run again. If the request created an object
--- that is not `failed` (a payment still `processing`, say), the key stays bound to it with
--- its lease ended, so the retry answers about that object instead of making a second one.
--- Returns 1 (forgotten), 2 (kept bound, free to take over) or 0 (not the owner).
+-- An answer that is not remembered lets a retry run again: the record goes. A payment or
+-- refund the request made stays bound to the key where it was made, so the retry answers
+-- about it instead of making a second one.
+-- Returns 1 (forgotten) or 0 (not the owner).
 local rec = redis.call('HMGET', KEYS[1], 'token', 'state')
 if rec[1] ~= ARGV[1] or rec[2] ~= 'running' then
   return 0
-end
-if KEYS[2] then
-  local status = redis.call('HGET', KEYS[2], 'status')
-  if status and status ~= 'failed' then
-    redis.call('HSET', KEYS[1], 'token', '', 'lease_until', 0)
-    return 2
-  end
 end
 redis.call('DEL', KEYS[1])
 return 1
@@ -195,29 +188,20 @@ return due
 """
 
 CREATE_REFUND = """
--- KEYS: payment hash, refund hash, payment's refunds zset, merchant_refund_id holder,
---       then the idempotency record the create runs under (if any)
--- ARGV: refund_id, amount (0 = all that is left), created_ms, has merchant_refund_id (1/0),
---       idempotency owner token ('' = none),
+-- KEYS: payment hash, refund hash, payment's refunds zset, the partition's re-query
+--       schedule (all in the payment's partition)
+-- ARGV: refund_id, amount (0 = all that is left), created_ms, due_ms, schedule member,
 --       then field/value pairs for the refund hash (the script adds 'amount' and
 --       'refundable_before': what was left to refund, so a repeat of the merchant_refund_id
 --       without an amount, "all that is left", can be told apart from a different request)
 -- Returns {'created', amount} | {'exists', refund_id} | {'not_refundable', status}
---       | {'exceeds', refundable} | {'key_lost', ''} (as in CREATE_PAYMENT)
+--       | {'exceeds', refundable}
+-- A refund named by the merchant (merchant_refund_id) or made under an Idempotency-Key has an
+-- id derived from that name (`router.ids.derived_id`): a second attempt meets the first here.
 -- The running total (amount_reserved: pending + succeeded refunds) is checked and raised in
--- the same step, so concurrent refunds can never add up to more than the payment. The refund
--- is bound to its idempotency record in the same step, as a payment is.
-if KEYS[5] then
-  local rec = redis.call('HMGET', KEYS[5], 'token', 'state')
-  if rec[1] ~= ARGV[5] or rec[2] ~= 'running' then
-    return {'key_lost', ''}
-  end
-end
-if ARGV[4] == '1' then
-  local existing = redis.call('GET', KEYS[4])
-  if existing then
-    return {'exists', existing}
-  end
+-- the same step, so concurrent refunds can never add up to more than the payment.
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return {'exists', ARGV[1]}
 end
 local status = redis.call('HGET', KEYS[1], 'status')
 if status ~= 'succeeded' then
@@ -236,21 +220,17 @@ redis.call('HINCRBY', KEYS[1], 'amount_reserved', amount)
 redis.call('HSET', KEYS[2], 'amount', tostring(amount), 'refundable_before',
            tostring(total - reserved), unpack(ARGV, 6))
 redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), ARGV[1])
-if ARGV[4] == '1' then
-  redis.call('SET', KEYS[4], ARGV[1])
-end
-if KEYS[5] then
-  redis.call('HSET', KEYS[5], 'bound', ARGV[1])
-end
+redis.call('ZADD', KEYS[4], tonumber(ARGV[4]), ARGV[5])
 return {'created', tostring(amount)}
 """
 
 REFUND_TRANSITION = (
     _EMIT
     + """
--- KEYS: refund hash, its payment's hash, event hash, merchant's events index, outbox stream
+-- KEYS: refund hash, its payment's hash, event hash, the merchant's events index, the
+--       partition's outbox stream
 -- ARGV: new status (pending|succeeded|failed), event id, event time (RFC 3339), event time
---       (ms), the payment's id, then field/value pairs
+--       (ms), the payment's id, merchant id, then field/value pairs
 -- Returns {applied (0/1), status now}. Only a pending refund changes; a succeeded one raises
 -- the payment's amount_refunded, a failed one gives its amount back to what can be refunded;
 -- both emit `refund.<status>`.
@@ -268,10 +248,10 @@ if wanted == 'succeeded' then
 elseif wanted == 'failed' then
   redis.call('HINCRBY', KEYS[2], 'amount_reserved', -amount)
 end
-redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 6))
+redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 7))
 if wanted ~= 'pending' then
   emit(KEYS[1], {merchant_id = true, created_ms = true, refundable_before = true}, KEYS[3],
-       KEYS[4], KEYS[5], ARGV[2], 'refund.' .. wanted, ARGV[3], ARGV[4], ARGV[5])
+       KEYS[4], KEYS[5], ARGV[2], 'refund.' .. wanted, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 end
 return {1, wanted}
 """
@@ -389,6 +369,16 @@ redis.call('HSET', KEYS[1], 'forced_ms', ARGV[2])
 return ARGV[1]
 """
 
+DELETE_IF = """
+-- KEYS: a string key
+-- ARGV: the value it must hold
+-- Deletes the key if it holds that value. Returns 1 if deleted.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 ALL = (
     CREATE_PAYMENT,
     TRANSITION,
@@ -402,5 +392,6 @@ ALL = (
     BREAKER_ADMIT,
     BREAKER_RECORD,
     BREAKER_OVERRIDE,
+    DELETE_IF,
 )
 """Loaded when a store opens, so batches can call them by hash (`router.store.batch`)."""

@@ -1,8 +1,9 @@
 """Merchant webhooks: signed per Standard Webhooks, delivered at least once, never lost.
 
-The dispatcher runs in every router process. It reads new events from the merchants' outbox
+The dispatcher runs in every router process. It reads new events from the partitions' outbox
 streams as one consumer of the shared group, takes over entries a dead process left pending,
-and claims due retries from the shared schedule (`router.store.events`). Each delivery:
+and claims due retries from the shared schedules (`router.store.events`); its polls cost the
+same whatever the number of merchants. Each delivery:
 
 - goes to the payment's `notify_url`, else the merchant's default endpoint;
 - is signed with every webhook secret in force (two during a rotation): headers `webhook-id`,
@@ -43,7 +44,13 @@ from router.clock import rfc3339
 from router.outage import StoreOutage
 from router.runtime import Runtime
 from router.store.errors import STORE_UNAVAILABLE, StoreError, missing_stream_group
-from router.store.events import FINAL_STATES, MAX_FAULTS, StoredEvent, UnreadableEvent
+from router.store.events import (
+    FINAL_STATES,
+    MAX_FAULTS,
+    OutboxEntry,
+    StoredEvent,
+    UnreadableEvent,
+)
 from router.urls import live_url_problem, url_problem
 from router.webhooks.delivery import (
     SafeResolver,
@@ -89,7 +96,7 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(CONCURRENCY)
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._groups: set[str] = set()
+        self._grouped = False
         self.outage = StoreOutage(log, "webhook dispatcher", rt.clock)
         """How this dispatcher's polls and deliveries are faring against the store."""
         timeout = aiohttp.ClientTimeout(
@@ -112,8 +119,7 @@ class Dispatcher:
         await self._sandbox.close()
         await self._live.close()
         try:
-            merchants = await self.rt.store.merchants.ids()
-            await self.rt.store.events.remove_consumers(merchants, 0, only=self.consumer)
+            await self.rt.store.events.remove_consumers(0, only=self.consumer)
         except StoreError as exc:
             log.warning("webhook consumer %s not removed: %s", self.consumer, exc)
 
@@ -122,28 +128,22 @@ class Dispatcher:
         claim_idle_s = self.rt.settings.webhook_claim_idle_s
         while not stop.is_set():
             try:
-                merchants = await self.rt.store.merchants.ids()
-                for mch in set(merchants) - self._groups:
-                    await self.rt.store.events.ensure_group(mch)
-                    self._groups.add(mch)
+                if not self._grouped:
+                    await self.rt.store.events.ensure_groups()
+                    self._grouped = True
                 if self.rt.clock.monotonic() - last_sweep >= min(1.0, claim_idle_s):
                     last_sweep = self.rt.clock.monotonic()
-                    await self._sweep(merchants)
+                    await self._sweep()
                 if self.rt.clock.monotonic() - last_prune >= claim_idle_s:
                     last_prune = self.rt.clock.monotonic()
-                    await self._prune(merchants)
+                    await self._prune()
                 free = CONCURRENCY - len(self._tasks)
                 if free <= 0:
                     await asyncio.sleep(0.05)
                     continue
-                entries = await self.rt.store.events.read_new(
-                    merchants, self.consumer, count=free, block_ms=200
-                )
-                for mch, entry_id, evt_id in entries:
-                    self._spawn(mch, evt_id, entry_id)
+                for entry in await self.rt.store.events.read_new(self.consumer, count=free):
+                    self._spawn(entry.merchant_id, entry.event_id, entry)
                 self.outage.recovered()
-                if not merchants:
-                    await asyncio.sleep(0.2)
             except STORE_UNAVAILABLE as exc:
                 self.outage.failed(exc)
                 await asyncio.sleep(1.0)
@@ -152,7 +152,7 @@ class Dispatcher:
                     # An outbox stream vanished with its group (flushed, restored from an older
                     # dump): create the groups again instead of failing every pass.
                     log.warning("webhook outbox group missing, creating it again: %s", exc)
-                    self._groups.clear()
+                    self._grouped = False
                 else:
                     log.exception("webhook dispatch pass failed; retrying")
                 await asyncio.sleep(1.0)
@@ -163,7 +163,7 @@ class Dispatcher:
         process killed mid-delivery delays the retry that long at most."""
         return self.rt.settings.webhook_timeout_s + RETRY_LEASE_MARGIN_S
 
-    async def _sweep(self, merchants: list[str]) -> None:
+    async def _sweep(self) -> None:
         """Due retries, and outbox entries a dead process left unacknowledged."""
         events = self.rt.store.events
         now = self.rt.clock.now_ms()
@@ -173,43 +173,41 @@ class Dispatcher:
             lease_ms = int(self.retry_lease_s() * 1000)
             for mch, evt_id in await events.claim_retries(now, lease_ms, free):
                 self._spawn(mch, evt_id, None)
-        for mch, entry_id, evt_id in await events.claim_stale(
-            merchants, self.consumer, idle_ms, 50
-        ):
-            self._spawn(mch, evt_id, entry_id)
+        for entry in await events.claim_stale(self.consumer, idle_ms, 50):
+            self._spawn(entry.merchant_id, entry.event_id, entry)
 
-    async def _prune(self, merchants: list[str]) -> None:
+    async def _prune(self) -> None:
         """Remove the consumers of processes that died: long idle and holding nothing (what a
         dead process held is taken over by `_sweep` first)."""
         idle_ms = int(self.rt.settings.webhook_claim_idle_s * 1000 * REMOVE_AFTER_IDLE)
-        removed = await self.rt.store.events.remove_consumers(merchants, idle_ms)
+        removed = await self.rt.store.events.remove_consumers(idle_ms)
         if removed:
             log.info("removed idle webhook consumers: %s", ", ".join(sorted(set(removed))))
 
-    def _spawn(self, mch: str, evt_id: str, entry_id: str | None) -> None:
-        task = asyncio.create_task(self._guarded(mch, evt_id, entry_id))
+    def _spawn(self, mch: str, evt_id: str, entry: OutboxEntry | None) -> None:
+        task = asyncio.create_task(self._guarded(mch, evt_id, entry))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _guarded(self, mch: str, evt_id: str, entry_id: str | None) -> None:
+    async def _guarded(self, mch: str, evt_id: str, entry: OutboxEntry | None) -> None:
         try:
             async with self._slots:
                 await self.deliver(mch, evt_id)
-            if entry_id is not None:
-                await self.rt.store.events.ack(mch, entry_id)
+            if entry is not None:
+                await self.rt.store.events.ack(entry)
         except STORE_UNAVAILABLE as exc:
             # Not the event's fault: it is taken again once the store is back (its outbox entry
             # once idle, its retry once the lease ends), and no failure is counted against it.
             self.outage.failed(exc)
         except UnreadableEvent as exc:
             self.rt.damaged.report("event", f"{mch}/{evt_id}", exc.reason)
-            await self._fault(mch, evt_id, entry_id, unreadable=exc.reason)
+            await self._fault(mch, evt_id, entry, unreadable=exc.reason)
         except Exception:
             log.exception("webhook %s to merchant %s: processing failed", evt_id, mch)
-            await self._fault(mch, evt_id, entry_id)
+            await self._fault(mch, evt_id, entry)
 
     async def _fault(
-        self, mch: str, evt_id: str, entry_id: str | None, *, unreadable: str | None = None
+        self, mch: str, evt_id: str, entry: OutboxEntry | None, *, unreadable: str | None = None
     ) -> None:
         """Count a failure that left no attempt recorded. Left alone, the event is taken again
         (its outbox entry once idle, its retry once the lease ends); after `MAX_FAULTS` it is
@@ -224,18 +222,18 @@ class Dispatcher:
             else:
                 log.error("webhook %s to merchant %s abandoned as a dead letter", evt_id, mch)
                 error = f"abandoned after {MAX_FAULTS} failures to process it; see the router's log"
-            await self._abandon(mch, evt_id, entry_id, error)
+            await self._abandon(mch, evt_id, entry, error)
         except STORE_UNAVAILABLE as exc:
             self.outage.failed(exc)
         except Exception:
             log.exception("webhook %s to merchant %s: could not count the failure", evt_id, mch)
 
-    async def _abandon(self, mch: str, evt_id: str, entry_id: str | None, error: str) -> None:
+    async def _abandon(self, mch: str, evt_id: str, entry: OutboxEntry | None, error: str) -> None:
         """Make the event a dead letter with `error` as its last attempt, and stop taking it."""
         self._count("abandoned")
         self.rt.metrics.webhook_dead.inc()
         await self.rt.store.events.abandon(
-            mch, evt_id, entry_id, self._attempt("", None, 0, error), self.rt.clock.now_ms()
+            mch, evt_id, entry, self._attempt("", None, 0, error), self.rt.clock.now_ms()
         )
 
     async def _target(self, event: StoredEvent) -> str | None:

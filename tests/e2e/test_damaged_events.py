@@ -70,11 +70,11 @@ async def test_damaged_event_records_are_left_out_not_a_500(
     )
     mch = router.merchant_id
     await outbox_settled(raw, mch)
-    await raw.hdel(keys.event(mch, no_type), "type")
-    await raw.hset(keys.event(mch, bad_data), "data", '{"id": "pay_')
-    await raw.delete(keys.event(mch, not_a_hash))
-    await raw.set(keys.event(mch, not_a_hash), "not a hash")
-    await raw.rpush(keys.event_attempts(mch, bad_rows), "not JSON", '{"status": "x"}')
+    await raw.hdel(keys.event(no_type), "type")
+    await raw.hset(keys.event(bad_data), "data", '{"id": "pay_')
+    await raw.delete(keys.event(not_a_hash))
+    await raw.set(keys.event(not_a_hash), "not a hash")
+    await raw.rpush(keys.event_attempts(bad_rows), "not JSON", '{"status": "x"}')
 
     for _ in range(2):  # read twice: each damaged record is still reported once
         status, body = await dead_letters(http, router)
@@ -128,15 +128,17 @@ async def test_a_damaged_event_waiting_for_a_retry_becomes_a_dead_letter_at_once
     evt_id = await only_event(router)
 
     async def state(wanted: str) -> bool | None:
-        return True if await raw.hget(keys.event(mch, evt_id), "state") == wanted else None
+        return True if await raw.hget(keys.event(evt_id), "state") == wanted else None
 
     await eventually(lambda: state("retrying"))
-    await raw.hset(keys.event(mch, evt_id), "data", "{not JSON")
+    await raw.hset(keys.event(evt_id), "data", "{not JSON")
     router.clock.advance(61)  # the retry is due
     await eventually(lambda: state("dead"))
-    assert await raw.zscore(keys.dead_letters(mch), evt_id) is not None
-    assert await raw.zscore(keys.webhook_retries(), f"{mch}/{evt_id}") is None
-    row = await raw.lindex(keys.event_attempts(mch, evt_id), -1)
+    assert await raw.zscore(keys.dead_letters(keys.partition_of(evt_id), mch), evt_id) is not None
+    assert (
+        await raw.zscore(keys.webhook_retries(keys.partition_of(evt_id)), f"{mch}/{evt_id}") is None
+    )
+    row = await raw.lindex(keys.event_attempts(evt_id), -1)
     assert row is not None
     last = json.loads(row)
     assert last["error"] == "its record cannot be read: field 'data' is not JSON"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,6 +19,8 @@ from router.store.events import GROUP
 from tests.e2e.conftest import Simulator, eventually, start_router
 
 MCH = "mch_consumers"
+PART = 7
+"""The partition whose outbox these tests write to (any one behaves the same)."""
 
 
 @pytest.fixture
@@ -27,9 +30,10 @@ async def store(redis_url: str) -> AsyncIterator[Store]:
     await opened.close()
 
 
-async def consumers(redis: aioredis.Redis, mch: str) -> list[str]:
+async def consumers(redis: aioredis.Redis) -> list[str]:
+    """The consumers of the group on the test partition's outbox."""
     try:
-        rows = await redis.xinfo_consumers(keys.outbox(mch), GROUP)
+        rows = await redis.xinfo_consumers(keys.outbox(PART), GROUP)
     except aioredis.ResponseError:
         return []
     return sorted(str(row["name"]) for row in rows)
@@ -37,31 +41,31 @@ async def consumers(redis: aioredis.Redis, mch: str) -> list[str]:
 
 async def test_a_consumer_holding_entries_is_kept_until_they_are_claimed(store: Store) -> None:
     events = store.events
-    await events.ensure_group(MCH)
-    await store.redis.xadd(keys.outbox(MCH), {"event": "evt_held"})
-    await store.redis.xadd(keys.outbox(MCH), {"event": "evt_done"})
-    taken = await events.read_new([MCH], "killed-process", count=1, block_ms=10)
-    assert [evt for _, _, evt in taken] == ["evt_held"]
-    done = await events.read_new([MCH], "stopped-process", count=1, block_ms=10)
-    await events.ack(MCH, done[0][1])
+    await events.ensure_groups()
+    await store.redis.xadd(keys.outbox(PART), {"event": "evt_held", "mch": MCH})
+    await store.redis.xadd(keys.outbox(PART), {"event": "evt_done", "mch": MCH})
+    taken = await events.read_new("killed-process", count=1)
+    assert [(e.partition, e.merchant_id, e.event_id) for e in taken] == [(PART, MCH, "evt_held")]
+    done = await events.read_new("stopped-process", count=1)
+    await events.ack(done[0])
 
     # The killed process never acknowledged its entry: only the other consumer goes.
-    assert await events.remove_consumers([MCH], 0) == ["stopped-process"]
-    assert await consumers(store.redis, MCH) == ["killed-process"]
+    assert await events.remove_consumers(0) == ["stopped-process"]
+    assert await consumers(store.redis) == ["killed-process"]
 
-    claimed = await events.claim_stale([MCH], "survivor", 0, 10)
-    assert [evt for _, _, evt in claimed] == ["evt_held"]
-    assert await events.remove_consumers([MCH], 0) == ["killed-process"]
-    assert await consumers(store.redis, MCH) == ["survivor"]
-    pending = await store.redis.xpending(keys.outbox(MCH), GROUP)
+    claimed = await events.claim_stale("survivor", 0, 10)
+    assert [e.event_id for e in claimed] == ["evt_held"]
+    assert await events.remove_consumers(0) == ["killed-process"]
+    assert await consumers(store.redis) == ["survivor"]
+    pending = await store.redis.xpending(keys.outbox(PART), GROUP)
     assert pending["pending"] == 1  # still held, by the survivor
-    await events.ack(MCH, claimed[0][1])
-    assert await events.remove_consumers([MCH], 0, only="someone-else") == []
-    assert await events.remove_consumers([MCH], 0, only="survivor") == ["survivor"]
+    await events.ack(claimed[0])
+    assert await events.remove_consumers(0, only="someone-else") == []
+    assert await events.remove_consumers(0, only="survivor") == ["survivor"]
 
 
 async def test_remove_consumers_copes_with_missing_streams(store: Store) -> None:
-    assert await store.events.remove_consumers(["mch_never_seen"], 0) == []
+    assert await store.events.remove_consumers(0) == []
 
 
 async def test_restarts_leave_no_consumers_behind(
@@ -81,18 +85,19 @@ async def test_restarts_leave_no_consumers_behind(
         runner = serving.pop()
         merchant = (router.merchant_id, router.key_id, router.secret)
         # A consumer exists once it has taken an entry: give this process one.
-        await store.redis.xadd(keys.outbox(router.merchant_id), {"event": f"evt_cycle{cycle}"})
+        entry: dict[Any, Any] = {"event": f"evt_cycle{cycle}", "mch": router.merchant_id}
+        await store.redis.xadd(keys.outbox(PART), entry)
 
-        async def joined(mch: str = router.merchant_id) -> list[str] | None:
-            names = await consumers(store.redis, mch)
-            drained = await store.redis.xlen(keys.outbox(mch)) == 0
+        async def joined() -> list[str] | None:
+            names = await consumers(store.redis)
+            drained = await store.redis.xlen(keys.outbox(PART)) == 0
             return names if drained and names else None
 
         [name] = await eventually(joined)
         assert name not in seen
         seen.add(name)
         await runner.cleanup()
-        assert await consumers(store.redis, router.merchant_id) == []
+        assert await consumers(store.redis) == []
 
 
 async def test_a_dead_process_consumer_is_removed_once_its_entries_are_taken_over(
@@ -105,10 +110,10 @@ async def test_a_dead_process_consumer_is_removed_once_its_entries_are_taken_ove
 ) -> None:
     created, issued = await store.merchants.create("Shop")
     mch = created.id
-    await store.events.ensure_group(mch)
-    await store.redis.xadd(keys.outbox(mch), {"event": "evt_orphan"})
+    await store.events.ensure_groups()
+    await store.redis.xadd(keys.outbox(PART), {"event": "evt_orphan", "mch": mch})
     # A process that took the entry and was killed before acknowledging it.
-    assert await store.events.read_new([mch], "killed-process", count=1, block_ms=10)
+    assert await store.events.read_new("killed-process", count=1)
     await start_router(
         redis_url,
         simulator,
@@ -120,9 +125,9 @@ async def test_a_dead_process_consumer_is_removed_once_its_entries_are_taken_ove
     )
 
     async def removed() -> bool | None:
-        pending = await store.redis.xpending(keys.outbox(mch), GROUP)
-        names = await consumers(store.redis, mch)
+        pending = await store.redis.xpending(keys.outbox(PART), GROUP)
+        names = await consumers(store.redis)
         return True if pending["pending"] == 0 and "killed-process" not in names else None
 
     await eventually(removed)
-    assert await store.redis.xlen(keys.outbox(mch)) == 0
+    assert await store.redis.xlen(keys.outbox(PART)) == 0

@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from router.clock import FrozenClock, rfc3339
-from router.ids import new_id
 from router.models import Payment, Routing
 from router.store import Store, open_store
-from router.store.payments import StoredPayment
+from router.store.payments import PaymentStore, StoredPayment
 
 MCH = "mch_teststore0001"
 
@@ -31,7 +30,7 @@ def clock() -> FrozenClock:
 def payment(clock: FrozenClock, moid: str = "A1", created_ms: int | None = None) -> StoredPayment:
     return StoredPayment(
         payment=Payment(
-            id=new_id("pay"),
+            id=PaymentStore.new_id(MCH, moid),
             merchant_order_id=moid,
             amount=1999,
             currency="CNY",

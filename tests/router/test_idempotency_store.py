@@ -1,13 +1,11 @@
-"""Idempotency records: leases that are announced and renewed, and payments bound to their key,
-on a real redis-server and on the embedded store alike."""
+"""Idempotency records: leases that are announced and renewed, and payments and refunds bound
+to their key where they are made, on a real redis-server and on the embedded store alike."""
 
 from __future__ import annotations
 
-import pytest
-
 from router.clock import FrozenClock
 from router.store import Store
-from router.store.idempotency import IdempotencyKeyLost
+from router.store.payments import Creation
 from tests.router.conftest import MCH, payment
 from tests.router.test_refund_store import paid, refund
 
@@ -40,30 +38,36 @@ async def test_a_crashed_create_leaves_its_payment_bound_to_the_key(
     idem = store.idempotency
     await idem.begin(MCH, "k3", "fp", "dead", LEASE_MS)
     p = payment(clock)
-    assert await store.payments.create(p, 0, ("k3", "dead")) == (True, p.payment.id)
+    assert await store.payments.create(p, 0, "k3") == Creation("created", p.payment.id)
     clock.advance(LEASE_MS / 1000)
-    taken = await idem.begin(MCH, "k3", "fp", "retry", LEASE_MS)
-    assert (taken.outcome, taken.bound) == ("resume", p.payment.id)
+    assert (await idem.begin(MCH, "k3", "fp", "retry", LEASE_MS)).outcome == "new"
+    # The retry, making its own payment for the same order, meets the first one instead.
+    assert await store.payments.create(payment(clock), 0, "k3") == Creation("made", p.payment.id)
     # The dead owner can neither renew nor answer for the key any more.
     assert not await idem.renew(MCH, "k3", "dead", LEASE_MS)
     await idem.finish(MCH, "k3", "dead", 201, "late")
     assert (await idem.begin(MCH, "k3", "fp", "third", LEASE_MS)).outcome == "in_flight"
 
 
-async def test_a_create_that_lost_its_key_writes_nothing(store: Store, clock: FrozenClock) -> None:
+async def test_a_stalled_create_meets_the_payment_of_the_attempt_that_took_over(
+    store: Store, clock: FrozenClock
+) -> None:
+    """The attempt that stalled past its lease finds the payment its successor made, and
+    cannot renew the key: it answers `409 idempotency_key_in_use` (`ensure_held`), the
+    successor answers for the key."""
     idem = store.idempotency
     await idem.begin(MCH, "k4", "fp", "stalled", LEASE_MS)
     clock.advance(LEASE_MS / 1000)
     assert (await idem.begin(MCH, "k4", "fp", "retry", LEASE_MS)).outcome == "new"
-    p = payment(clock)
-    with pytest.raises(IdempotencyKeyLost):
-        await store.payments.create(p, 0, ("k4", "stalled"))
-    assert await store.payments.get(MCH, p.payment.id) is None
     other = payment(clock)
-    assert await store.payments.create(other, 0, ("k4", "retry")) == (True, other.payment.id)
+    assert await store.payments.create(other, 0, "k4") == Creation("created", other.payment.id)
+    late = payment(clock)
+    assert await store.payments.create(late, 0, "k4") == Creation("made", other.payment.id)
+    assert await store.payments.get(MCH, late.payment.id) is None
+    assert not await idem.renew(MCH, "k4", "stalled", LEASE_MS)
 
 
-async def test_release_keeps_a_key_bound_to_a_payment_in_flux(
+async def test_a_released_key_stays_bound_to_a_payment_in_flux(
     store: Store, clock: FrozenClock
 ) -> None:
     """An answer that is not remembered (502 `channel_outcome_unknown`) frees the key at once,
@@ -71,16 +75,17 @@ async def test_release_keeps_a_key_bound_to_a_payment_in_flux(
     idem = store.idempotency
     await idem.begin(MCH, "k5", "fp", "t1", LEASE_MS)
     p = payment(clock, moid="A5")
-    await store.payments.create(p, 0, ("k5", "t1"))
-    await idem.release(MCH, "k5", "t1", p.payment.id)
-    retry = await idem.begin(MCH, "k5", "fp", "t2", LEASE_MS)
-    assert (retry.outcome, retry.bound) == ("resume", p.payment.id)
+    await store.payments.create(p, 0, "k5")
+    await idem.release(MCH, "k5", "t1")
+    assert (await idem.begin(MCH, "k5", "fp", "t2", LEASE_MS)).outcome == "new"
+    again = payment(clock, moid="A5")
+    assert await store.payments.create(again, 0, "k5") == Creation("made", p.payment.id)
 
-    # A failed payment (503 channel_unavailable: nothing was created) frees the key for good.
+    # A payment that failed before any channel had it (503: nothing was created) is unbound:
+    # the retry makes a new one.
     await store.payments.transition(p, "failed", {})
-    await idem.release(MCH, "k5", "t2", p.payment.id)
-    again = await idem.begin(MCH, "k5", "fp", "t3", LEASE_MS)
-    assert (again.outcome, again.bound) == ("new", None)
+    await store.payments.unbind(p, "k5")
+    assert await store.payments.create(again, 0, "k5") == Creation("created", again.payment.id)
 
 
 async def test_release_by_a_former_owner_changes_nothing(store: Store, clock: FrozenClock) -> None:
@@ -92,19 +97,15 @@ async def test_release_by_a_former_owner_changes_nothing(store: Store, clock: Fr
     assert (await idem.begin(MCH, "k6", "fp", "x", LEASE_MS)).outcome == "in_flight"
 
 
-async def test_a_refund_is_bound_to_its_key_and_kept_bound_while_pending(
+async def test_a_refund_made_under_a_key_is_met_by_every_retry_under_it(
     store: Store, clock: FrozenClock
 ) -> None:
-    idem = store.idempotency
     pay_id = await paid(store, clock)
-    await idem.begin(MCH, "k7", "fp", "t1", LEASE_MS)
-    first = refund(pay_id, clock)
-    assert (await store.refunds.create(first, 100, 0, ("k7", "t1"))).outcome == "created"
-    await idem.release(MCH, "k7", "t1", first.refund.id)
-    retry = await idem.begin(MCH, "k7", "fp", "t2", LEASE_MS)
-    assert (retry.outcome, retry.bound) == ("resume", first.refund.id)
-    clock.advance(LEASE_MS / 1000)
-    with pytest.raises(IdempotencyKeyLost):
-        await store.refunds.create(refund(pay_id, clock), 100, 0, ("k7", "t1"))
+    made = refund(pay_id, clock, key="k7")
+    assert (await store.refunds.create(made, 100, 0)).outcome == "created"
+    retry = await store.refunds.create(refund(pay_id, clock, key="k7"), 100, 0)
+    assert (retry.outcome, retry.value) == ("exists", made.refund.id)
+    other = refund(pay_id, clock, key="k8")
+    assert (await store.refunds.create(other, 100, 0)).outcome == "created"
     page, _ = await store.refunds.of_payment(MCH, pay_id, limit=10, starting_after=None)
-    assert [r.refund.id for r in page] == [first.refund.id]
+    assert {r.refund.id for r in page} == {made.refund.id, other.refund.id}

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 
 from router.clock import FrozenClock, rfc3339
-from router.ids import new_id
 from router.models import Refund
 from router.store import Store
-from router.store.refunds import StoredRefund
+from router.store.refunds import RefundStore, StoredRefund
 from tests.router.conftest import MCH, payment
 
 
-def refund(pay_id: str, clock: FrozenClock, mrid: str | None = None) -> StoredRefund:
+def refund(
+    pay_id: str, clock: FrozenClock, mrid: str | None = None, key: str | None = None
+) -> StoredRefund:
     return StoredRefund(
         refund=Refund(
-            id=new_id("re"),
+            id=RefundStore.refund_id(MCH, pay_id, mrid, key),
             payment=pay_id,
             amount=0,
             currency="CNY",

@@ -8,18 +8,23 @@ import pytest
 
 from router.clock import FrozenClock
 from router.store import Store, keys, open_store
+from router.store.payments import Creation
+from router.store.schedule import Due
 from tests.router.conftest import MCH, payment
 
 
 async def test_create_holds_the_merchant_order_id(store: Store, clock: FrozenClock) -> None:
     first = payment(clock)
-    assert await store.payments.create(first, 0) == (True, first.payment.id)
+    assert await store.payments.create(first, 0) == Creation("created", first.payment.id)
     second = payment(clock)
-    assert await store.payments.create(second, 0) == (False, first.payment.id)
+    assert await store.payments.create(second, 0) == Creation("held", first.payment.id)
     assert await store.payments.get(MCH, second.payment.id) is None
     loaded = await store.payments.get(MCH, first.payment.id)
     assert loaded is not None and loaded.payment == first.payment
-    assert await store.payments.owner(first.payment.id) == MCH
+    # Found by its id alone (a channel callback), and by no other merchant.
+    found = await store.payments.find(first.payment.id)
+    assert found is not None and found.merchant_id == MCH
+    assert await store.payments.get("mch_someoneelse1", first.payment.id) is None
 
 
 async def test_status_never_moves_backwards(store: Store, clock: FrozenClock) -> None:
@@ -57,7 +62,7 @@ async def test_failed_payment_releases_its_order_id(store: Store, clock: FrozenC
     await store.payments.create(p, 0)
     await store.payments.transition(p, "failed", {"failure": {"code": "X", "message": "m"}})
     again = payment(clock)
-    assert await store.payments.create(again, 0) == (True, again.payment.id)
+    assert await store.payments.create(again, 0) == Creation("created", again.payment.id)
     page, _ = await store.payments.page(MCH, limit=10, merchant_order_id="A1")
     assert {s.payment.id for s in page} == {p.payment.id, again.payment.id}
 
@@ -66,7 +71,7 @@ async def test_closed_payment_keeps_its_order_id(store: Store, clock: FrozenCloc
     p = payment(clock)
     await store.payments.create(p, 0)
     await store.payments.transition(p, "closed", {})
-    assert await store.payments.create(payment(clock), 0) == (False, p.payment.id)
+    assert await store.payments.create(payment(clock), 0) == Creation("held", p.payment.id)
 
 
 async def test_concurrent_transitions_apply_once(store: Store, clock: FrozenClock) -> None:
@@ -137,9 +142,10 @@ async def test_idempotency_release_allows_a_rerun(store: Store, clock: FrozenClo
 async def test_schedule_claims_are_leased(store: Store, clock: FrozenClock) -> None:
     await store.schedule.put(MCH, "pay_a", 1000)
     await store.schedule.put(MCH, "pay_b", 5000)
-    assert await store.schedule.claim(2000, 60_000, 10) == [(MCH, "pay_a")]
+    assert await store.schedule.claim(2000, 60_000, 10) == [Due("payment", MCH, "pay_a")]
     assert await store.schedule.claim(2000, 60_000, 10) == []
-    assert await store.schedule.claim(62_001, 60_000, 10) == [(MCH, "pay_b"), (MCH, "pay_a")]
+    again = await store.schedule.claim(62_001, 60_000, 10)
+    assert sorted(d.object_id for d in again) == ["pay_a", "pay_b"]
     await store.schedule.done(MCH, "pay_a")
     assert await store.schedule.due_at(MCH, "pay_a") is None
 
@@ -195,16 +201,18 @@ async def test_final_status_writes_its_event_in_the_same_step(
     assert first is not None
     assert first.data["status"] == "succeeded"
     assert "merchant_id" not in first.data
-    assert await store.redis.xlen(f"pr:{{{MCH}}}:outbox") == 5
+    assert await store.events.pending_count() == 5
 
 
 async def test_claimed_entries_say_what_they_are(store: Store, clock: FrozenClock) -> None:
-    """The worker reads the kind from the entry (`Due.kind`), never from the member itself;
-    a member written directly, as an earlier version wrote it, reads the same."""
+    """The worker reads the kind from the entry (`Due.kind`): the schedule writes it into the
+    member; a member that cannot be read leaves the schedule instead of being taken forever."""
     await store.schedule.put(MCH, "pay_a", 1000)
-    await store.redis.zadd(keys.payment_schedule(), {f"{MCH}/re_b": 2000})
+    await store.schedule.put(MCH, "re_b", 2000)
+    await store.redis.zadd(keys.schedule(0), {"garbage": 500})
     due = await store.schedule.claim(3000, 60_000, 10)
     assert sorted((d.kind, d.merchant_id, d.object_id) for d in due) == [
         ("payment", MCH, "pay_a"),
         ("refund", MCH, "re_b"),
     ]
+    assert await store.redis.zcard(keys.schedule(0)) == 0
