@@ -23,7 +23,7 @@ from router.payments.service import PaymentService
 from router.payments.worker import RequeryWorker, check_lease
 from router.runtime import RoutingTable, Runtime
 from router.settings import Settings
-from router.store import open_store
+from router.store import Replication, open_store
 from router.webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger("payrouter")
@@ -56,8 +56,16 @@ async def build_app(
     try:
         table = RoutingTable.load(settings.routing_path, session, clock)
         check_lease(settings, table.loaded.config)
+        replication = None
+        if settings.redis_wait_replicas:
+            wait_ms = max(1, int(settings.redis_wait_s * 1000))
+            replication = Replication(settings.redis_wait_replicas, wait_ms)
         store = await open_store(
-            settings.redis_url, clock, settings.secret_key, cache_s=settings.cache_s
+            settings.redis_url,
+            clock,
+            settings.secret_key,
+            cache_s=settings.cache_s,
+            replication=replication,
         )
     except BaseException:
         await session.close()

@@ -32,6 +32,13 @@ class Metrics:
             ["account", "outcome"],
             registry=r,
         )
+        self.unreplicated = Counter(
+            "payrouter_redis_unreplicated_writes_total",
+            "Creates answered before PAYROUTER_REDIS_WAIT_REPLICAS replicas had their writes "
+            "(the wait timed out), by what was written.",
+            ["write"],
+            registry=r,
+        )
         self.status_changes = Counter(
             "payrouter_payment_status_changes_total",
             "Payment status changes, by new status and what caused them.",

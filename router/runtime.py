@@ -177,3 +177,16 @@ class Runtime:
     def idempotency_lease_ms(self) -> int:
         """How long a request owns its Idempotency-Key unless it renews it."""
         return int(self.settings.idempotency_lease_s * 1000)
+
+    def check_replicated(self, write: str, replicas: int | None) -> None:
+        """Count (and log) a create answered before the replicas asked for had it."""
+        wanted = self.settings.redis_wait_replicas
+        if replicas is not None and replicas < wanted:
+            self.metrics.unreplicated.labels(write).inc()
+            log.warning(
+                "%s acknowledged by %d of %d Redis replicas within %g s",
+                write,
+                replicas,
+                wanted,
+                self.settings.redis_wait_s,
+            )

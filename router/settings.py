@@ -96,6 +96,11 @@ class Settings:
     """How long a running request owns its Idempotency-Key without renewing it (it renews
     every third of this while it runs): a retry after a crash waits at most this long."""
     workers: Workers = field(default_factory=Workers)
+    redis_wait_replicas: int = 0
+    """After the writes of a create (payment or refund), wait until this many replicas have
+    them (`WAIT`); 0: do not wait (Redis replication is asynchronous)."""
+    redis_wait_s: float = 0.1
+    """The longest such a wait lasts; a create is answered anyway after it (counted)."""
 
     @property
     def base_url(self) -> str:
@@ -123,6 +128,8 @@ class Settings:
                 processing_grace_s=_seconds(env, "PAYROUTER_PROCESSING_GRACE", 30.0),
                 lease_s=_seconds(env, "PAYROUTER_WORKER_LEASE", None),
             ),
+            redis_wait_replicas=_count(env, "PAYROUTER_REDIS_WAIT_REPLICAS"),
+            redis_wait_s=_seconds(env, "PAYROUTER_REDIS_WAIT_TIMEOUT", 0.1),
         )
 
 
@@ -209,6 +216,13 @@ def _seconds(env: Mapping[str, str], name: str, default: float | None) -> float 
     if not math.isfinite(value) or value <= 0:
         raise SettingsError(f"{name} must be a positive number of seconds, not {raw!r}")
     return value
+
+
+def _count(env: Mapping[str, str], name: str) -> int:
+    raw = env.get(name) or "0"
+    if not (raw.isascii() and raw.isdigit() and int(raw) <= 16):
+        raise SettingsError(f"{name} must be a whole number from 0 to 16, not {raw!r}")
+    return int(raw)
 
 
 def parse_schedule(text: str) -> list[float]:

@@ -133,6 +133,7 @@ class RefundService:
         )
         due = now_ms + int(rt.settings.workers.processing_grace_s * 1000)
         created = await rt.store.refunds.create(stored, req.amount, due)
+        rt.check_replicated("refund", created.replicas)
         if created.outcome == "exists":
             if mrid is not None:
                 existing = await self.get(merchant_id, created.value)

@@ -131,6 +131,7 @@ class PaymentService:
         )
         due = stored.created_ms + int(rt.settings.workers.processing_grace_s * 1000)
         creation = await rt.store.payments.create(stored, due, None if idem is None else idem.key)
+        rt.check_replicated("payment", creation.replicas)
         if creation.outcome == "made":
             # An earlier attempt under this key made it (and died, or answered 502).
             assert idem is not None
@@ -239,7 +240,11 @@ class PaymentService:
                 batch, idem.merchant_id, idem.key, idem.token, 201, idem.answer(after.payment)
             )
             idem.finished = True
-        applied, _ = rt.store.payments.transition_result((await batch.execute())[index])
+        waited = rt.store.payments.queue_wait(batch, p.id)
+        results = await batch.execute()
+        if waited is not None:
+            rt.check_replicated("payment_status", int(results[waited]))
+        applied, _ = rt.store.payments.transition_result(results[index])
         if applied:
             rt.metrics.status_changes.labels(status, "create").inc()
             return after

@@ -30,7 +30,7 @@ from router.store.breakers import BreakerStore
 from router.store.events import EventStore
 from router.store.idempotency import IdempotencyStore
 from router.store.merchants import MerchantStore
-from router.store.payments import PaymentStore
+from router.store.payments import PaymentStore, Replication
 from router.store.refunds import RefundStore
 from router.store.schedule import Schedule
 from router.store.sealing import SecretBox
@@ -105,12 +105,18 @@ def startup_deadline(client: aioredis.Redis) -> float:
 
 
 async def open_store(
-    url: str | None, clock: Clock, secret_key: bytes | None = None, *, cache_s: float = 0.0
+    url: str | None,
+    clock: Clock,
+    secret_key: bytes | None = None,
+    *,
+    cache_s: float = 0.0,
+    replication: Replication | None = None,
 ) -> Store:
     """Connect to `url`, or build the embedded store when `url` is None.
 
     `cache_s`: how long a router may keep merchants and keys it has read (see
     `router.store.merchants`); 0 for tools that must see every change at once.
+    `replication`: wait for replicas after the writes of a create (`Replication`).
 
     Raises `ConfigurationError` when the URL cannot be used (nothing listens, nothing
     answers within `startup_deadline`, wrong password, no such database) or
@@ -150,8 +156,8 @@ async def open_store(
         raise
     return Store(
         redis=client,
-        payments=PaymentStore(client, clock),
-        refunds=RefundStore(client, clock),
+        payments=PaymentStore(client, clock, replication),
+        refunds=RefundStore(client, clock, replication),
         events=EventStore(client, clustered=isinstance(client, RedisCluster)),
         idempotency=IdempotencyStore(client, clock),
         merchants=MerchantStore(client, clock, box, allow_live=url is not None, cache_s=cache_s),
@@ -168,6 +174,7 @@ __all__ = [
     "MerchantStore",
     "PaymentStore",
     "RefundStore",
+    "Replication",
     "Schedule",
     "Store",
     "open_store",

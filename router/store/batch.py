@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
@@ -23,8 +24,10 @@ Arg = str | int | float
 
 class Batch:
     def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
         self.pipe = redis.pipeline(transaction=False)
         self._scripts: dict[int, tuple[AsyncScript, Sequence[Arg], Sequence[Arg]]] = {}
+        self._waits: list[int] = []
 
     def script(self, script: AsyncScript, keys: Sequence[Arg], args: Sequence[Arg]) -> int:
         """Queue a script call; returns its index in the results."""
@@ -35,18 +38,36 @@ class Batch:
         self._scripts[index] = (script, keys, args)
         return index
 
+    def wait(self, key: str, replicas: int, timeout_ms: int) -> int:
+        """Queue `WAIT replicas timeout_ms` after the writes queued so far on `key`'s server
+        (same connection, so it covers them); returns its index: the replicas that
+        acknowledged them (0 if a script had to be sent again, unconfirmed)."""
+        if isinstance(self._redis, RedisCluster):
+            node = self._redis.get_node_from_key(key)
+            self.pipe.execute_command("WAIT", replicas, timeout_ms, target_nodes=node)
+        else:
+            self.pipe.execute_command("WAIT", replicas, timeout_ms)
+        self._waits.append(self.index())
+        return self.index()
+
     def index(self) -> int:
         """The results index of the command queued last."""
         return len(self.pipe.command_stack) - 1
 
     async def execute(self) -> list[Any]:
         results = await self.pipe.execute(raise_on_error=False)
+        resent = False
         for index, value in enumerate(results):
             if isinstance(value, NoScriptError) and index in self._scripts:
                 script, keys, args = self._scripts[index]
                 results[index] = await script(keys=cast(Any, list(keys)), args=list(args))
+                resent = True
             elif isinstance(value, Exception):
                 raise value
+        if resent:
+            # Sent on another connection after the WAIT: not covered by it.
+            for index in self._waits:
+                results[index] = 0
         return results
 
 

@@ -74,12 +74,26 @@ class Creation:
 
     outcome: Literal["created", "held", "made"]
     payment_id: str
+    replicas: int | None = None
+    """With `Replication`: the replicas that acknowledged the write (None: not asked)."""
+
+
+@dataclass(frozen=True)
+class Replication:
+    """Wait, after the writes of a create, until `replicas` replicas acknowledge them or
+    `timeout_ms` passes (`WAIT`): a primary failover then loses no acknowledged create."""
+
+    replicas: int
+    timeout_ms: int
 
 
 class PaymentStore:
-    def __init__(self, redis: aioredis.Redis, clock: Clock) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, clock: Clock, replication: Replication | None = None
+    ) -> None:
         self._redis = redis
         self._clock = clock
+        self.replication = replication
         self._create = redis.register_script(CREATE_PAYMENT)
         self._transition = redis.register_script(TRANSITION)
         self._unbind = redis.register_script(DELETE_IF)
@@ -111,8 +125,10 @@ class PaymentStore:
         }
         schedule_key, entry = Schedule.new_entry(mch, p.id)
         keyed = idempotency_key is not None
-        outcome, ident = await self._create(
-            keys=[
+        batch = Batch(self._redis)
+        index = batch.script(
+            self._create,
+            [
                 keys.payment(p.id),
                 keys.order_holder(mch, p.merchant_order_id),
                 keys.order_history(mch, p.merchant_order_id),
@@ -120,7 +136,7 @@ class PaymentStore:
                 schedule_key,
                 keys.payment_made_under(mch, p.merchant_order_id, idempotency_key or ""),
             ],
-            args=[
+            [
                 p.id,
                 stored.created_ms,
                 "1" if keyed else "0",
@@ -130,7 +146,19 @@ class PaymentStore:
                 *encode(fields),
             ],
         )
-        return Creation(_CREATION[int(outcome)], text(ident))
+        waited = self.queue_wait(batch, p.id)
+        results = await batch.execute()
+        outcome, ident = results[index]
+        replicas = None if waited is None else int(results[waited])
+        return Creation(_CREATION[int(outcome)], text(ident), replicas)
+
+    def queue_wait(self, batch: Batch, object_id: str) -> int | None:
+        """With `replication`, queue a WAIT covering the batch's writes in `object_id`'s
+        partition; returns its index in the results (None: no replication asked)."""
+        if self.replication is None:
+            return None
+        r = self.replication
+        return batch.wait(keys.payment(object_id), r.replicas, r.timeout_ms)
 
     async def unbind(self, stored: StoredPayment, idempotency_key: str) -> None:
         """Forget that the payment was made under the key (it failed before any channel had

@@ -17,7 +17,9 @@ from router.clock import Clock, from_ms, rfc3339
 from router.ids import derived_id, new_id
 from router.models import Refund
 from router.store import keys
+from router.store.batch import Batch
 from router.store.codec import decode_fields, encode, mapping, text
+from router.store.payments import Replication
 from router.store.schedule import Schedule
 from router.store.scripts import CREATE_REFUND, DELETE_IF, REFUND_TRANSITION
 
@@ -40,6 +42,8 @@ class RefundCreation:
     value: str
     """created: the amount; exists: the existing refund's id; not_refundable: the payment's
     status; exceeds: what is left to refund."""
+    replicas: int | None = None
+    """With `Replication`: the replicas that acknowledged the write (None: not asked)."""
 
 
 def decode(raw: Mapping[str, str]) -> StoredRefund:
@@ -56,9 +60,12 @@ def decode(raw: Mapping[str, str]) -> StoredRefund:
 
 
 class RefundStore:
-    def __init__(self, redis: aioredis.Redis, clock: Clock) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, clock: Clock, replication: Replication | None = None
+    ) -> None:
         self._redis = redis
         self._clock = clock
+        self.replication = replication
         self._create = redis.register_script(CREATE_REFUND)
         self._transition = redis.register_script(REFUND_TRANSITION)
         self._unclaim = redis.register_script(DELETE_IF)
@@ -92,16 +99,25 @@ class RefundStore:
             "created_ms": stored.created_ms,
         }
         schedule_key, entry = Schedule.new_entry(mch, r.id)
-        outcome, value = await self._create(
-            keys=[
+        batch = Batch(self._redis)
+        index = batch.script(
+            self._create,
+            [
                 keys.payment(r.payment),
                 keys.refund(r.id),
                 keys.payment_refunds(r.payment),
                 schedule_key,
             ],
-            args=[r.id, requested or 0, stored.created_ms, due_ms, entry, *encode(fields)],
+            [r.id, requested or 0, stored.created_ms, due_ms, entry, *encode(fields)],
         )
-        return RefundCreation(text(outcome), text(value))  # type: ignore[arg-type]
+        waited = None
+        if self.replication is not None:
+            rep = self.replication
+            waited = batch.wait(keys.refund(r.id), rep.replicas, rep.timeout_ms)
+        results = await batch.execute()
+        outcome, value = results[index]
+        replicas = None if waited is None else int(results[waited])
+        return RefundCreation(text(outcome), text(value), replicas)  # type: ignore[arg-type]
 
     async def claim_merchant_refund_id(self, mch: str, merchant_refund_id: str, pay_id: str) -> str:
         """Claim a merchant_refund_id for a payment, before its refund is written (in

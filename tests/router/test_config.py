@@ -90,6 +90,17 @@ def test_settings_from_env() -> None:
     assert "c2hvcnQ" not in str(caught.value)
 
 
+def test_redis_wait_from_env() -> None:
+    told = Settings.from_env(
+        {"PAYROUTER_REDIS_WAIT_REPLICAS": "1", "PAYROUTER_REDIS_WAIT_TIMEOUT": "0.05"}
+    )
+    assert (told.redis_wait_replicas, told.redis_wait_s) == (1, 0.05)
+    assert Settings.from_env({}).redis_wait_replicas == 0
+    for bad in ("-1", "one", "17", "1.5"):
+        with pytest.raises(SettingsError, match="PAYROUTER_REDIS_WAIT_REPLICAS"):
+            Settings.from_env({"PAYROUTER_REDIS_WAIT_REPLICAS": bad})
+
+
 def test_worker_lease_from_env() -> None:
     assert Settings.from_env({"PAYROUTER_WORKER_LEASE": "42.5"}).workers.lease_s == 42.5
     assert Settings.from_env({}).workers.lease_s is None  # derived from the routing file

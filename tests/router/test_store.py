@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from router.clock import FrozenClock
-from router.store import Store, keys, open_store
+from router.store import Replication, Store, keys, open_store
 from router.store.payments import Creation
 from router.store.schedule import Due
 from tests.router.conftest import MCH, payment
@@ -216,3 +216,20 @@ async def test_claimed_entries_say_what_they_are(store: Store, clock: FrozenCloc
         ("refund", MCH, "re_b"),
     ]
     assert await store.redis.zcard(keys.schedule(0)) == 0
+
+
+async def test_a_create_can_wait_for_replicas(redis_url: str, clock: FrozenClock) -> None:
+    """`PAYROUTER_REDIS_WAIT_REPLICAS`: the create's writes are followed by `WAIT` on the same
+    connection; a server without replicas answers 0 once the wait times out."""
+    store = await open_store(redis_url, clock, replication=Replication(1, 20))
+    try:
+        p = payment(clock)
+        created = await store.payments.create(p, 0)
+        assert (created.outcome, created.replicas) == ("created", 0)
+        plain = await open_store(redis_url, clock)
+        try:
+            assert (await plain.payments.create(payment(clock, moid="A2"), 0)).replicas is None
+        finally:
+            await plain.close()
+    finally:
+        await store.close()
