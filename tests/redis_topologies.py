@@ -161,19 +161,24 @@ class RedisClusterSetup:
         """Every node's port, primaries and replicas."""
         return list(self.nodes)
 
+    def view(self, port: int) -> dict[int, str]:
+        """`port: flags` of every node the node on `port` knows (`CLUSTER NODES`)."""
+        answer = ask(port, "CLUSTER", "NODES")
+        assert isinstance(answer, str)
+        view: dict[int, str] = {}
+        for line in answer.splitlines():
+            fields = line.split()
+            view[int(fields[1].split("@")[0].rsplit(":", 1)[1])] = fields[2]
+        return view
+
     def roles(self) -> dict[int, str]:
         """`port: "master" | "slave"` of every live node, as the cluster sees it now."""
         port = next(port for port, node in self.nodes.items() if node.alive)
-        answer = ask(port, "CLUSTER", "NODES")
-        assert isinstance(answer, str)
-        roles: dict[int, str] = {}
-        for line in answer.splitlines():
-            fields = line.split()
-            address, flags = fields[1], fields[2].split(",")
-            node_port = int(address.split("@")[0].rsplit(":", 1)[1])
-            if "fail" not in flags and self.nodes[node_port].alive:
-                roles[node_port] = "master" if "master" in flags else "slave"
-        return roles
+        return {
+            node: "master" if "master" in flags.split(",") else "slave"
+            for node, flags in self.view(port).items()
+            if self.nodes[node].alive and "fail" not in flags.split(",")
+        }
 
     def primaries(self) -> list[int]:
         """Ports of the live primaries."""
@@ -184,16 +189,26 @@ class RedisClusterSetup:
         return sorted(port for port, role in self.roles().items() if role == "slave")
 
     def healthy(self) -> bool:
-        """Every live node says `cluster_state:ok`, there are 3 primaries, and every live
-        replica has its link to its primary up."""
-        for port, node in self.nodes.items():
-            if node.alive and "cluster_state:ok" not in str(ask(port, "CLUSTER", "INFO")):
+        """Every live node says `cluster_state:ok` and sees every other live node as
+        working, there are 3 primaries (a node back from the dead has become a replica),
+        and every replica has its link to its primary up."""
+        alive = {port for port, node in self.nodes.items() if node.alive}
+        for port in alive:
+            if "cluster_state:ok" not in str(ask(port, "CLUSTER", "INFO")):
                 return False
-        if len(self.primaries()) != 3:
+            view = self.view(port)
+            if any(
+                {"fail", "fail?", "handshake", "noaddr"} & set(view.get(other, "noaddr").split(","))
+                for other in alive
+            ):
+                return False
+        roles = self.roles()
+        if sorted(role for role in roles.values()).count("master") != 3 or set(roles) != alive:
             return False
         return all(
             "master_link_status:up" in str(ask(port, "INFO", "replication"))
-            for port in self.replicas()
+            for port, role in roles.items()
+            if role == "slave"
         )
 
     def wait_healthy(self) -> None:
