@@ -1,4 +1,5 @@
-"""Fixtures every suite shares: a real redis-server, and serving apps on loopback sockets."""
+"""Fixtures every suite shares: a real redis-server, a real Redis Cluster and Sentinel set-up
+(`tests.redis_topologies`), and serving apps on loopback sockets."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ import redis
 from aiohttp import web
 
 from router.logs import Runner
+from tests.redis_topologies import (
+    RedisClusterSetup,
+    RedisSentinelSetup,
+    TopologyError,
+    start_cluster,
+    start_sentinel,
+)
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +76,55 @@ def redis_url(redis_server: str) -> str:
     client.flushall()
     client.close()
     return redis_server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterSetup]:
+    """A private Redis Cluster for the whole session: 3 primaries, 3 replicas on loopback.
+
+    `.url` is its `redis+cluster://` URL; `.primaries()` / `.replicas()` the live roles;
+    `.kill(port)` SIGKILLs a node and `.restart(port)` brings it back (as a replica)."""
+    try:
+        setup = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    except TopologyError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield setup
+    finally:
+        setup.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisClusterSetup) -> str:
+    """The session's cluster, whole again and emptied for this test."""
+    redis_cluster.wait_healthy()
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinelSetup]:
+    """A private Sentinel set-up for the whole session: a primary, its replica and three
+    Sentinels (quorum 2) watching service `payrouter`.
+
+    `.url` is its `redis+sentinel://.../payrouter/0` URL; `.kill_primary()` SIGKILLs the
+    primary and waits until the Sentinels name the replica; `.restart(port)` brings a killed
+    server back as a replica."""
+    try:
+        setup = start_sentinel(tmp_path_factory.mktemp("redis-sentinel"))
+    except TopologyError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield setup
+    finally:
+        setup.stop()
+
+
+@pytest.fixture
+def redis_sentinel_url(redis_sentinel: RedisSentinelSetup) -> str:
+    """The session's Sentinel-managed primary, emptied for this test."""
+    redis_sentinel.flush()
+    return redis_sentinel.url
 
 
 def loopback_socket() -> socket.socket:
