@@ -69,13 +69,30 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(timeout=10)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--redis",
+        choices=("single", "cluster", "sentinel"),
+        default="single",
+        help="What `redis_url` points at: one server (default), a Redis Cluster, or a "
+        "Sentinel-managed primary. The suites that talk to Redis run unchanged on each.",
+    )
+
+
 @pytest.fixture
-def redis_url(redis_server: str) -> str:
-    """The session's Redis, emptied for this test."""
-    client = redis.Redis.from_url(redis_server)
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """The session's Redis (`--redis`: one server, a Cluster or a Sentinel primary), emptied
+    for this test."""
+    topology = request.config.getoption("--redis")
+    if topology == "cluster":
+        return str(request.getfixturevalue("redis_cluster_url"))
+    if topology == "sentinel":
+        return str(request.getfixturevalue("redis_sentinel_url"))
+    server = str(request.getfixturevalue("redis_server"))
+    client = redis.Redis.from_url(server)
     client.flushall()
     client.close()
-    return redis_server
+    return server
 
 
 @pytest.fixture(scope="session")

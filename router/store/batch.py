@@ -35,7 +35,7 @@ class Batch:
         # By name, not `pipe.evalsha`: redis-py's Cluster pipeline refuses the method, but
         # routes the command by its keys like any other.
         self.pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-        index = len(self.pipe.command_stack) - 1
+        index = len(self.pipe) - 1
         self._scripts[index] = (script, keys, args)
         return index
 
@@ -53,7 +53,7 @@ class Batch:
 
     def index(self) -> int:
         """The results index of the command queued last."""
-        return len(self.pipe.command_stack) - 1
+        return len(self.pipe) - 1
 
     async def execute(self) -> list[Any]:
         results = await self.pipe.execute(raise_on_error=False)
