@@ -343,9 +343,12 @@ class RedisSentinelSetup:
         return old, new
 
     def restart(self, port: int) -> None:
-        """Start a killed server again; the Sentinels make it a replica of the primary."""
-        self.servers[port].start()
+        """Start a killed server again, as a replica of the current primary, and wait until
+        the Sentinels see it so (left to them, the conversion takes several seconds more)."""
         primary = self.primary()
+        node = self.servers[port]
+        node.argv = [*server_argv(port, node.workdir), "--replicaof", HOST, str(primary)]
+        node.start()
         wait_until("sentinel set-up", lambda: self.agreed(primary))
 
     def stop(self) -> None:
