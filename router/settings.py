@@ -145,8 +145,9 @@ def redacted(url: str) -> str:
         host = parts.netloc.rpartition("@")[2]
         parts = parts._replace(netloc=f"{user}:***@{host}")
     if parts.query:
-        # redis-py also takes the password as a query parameter.
-        query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+        # redis-py also takes the password as a query parameter, and a Sentinel URL its
+        # Sentinels' password as `sentinel_password`.
+        query = re.sub(r"(?i)(^|&)((?:sentinel_)?password=)[^&]*", r"\1\2***", parts.query)
         parts = parts._replace(query=query)
     return parts.geturl()
 
@@ -165,10 +166,15 @@ def _redis_url(value: str | None) -> str | None:
     if value is None:
         return None
     name = "PAYROUTER_REDIS_URL"
+    scheme = value.partition("://")[0].lower()
+    if scheme in ("redis+cluster", "redis+sentinel"):
+        # Several HOST:PORT in one URL: `router.store.connect` reads these, with every check.
+        return value
     parts = _split(name, value)
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise SettingsError(
-            f"{name} must be a redis://, rediss:// or unix:// URL, not {redacted(value)!r}"
+            f"{name} must be a redis://, rediss://, unix://, redis+cluster:// or "
+            f"redis+sentinel:// URL, not {redacted(value)!r}"
         )
     if parts.scheme == "unix" and not parts.path:
         raise SettingsError(f"{name} must name a socket path: unix:///run/redis.sock")

@@ -1,4 +1,5 @@
-"""Fixtures every suite shares: a real redis-server, and serving apps on loopback sockets."""
+"""Fixtures every suite shares: a real redis-server, a real Redis Cluster and Sentinel set-up
+(`tests.redis_topologies`), and serving apps on loopback sockets."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ import redis
 from aiohttp import web
 
 from router.logs import Runner
+from tests.redis_topologies import (
+    RedisClusterSetup,
+    RedisSentinelSetup,
+    TopologyError,
+    start_cluster,
+    start_sentinel,
+)
 
 
 @pytest.fixture(scope="session")
@@ -61,13 +69,79 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(timeout=10)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--redis",
+        choices=("single", "cluster", "sentinel"),
+        default="single",
+        help="What `redis_url` points at: one server (default), a Redis Cluster, or a "
+        "Sentinel-managed primary. The suites that talk to Redis run unchanged on each.",
+    )
+
+
 @pytest.fixture
-def redis_url(redis_server: str) -> str:
-    """The session's Redis, emptied for this test."""
-    client = redis.Redis.from_url(redis_server)
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """The session's Redis (`--redis`: one server, a Cluster or a Sentinel primary), emptied
+    for this test."""
+    topology = request.config.getoption("--redis")
+    if topology == "cluster":
+        return str(request.getfixturevalue("redis_cluster_url"))
+    if topology == "sentinel":
+        return str(request.getfixturevalue("redis_sentinel_url"))
+    server = str(request.getfixturevalue("redis_server"))
+    client = redis.Redis.from_url(server)
     client.flushall()
     client.close()
-    return redis_server
+    return server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterSetup]:
+    """A private Redis Cluster for the whole session: 3 primaries, 3 replicas on loopback.
+
+    `.url` is its `redis+cluster://` URL; `.primaries()` / `.replicas()` the live roles;
+    `.kill(port)` SIGKILLs a node and `.restart(port)` brings it back (as a replica)."""
+    try:
+        setup = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    except TopologyError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield setup
+    finally:
+        setup.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisClusterSetup) -> str:
+    """The session's cluster, whole again and emptied for this test."""
+    redis_cluster.wait_healthy()
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinelSetup]:
+    """A private Sentinel set-up for the whole session: a primary, its replica and three
+    Sentinels (quorum 2) watching service `payrouter`.
+
+    `.url` is its `redis+sentinel://.../payrouter/0` URL; `.kill_primary()` SIGKILLs the
+    primary and waits until the Sentinels name the replica; `.restart(port)` brings a killed
+    server back as a replica."""
+    try:
+        setup = start_sentinel(tmp_path_factory.mktemp("redis-sentinel"))
+    except TopologyError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield setup
+    finally:
+        setup.stop()
+
+
+@pytest.fixture
+def redis_sentinel_url(redis_sentinel: RedisSentinelSetup) -> str:
+    """The session's Sentinel-managed primary, emptied for this test."""
+    redis_sentinel.flush()
+    return redis_sentinel.url
 
 
 def loopback_socket() -> socket.socket:

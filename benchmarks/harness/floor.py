@@ -23,7 +23,6 @@ from pathlib import Path
 
 import aiohttp
 import click
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from channels.base import CreateOrder
@@ -32,7 +31,7 @@ from channels.wechat import adapter as wechat
 from channels.wechat.config import WeChatAccount
 from router.cli.serving import start_site, wait_for_stop
 from router.routing.config import load_config
-from router.store import redis_client
+from router.store import RedisClient, redis_client
 
 FLOOR_KEY_PREFIX = "bench:floor:"
 """Keys the floor writes, apart from everything the router owns (`pr:...`)."""
@@ -41,9 +40,7 @@ FLOOR_KEY_PREFIX = "bench:floor:"
 class Floor:
     """The floor's state: one channel adapter, one Redis client, an order counter."""
 
-    def __init__(
-        self, channel: wechat.WeChatChannel, redis: aioredis.Redis, notify_url: str
-    ) -> None:
+    def __init__(self, channel: wechat.WeChatChannel, redis: RedisClient, notify_url: str) -> None:
         self.channel = channel
         self.redis = redis
         self.notify_url = notify_url

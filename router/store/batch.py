@@ -11,6 +11,7 @@ different slots are not ordered against each other, so nothing may rely on that 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -34,7 +35,7 @@ class Batch:
         # By name, not `pipe.evalsha`: redis-py's Cluster pipeline refuses the method, but
         # routes the command by its keys like any other.
         self.pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-        index = len(self.pipe.command_stack) - 1
+        index = len(self.pipe) - 1
         self._scripts[index] = (script, keys, args)
         return index
 
@@ -52,7 +53,7 @@ class Batch:
 
     def index(self) -> int:
         """The results index of the command queued last."""
-        return len(self.pipe.command_stack) - 1
+        return len(self.pipe) - 1
 
     async def execute(self) -> list[Any]:
         results = await self.pipe.execute(raise_on_error=False)
@@ -71,7 +72,16 @@ class Batch:
         return results
 
 
-async def load_scripts(redis: aioredis.Redis, sources: Sequence[str]) -> None:
+async def load_scripts(redis: aioredis.Redis | RedisCluster, sources: Sequence[str]) -> None:
+    """Load `sources` into the script cache of every server that may run them.
+
+    On a cluster each `SCRIPT LOAD` goes to every primary (redis-py's default target for it;
+    its cluster pipeline refuses the command), all scripts at once. A replica promoted later
+    lacks them until a `Batch` meets `NOSCRIPT` and sends the source.
+    """
+    if isinstance(redis, RedisCluster):
+        await asyncio.gather(*(redis.script_load(source) for source in sources))
+        return
     pipe = redis.pipeline(transaction=False)
     for source in sources:
         pipe.script_load(source)

@@ -9,7 +9,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from router.store import keys
+from router.store.connect import redis_client
 from tests.e2e.conftest import ADMIN_TOKEN, Router, Simulator, eventually, start_router
 from tests.e2e.test_webhooks import Receiver, paid_payment, start_receiver
 from tests.e2e.test_webhooks_faults import metric, only_event, outbox_settled
@@ -24,7 +25,8 @@ from tests.e2e.test_webhooks_faults import metric, only_event, outbox_settled
 
 @pytest.fixture
 async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    # Any topology (`--redis`): the stores are typed against the one-server client.
+    client = cast(aioredis.Redis, redis_client(redis_url))
     yield client
     await client.aclose()
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-import redis.asyncio as aioredis
 
+from router.store.connect import redis_client
 from tests.e2e.conftest import eventually
 
 ROOT = Path(__file__).parents[2]
@@ -107,7 +107,7 @@ async def test_dev_against_redis_keeps_one_sandbox_merchant(redis_url: str) -> N
             assert webhook is not None
             seen.append((secret_of(printed), webhook.group(1)))
     assert seen[0] == seen[1]
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis_client(redis_url)
     try:
         assert len(await client.smembers("pr:merchants")) == 1
     finally:

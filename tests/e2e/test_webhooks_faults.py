@@ -11,7 +11,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -22,6 +22,7 @@ from router.api.middleware import RUNTIME
 from router.app import DISPATCHER
 from router.clock import Clock
 from router.store import keys, open_store
+from router.store.connect import redis_client
 from router.store.events import GROUP, MAX_FAULTS
 from tests.e2e.conftest import (
     FAST_WEBHOOKS,
@@ -37,7 +38,8 @@ from tests.e2e.test_webhooks import Receiver, paid_payment, start_receiver
 
 @pytest.fixture
 async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    # Any topology (`--redis`): the stores are typed against the one-server client.
+    client = cast(aioredis.Redis, redis_client(redis_url))
     yield client
     await client.aclose()
 

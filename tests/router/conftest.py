@@ -14,9 +14,25 @@ from router.store.payments import PaymentStore, StoredPayment
 MCH = "mch_teststore0001"
 
 
-@pytest.fixture(params=["redis", "embedded"])
+URL_FIXTURES = {
+    "redis": "redis_url",
+    "cluster": "redis_cluster_url",
+    "sentinel": "redis_sentinel_url",
+}
+
+
+@pytest.fixture(
+    params=[
+        "redis",
+        "embedded",
+        pytest.param("cluster", marks=pytest.mark.cluster),
+        pytest.param("sentinel", marks=pytest.mark.cluster),
+    ]
+)
 async def store(request: pytest.FixtureRequest, clock: FrozenClock) -> AsyncIterator[Store]:
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    """The store on one server, the embedded store, a Redis Cluster and a Sentinel primary."""
+    fixture = URL_FIXTURES.get(request.param)
+    url = None if fixture is None else request.getfixturevalue(fixture)
     opened = await open_store(url, clock)
     yield opened
     await opened.close()

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from router.clock import FrozenClock
 from router.settings import ConfigurationError
@@ -129,6 +130,7 @@ def test_timeouts_that_cannot_work_are_refused(silent: int, query: str, fragment
 
 def test_defaults_apply_unless_the_url_says() -> None:
     plain = redis_client("redis://127.0.0.1:6379/0")
+    assert isinstance(plain, Redis)
     options = plain.connection_pool.connection_kwargs
     assert (options["socket_connect_timeout"], options["socket_timeout"]) == (
         CONNECT_TIMEOUT_S,
