@@ -145,6 +145,13 @@ async def test_a_retry_after_a_crashed_create_names_the_payment_it_made(
         return page.data[0].id if page.data else None
 
     pay_id = await eventually(written)
+
+    async def at_the_channel() -> bool | None:
+        # Killed only once the order is being created there (the payment is written first).
+        _, found = await sim_json(http, simulator, "GET", f"/sim/orders/{pay_id}")
+        return True if "order" in found else None
+
+    await eventually(at_the_channel)
     fleet.kill(0)
     with pytest.raises(APIConnectionError):
         await doomed
