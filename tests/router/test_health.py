@@ -70,6 +70,7 @@ async def test_old_failures_leave_the_window(store: Store, clock: FrozenClock) -
     clock.advance(61)
     for _ in range(4):
         await b.record(A, "ok", 50)
+    await b.flush()
     view = (await b.snapshot([A]))[A]
     assert (view.calls, view.failures) == (4, 0)
 
@@ -165,9 +166,11 @@ async def test_score_reflects_success_and_latency(store: Store, clock: FrozenClo
     assert fresh.score == 0.5
     for _ in range(8):
         await b.record(A, "ok", 500)
+    await b.flush()
     fast = (await b.snapshot([A]))[A].score
     for _ in range(8):
         await b.record(A, "ok", 3500)
+    await b.flush()
     slow = (await b.snapshot([A]))[A].score
     assert fast == pytest.approx(0.9, abs=0.01)
     assert slow < fast / 1.5
