@@ -33,6 +33,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +49,8 @@ from router.store.errors import STORE_UNAVAILABLE
 log = logging.getLogger("payrouter")
 
 Outcome = Literal["ok", "fail", "neutral"]
+_Raw = tuple[dict[str, str], tuple[int, int, int]]
+"""An account's breaker hash as stored and its window totals (ok, fail, latency)."""
 BreakerState = Literal["closed", "open", "half_open", "forced_open", "forced_closed"]
 
 
@@ -137,11 +140,14 @@ class Breakers:
         self._clock = clock
         self._settings = settings
         self._rng = rng
-        self._cache: TTLCache[str, tuple[dict[str, str], tuple[int, int, int]]] = TTLCache(
-            cache_s, clock
-        )
+        self._cache: TTLCache[str, _Raw] = TTLCache(cache_s, clock)
         """Raw breaker hashes read recently. States are derived from them with the clock at
         each use; anything this process records or forces drops its account's entry."""
+        self._reads: dict[str, asyncio.Future[dict[str, _Raw]]] = {}
+        """Reads under way, by account (see `_read`)."""
+        self._generations: dict[str, int] = {}
+        """Changes this process made per account, so a read that began before one is not
+        cached after it."""
         self._tallies: dict[str, _Tally] = {}
         """Plain successes recorded here and not yet written, by account."""
 
@@ -158,21 +164,58 @@ class Breakers:
         found = {account: self._cache.get(account) for account in accounts}
         missing = [account for account, seen in found.items() if seen is None]
         if missing:
-            buckets = self._buckets(self._clock.now_ms())
-            read = await self._store.read({account: buckets for account in missing})
-            for account in missing:
-                totals = [0, 0, 0]
-                for bucket in read[account].buckets:
-                    for i, value in enumerate(bucket):
-                        totals[i] += value
-                found[account] = self._cache.put(
-                    account, (read[account].state, (totals[0], totals[1], totals[2]))
-                )
+            found.update(await self._read(missing))
         now_ms = self._clock.now_ms()
         return {
             account: self._view(account, *(found[account] or ({}, (0, 0, 0))), now_ms)
             for account in accounts
         }
+
+    async def _read(self, accounts: list[str]) -> dict[str, _Raw]:
+        """The accounts' raw state from Redis. An account another snapshot of this process is
+        reading already joins that read: when the cache runs out, every request in flight
+        misses it at once, and would otherwise each read the same account's slot."""
+        tasks = {account: self._reads.get(account) for account in accounts}
+        mine = [account for account, task in tasks.items() if task is None]
+        if mine:
+            generations = {account: self._generations.get(account, 0) for account in mine}
+            task = asyncio.ensure_future(self._fetch(generations))
+            task.add_done_callback(partial(self._read_done, mine))
+            for account in mine:
+                self._reads[account] = tasks[account] = task
+        out: dict[str, _Raw] = {}
+        for reading in {id(t): t for t in tasks.values() if t is not None}.values():
+            # Shielded: a request cancelled while it waits leaves the read to the others.
+            out.update(await asyncio.shield(reading))
+        return {account: out[account] for account in accounts}
+
+    async def _fetch(self, generations: Mapping[str, int]) -> dict[str, _Raw]:
+        buckets = self._buckets(self._clock.now_ms())
+        read = await self._store.read({account: buckets for account in generations})
+        out: dict[str, _Raw] = {}
+        for account, generation in generations.items():
+            totals = [0, 0, 0]
+            for bucket in read[account].buckets:
+                for i, value in enumerate(bucket):
+                    totals[i] += value
+            out[account] = (read[account].state, (totals[0], totals[1], totals[2]))
+            # A change this process made while the read was under way may be missing from it.
+            if self._generations.get(account, 0) == generation:
+                self._cache.put(account, out[account])
+        return out
+
+    def _read_done(self, accounts: list[str], task: asyncio.Future[dict[str, _Raw]]) -> None:
+        for account in accounts:
+            if self._reads.get(account) is task:
+                del self._reads[account]
+        if not task.cancelled():
+            task.exception()  # its awaiters have it; nothing to report twice
+
+    def _forget(self, account: str) -> None:
+        """This process changed `account`: its next snapshot reads it afresh."""
+        self._cache.drop(account)
+        self._reads.pop(account, None)
+        self._generations[account] = self._generations.get(account, 0) + 1
 
     def _view(
         self, account: str, raw: Mapping[str, str], totals: tuple[int, int, int], now_ms: int
@@ -242,7 +285,7 @@ class Breakers:
             )
             return None
         # What may change the breaker's state is seen by this process's next decision.
-        self._cache.drop(account)
+        self._forget(account)
         tally = self._tallies.pop(account, None)
         return self._store.queue_record(
             batch,
@@ -312,5 +355,5 @@ class Breakers:
 
     async def force(self, account: str, forced: Literal["open", "closed"] | None) -> None:
         """An operator's override; None clears it."""
-        self._cache.drop(account)
+        self._forget(account)
         await self._store.override(account, forced or "", self._clock.now_ms())
