@@ -105,6 +105,9 @@ async def build_app(
     if run_dispatcher:
         app[DISPATCHER] = Dispatcher(runtime)
         app.cleanup_ctx.append(_dispatcher)
+    # Cleaned up after the requests in flight have finished and before the store closes
+    # (`_close`), so the final flush writes every success this process recorded.
+    app.cleanup_ctx.append(_breaker_flusher)
     app.on_cleanup.append(_close)
     runtime.metrics.config_version.info({"version": loaded.digest})
     log.info(
@@ -167,6 +170,17 @@ async def _worker(app: web.Application) -> AsyncIterator[None]:
     yield
     stop.set()
     with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=5)
+
+
+async def _breaker_flusher(app: web.Application) -> AsyncIterator[None]:
+    """Write the breaker successes this process tallied every `health.flush_s`, and what is
+    left at shutdown (`router.routing.health`)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(app[RUNTIME].breakers.run(stop), name="breaker-flusher")
+    yield
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
         await asyncio.wait_for(task, timeout=5)
 
 

@@ -14,24 +14,43 @@ clock, and the jitter from an injectable random source, so the state machine is 
 without sleeping.
 
 Only failures the channel caused count: a buyer's decline or our bad request is `neutral`.
+
+A plain success (closed breaker, no probe) is what almost every create records, all on the
+one account priority routing picks: writing each at once would make that account's slot the
+hottest in Redis. So each process tallies them per account and window bucket and `flush`es
+the tally every `health.flush_s` (`run`, started with the app), one round trip for every
+account. Everything else (failures, neutral outcomes, probes) is written at once, and carries
+the account's tally with it, so a trip decision counts every success this process has seen.
+The cost: a process that dies loses at most `flush_s` of successes, and health scores and
+window counts (`snapshot`, `/admin/channels`) lag by up to `flush_s`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from router.clock import Clock
 from router.ids import new_id
+from router.outage import StoreOutage
 from router.store.batch import Batch
-from router.store.breakers import BreakerStore, TripRule
+from router.store.breakers import BreakerStore, Successes, TripRule
 from router.store.cache import TTLCache
+from router.store.errors import STORE_UNAVAILABLE
+
+log = logging.getLogger("payrouter")
 
 Outcome = Literal["ok", "fail", "neutral"]
+_Raw = tuple[dict[str, str], tuple[int, int, int]]
+"""An account's breaker hash as stored and its window totals (ok, fail, latency)."""
 BreakerState = Literal["closed", "open", "half_open", "forced_open", "forced_closed"]
 
 
@@ -42,6 +61,8 @@ class HealthSettings(BaseModel):
     buckets: Annotated[int, Field(ge=2, le=60)] = 12
     latency_slo_ms: Annotated[int, Field(ge=1)] = 2000
     """Calls slower than this on average lower the health score proportionally."""
+    flush_s: Annotated[float, Field(gt=0, le=5)] = 0.25
+    """How often each process writes the successes it has tallied (see the module's doc)."""
 
 
 class BreakerSettings(BaseModel):
@@ -84,6 +105,25 @@ class Admission:
     probe_id: str
 
 
+@dataclass
+class _Tally:
+    """One account's plain successes not yet written: bucket -> [count, summed latency]."""
+
+    buckets: dict[int, list[int]] = field(default_factory=dict)
+    last_ms: int = 0
+
+    def add(self, bucket: int, calls: int, latency_ms: int, at_ms: int) -> None:
+        found = self.buckets.setdefault(bucket, [0, 0])
+        found[0] += calls
+        found[1] += latency_ms
+        self.last_ms = max(self.last_ms, at_ms)
+
+    def successes(self, oldest: int) -> Successes:
+        """The tally as the store takes it, without buckets older than `oldest`."""
+        kept = {b: (n, lat) for b, (n, lat) in self.buckets.items() if b >= oldest}
+        return Successes(kept, self.last_ms)
+
+
 class Breakers:
     """The breaker state machine and health windows of every account (`router.store.breakers`
     keeps them)."""
@@ -100,11 +140,16 @@ class Breakers:
         self._clock = clock
         self._settings = settings
         self._rng = rng
-        self._cache: TTLCache[str, tuple[dict[str, str], tuple[int, int, int]]] = TTLCache(
-            cache_s, clock
-        )
+        self._cache: TTLCache[str, _Raw] = TTLCache(cache_s, clock)
         """Raw breaker hashes read recently. States are derived from them with the clock at
         each use; anything this process records or forces drops its account's entry."""
+        self._reads: dict[str, asyncio.Future[dict[str, _Raw]]] = {}
+        """Reads under way, by account (see `_read`)."""
+        self._generations: dict[str, int] = {}
+        """Changes this process made per account, so a read that began before one is not
+        cached after it."""
+        self._tallies: dict[str, _Tally] = {}
+        """Plain successes recorded here and not yet written, by account."""
 
     def _buckets(self, now_ms: int) -> list[int]:
         """The window's buckets at `now_ms`, current first."""
@@ -119,21 +164,58 @@ class Breakers:
         found = {account: self._cache.get(account) for account in accounts}
         missing = [account for account, seen in found.items() if seen is None]
         if missing:
-            buckets = self._buckets(self._clock.now_ms())
-            read = await self._store.read({account: buckets for account in missing})
-            for account in missing:
-                totals = [0, 0, 0]
-                for bucket in read[account].buckets:
-                    for i, value in enumerate(bucket):
-                        totals[i] += value
-                found[account] = self._cache.put(
-                    account, (read[account].state, (totals[0], totals[1], totals[2]))
-                )
+            found.update(await self._read(missing))
         now_ms = self._clock.now_ms()
         return {
             account: self._view(account, *(found[account] or ({}, (0, 0, 0))), now_ms)
             for account in accounts
         }
+
+    async def _read(self, accounts: list[str]) -> dict[str, _Raw]:
+        """The accounts' raw state from Redis. An account another snapshot of this process is
+        reading already joins that read: when the cache runs out, every request in flight
+        misses it at once, and would otherwise each read the same account's slot."""
+        tasks = {account: self._reads.get(account) for account in accounts}
+        mine = [account for account, task in tasks.items() if task is None]
+        if mine:
+            generations = {account: self._generations.get(account, 0) for account in mine}
+            task = asyncio.ensure_future(self._fetch(generations))
+            task.add_done_callback(partial(self._read_done, mine))
+            for account in mine:
+                self._reads[account] = tasks[account] = task
+        out: dict[str, _Raw] = {}
+        for reading in {id(t): t for t in tasks.values() if t is not None}.values():
+            # Shielded: a request cancelled while it waits leaves the read to the others.
+            out.update(await asyncio.shield(reading))
+        return {account: out[account] for account in accounts}
+
+    async def _fetch(self, generations: Mapping[str, int]) -> dict[str, _Raw]:
+        buckets = self._buckets(self._clock.now_ms())
+        read = await self._store.read({account: buckets for account in generations})
+        out: dict[str, _Raw] = {}
+        for account, generation in generations.items():
+            totals = [0, 0, 0]
+            for bucket in read[account].buckets:
+                for i, value in enumerate(bucket):
+                    totals[i] += value
+            out[account] = (read[account].state, (totals[0], totals[1], totals[2]))
+            # A change this process made while the read was under way may be missing from it.
+            if self._generations.get(account, 0) == generation:
+                self._cache.put(account, out[account])
+        return out
+
+    def _read_done(self, accounts: list[str], task: asyncio.Future[dict[str, _Raw]]) -> None:
+        for account in accounts:
+            if self._reads.get(account) is task:
+                del self._reads[account]
+        if not task.cancelled():
+            task.exception()  # its awaiters have it; nothing to report twice
+
+    def _forget(self, account: str) -> None:
+        """This process changed `account`: its next snapshot reads it afresh."""
+        self._cache.drop(account)
+        self._reads.pop(account, None)
+        self._generations[account] = self._generations.get(account, 0) + 1
 
     def _view(
         self, account: str, raw: Mapping[str, str], totals: tuple[int, int, int], now_ms: int
@@ -177,24 +259,38 @@ class Breakers:
     async def record(
         self, account: str, outcome: Outcome, latency_ms: int, probe_id: str = ""
     ) -> str:
-        """Record one call's outcome; returns the breaker state after it."""
+        """Record one call's outcome; returns the breaker state after it (for a plain
+        success, which is only tallied, the state this process last read)."""
         batch = self._store.batch()
         index = self.queue_record(batch, account, outcome, latency_ms, probe_id)
+        if index is None:
+            cached = self._cache.get(account)
+            if cached is None:
+                return "closed"
+            return self._view(account, *cached, self._clock.now_ms()).state
         return self._store.record_result((await batch.execute())[index])
 
     def queue_record(
         self, batch: Batch, account: str, outcome: Outcome, latency_ms: int, probe_id: str = ""
-    ) -> int:
-        """`record`, queued in a batch with other writes."""
+    ) -> int | None:
+        """`record`, queued in a batch with other writes: the index of the breaker's new
+        state in the batch's results, or None for a plain success, which is tallied here
+        until the next `flush` and queues nothing."""
         health, breaker = self._settings()
         now_ms = self._clock.now_ms()
-        if outcome != "ok" or probe_id:
-            # What may change the breaker's state is seen by this process's next decision.
-            self._cache.drop(account)
+        buckets = self._buckets(now_ms)
+        if outcome == "ok" and not probe_id:
+            self._tallies.setdefault(account, _Tally()).add(
+                buckets[0], 1, max(0, latency_ms), now_ms
+            )
+            return None
+        # What may change the breaker's state is seen by this process's next decision.
+        self._forget(account)
+        tally = self._tallies.pop(account, None)
         return self._store.queue_record(
             batch,
             account,
-            self._buckets(now_ms),
+            buckets,
             now_ms=now_ms,
             outcome=outcome,
             latency_ms=latency_ms,
@@ -209,9 +305,55 @@ class Breakers:
                 close_after=breaker.close_after,
             ),
             jitter=self._rng(),
+            pending=tally.successes(buckets[-1]) if tally is not None else None,
         )
+
+    async def flush(self) -> int:
+        """Write every account's tallied successes in one round trip; returns how many
+        accounts had some. On an error the tally is kept for the next flush."""
+        if not self._tallies:
+            return 0
+        taken, self._tallies = self._tallies, {}
+        health, _ = self._settings()
+        oldest = self._buckets(self._clock.now_ms())[-1]
+        batch = self._store.batch()
+        written = 0
+        for account, tally in taken.items():
+            successes = tally.successes(oldest)
+            if successes.buckets:
+                self._store.queue_flush(batch, account, successes, health.window_s * 2)
+                written += 1
+        if not written:
+            return 0
+        try:
+            await batch.execute()
+        except BaseException:
+            for account, tally in taken.items():
+                kept = self._tallies.setdefault(account, _Tally())
+                for bucket, (calls, latency) in tally.buckets.items():
+                    kept.add(bucket, calls, latency, tally.last_ms)
+            raise
+        return written
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flush every `health.flush_s` until `stop` is set, then once more."""
+        outage = StoreOutage(log, "breaker flush", self._clock)
+        while True:
+            health, _ = self._settings()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=health.flush_s)
+            try:
+                await self.flush()
+                outage.recovered()
+            except STORE_UNAVAILABLE as exc:
+                # The tally is kept and written by a later flush.
+                outage.failed(exc)
+            except Exception:
+                log.exception("breaker flush failed; the tally is kept for the next one")
+            if stop.is_set():
+                return
 
     async def force(self, account: str, forced: Literal["open", "closed"] | None) -> None:
         """An operator's override; None clears it."""
-        self._cache.drop(account)
+        self._forget(account)
         await self._store.override(account, forced or "", self._clock.now_ms())

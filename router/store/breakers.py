@@ -17,10 +17,19 @@ import redis.asyncio as aioredis
 from router.store import keys
 from router.store.batch import Batch
 from router.store.codec import mapping, text
-from router.store.scripts import BREAKER_ADMIT, BREAKER_OVERRIDE, BREAKER_RECORD
+from router.store.scripts import BREAKER_ADMIT, BREAKER_FLUSH, BREAKER_OVERRIDE, BREAKER_RECORD
 
 Bucket = tuple[int, int, int]
 """One window bucket's successes, channel-caused failures and summed latency (ms)."""
+
+
+@dataclass(frozen=True)
+class Successes:
+    """Plain successes a process has tallied but not yet written: per window bucket (by
+    number) the count and summed latency (ms), and when the latest happened."""
+
+    buckets: Mapping[int, tuple[int, int]]
+    last_ms: int
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class BreakerStore:
         self._redis = redis
         self._admit = redis.register_script(BREAKER_ADMIT)
         self._record = redis.register_script(BREAKER_RECORD)
+        self._flush = redis.register_script(BREAKER_FLUSH)
         self._override = redis.register_script(BREAKER_OVERRIDE)
 
     async def read(self, windows: Mapping[str, Sequence[int]]) -> dict[str, BreakerRead]:
@@ -94,9 +104,20 @@ class BreakerStore:
         probe_id: str,
         rule: TripRule,
         jitter: float,
+        pending: Successes | None = None,
     ) -> int:
         """Queue one call's outcome into `buckets[0]` and the breaker's move; returns the
-        index of the breaker's new state in the batch's results (see `record_result`)."""
+        index of the breaker's new state in the batch's results (see `record_result`).
+
+        `pending`: this process's unflushed successes of the account, written first in the
+        same script, so the breaker's move counts them. Those outside `buckets` are dropped.
+        """
+        folded: list[int] = []
+        if pending is not None:
+            pairs = [pending.buckets.get(bucket, (0, 0)) for bucket in buckets]
+            while pairs and pairs[-1][0] == 0:
+                pairs.pop()
+            folded = [pending.last_ms, *(value for pair in pairs for value in pair)]
         return batch.script(
             self._record,
             [
@@ -117,6 +138,22 @@ class BreakerStore:
                 rule.max_open_ms,
                 jitter,
                 rule.close_after,
+                *(folded or [0]),
+            ],
+        )
+
+    def queue_flush(
+        self, batch: Batch, account: str, successes: Successes, bucket_ttl_s: int
+    ) -> int:
+        """Queue the write of one account's tallied successes (`scripts.BREAKER_FLUSH`)."""
+        buckets = sorted(successes.buckets, reverse=True)
+        return batch.script(
+            self._flush,
+            [keys.breaker(account), *(keys.health_bucket(account, bucket) for bucket in buckets)],
+            [
+                bucket_ttl_s,
+                successes.last_ms,
+                *(value for bucket in buckets for value in successes.buckets[bucket]),
             ],
         )
 

@@ -293,10 +293,25 @@ BREAKER_RECORD = """
 -- KEYS: breaker state hash, probes zset, then the window's bucket hashes (current first)
 -- ARGV: now_ms, outcome (ok|fail|neutral), latency_ms, probe_id or '', bucket_ttl_s,
 --       min_calls, failure_rate, consecutive_limit, open_ms, max_open_ms, jitter (0..1,
---       drawn by the caller), close_after
--- Records one call in the sliding window and moves the breaker. Returns the state now.
+--       drawn by the caller), close_after, then the caller's successes not yet flushed: the
+--       time of the latest (0: none) and (count, summed latency) for the window's buckets in
+--       KEYS order (trailing empty buckets left out)
+-- Records the unflushed successes and then one call in the sliding window, and moves the
+-- breaker. Returns the state now.
 local now = tonumber(ARGV[1])
 local outcome = ARGV[2]
+-- Folded in first, so the trip decision below counts them.
+local pending = 0
+for i = 14, #ARGV, 2 do
+  local key = KEYS[3 + (i - 14) / 2]
+  local ok = tonumber(ARGV[i])
+  if key and ok > 0 then
+    redis.call('HINCRBY', key, 'ok', ok)
+    redis.call('HINCRBY', key, 'lat', tonumber(ARGV[i + 1]))
+    redis.call('EXPIRE', key, tonumber(ARGV[5]))
+    pending = pending + ok
+  end
+end
 if outcome ~= 'neutral' then
   redis.call('HINCRBY', KEYS[3], outcome, 1)
   redis.call('HINCRBY', KEYS[3], 'lat', tonumber(ARGV[3]))
@@ -344,17 +359,43 @@ if state == 'half_open' and ARGV[4] ~= '' then
   return 'half_open'
 end
 if state == 'closed' then
+  -- A success breaks the run of failures only if no process recorded a failure after it.
+  if pending > 0 and
+     tonumber(redis.call('HGET', KEYS[1], 'fail_ms') or '0') <= tonumber(ARGV[13]) and
+     (redis.call('HGET', KEYS[1], 'consecutive') or '0') ~= '0' then
+    redis.call('HSET', KEYS[1], 'consecutive', 0)
+  end
   if outcome == 'fail' then
+    redis.call('HSET', KEYS[1], 'fail_ms', now)
     local run = redis.call('HINCRBY', KEYS[1], 'consecutive', 1)
     if run >= tonumber(ARGV[8]) or
        (calls >= tonumber(ARGV[6]) and fails / calls >= tonumber(ARGV[7])) then
       return trip()
     end
-  elseif outcome == 'ok' and redis.call('HGET', KEYS[1], 'consecutive') ~= '0' then
+  elseif outcome == 'ok' and (redis.call('HGET', KEYS[1], 'consecutive') or '0') ~= '0' then
     redis.call('HSET', KEYS[1], 'consecutive', 0)
   end
 end
 return state
+"""
+
+BREAKER_FLUSH = """
+-- KEYS: breaker state hash, then window bucket hashes
+-- ARGV: bucket_ttl_s, the time of the latest success, then (count, summed latency) per bucket
+-- Adds one process's tally of plain successes to the window. Like a success recorded at
+-- once, it breaks a closed breaker's run of failures, unless a failure came after it.
+for i = 2, #KEYS do
+  local at = 3 + (i - 2) * 2
+  redis.call('HINCRBY', KEYS[i], 'ok', tonumber(ARGV[at]))
+  redis.call('HINCRBY', KEYS[i], 'lat', tonumber(ARGV[at + 1]))
+  redis.call('EXPIRE', KEYS[i], tonumber(ARGV[1]))
+end
+if (redis.call('HGET', KEYS[1], 'consecutive') or '0') ~= '0' and
+   (redis.call('HGET', KEYS[1], 'state') or 'closed') == 'closed' and
+   tonumber(redis.call('HGET', KEYS[1], 'fail_ms') or '0') <= tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'consecutive', 0)
+end
+return #KEYS - 1
 """
 
 BREAKER_OVERRIDE = """
@@ -391,6 +432,7 @@ ALL = (
     REFUND_TRANSITION,
     BREAKER_ADMIT,
     BREAKER_RECORD,
+    BREAKER_FLUSH,
     BREAKER_OVERRIDE,
     DELETE_IF,
 )

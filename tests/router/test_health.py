@@ -9,7 +9,7 @@ import pytest
 
 from router.clock import FrozenClock
 from router.routing.health import Breakers, BreakerSettings, HealthSettings
-from router.store import Store
+from router.store import Store, open_store, redis_client
 
 A = "wechat_main"
 HEALTH = HealthSettings(window_s=60, buckets=12, latency_slo_ms=1000)
@@ -70,6 +70,7 @@ async def test_old_failures_leave_the_window(store: Store, clock: FrozenClock) -
     clock.advance(61)
     for _ in range(4):
         await b.record(A, "ok", 50)
+    await b.flush()
     view = (await b.snapshot([A]))[A]
     assert (view.calls, view.failures) == (4, 0)
 
@@ -165,9 +166,51 @@ async def test_score_reflects_success_and_latency(store: Store, clock: FrozenClo
     assert fresh.score == 0.5
     for _ in range(8):
         await b.record(A, "ok", 500)
+    await b.flush()
     fast = (await b.snapshot([A]))[A].score
     for _ in range(8):
         await b.record(A, "ok", 3500)
+    await b.flush()
     slow = (await b.snapshot([A]))[A].score
     assert fast == pytest.approx(0.9, abs=0.01)
     assert slow < fast / 1.5
+
+
+async def reads_of_breakers(url: str) -> int:
+    """How many times the server has read a breaker hash since its statistics were reset."""
+    client = redis_client(url)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return int(stats.get("cmdstat_hgetall", {}).get("calls", 0))
+
+
+async def test_concurrent_snapshots_share_one_read(redis_url: str, clock: FrozenClock) -> None:
+    store = await open_store(redis_url, clock)
+    try:
+        b = Breakers(store.breakers, clock, lambda: (HEALTH, BREAKER), cache_s=0.25)
+        await store.redis.config_resetstat()
+        # The cache is empty, as when it has just run out with many requests in flight.
+        views = await asyncio.gather(*(b.snapshot([A, "wechat_backup"]) for _ in range(8)))
+        assert await reads_of_breakers(redis_url) == 2  # one read: both accounts, once each
+        assert all(v[A].state == "closed" for v in views)
+        await b.snapshot([A])
+        assert await reads_of_breakers(redis_url) == 2  # cached
+    finally:
+        await store.close()
+
+
+async def test_a_read_under_way_is_not_cached_after_this_process_changed_the_breaker(
+    redis_url: str, clock: FrozenClock
+) -> None:
+    store = await open_store(redis_url, clock)
+    try:
+        b = Breakers(store.breakers, clock, lambda: (HEALTH, BREAKER), cache_s=60)
+        reading = asyncio.create_task(b.snapshot([A]))
+        await asyncio.sleep(0)  # the read has begun
+        await b.force(A, "open")
+        await reading
+        assert await state(b) == "forced_open"
+    finally:
+        await store.close()

@@ -154,6 +154,7 @@ async def test_score_prefers_the_healthier_account(
     for i in range(12):  # a third of wechat_main's calls fail: unhealthier, not tripped
         await breakers.record("wechat_main", "fail" if i % 3 == 0 else "ok", 100)
         await breakers.record("wechat_backup", "ok", 100)
+    await breakers.flush()
     assert await route(config, breakers, method="h5") == (
         "by-health",
         ["wechat_backup", "wechat_main"],
