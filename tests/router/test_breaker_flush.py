@@ -31,7 +31,7 @@ async def test_successes_are_written_by_a_flush_only(store: Store, clock: Frozen
     b, other = breakers(store, clock), breakers(store, clock)
     batch = store.breakers.batch()
     assert b.queue_record(batch, A, "ok", 100) is None
-    assert batch.pipe.command_stack == []
+    assert len(batch.pipe) == 0
     assert await b.record(A, "ok", 200) == "closed"
     assert await window(b) == await window(other) == (0, 0, 0.0)
     assert await b.flush() == 1
