@@ -79,11 +79,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `every_topology` that use `redis_url` run on one server and on a Redis
+    Cluster in a default run (with `--redis` given, on that topology only)."""
+    if (
+        "redis_topology" in metafunc.fixturenames
+        and metafunc.definition.get_closest_marker("every_topology") is not None
+        and metafunc.config.getoption("--redis") == "single"
+    ):
+        metafunc.parametrize(
+            "redis_topology",
+            ["single", pytest.param("cluster", marks=pytest.mark.cluster)],
+            indirect=True,
+        )
+
+
 @pytest.fixture
-def redis_url(request: pytest.FixtureRequest) -> str:
-    """The session's Redis (`--redis`: one server, a Cluster or a Sentinel primary), emptied
-    for this test."""
-    topology = request.config.getoption("--redis")
+def redis_topology(request: pytest.FixtureRequest) -> str:
+    """Which Redis `redis_url` points at: the test's parameter, else `--redis`."""
+    return str(getattr(request, "param", None) or request.config.getoption("--redis"))
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest, redis_topology: str) -> str:
+    """The session's Redis (`--redis`: one server, a Cluster or a Sentinel primary; tests
+    marked `every_topology` run on one server and on a Cluster), emptied for this test."""
+    topology = redis_topology
     if topology == "cluster":
         return str(request.getfixturevalue("redis_cluster_url"))
     if topology == "sentinel":

@@ -15,6 +15,8 @@ from router.api.middleware import RUNTIME
 from tests.e2e.conftest import Router, Simulator, sim_json
 from tests.router.test_request_validation import GOOD, body_with
 
+pytestmark = pytest.mark.every_topology
+
 # Refused by the request model alone: tests/router/test_request_validation.py has them all; these
 # few prove the API answers them. The others need the routing table or a body that is no object.
 BAD_BODIES: list[tuple[str, Any, int, str]] = [

@@ -6,12 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from router.clock import Clock
 from router.routing.health import Breakers, BreakerSettings, HealthSettings
 from router.store import open_store
 from tests.e2e.conftest import Simulator, routing_yaml, start_router
+
+pytestmark = pytest.mark.every_topology
 
 SLOW_FLUSH = "health:\n  flush_s: 5\n"
 

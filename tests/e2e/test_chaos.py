@@ -36,6 +36,8 @@ from tests.conftest import loopback_socket
 from tests.e2e.conftest import RouterProcess, Simulator, eventually, routing_yaml, sim_json
 from tests.e2e.test_webhooks import Receiver, start_receiver
 
+pytestmark = pytest.mark.every_topology
+
 LEASE_S = 2
 """`PAYROUTER_IDEMPOTENCY_LEASE`: how long a killed router's keys stay in use."""
 GRACE_S = 2

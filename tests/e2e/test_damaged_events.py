@@ -22,6 +22,8 @@ from tests.e2e.conftest import ADMIN_TOKEN, Router, Simulator, eventually, start
 from tests.e2e.test_webhooks import Receiver, paid_payment, start_receiver
 from tests.e2e.test_webhooks_faults import metric, only_event, outbox_settled
 
+pytestmark = pytest.mark.every_topology
+
 
 @pytest.fixture
 async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:

@@ -26,6 +26,8 @@ from tests.e2e.conftest import (
     start_simulator,
 )
 
+pytestmark = pytest.mark.every_topology
+
 BREAKER = """\
 breaker:
   failure_rate: 0.5

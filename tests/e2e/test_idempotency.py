@@ -22,6 +22,8 @@ from tests.e2e.conftest import (
     start_router,
 )
 
+pytestmark = pytest.mark.every_topology
+
 UNANSWERED = {"timeout_rate": 1.0, "hang_ms": 1500, "only": ["create", "query"]}
 """The channel takes the create but answers too late, and cannot be asked about it either."""
 

@@ -16,6 +16,8 @@ from channels.wechat.notification import build_notification
 from router.api.middleware import RUNTIME
 from tests.e2e.conftest import Router, Simulator
 
+pytestmark = pytest.mark.every_topology
+
 
 def transaction(sim: Simulator, pay_id: str, total: int, state: str = "SUCCESS") -> dict[str, Any]:
     creds = sim.sandbox.credentials

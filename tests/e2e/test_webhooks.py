@@ -30,6 +30,8 @@ from tests.e2e.conftest import (
     start_router,
 )
 
+pytestmark = pytest.mark.every_topology
+
 FAST = FAST_WEBHOOKS
 
 

@@ -18,6 +18,8 @@ from router.store import Store, keys, open_store
 from router.store.events import GROUP
 from tests.e2e.conftest import Simulator, eventually, start_router
 
+pytestmark = pytest.mark.every_topology
+
 MCH = "mch_consumers"
 PART = 7
 """The partition whose outbox these tests write to (any one behaves the same)."""
