@@ -24,14 +24,15 @@ id be used twice.
     pr:{P}:m:{mch}:payments          zset    the merchant's payment ids in P, by created (ms)
     pr:{P}:m:{mch}:events            zset    the merchant's event ids in P, by created (ms)
     pr:{P}:m:{mch}:dead              zset    the merchant's dead letters in P, by time (ms)
-    pr:{P}:m:{mch}:order:{moid}      string  the payment that holds a merchant_order_id
-    pr:{P}:m:{mch}:orders:{moid}     set  every payment ever created with that id
-    pr:{P}:m:{mch}:bykey:{sha256(k)} string  the payment made under Idempotency-Key k (25 h)
+    pr:{P}:m:{mch}:order:{moid}      hash    a merchant_order_id: `current` (the payment
+                                             that holds it), `pay:<id>` (every payment made
+                                             with it: created ms), `key:<sha256(k)>` (the
+                                             payment made under Idempotency-Key k)
     pr:{P}:due                       zset    "payment|refund/mch/id" by next re-query (ms)
     pr:{P}:outbox                    stream  events to deliver (consumer group "dispatch")
     pr:{P}:webhook-retry             zset    "mch/evt_id" by the next delivery attempt (ms)
     pr:{P}:webhook-faults            hash    event id -> deliveries that failed unrecorded
-    pr:{Q}:idem:{mch}:{sha256(key)}  hash    an idempotency record (25 h); Q from the key
+    pr:{Q}:idem:{mch}:{sha256(key)}  string  an idempotency record (JSON, 25 h); Q from the key
     pr:{R}:m:{mch}:mrefund:{id}      string  the payment a merchant_refund_id was claimed
                                              for; R from the merchant_refund_id
     pr:{mch}:merchant                hash    merchant profile
@@ -157,20 +158,16 @@ def dead_letters(partition: int, mch: str) -> str:
     return f"{_in(partition)}:m:{mch}:dead"
 
 
-def order_holder(mch: str, merchant_order_id: str) -> str:
+def order(mch: str, merchant_order_id: str) -> str:
+    """The hash of a merchant_order_id: which payment holds it, every payment made with it,
+    and the payments made under Idempotency-Keys (`scripts.CREATE_PAYMENT`)."""
     partition = order_partition(mch, merchant_order_id)
     return f"{_in(partition)}:m:{mch}:order:{merchant_order_id}"
 
 
-def order_history(mch: str, merchant_order_id: str) -> str:
-    partition = order_partition(mch, merchant_order_id)
-    return f"{_in(partition)}:m:{mch}:orders:{merchant_order_id}"
-
-
-def payment_made_under(mch: str, merchant_order_id: str, idempotency_key: str) -> str:
-    """The payment a create under an Idempotency-Key made, beside its order (same partition)."""
-    partition = order_partition(mch, merchant_order_id)
-    return f"{_in(partition)}:m:{mch}:bykey:{_digest(idempotency_key)}"
+def key_field(idempotency_key: str) -> str:
+    """The order hash's field naming the payment made under an Idempotency-Key."""
+    return f"key:{_digest(idempotency_key)}"
 
 
 def schedule(partition: int) -> str:

@@ -22,10 +22,9 @@ from router.models import Payment
 from router.store import keys
 from router.store.batch import Batch
 from router.store.codec import decode_fields, encode, mapping, text
-from router.store.idempotency import RECORD_TTL_S
 from router.store.merge import newest_first
 from router.store.schedule import Schedule
-from router.store.scripts import CREATE_PAYMENT, DELETE_IF, TRANSITION
+from router.store.scripts import CREATE_PAYMENT, HDEL_IF, TRANSITION
 
 _CREATION: dict[int, Literal["created", "held", "made"]] = {1: "created", 0: "held", 2: "made"}
 INTERNAL_FIELDS = ("merchant_id", "created_ms", "client_ip", "payer_id")
@@ -96,7 +95,7 @@ class PaymentStore:
         self.replication = replication
         self._create = redis.register_script(CREATE_PAYMENT)
         self._transition = redis.register_script(TRANSITION)
-        self._unbind = redis.register_script(DELETE_IF)
+        self._unbind = redis.register_script(HDEL_IF)
 
     @staticmethod
     def new_id(mch: str, merchant_order_id: str) -> str:
@@ -124,27 +123,17 @@ class PaymentStore:
             "payer_id": stored.payer_id,
         }
         schedule_key, entry = Schedule.new_entry(mch, p.id)
-        keyed = idempotency_key is not None
+        key_field = "" if idempotency_key is None else keys.key_field(idempotency_key)
         batch = Batch(self._redis)
         index = batch.script(
             self._create,
             [
                 keys.payment(p.id),
-                keys.order_holder(mch, p.merchant_order_id),
-                keys.order_history(mch, p.merchant_order_id),
+                keys.order(mch, p.merchant_order_id),
                 keys.payments_by_created(partition, mch),
                 schedule_key,
-                keys.payment_made_under(mch, p.merchant_order_id, idempotency_key or ""),
             ],
-            [
-                p.id,
-                stored.created_ms,
-                "1" if keyed else "0",
-                due_ms,
-                entry,
-                RECORD_TTL_S,
-                *encode(fields),
-            ],
+            [p.id, stored.created_ms, key_field, due_ms, entry, *encode(fields)],
         )
         waited = self.queue_wait(batch, p.id)
         results = await batch.execute()
@@ -165,10 +154,8 @@ class PaymentStore:
         it, and that answer is not remembered): a retry makes a new payment."""
         p = stored.payment
         await self._unbind(
-            keys=[
-                keys.payment_made_under(stored.merchant_id, p.merchant_order_id, idempotency_key)
-            ],
-            args=[p.id],
+            keys=[keys.order(stored.merchant_id, p.merchant_order_id)],
+            args=[keys.key_field(idempotency_key), p.id],
         )
 
     async def get(self, mch: str, pay_id: str) -> StoredPayment | None:
@@ -216,12 +203,21 @@ class PaymentStore:
             self._transition,
             [
                 keys.payment(p.id),
-                keys.order_holder(mch, p.merchant_order_id),
+                keys.order(mch, p.merchant_order_id),
                 keys.event(evt_id),
                 keys.events(partition, mch),
                 keys.outbox(partition),
             ],
-            [status, require or "", evt_id, rfc3339(from_ms(now_ms)), now_ms, mch, *encode(fields)],
+            [
+                status,
+                require or "",
+                evt_id,
+                rfc3339(from_ms(now_ms)),
+                now_ms,
+                mch,
+                p.id,
+                *encode(fields),
+            ],
         )
 
     @staticmethod
@@ -242,8 +238,9 @@ class PaymentStore:
     ) -> tuple[list[StoredPayment], bool]:
         """Newest first, after the cursor. Returns (page, has_more)."""
         if merchant_order_id is not None:
-            members = await self._redis.smembers(keys.order_history(mch, merchant_order_id))
-            loaded = await self._load(mch, [text(m) for m in members])
+            fields = await self._redis.hkeys(keys.order(mch, merchant_order_id))
+            made = [text(f)[4:] for f in fields if text(f).startswith("pay:")]
+            loaded = await self._load(mch, made)
             candidates = [s for s in loaded if s is not None]
             candidates.sort(key=lambda s: (s.created_ms, s.payment.id), reverse=True)
             matches = [

@@ -36,45 +36,44 @@ end
 """
 
 CREATE_PAYMENT = """
--- KEYS: payment hash, order holder, order history set, the merchant's created index, the
---       partition's re-query schedule, the payment made under the request's Idempotency-Key
---       (all in the payment's partition)
--- ARGV: pay_id, created_ms, with an Idempotency-Key (1/0), due_ms, schedule member, ttl of
---       the key's binding (s), then field/value pairs
+-- KEYS: payment hash, order hash (its merchant_order_id), the merchant's created index, the
+--       partition's re-query schedule (all in the payment's partition)
+-- ARGV: pay_id, created_ms, the order hash's field for the request's Idempotency-Key
+--       ('' = none), due_ms, schedule member, then field/value pairs
 -- Returns {1, pay_id} | {0, id of the payment holding the order}
 --       | {2, id of the payment an earlier attempt made under the same key}.
--- The key's binding lives here, beside the order, not with the idempotency record (another
+-- The order hash holds the order: `current` (the payment that holds it), `pay:<id>` (every
+-- payment made with it, when) and `key:<digest>` (the payment made under an
+-- Idempotency-Key). The key's binding lives here, not with the idempotency record (another
 -- slot): a retry under the key (the same request, so the same order and partition) that took
--- over from an attempt that died finds the payment it made in the step that would otherwise
+-- over from an attempt that died meets the payment it made in the step that would otherwise
 -- write a second one.
-if ARGV[3] == '1' then
-  local bound = redis.call('GET', KEYS[6])
-  if bound then
-    return {2, bound}
-  end
+local found = redis.call('HMGET', KEYS[2], 'current', ARGV[3])
+if ARGV[3] ~= '' and found[2] then
+  return {2, found[2]}
 end
-local holder = redis.call('GET', KEYS[2])
-if holder then
-  return {0, holder}
+if found[1] then
+  return {0, found[1]}
 end
-redis.call('SET', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
-redis.call('SADD', KEYS[3], ARGV[1])
-redis.call('ZADD', KEYS[4], tonumber(ARGV[2]), ARGV[1])
-redis.call('ZADD', KEYS[5], tonumber(ARGV[4]), ARGV[5])
-if ARGV[3] == '1' then
-  redis.call('SET', KEYS[6], ARGV[1], 'EX', tonumber(ARGV[6]))
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[2], 'current', ARGV[1], 'pay:' .. ARGV[1], ARGV[2], ARGV[3],
+             ARGV[1])
+else
+  redis.call('HSET', KEYS[2], 'current', ARGV[1], 'pay:' .. ARGV[1], ARGV[2])
 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[1])
+redis.call('ZADD', KEYS[4], tonumber(ARGV[4]), ARGV[5])
 return {1, ARGV[1]}
 """
 
 TRANSITION = (
     _EMIT
     + """
--- KEYS: payment hash, order holder of its merchant_order_id, then for the event it may emit:
+-- KEYS: payment hash, order hash of its merchant_order_id, then for the event it may emit:
 --       event hash, the merchant's events index, the partition's outbox stream
 -- ARGV: new status, required current status ('' = any), event id, event time (RFC 3339),
---       event time (ms), merchant id, then field/value pairs
+--       event time (ms), merchant id, payment id, then field/value pairs
 -- Returns {applied (0/1), status now}. Reaching a final status emits `payment.<status>`.
 local rank = {processing = 0, pending = 1, succeeded = 2, failed = 2, closed = 2}
 local current = redis.call('HGET', KEYS[1], 'status')
@@ -91,12 +90,12 @@ end
 if wanted == current and rank[current] == 2 then
   return {0, current}
 end
-redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 7))
-local id = redis.call('HGET', KEYS[1], 'id')
+redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 8))
+local id = ARGV[7]
 if wanted == 'failed' then
   -- A failed payment gives its merchant_order_id back, so the merchant can try again.
-  if redis.call('GET', KEYS[2]) == id then
-    redis.call('DEL', KEYS[2])
+  if redis.call('HGET', KEYS[2], 'current') == id then
+    redis.call('HDEL', KEYS[2], 'current')
   end
 end
 if rank[wanted] == 2 then
@@ -109,70 +108,104 @@ return {1, wanted}
 """
 )
 
-IDEMPOTENCY_BEGIN = """
+_IDEMPOTENCY_RECORD = """
+-- An idempotency record is one string, a JSON object: fp (the request's fingerprint), state
+-- (running | done), token (the running request's), lease_until (ms, as text), status and
+-- body (the answer to replay). One GET and one SET per step.
+local function read(key)
+  local raw = redis.call('GET', key)
+  if not raw then
+    return nil
+  end
+  local ok, rec = pcall(cjson.decode, raw)
+  if ok and type(rec) == 'table' then
+    return rec
+  end
+  return {fp = '', state = 'damaged'}
+end
+"""
+
+IDEMPOTENCY_BEGIN = (
+    _IDEMPOTENCY_RECORD
+    + """
 -- KEYS: idempotency record
 -- ARGV: fingerprint, owner token, now_ms, lease_ms, ttl_s
 -- Returns {'new'} | {'mismatch'} | {'in_flight', lease_until_ms} | {'replay', status, body}
-local rec = redis.call('HMGET', KEYS[1], 'fp', 'state', 'lease_until', 'status', 'body')
-local until_ms = tonumber(ARGV[3]) + tonumber(ARGV[4])
-if not rec[1] then
-  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'state', 'running', 'token', ARGV[2],
-             'lease_until', until_ms)
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
+local rec = read(KEYS[1])
+local until_ms = tostring(tonumber(ARGV[3]) + tonumber(ARGV[4]))
+if not rec then
+  redis.call('SET', KEYS[1], cjson.encode({fp = ARGV[1], state = 'running', token = ARGV[2],
+                                           lease_until = until_ms}), 'EX', tonumber(ARGV[5]))
   return {'new'}
 end
-if rec[1] ~= ARGV[1] then
+if rec.fp ~= ARGV[1] then
   return {'mismatch'}
 end
-if rec[2] == 'done' then
-  return {'replay', rec[4], rec[5]}
+if rec.state == 'done' then
+  return {'replay', rec.status, rec.body}
 end
-if tonumber(rec[3]) > tonumber(ARGV[3]) then
-  return {'in_flight', rec[3]}
+if tonumber(rec.lease_until) > tonumber(ARGV[3]) then
+  return {'in_flight', rec.lease_until}
 end
 -- The attempt that held the key died: this request takes over. Whatever that attempt made
 -- under the key is found where it was made (CREATE_PAYMENT, CREATE_REFUND).
-redis.call('HSET', KEYS[1], 'token', ARGV[2], 'lease_until', until_ms)
+rec.token = ARGV[2]
+rec.lease_until = until_ms
+redis.call('SET', KEYS[1], cjson.encode(rec), 'KEEPTTL')
 return {'new'}
 """
+)
 
-IDEMPOTENCY_RENEW = """
+IDEMPOTENCY_RENEW = (
+    _IDEMPOTENCY_RECORD
+    + """
 -- KEYS: idempotency record
 -- ARGV: owner token, lease until (ms)
 -- Returns 1 while the caller still owns the running record, else 0.
-local rec = redis.call('HMGET', KEYS[1], 'token', 'state')
-if rec[1] ~= ARGV[1] or rec[2] ~= 'running' then
+local rec = read(KEYS[1])
+if not rec or rec.token ~= ARGV[1] or rec.state ~= 'running' then
   return 0
 end
-redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
+rec.lease_until = ARGV[2]
+redis.call('SET', KEYS[1], cjson.encode(rec), 'KEEPTTL')
 return 1
 """
+)
 
-IDEMPOTENCY_FINISH = """
+IDEMPOTENCY_FINISH = (
+    _IDEMPOTENCY_RECORD
+    + """
 -- KEYS: idempotency record
 -- ARGV: owner token, status, body, ttl_s
-if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
+local rec = read(KEYS[1])
+if not rec or rec.token ~= ARGV[1] then
   return 0
 end
-redis.call('HSET', KEYS[1], 'state', 'done', 'status', ARGV[2], 'body', ARGV[3])
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+rec.state = 'done'
+rec.status = ARGV[2]
+rec.body = ARGV[3]
+redis.call('SET', KEYS[1], cjson.encode(rec), 'EX', tonumber(ARGV[4]))
 return 1
 """
+)
 
-IDEMPOTENCY_RELEASE = """
+IDEMPOTENCY_RELEASE = (
+    _IDEMPOTENCY_RECORD
+    + """
 -- KEYS: idempotency record
 -- ARGV: owner token
 -- An answer that is not remembered lets a retry run again: the record goes. A payment or
 -- refund the request made stays bound to the key where it was made, so the retry answers
 -- about it instead of making a second one.
 -- Returns 1 (forgotten) or 0 (not the owner).
-local rec = redis.call('HMGET', KEYS[1], 'token', 'state')
-if rec[1] ~= ARGV[1] or rec[2] ~= 'running' then
+local rec = read(KEYS[1])
+if not rec or rec.token ~= ARGV[1] or rec.state ~= 'running' then
   return 0
 end
 redis.call('DEL', KEYS[1])
 return 1
 """
+)
 
 CLAIM_DUE = """
 -- KEYS: schedule zset
@@ -410,6 +443,16 @@ redis.call('HSET', KEYS[1], 'forced_ms', ARGV[2])
 return ARGV[1]
 """
 
+HDEL_IF = """
+-- KEYS: a hash
+-- ARGV: a field, the value it must hold
+-- Deletes the field if it holds that value. Returns 1 if deleted.
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
 DELETE_IF = """
 -- KEYS: a string key
 -- ARGV: the value it must hold
@@ -435,5 +478,6 @@ ALL = (
     BREAKER_FLUSH,
     BREAKER_OVERRIDE,
     DELETE_IF,
+    HDEL_IF,
 )
 """Loaded when a store opens, so batches can call them by hash (`router.store.batch`)."""
