@@ -160,6 +160,19 @@ def snapshot(text: str) -> RedisSnapshot:
     )
 
 
+def add_snapshots(shots: Sequence[RedisSnapshot]) -> RedisSnapshot:
+    """Several servers' snapshots as one (a cluster's primaries: their counters add up)."""
+    calls: dict[str, int] = {}
+    for shot in shots:
+        for name, count in shot.calls.items():
+            calls[name] = calls.get(name, 0) + count
+    return RedisSnapshot(
+        calls=calls,
+        reads=sum(shot.reads for shot in shots),
+        commands=sum(shot.commands for shot in shots),
+    )
+
+
 OWN_COMMANDS = frozenset({"info"})
 """Commands the harness itself sends while measuring: left out of every delta."""
 
