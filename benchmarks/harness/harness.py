@@ -52,7 +52,9 @@ REDIS_NOTE = (
     "EVALSHA that ran them) and INFO stats total_reads_processed as round trips (the server's "
     "socket read events: one per client request or pipelined batch, so ≈ client round trips). "
     "The routers' background loops (re-query worker, webhook dispatcher) are included; their "
-    "idle rate is in idle_background."
+    "idle rate is in idle_background. On a cluster every counter is summed over the primaries "
+    "(replicas' replication traffic is not counted), so a batch sent to three nodes is three "
+    "round trips."
 )
 SPREAD_NOTE = (
     "MONITOR on every primary during {count} spread-wechat creates ({merchants} merchants, the "
@@ -279,11 +281,16 @@ def headline_redis(
     if measured is None:
         return None
     floor = scenarios.get("floor-wechat", {}).get("redis_per_op")
+    # The primaries' own CPU (/proc), so the shard arithmetic can use a measured cost.
+    cpu_ms = scenarios["create-qr-wechat"].get("cpu_ms_per_op", {}).get("redis")
+    commands = measured["commands_per_item"]
     return {
         "phase": "create-qr-wechat",
         "payments": measured["items"],
-        "commands_per_payment": measured["commands_per_item"],
+        "commands_per_payment": commands,
         "round_trips_per_payment": measured["round_trips_per_item"],
+        "cpu_ms_per_payment": cpu_ms,
+        "cpu_us_per_command": round(cpu_ms * 1000 / commands, 2) if cpu_ms and commands else None,
         "by_command": measured["by_command"],
         "floor": floor,
         "idle_background": idle,

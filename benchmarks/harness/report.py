@@ -97,6 +97,11 @@ def _redis_lines(report: Mapping[str, Any]) -> list[str]:
         f"{_num(redis['round_trips_per_payment'], 2)} round trips "
         "(total_reads_processed)",
     ]
+    if redis.get("cpu_ms_per_payment") is not None:
+        out.append(
+            f"Redis CPU (primaries, /proc): {_num(redis['cpu_ms_per_payment'], 3)} ms per "
+            f"payment, {_num(redis.get('cpu_us_per_command'), 1)} µs per command"
+        )
     # Commands below 0.005 a payment (background loops, connection handshakes) show as 0.00.
     shown = {name: calls for name, calls in redis["by_command"].items() if calls >= 0.005}
     rows = [[name, _num(calls, 2)] for name, calls in shown.items()]
