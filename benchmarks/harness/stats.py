@@ -175,6 +175,9 @@ def add_snapshots(shots: Sequence[RedisSnapshot]) -> RedisSnapshot:
 
 OWN_COMMANDS = frozenset({"info"})
 """Commands the harness itself sends while measuring: left out of every delta."""
+REPLICATION_COMMANDS = frozenset({"replconf"})
+"""What a replica sends its primary (an ACK a second): not client work, left out of every
+delta, and each call's socket read taken out of the round trips."""
 
 
 def redis_delta(
@@ -189,14 +192,18 @@ def redis_delta(
         return None
     by_command: dict[str, float] = {}
     total = 0
+    replication = 0
     for name, calls in after.calls.items():
+        if name in REPLICATION_COMMANDS:
+            replication += calls - before.calls.get(name, 0)
+            continue
         if name in OWN_COMMANDS:
             continue
         delta = calls - before.calls.get(name, 0)
         if delta > 0:
             by_command[name] = round(delta / items, 3)
             total += delta
-    reads = after.reads - before.reads - own_reads
+    reads = after.reads - before.reads - own_reads - replication
     ordered = dict(sorted(by_command.items(), key=lambda kv: (-kv[1], kv[0])))
     return {
         "items": items,
