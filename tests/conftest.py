@@ -1,5 +1,5 @@
 """Fixtures every suite shares: a real redis-server, a real Redis Cluster and Sentinel set-up
-(`tests.redis_topologies`), and serving apps on loopback sockets."""
+(`benchmarks.harness.topologies`), and serving apps on loopback sockets."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ import pytest
 import redis
 from aiohttp import web
 
-from router.logs import Runner
-from tests.redis_topologies import (
+from benchmarks.harness.topologies import (
     RedisClusterSetup,
     RedisSentinelSetup,
     TopologyError,
     start_cluster,
     start_sentinel,
 )
+from router.logs import Runner
 
 
 @pytest.fixture(scope="session")

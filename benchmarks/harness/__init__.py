@@ -6,9 +6,10 @@ or rate; and reports latency, throughput, CPU per payment (router against the fl
 commands and round trips per payment, and scale-out from one router process to more. It
 prints numbers and asserts nothing.
 
-    payrouter bench                        # everything, about 70 s on 2 cores
+    payrouter bench                        # everything, about 80 s on 2 cores
     payrouter bench --count 500 --scenarios create-qr-wechat,floor-wechat --processes 1
     payrouter bench --json-file bench.json # the table, and every number saved as JSON
+    payrouter bench --redis cluster        # against a private 3+3 Redis Cluster
 
 Reading it:
 
@@ -17,7 +18,17 @@ Reading it:
 - *router / floor CPU per payment* compares the router's CPU per created payment with a
   process that does only the unavoidable work (`floor.py`): the headline number.
 - *Redis per payment* comes from the server's own counters, so it counts what reached Redis
-  whoever sent it; commands run by Lua scripts appear under their own names too.
+  whoever sent it; commands run by Lua scripts appear under their own names too. On a
+  cluster every counter is summed over the primaries: a batch the client splits over three
+  nodes is three round trips. *Redis CPU* is the primaries' own (`/proc`), per payment and
+  per command.
+- *where commands land* (spread-wechat: 16 merchants, one sending half) is a measurement of
+  its own, after the timed phases: `MONITOR` on every primary while `--spread-count` creates
+  run. Each command counts in the slot of its first key (EVALSHA: the first key after
+  numkeys; commands a Lua script runs count too) and on the node it ran on. A slot's *fair*
+  share is 1/64 of all commands (payments are spread over 64 partitions, one slot each);
+  *x fair* is its share divided by that, so 2.0 means twice what an even spread gives. A
+  node's fair share is 1/primaries. The background loops of the routers are included.
 - *busy/host*: the share of all cores the measured processes used, and the share the whole
   machine was busy. A host share well above ours means something else ran meanwhile.
 
@@ -28,5 +39,6 @@ Modules:
     probes.py    CPU and Redis counters                     stats.py   the pure arithmetic
     procs.py     child processes                            report.py  the text table
     floor.py     the floor process                          simproc.py the simulators' process
-    cli.py       the click command
+    spread.py    MONITOR lines, slots and nodes             cli.py     the click command
+    topologies.py  Redis Cluster and Sentinel launchers (the test fixtures use them too)
 """

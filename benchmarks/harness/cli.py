@@ -12,18 +12,22 @@ from click.core import ParameterSource
 
 from benchmarks.harness.harness import run_bench
 from benchmarks.harness.load import COUNT_CAP, LoadShape
+from benchmarks.harness.probes import addresses_of
 from benchmarks.harness.procs import StartError
 from benchmarks.harness.report import render
 from benchmarks.harness.scenarios import SCENARIOS
 from benchmarks.harness.setup import BenchOptions
 from router.cli.common import FiniteFloatRange, not_blank, run_async
 from router.settings import redacted
+from router.store.connect import CLUSTER_SCHEME
 from router.urls import url_problem
 
 MAX_RATE = 100_000.0
 """Operations per second: far beyond what one machine's loopback can take."""
 WITH_TARGET = ("router_pids", "redis_url", "api_key", "routing", "wechat_sim")
 """Options that only describe already-running routers (`--target`)."""
+WITHOUT_TARGET = ("redis",)
+"""Options that only describe what bench starts itself (not with `--target`)."""
 
 
 def _processes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -58,29 +62,41 @@ def _http_urls(
 
 
 def _redis_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    # The statistics probe speaks RESP over plain TCP: redis:// with a host.
+    # The statistics probe speaks RESP over plain TCP: redis:// with a host, or
+    # redis+cluster:// with seed nodes (it finds every primary from the first).
     if value is not None:
         try:
-            parts = urlsplit(value)
-            port = parts.port
+            seeds, _ = addresses_of(value)
+            scheme = urlsplit(value).scheme
         except ValueError:
             raise click.BadParameter(f"{redacted(value)!r} is not a URL") from None
-        if parts.scheme != "redis" or not parts.hostname or port == 0:
+        if scheme not in ("redis", CLUSTER_SCHEME) or not all(s.host and s.port for s in seeds):
             raise click.BadParameter(
-                f"{redacted(value)!r}: use redis://host[:port][/db], e.g. redis://127.0.0.1:6379/0"
+                f"{redacted(value)!r}: use redis://host[:port][/db], e.g. "
+                "redis://127.0.0.1:6379/0, or redis+cluster://host:port[,host:port...]"
             )
     return value
 
 
-def _only_with_target(ctx: click.Context, targets: tuple[str, ...]) -> None:
-    if targets:
-        return
-    given = [
+def _from_command_line(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
+    return [
         param.opts[0]
         for param in ctx.command.params
-        if param.name in WITH_TARGET
+        if param.name in names
         and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE
     ]
+
+
+def _only_with_target(ctx: click.Context, targets: tuple[str, ...]) -> None:
+    if targets:
+        started = _from_command_line(ctx, WITHOUT_TARGET)
+        if started:
+            raise click.UsageError(
+                f"{', '.join(started)}: only without --target (it says what bench starts); "
+                "with --target, --redis-url names the Redis the routers use"
+            )
+        return
+    given = _from_command_line(ctx, WITH_TARGET)
     if given:
         raise click.UsageError(
             f"{', '.join(given)}: only with --target URL (routers already running); without "
@@ -183,6 +199,20 @@ def _only_with_target(ctx: click.Context, targets: tuple[str, ...]) -> None:
     help="Scale of the simulators' notification delays (above 0, at most 1000).",
 )
 @click.option("--sandbox-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option(
+    "--redis",
+    type=click.Choice(["single", "cluster"]),
+    default="single",
+    show_default=True,
+    help="Start one redis-server, or a Redis Cluster of 3 primaries and 3 replicas.",
+)
+@click.option(
+    "--spread-count",
+    type=click.IntRange(1, COUNT_CAP),
+    default=320,
+    show_default=True,
+    help="spread-wechat creates watched with MONITOR (where commands land).",
+)
 @click.pass_context
 def bench(
     ctx: click.Context,
@@ -203,15 +233,19 @@ def bench(
     routing: Path | None,
     time_factor: float,
     sandbox_dir: Path | None,
+    redis: str,
+    spread_count: int,
 ) -> None:
     """Benchmark the router on loopback and print latency, throughput, CPU and Redis cost.
 
-    Unless --target is given it starts everything itself: a private redis-server, the
-    channel simulators, a webhook receiver, the routers (`payrouter serve`, one per
-    --processes count) and the floor (the least work a router must do per payment).
-    Every scenario is bounded by --duration (or --count, capped at 90 s). Scenarios:
-    create-qr-wechat|alipay|unionpay, floor-wechat, direct-wechat (the simulator with no
-    router in between), lifecycle-wechat (create, pay, webhook) and refund-wechat.
+    Unless --target is given it starts everything itself: a private redis-server (or a
+    Redis Cluster, --redis cluster), the channel simulators, a webhook receiver, the routers
+    (`payrouter serve`, one per --processes count) and the floor (the least work a router
+    must do per payment). Every scenario is bounded by --duration (or --count, capped at
+    90 s). Scenarios: create-qr-wechat|alipay|unionpay, floor-wechat, direct-wechat (the
+    simulator with no router in between), lifecycle-wechat (create, pay, webhook),
+    refund-wechat and spread-wechat (16 merchants, one sending half; then --spread-count more
+    creates watched with MONITOR: the share of commands on the busiest slot and node).
     """
     _only_with_target(ctx, targets)
     shape = LoadShape(
@@ -234,6 +268,8 @@ def bench(
         time_factor=time_factor,
         sandbox_dir=sandbox_dir,
         command=("payrouter", *sys.argv[1:]),
+        redis=redis,
+        spread_count=spread_count,
     )
 
     def say(text: str) -> None:

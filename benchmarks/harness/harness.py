@@ -25,16 +25,19 @@ import aiohttp
 
 from benchmarks.harness import procs
 from benchmarks.harness.load import drive
-from benchmarks.harness.probes import CpuWatch
+from benchmarks.harness.probes import CpuWatch, MonitorTap
 from benchmarks.harness.scenarios import (
     REFUNDS_PER_PAYMENT,
+    SPREAD_MERCHANTS,
     Receiver,
     Target,
     lifecycle_wechat,
     operation,
+    spread_wechat,
 )
 from benchmarks.harness.setup import BenchOptions, Environment, attach, start_everything
 from benchmarks.harness.stats import difference, redis_delta
+from router.store.keys import PARTITIONS
 
 Say = Callable[[str], None]
 IDLE_WINDOW_S = 1.0
@@ -49,7 +52,19 @@ REDIS_NOTE = (
     "EVALSHA that ran them) and INFO stats total_reads_processed as round trips (the server's "
     "socket read events: one per client request or pipelined batch, so ≈ client round trips). "
     "The routers' background loops (re-query worker, webhook dispatcher) are included; their "
-    "idle rate is in idle_background."
+    "idle rate is in idle_background. On a cluster every counter is summed over the primaries "
+    "(replicas' replication traffic is not counted), so a batch sent to three nodes is three "
+    "round trips."
+)
+SPREAD_NOTE = (
+    "MONITOR on every primary during {count} spread-wechat creates ({merchants} merchants, the "
+    "first sending half), apart from the throughput phases (MONITOR slows Redis). Each command "
+    "counts in the slot of its first key (EVAL/EVALSHA: the first key after numkeys; commands "
+    "run by Lua scripts count too) and on the node it ran on; the routers' background loops "
+    "are included. Shares are of every command counted; a slot's fair share is 1/{partitions} "
+    "(payments spread over {partitions} partitions, one slot each), x_fair = share / fair "
+    "share; a node's fair share is 1/primaries. unkeyed: commands with no key (PING, MULTI, "
+    "...); multi_slot: commands whose keys span slots (one server only)."
 )
 CPU_NOTE = (
     "user+system CPU from /proc/<pid>/stat (utime+stime) of each process, delta over the "
@@ -113,8 +128,8 @@ class Run:
         summary["host_busy"] = CpuWatch.host_busy(cpu_before, cpu_after)
         self.check_quiet(name, summary)
         summary["redis_per_op"] = (
-            redis_delta(redis_before, redis_after, result.ok)
-            if redis_before is not None and redis_after is not None
+            redis_delta(redis_before, redis_after, result.ok, own_reads=len(redis.nodes))
+            if redis is not None and redis_before is not None and redis_after is not None
             else None
         )
         self.say(
@@ -140,7 +155,7 @@ class Run:
         before = await redis.snapshot()
         await asyncio.sleep(IDLE_WINDOW_S)
         after = await redis.snapshot()
-        delta = redis_delta(before, after, 1)
+        delta = redis_delta(before, after, 1, own_reads=len(redis.nodes))
         assert delta is not None
         return {
             "window_s": IDLE_WINDOW_S,
@@ -170,10 +185,41 @@ class Run:
                 continue
             if name == "direct-wechat" and target.direct is None:
                 continue
+            if name == "spread-wechat" and not target.spread_keys:
+                self.env.notes.append("spread-wechat not run: give --redis-url with --target")
+                continue
             if name == "refund-wechat":
                 await self.fill_paid()
             out[name] = await self.phase(name, target, self.first)
         return out
+
+    async def spread(self) -> dict[str, Any] | None:
+        """Where the commands of `spread_count` spread creates land: MONITOR on every primary,
+        a measurement of its own after the throughput phases."""
+        redis = self.env.redis
+        target = self.env.target.using(self.env.target.routers[: self.first])
+        if redis is None or not target.spread_keys:
+            return None
+        count = self.options.spread_count
+        tap = MonitorTap(redis.addresses)
+        await tap.start()
+        try:
+            result = await drive(spread_wechat(target), self.options.shape.warmup(count))
+        finally:
+            tally = await tap.stop()
+        nodes = [address.name for address in redis.addresses]
+        summary = tally.summary(PARTITIONS, result.ok, nodes)
+        self.say(
+            f"[{time.perf_counter() - self.started:6.1f}s] spread: {result.ok} creates, "
+            f"{summary['commands']} commands on {len(nodes)} node(s)"
+        )
+        return summary | {
+            "topology": self.options.redis if not self.options.targets else "target",
+            "errors": sum(result.errors.values()),
+            "note": SPREAD_NOTE.format(
+                count=count, merchants=SPREAD_MERCHANTS, partitions=PARTITIONS
+            ),
+        }
 
     async def scale_out(self, measured: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
         grow = self.env.grow
@@ -235,11 +281,16 @@ def headline_redis(
     if measured is None:
         return None
     floor = scenarios.get("floor-wechat", {}).get("redis_per_op")
+    # The primaries' own CPU (/proc), so the shard arithmetic can use a measured cost.
+    cpu_ms = scenarios["create-qr-wechat"].get("cpu_ms_per_op", {}).get("redis")
+    commands = measured["commands_per_item"]
     return {
         "phase": "create-qr-wechat",
         "payments": measured["items"],
-        "commands_per_payment": measured["commands_per_item"],
+        "commands_per_payment": commands,
         "round_trips_per_payment": measured["round_trips_per_item"],
+        "cpu_ms_per_payment": cpu_ms,
+        "cpu_us_per_command": round(cpu_ms * 1000 / commands, 2) if cpu_ms and commands else None,
         "by_command": measured["by_command"],
         "floor": floor,
         "idle_background": idle,
@@ -260,6 +311,8 @@ def settings_of(options: BenchOptions) -> dict[str, Any]:
         "scenarios": list(options.scenarios),
         "targets": list(options.targets),
         "time_factor": None if options.targets else options.time_factor,
+        "redis": "target" if options.targets else options.redis,
+        "spread_count": options.spread_count,
         "idempotency_key": True,
     }
 
@@ -283,6 +336,7 @@ async def run_bench(options: BenchOptions, say: Say) -> dict[str, Any]:
             run = Run(options, env, say)
             idle = await run.idle_background()
             scenarios = await run.scenarios()
+            spread = await run.spread()
             scale = await run.scale_out(scenarios)
             if env.redis is not None:
                 await env.redis.close()
@@ -306,6 +360,7 @@ async def run_bench(options: BenchOptions, say: Say) -> dict[str, Any]:
         "router_added_latency_ms": difference(routed, direct),
         "cpu": headline_cpu(scenarios, run.first),
         "redis": headline_redis(scenarios, idle),
+        "spread": spread,
         "scale_out": scale,
         "webhooks": {"received": receiver.received, "unmatched": receiver.unmatched},
         "notes": env.notes,

@@ -1,4 +1,4 @@
-"""Starting and stopping what the benchmark runs: redis-server, simulators, routers, floor.
+"""Starting and stopping what the benchmark runs: Redis, simulators, routers, floor.
 
 Every child listens on a free loopback port chosen here and is stopped with SIGTERM (SIGKILL
 after a grace period) by the `Children` that started it; their stderr goes to log files in
@@ -13,15 +13,17 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
 from benchmarks.harness.stats import cpu_seconds
+from benchmarks.harness.topologies import RedisClusterSetup, TopologyError, start_cluster
 
 START_TIMEOUT_S = 60.0
 
@@ -86,6 +88,8 @@ class Children:
 
     workdir: Path
     started: list[Child] = field(default_factory=list)
+    blocking_stops: list[Callable[[], None]] = field(default_factory=list)
+    """How to stop what was started by blocking code (a Redis Cluster): run in a thread."""
 
     async def spawn(
         self, name: str, argv: list[str], env: Mapping[str, str] | None = None, pipe: bool = False
@@ -110,6 +114,9 @@ class Children:
         for child in reversed(self.started):
             await stop(child, grace_s)
         self.started.clear()
+        for stop_blocking in reversed(self.blocking_stops):
+            await asyncio.to_thread(stop_blocking)
+        self.blocking_stops.clear()
 
 
 async def stop(child: Child, grace_s: float = 10.0) -> None:
@@ -182,6 +189,19 @@ async def start_redis(children: Children) -> tuple[Child, str]:
         await writer.wait_closed()
         child.url = url
         return child, url
+
+
+async def start_redis_cluster(children: Children) -> tuple[RedisClusterSetup, str]:
+    """A private 3-primary, 3-replica Redis Cluster on loopback (`topologies.start_cluster`,
+    the launcher the tests use), stopped with the children."""
+    root = children.workdir / "redis-cluster"
+    root.mkdir(exist_ok=True)
+    try:
+        cluster = await asyncio.to_thread(start_cluster, root)
+    except (TopologyError, subprocess.SubprocessError, OSError) as exc:
+        raise StartError(f"redis cluster did not start (logs in {root}): {exc}") from None
+    children.blocking_stops.append(cluster.stop)
+    return cluster, cluster.url
 
 
 async def start_simulators(

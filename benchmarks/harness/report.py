@@ -8,6 +8,8 @@ from typing import Any
 
 SERVER_PARTY = {"floor-wechat": "floor", "direct-wechat": None}
 """Whose CPU the table shows for a scenario: the router's, unless named here."""
+KEY_WIDTH = 64
+"""Example keys are cut to this many characters in the text (not in `--json`)."""
 
 
 def _num(value: object, digits: int = 1) -> str:
@@ -95,6 +97,11 @@ def _redis_lines(report: Mapping[str, Any]) -> list[str]:
         f"{_num(redis['round_trips_per_payment'], 2)} round trips "
         "(total_reads_processed)",
     ]
+    if redis.get("cpu_ms_per_payment") is not None:
+        out.append(
+            f"Redis CPU (primaries, /proc): {_num(redis['cpu_ms_per_payment'], 3)} ms per "
+            f"payment, {_num(redis.get('cpu_us_per_command'), 1)} µs per command"
+        )
     # Commands below 0.005 a payment (background loops, connection handshakes) show as 0.00.
     shown = {name: calls for name, calls in redis["by_command"].items() if calls >= 0.005}
     rows = [[name, _num(calls, 2)] for name, calls in shown.items()]
@@ -114,6 +121,48 @@ def _redis_lines(report: Mapping[str, Any]) -> list[str]:
         )
     out.append("(commands run inside Lua scripts count under their own names too)")
     return out
+
+
+def _spread_lines(report: Mapping[str, Any]) -> list[str]:
+    spread = report.get("spread")
+    if not spread:
+        return []
+    nodes = spread["nodes"]
+    out = [
+        f"where commands land (spread-wechat, {spread['payments']} creates by 16 merchants, one "
+        f"sending half; MONITOR on {len(nodes)} primar{'ies' if len(nodes) != 1 else 'y'}, "
+        f"{spread['topology']}):",
+        f"  {spread['commands']:,} commands ({_num(spread['commands_per_payment'], 2)} per "
+        f"payment, {spread['from_lua']:,} run by Lua scripts, {spread['unkeyed']:,} with no key"
+        f"), {spread['slots_used']} slots used",
+    ]
+    busiest = spread.get("busiest_slot")
+    if busiest:
+        out.append(
+            f"==> busiest slot {busiest['slot']} ({busiest['example_key']}): "
+            f"{_pct1(busiest['share'])} of commands, {_num(busiest['x_fair'], 2)}x its fair "
+            f"share ({_pct1(spread['fair_slot_share'])} = 1/64: payments spread over 64 slots)"
+        )
+        rows = [
+            [_short(s["example_key"]), str(s["slot"]), _pct1(s["share"]), _num(s["x_fair"], 2)]
+            for s in spread["top_slots"]
+        ]
+        out += ["  " + line for line in table(["example key", "slot", "share", "x fair"], rows)]
+    if spread.get("busiest_node"):
+        shares = ", ".join(f"{node} {_pct1(share)}" for node, share in nodes.items())
+        out.append(
+            f"==> busiest node {spread['busiest_node']}: {_pct1(spread['busiest_node_share'])} "
+            f"of commands (fair {_pct1(spread['fair_node_share'])}); {shares}"
+        )
+    return out
+
+
+def _short(key: str, width: int = KEY_WIDTH) -> str:
+    return key if len(key) <= width else key[: width - 1] + "…"
+
+
+def _pct1(value: object) -> str:
+    return f"{value:.1%}" if isinstance(value, int | float) else "-"
 
 
 def _scale_lines(report: Mapping[str, Any]) -> list[str]:
@@ -152,7 +201,7 @@ def render(report: Mapping[str, Any]) -> str:
     bound = f"{s['count']} ops" if s["count"] is not None else f"{s['duration_s']} s"
     lines = [
         f"payrouter bench: {m['cpu_model']}, {m['cores']} cores, Python {m['python']}, "
-        f"redis-server {m['redis_server']}",
+        f"redis-server {m['redis_server']} ({s.get('redis', 'single')})",
         f"command: {shlex.join(report['command'])}",
         f"load: {load}, {bound} per scenario, warm-up {s['warmup']} ops; "
         f"took {report['elapsed_s']} s",
@@ -174,6 +223,9 @@ def render(report: Mapping[str, Any]) -> str:
             + ", ".join(f"{k} {_num(v, 2)} ms" for k, v in added.items()),
         ]
     lines += ["", *_cpu_lines(report), "", *_redis_lines(report)]
+    spread = _spread_lines(report)
+    if spread:
+        lines += ["", *spread]
     scale = _scale_lines(report)
     if scale:
         lines += ["", *scale]

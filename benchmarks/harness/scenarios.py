@@ -9,6 +9,8 @@
 | lifecycle-wechat    | create, the buyer pays at the simulator, and the merchant webhook   |
 |                     | `payment.succeeded` reaches the receiver (latency ends there)        |
 | refund-wechat       | POST /v1/payments/{id}/refunds of 1 fen of an already paid payment   |
+| spread-wechat       | create-qr-wechat by one of 16 merchants: every other create by the   |
+|                     | first, the rest by the other 15 in turn (one sends half the traffic) |
 """
 
 from __future__ import annotations
@@ -45,8 +47,11 @@ SCENARIOS: tuple[str, ...] = (
     "create-qr-unionpay",
     "lifecycle-wechat",
     "refund-wechat",
+    "spread-wechat",
 )
 """Every scenario, in the order a run measures them."""
+SPREAD_MERCHANTS = 16
+"""Merchants of the spread scenario; the first sends half of the creates."""
 AMOUNT = 1999
 REFUNDS_PER_PAYMENT = 50
 """WeChat Pay refuses a 51st refund of one order."""
@@ -112,6 +117,8 @@ class Target:
     receiver: Receiver
     direct: WeChatChannel | None = None
     floor_url: str | None = None
+    spread_keys: list[str] = field(default_factory=list)
+    """API secrets of the spread scenario's merchants (empty: it cannot run)."""
     run_tag: str = field(default_factory=lambda: f"{int(time.time()) % 100000:05d}")
     paid: deque[list[Any]] = field(default_factory=deque)
     """Paid payments still refundable: `[payment id, refunds made]`."""
@@ -126,7 +133,7 @@ class Target:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
+        return bearer(self.api_key)
 
     def using(self, routers: list[str]) -> Target:
         """The same target, its load spread over `routers` only."""
@@ -139,10 +146,15 @@ class Target:
             receiver=self.receiver,
             direct=self.direct,
             floor_url=self.floor_url,
+            spread_keys=self.spread_keys,
             run_tag=self.run_tag,
             paid=self.paid,
             _ids=self._ids,
         )
+
+
+def bearer(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
 
 
 async def post_json(
@@ -176,11 +188,15 @@ def payment_body(target: Target, wallet: Wallet, order_id: str) -> dict[str, Any
 
 
 async def create_payment(
-    target: Target, wallet: Wallet, extra: dict[str, Any] | None = None
+    target: Target,
+    wallet: Wallet,
+    extra: dict[str, Any] | None = None,
+    api_key: str | None = None,
 ) -> dict[str, Any]:
+    """One keyed create by the target's merchant (or the one `api_key` belongs to)."""
     order_id = target.next_id("B")
     body = payment_body(target, wallet, order_id) | (extra or {})
-    headers = target.headers | {"Idempotency-Key": f"bench-{order_id}"}
+    headers = bearer(api_key or target.api_key) | {"Idempotency-Key": f"bench-{order_id}"}
     return await post_json(
         target.session, f"{target.router()}/v1/payments", body, headers, expect=(201,)
     )
@@ -189,6 +205,30 @@ async def create_payment(
 def create_qr(target: Target, wallet: Wallet) -> Op:
     async def op() -> None:
         created = await create_payment(target, wallet)
+        if not (created.get("action") or {}).get("qr_code"):
+            raise Failed("no_qr_code", json.dumps(created)[:200])
+
+    return op
+
+
+def spread_merchant(index: int, merchants: int) -> int:
+    """The merchant of the `index`-th spread create: 0 for every other one (half of the
+    traffic), the others in turn for the rest."""
+    if index % 2 == 0 or merchants < 2:
+        return 0
+    return 1 + (index // 2) % (merchants - 1)
+
+
+def spread_wechat(target: Target) -> Op:
+    """QR creates by `SPREAD_MERCHANTS` merchants, one of which sends half of them."""
+    keys = target.spread_keys
+    if not keys:
+        raise ValueError("spread-wechat needs its merchants")
+    turn = itertools.count()
+
+    async def op() -> None:
+        key = keys[spread_merchant(next(turn), len(keys))]
+        created = await create_payment(target, "wechat", api_key=key)
         if not (created.get("action") or {}).get("qr_code"):
             raise Failed("no_qr_code", json.dumps(created)[:200])
 
@@ -284,5 +324,6 @@ def operation(name: str, target: Target) -> Op:
         "floor-wechat": floor_wechat,
         "lifecycle-wechat": lifecycle_wechat,
         "refund-wechat": refund_wechat,
+        "spread-wechat": spread_wechat,
     }
     return makers[name](target)

@@ -1,8 +1,9 @@
 """What a benchmark run measures against: started here, or already running (`--target`).
 
-Started here: a private redis-server, the three simulators in one child process, a routing
-file naming their sandbox credential bundles, a merchant created straight in Redis, N
-`payrouter serve` children and the floor process, each on a free loopback port.
+Started here: a private redis-server (or, with `--redis cluster`, a 3-primary, 3-replica
+Redis Cluster), the three simulators in one child process, a routing file naming their
+sandbox credential bundles, a merchant created straight in Redis (and the 16 of the spread
+scenario), N `payrouter serve` children and the floor process, each on a free loopback port.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import click
 from benchmarks.harness import procs
 from benchmarks.harness.floor import load_channel
 from benchmarks.harness.load import LoadShape
-from benchmarks.harness.probes import RedisInfo
-from benchmarks.harness.scenarios import Receiver, Target
+from benchmarks.harness.probes import RedisCounters
+from benchmarks.harness.scenarios import SPREAD_MERCHANTS, Receiver, Target
 from channels.base import Wallet
 from channels.registry import REGISTRY
 from router.clock import Clock
@@ -54,6 +55,10 @@ class BenchOptions:
     time_factor: float = 0.001
     sandbox_dir: Path | None = None
     command: tuple[str, ...] = ()
+    redis: str = "single"
+    """What to start: `single` (one redis-server) or `cluster` (3 primaries, 3 replicas)."""
+    spread_count: int = 320
+    """Creates in the spread measurement (MONITOR on every primary)."""
 
 
 @dataclass
@@ -66,7 +71,7 @@ class Environment:
     parties: dict[str, list[int]] = field(default_factory=dict)
     """Other processes whose CPU is read: redis, simulators."""
     floor_pid: int | None = None
-    redis: RedisInfo | None = None
+    redis: RedisCounters | None = None
     redis_version: str = "unknown"
     notes: list[str] = field(default_factory=list)
     grow: Callable[[int], Awaitable[None]] | None = None
@@ -99,14 +104,52 @@ def accounts_of(routing: Path) -> dict[Wallet, str]:
     return found
 
 
-async def create_merchant(redis_url: str, secret_key: bytes | None, notify_url: str) -> str:
-    """A test-mode merchant made straight in Redis; returns its API secret."""
+async def create_merchants(
+    redis_url: str, secret_key: bytes | None, notify_url: str, count: int = 1
+) -> list[str]:
+    """Test-mode merchants made straight in Redis; returns their API secrets."""
     store = await open_store(redis_url, Clock(), secret_key)
+    secrets = []
     try:
-        _, issued = await store.merchants.create("payrouter bench", notify_url=notify_url)
+        for index in range(count):
+            name = "payrouter bench" + (f" {index}" if index else "")
+            _, issued = await store.merchants.create(name, notify_url=notify_url)
+            secrets.append(issued.secret)
     finally:
         await store.close()
-    return issued.secret
+    return secrets
+
+
+async def create_merchant(redis_url: str, secret_key: bytes | None, notify_url: str) -> str:
+    """A test-mode merchant made straight in Redis; returns its API secret."""
+    return (await create_merchants(redis_url, secret_key, notify_url))[0]
+
+
+async def spread_keys(
+    options: BenchOptions, redis_url: str, secret_key: bytes | None, notify_url: str
+) -> list[str]:
+    """The spread scenario's merchants' API secrets, when that scenario runs."""
+    if "spread-wechat" not in options.scenarios:
+        return []
+    return await create_merchants(redis_url, secret_key, notify_url, SPREAD_MERCHANTS)
+
+
+async def start_redis(
+    options: BenchOptions, children: procs.Children, say: Callable[[str], None]
+) -> tuple[str, dict[str, list[int]]]:
+    """The Redis `--redis` asks for; its URL and the pids whose CPU counts as Redis's."""
+    if options.redis == "cluster":
+        cluster, url = await procs.start_redis_cluster(children)
+        roles = await asyncio.to_thread(cluster.roles)
+        pids = {
+            name: [cluster.nodes[port].pid for port, role in roles.items() if role == wanted]
+            for name, wanted in (("redis", "master"), ("redis-replicas", "slave"))
+        }
+        say(f"redis cluster {url} (primaries pids {pids['redis']})")
+        return url, pids
+    redis, url = await procs.start_redis(children)
+    say(f"redis-server {url} (pid {redis.pid})")
+    return url, {"redis": [redis.pid]}
 
 
 async def start_everything(
@@ -118,8 +161,7 @@ async def start_everything(
 ) -> Environment:
     workdir = children.workdir
     sandbox_dir = options.sandbox_dir or workdir / "sandbox"
-    redis, redis_url = await procs.start_redis(children)
-    say(f"redis-server {redis_url} (pid {redis.pid})")
+    redis_url, redis_pids = await start_redis(options, children, say)
     ports: dict[Wallet, int] = {wallet: procs.free_port() for wallet in ACCOUNT_NAMES}
     sims = await procs.start_simulators(
         children, sandbox_dir, {str(k): v for k, v in ports.items()}, options.time_factor
@@ -130,6 +172,7 @@ async def start_everything(
     key = os.urandom(32)
     api_key = await create_merchant(redis_url, key, receiver.url)
     secret_key = base64.b64encode(key).decode()
+    spread = await spread_keys(options, redis_url, key, receiver.url)
 
     async def start_routers(first: int, count: int) -> list[procs.Child]:
         envs = [
@@ -152,12 +195,13 @@ async def start_everything(
         wechat_sim=f"http://127.0.0.1:{ports['wechat']}",
         receiver=receiver,
         direct=load_channel(routing, accounts["wechat"], session),
+        spread_keys=spread,
     )
     env = Environment(
         target=target,
         router_pids=[r.pid for r in routers],
-        parties={"redis": [redis.pid], "simulators": [sims.pid]},
-        redis=await RedisInfo.connect(redis_url),
+        parties=redis_pids | {"simulators": [sims.pid]},
+        redis=await RedisCounters.connect(redis_url),
     )
     env.redis_version = await env.redis.version() if env.redis else "unknown"
 
@@ -212,8 +256,11 @@ async def attach(
     if options.redis_url is None:
         env.notes.append("Redis statistics and the floor not measured: give --redis-url")
         return env
-    env.redis = await RedisInfo.connect(options.redis_url)
+    env.redis = await RedisCounters.connect(options.redis_url)
     env.redis_version = await env.redis.version()
+    target.spread_keys = await spread_keys(
+        options, options.redis_url, Settings.from_env().secret_key, receiver.url
+    )
     if "floor-wechat" in options.scenarios and "wechat" in accounts:
         floor = await procs.start_floor(
             children, options.redis_url, routing, accounts["wechat"], procs.free_port()

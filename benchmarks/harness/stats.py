@@ -160,8 +160,24 @@ def snapshot(text: str) -> RedisSnapshot:
     )
 
 
+def add_snapshots(shots: Sequence[RedisSnapshot]) -> RedisSnapshot:
+    """Several servers' snapshots as one (a cluster's primaries: their counters add up)."""
+    calls: dict[str, int] = {}
+    for shot in shots:
+        for name, count in shot.calls.items():
+            calls[name] = calls.get(name, 0) + count
+    return RedisSnapshot(
+        calls=calls,
+        reads=sum(shot.reads for shot in shots),
+        commands=sum(shot.commands for shot in shots),
+    )
+
+
 OWN_COMMANDS = frozenset({"info"})
 """Commands the harness itself sends while measuring: left out of every delta."""
+REPLICATION_COMMANDS = frozenset({"replconf"})
+"""What a replica sends its primary (an ACK a second): not client work, left out of every
+delta, and each call's socket read taken out of the round trips."""
 
 
 def redis_delta(
@@ -176,14 +192,18 @@ def redis_delta(
         return None
     by_command: dict[str, float] = {}
     total = 0
+    replication = 0
     for name, calls in after.calls.items():
+        if name in REPLICATION_COMMANDS:
+            replication += calls - before.calls.get(name, 0)
+            continue
         if name in OWN_COMMANDS:
             continue
         delta = calls - before.calls.get(name, 0)
         if delta > 0:
             by_command[name] = round(delta / items, 3)
             total += delta
-    reads = after.reads - before.reads - own_reads
+    reads = after.reads - before.reads - own_reads - replication
     ordered = dict(sorted(by_command.items(), key=lambda kv: (-kv[1], kv[0])))
     return {
         "items": items,

@@ -18,6 +18,7 @@ from benchmarks.harness.report import render
 from benchmarks.harness.scenarios import SCENARIOS
 
 COUNT = 5
+SPREAD_COUNT = 20
 PERCENTILES = ("p50", "p95", "p99")
 
 
@@ -25,24 +26,44 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-@pytest.fixture(scope="module")
-def report() -> dict[str, Any]:
-    argv = [sys.executable, "-m", "router", "bench", "--count", str(COUNT)]
-    argv += ["--warmup", "2", "--concurrency", "2", "--processes", "1,2", "--json"]
+def run_bench(*args: str, timeout_s: float = 120) -> dict[str, Any]:
+    """`payrouter bench ARGS --json` as a real process; its report."""
+    argv = [sys.executable, "-m", "router", "bench", *args, "--json"]
     # Its own process group, which its children (redis-server, simulators, routers) join:
     # if it hangs, the whole group is killed and nothing is left behind.
     proc = subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
     try:
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        pytest.fail("payrouter bench did not finish within 120 s")
+        pytest.fail(f"payrouter bench did not finish within {timeout_s:g} s")
     assert proc.returncode == 0, err[-3000:]
     data: dict[str, Any] = json.loads(out)
     return data
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    return run_bench(
+        *("--count", str(COUNT), "--warmup", "2", "--concurrency", "2", "--processes", "1,2"),
+        *("--spread-count", str(SPREAD_COUNT)),
+    )
+
+
+def check_spread(spread: dict[str, Any], primaries: int) -> None:
+    """The spread section's shape: every command counted somewhere, shares between 0 and 1."""
+    assert spread["payments"] == SPREAD_COUNT and spread["errors"] == 0
+    assert spread["commands"] > SPREAD_COUNT and spread["from_lua"] > 0
+    assert len(spread["nodes"]) == primaries
+    assert spread["fair_slot_share"] == round(1 / 64, 4)
+    busiest = spread["busiest_slot"]
+    assert busiest["share"] == max(s["share"] for s in spread["top_slots"])
+    assert busiest["example_key"].startswith("pr:") and _number(busiest["x_fair"])
+    assert 1 / primaries <= spread["busiest_node_share"] <= 1
+    assert sum(spread["nodes"].values()) == pytest.approx(1, abs=0.001)
 
 
 @pytest.mark.timeout(150)
@@ -79,6 +100,8 @@ def test_headline_sections(report: dict[str, Any]) -> None:
     assert all(v["count"] == COUNT for v in scale["by_processes"].values())
     assert _number(scale["ratio"])
     assert isinstance(scale["machine_saturated_at"], list)
+    assert report["spread"]["topology"] == "single"
+    check_spread(report["spread"], primaries=1)
 
 
 @pytest.mark.timeout(150)
@@ -93,3 +116,24 @@ def test_machine_command_and_text(report: dict[str, Any]) -> None:
     for name in SCENARIOS:
         assert name in text
     assert "router / floor CPU per payment" in text and "scale-out" in text
+    assert "busiest slot" in text and "busiest node" in text
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(150)
+def test_spread_on_a_cluster() -> None:
+    # The bench starts its own 3 + 3 cluster with the launcher the cluster fixtures use.
+    report = run_bench(
+        *("--redis", "cluster", "--scenarios", "spread-wechat", "--processes", "1"),
+        *("--count", str(COUNT), "--warmup", "2", "--concurrency", "2"),
+        *("--spread-count", str(SPREAD_COUNT)),
+    )
+    assert report["settings"]["redis"] == "cluster"
+    assert list(report["scenarios"]) == ["spread-wechat"]
+    phase = report["scenarios"]["spread-wechat"]
+    assert phase["count"] == COUNT and phase["errors"] == 0, phase["error_samples"]
+    assert phase["redis_per_op"]["round_trips_per_item"] > 0
+    assert {"redis", "redis-replicas"} <= set(phase["cpu_ms_per_op"])
+    assert report["spread"]["topology"] == "cluster"
+    check_spread(report["spread"], primaries=3)
+    assert "busiest node" in render(report)

@@ -141,6 +141,16 @@ def test_redis_delta_per_item_without_the_harness_own_info() -> None:
     assert redis_delta(before, after, items=0) is None
 
 
+def test_redis_delta_leaves_out_replication_acks() -> None:
+    # A cluster primary hears REPLCONF ACK from its replica once a second: one read each.
+    before = RedisSnapshot(calls={"set": 0, "replconf": 5}, reads=100, commands=5)
+    after = RedisSnapshot(calls={"set": 64, "replconf": 7}, reads=100 + 64 + 2 + 3, commands=71)
+    delta = redis_delta(before, after, items=64, own_reads=3)
+    assert delta is not None
+    assert delta["by_command"] == {"set": 1.0}
+    assert delta["round_trips_per_item"] == 1.0
+
+
 PROC_STAT = """\
 cpu  1000 50 300 8000 100 0 20 0 0 0
 cpu0 500 25 150 4000 50 0 10 0 0 0
