@@ -13,8 +13,8 @@ import pytest
 import redis
 from aiohttp import web
 
+from benchmarks.harness.topologies import HOST, RedisSentinelSetup
 from tests.e2e.conftest import Router, Simulator, sim_json, start_router
-from tests.redis_topologies import HOST, RedisSentinelSetup
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 

@@ -16,6 +16,7 @@ from redis.exceptions import ClusterDownError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from benchmarks.harness.topologies import RedisClusterSetup, RedisSentinelSetup, ask
 from router.clock import FrozenClock
 from router.settings import ConfigurationError, Settings, redacted
 from router.store import (
@@ -27,7 +28,6 @@ from router.store import (
 )
 from router.store.batch import load_scripts
 from router.store.connect import SentinelRedis
-from tests.redis_topologies import RedisClusterSetup, RedisSentinelSetup, ask
 from tests.router.test_cli import closed_port as closed_port  # a fixture, used by name
 from tests.router.test_cli import good_routing as good_routing  # a fixture, used by name
 from tests.router.test_cli import one_line_exit_2, payrouter
