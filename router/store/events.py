@@ -40,7 +40,7 @@ from router.store.batch import Batch
 from router.store.codec import mapping, text
 from router.store.endpoints import DisabledEndpoints
 from router.store.merge import newest_first
-from router.store.scripts import CLAIM_DUE
+from router.store.scripts import CLAIM_DUE, READ_OUTBOX, REMOVE_IDLE_CONSUMERS
 
 GROUP = "dispatch"
 MAX_FAULTS = 5
@@ -51,30 +51,6 @@ STATES = ("pending", "retrying", *FINAL_STATES)
 POLL_S = 0.2
 """How long a read of the outboxes waits for new entries (blocking on one server; between
 non-blocking polls on a Cluster, where one read cannot span the partitions' slots)."""
-
-REMOVE_IDLE_CONSUMERS = """
--- KEYS: an outbox stream
--- ARGV: group, min_idle_ms, only ('' = any consumer)
--- Removes the group's consumers that hold no pending entries and have been idle at least
--- min_idle_ms; in one script, so no entry can be handed to one between check and removal.
-local info = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
-if type(info) ~= 'table' or info.err then
-  return {}
-end
-local removed = {}
-for _, row in ipairs(info) do
-  local c = {}
-  for i = 1, #row, 2 do
-    c[row[i]] = row[i + 1]
-  end
-  if (ARGV[3] == '' or c['name'] == ARGV[3]) and tonumber(c['pending']) == 0
-      and tonumber(c['idle']) >= tonumber(ARGV[2]) then
-    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], c['name'])
-    table.insert(removed, c['name'])
-  end
-end
-return removed
-"""
 
 
 class OutboxEntry(NamedTuple):
@@ -191,6 +167,7 @@ class EventStore:
         self._clustered = clustered
         self._claim = redis.register_script(CLAIM_DUE)
         self._remove_idle = redis.register_script(REMOVE_IDLE_CONSUMERS)
+        self._read = redis.register_script(READ_OUTBOX)
         self.endpoints = DisabledEndpoints(redis)
 
     async def get(self, mch: str, evt_id: str) -> StoredEvent | None:
@@ -384,12 +361,19 @@ class EventStore:
                 GROUP, consumer, streams, count=count, block=block_ms
             )
             return self._entries(answer)
-        # One XREADGROUP cannot span slots: one per partition, sent to all nodes at once.
-        pipe = self._redis.pipeline(transaction=False)
+        # One XREADGROUP cannot span slots: one per partition, sent to all nodes at once. Run
+        # as a script: redis-py's Cluster client routes EVALSHA by its keys, but asks the
+        # server where a plain XREADGROUP goes (COMMAND GETKEYS) before each one.
+        batch = Batch(self._redis)
         each = max(1, -(-count // keys.PARTITIONS))
-        for stream in streams:
-            pipe.xreadgroup(GROUP, consumer, {stream: ">"}, count=each)
-        found = [e for answer in await pipe.execute() for e in self._entries(answer)]
+        for partition in range(keys.PARTITIONS):
+            batch.script(self._read, [keys.outbox(partition)], [GROUP, consumer, each])
+        found = [
+            _entry(partition, entry_id, _pairs(fields))
+            for partition, answer in enumerate(await batch.execute())
+            for entry_id, fields in answer or []
+            if fields
+        ]
         if not found:
             await asyncio.sleep(POLL_S)
         return found
@@ -436,6 +420,12 @@ class EventStore:
             partition = keys.outbox_partition(text(stream))
             out += [_entry(partition, entry, fields) for entry, fields in entries if fields]
         return out
+
+
+def _pairs(flat: Any) -> dict[str, str]:
+    """A stream entry's fields as a script returns them: a flat list of names and values."""
+    items = [text(v) for v in flat]
+    return dict(zip(items[::2], items[1::2], strict=True))
 
 
 def _entry(partition: int, entry_id: Any, fields: Any) -> OutboxEntry:

@@ -463,6 +463,42 @@ end
 return 0
 """
 
+REMOVE_IDLE_CONSUMERS = """
+-- KEYS: an outbox stream
+-- ARGV: group, min_idle_ms, only ('' = any consumer)
+-- Removes the group's consumers that hold no pending entries and have been idle at least
+-- min_idle_ms; in one script, so no entry can be handed to one between check and removal.
+local info = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if type(info) ~= 'table' or info.err then
+  return {}
+end
+local removed = {}
+for _, row in ipairs(info) do
+  local c = {}
+  for i = 1, #row, 2 do
+    c[row[i]] = row[i + 1]
+  end
+  if (ARGV[3] == '' or c['name'] == ARGV[3]) and tonumber(c['pending']) == 0
+      and tonumber(c['idle']) >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], c['name'])
+    table.insert(removed, c['name'])
+  end
+end
+return removed
+"""
+
+READ_OUTBOX = """
+-- KEYS: an outbox stream
+-- ARGV: group, consumer, count
+-- New entries for the consumer, as XREADGROUP (without BLOCK) gives them for one stream.
+local answer = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', tonumber(ARGV[3]),
+                          'STREAMS', KEYS[1], '>')
+if not answer then
+  return {}
+end
+return answer[1][2]
+"""
+
 ALL = (
     CREATE_PAYMENT,
     TRANSITION,
@@ -479,5 +515,7 @@ ALL = (
     BREAKER_OVERRIDE,
     DELETE_IF,
     HDEL_IF,
+    REMOVE_IDLE_CONSUMERS,
+    READ_OUTBOX,
 )
 """Loaded when a store opens, so batches can call them by hash (`router.store.batch`)."""
