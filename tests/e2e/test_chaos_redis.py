@@ -13,6 +13,7 @@ retry with the same Idempotency-Key, as a merchant would.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ class Run:
     """Idempotency-Key -> its error answers (`"503 store_unavailable"` and the like)."""
     no_retry_after: int = 0
     """503 answers without a `Retry-After`."""
+    slowest: float = 0.0
+    """The longest an error answer took, in seconds (printed, not asserted)."""
 
     def saw(self, key: str, exc: PayrouterError) -> bool:
         """Record an error answer; True when the same request should be sent again."""
@@ -90,9 +93,11 @@ async def answered(
     """`call` sent again (same key) while the store is unavailable; None once `stop` is set
     without an answer, or for an error answer that is final."""
     while True:
+        started = time.monotonic()
         try:
             return await call()
         except PayrouterError as exc:
+            run.slowest = max(run.slowest, time.monotonic() - started)
             if not run.saw(key, exc) or stop.is_set():
                 return None
         await asyncio.sleep(RETRY_S)
@@ -231,6 +236,7 @@ async def failover_under_load(
         f" found={len(run.ledger.acknowledged) - len(lost)} lost={len(lost)}"
         f" refunds={len(run.refunds)} refunds_lost={len(lost_refunds)}"
         f" unreplicated={count} events={len(events)} answers={dict(run.counts())}"
+        f" slowest_error={run.slowest:.2f}s"
     )
     assert run.refunds, "no refund was made during the run"
     if wait_replicas:
