@@ -204,6 +204,7 @@ async def failover_under_load(
 
     # The outage is a 503 store_unavailable with Retry-After: never a 500, never a hang (the
     # SDK's timeout), never a refused connection (the routers stay up).
+    assert run.counts()[RETRIED] > 0, "the clients never met the outage"
     assert run.no_retry_after == 0
     assert set(run.counts()) <= {RETRIED, SETTLED}, run.answers
     count = await unreplicated(fleet, http)
