@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
@@ -70,6 +71,20 @@ class Batch:
             for index in self._waits:
                 results[index] = 0
         return results
+
+
+async def transaction(redis: aioredis.Redis) -> Pipeline:
+    """A MULTI/EXEC pipeline, safe on a Redis Cluster whose slot map is due to be read again.
+
+    redis-py's cluster transaction queues each command from a thread with an event loop of its
+    own, and refreshes a stale slot map (after a failover, `CLUSTERDOWN`, a dead node) from
+    there: it then races the refresh of the router's loop, ending in a `RuntimeError` or a
+    deadlock of the whole process. The map is refreshed here first, on the router's loop; no
+    await separates that from the queueing, so it is fresh while the commands are queued.
+    """
+    if isinstance(redis, RedisCluster):
+        await redis.initialize()
+    return redis.pipeline(transaction=True)
 
 
 async def load_scripts(redis: aioredis.Redis | RedisCluster, sources: Sequence[str]) -> None:

@@ -2,7 +2,8 @@
 
 - `redis://`, `rediss://`, `unix://`: one server (`redis.asyncio.Redis.from_url`);
 - `redis+cluster://HOST:PORT[,HOST:PORT...]`: a Redis Cluster reached through any of its seed
-  nodes (`RedisCluster`, which learns the rest of the cluster from the first one answering);
+  nodes (`ClusterRedis`, a `RedisCluster`, which learns the rest of the cluster from the
+  first one answering);
 - `redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB]`: the primary the Sentinels name
   for SERVICE (`Sentinel.master_for`), followed across failovers.
 
@@ -18,14 +19,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
+from redis.exceptions import RedisClusterException
 
 from router.settings import ConfigurationError, redacted
+from router.store.errors import ClusterUnreachable
 
 RedisClient = aioredis.Redis | RedisCluster
 """What `redis_client` returns: one server (also a Sentinel-managed primary) or a cluster."""
@@ -44,6 +47,30 @@ _TIMEOUTS = ("socket_connect_timeout", "socket_timeout")
 # redis-py's own URLs also take the credentials as query values: so do these.
 _CLUSTER_OPTIONS = frozenset((*_TIMEOUTS, "username", "password"))
 _SENTINEL_OPTIONS = frozenset((*_CLUSTER_OPTIONS, "sentinel_username", "sentinel_password"))
+
+
+class ClusterRedis(RedisCluster):
+    """A Redis Cluster client for which a slot map that cannot be read again is an outage.
+
+    redis-py reads the map again before the next command after a refused connection or
+    `CLUSTERDOWN`; when no node answers it raises `RedisClusterException`, which the router
+    would take for a bug (a 500, a background loop's stack trace every pass). Once the client
+    has had a map, that failure is `ClusterUnreachable`, one of `STORE_UNAVAILABLE`. The first
+    map's failure stays as redis-py words it: `open_store` turns it into a start-up error.
+    """
+
+    _mapped = False
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> RedisCluster:
+        """Read the slot map if it is due (see the class)."""
+        try:
+            await super().initialize(*args, **kwargs)
+        except RedisClusterException as exc:
+            if not self._mapped:
+                raise
+            raise ClusterUnreachable(f"the cluster's slot map cannot be read: {exc}") from exc
+        self._mapped = True
+        return self
 
 
 class SentinelRedis(aioredis.Redis):
@@ -129,12 +156,12 @@ def failure(client: RedisClient, exc: BaseException) -> str:
     return str(exc)
 
 
-def _cluster(url: str) -> RedisCluster:
+def _cluster(url: str) -> ClusterRedis:
     topology = _topology(url, _CLUSTER_OPTIONS)
     if [part for part in topology.path if part != "0"]:
         raise _error(url, "a Redis Cluster has only database 0; give no path")
     connect, reply = _timeouts(url, topology.options)
-    return RedisCluster(
+    return ClusterRedis(
         startup_nodes=[ClusterNode(host, port) for host, port in topology.nodes],
         username=topology.username,
         password=topology.password,

@@ -1,9 +1,11 @@
 """What "the store is unavailable" looks like, in one place.
 
 Redis that cannot be reached, times out, is still loading its data set, is a replica that
-refuses writes, or is a cluster without a master for a slot: every one of these says "nothing
-was done, try again shortly", never "the request was wrong". The HTTP boundary answers them
-with `503 store_unavailable` and `Retry-After`; background loops wait and try again.
+refuses writes, is a cluster without a master for a slot, or a cluster none of whose nodes
+answers when the client reads its slot map again (`ClusterUnreachable`): every one of these
+says "nothing was done, try again shortly", never "the request was wrong". The HTTP boundary
+answers them with `503 store_unavailable` and `Retry-After`; background loops wait and try
+again.
 """
 
 from __future__ import annotations
@@ -20,8 +22,19 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+
+class ClusterUnreachable(ConnectionError):
+    """A Redis Cluster client could not read the slot map again (after a failover, a dead node
+    or `CLUSTERDOWN`): no node answered, or the nodes that did cover only part of the slots.
+
+    redis-py raises its generic `RedisClusterException` for this, which also stands for
+    mistakes in the caller's code; `router.store.connect` raises this instead, once the
+    client has had a slot map, so that the outage is handled as one."""
+
+
 STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
-    ConnectionError,  # also BusyLoadingError, AuthenticationError, MaxConnectionsError
+    ConnectionError,  # also BusyLoadingError, AuthenticationError, MaxConnectionsError,
+    # ClusterUnreachable
     TimeoutError,
     ClusterDownError,  # also MasterDownError
     TryAgainError,

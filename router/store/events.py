@@ -36,7 +36,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from router.store import keys
-from router.store.batch import Batch
+from router.store.batch import Batch, transaction
 from router.store.codec import mapping, text
 from router.store.endpoints import DisabledEndpoints
 from router.store.merge import newest_first
@@ -237,7 +237,7 @@ class EventStore:
 
     async def record_attempt(self, event: StoredEvent, attempt: dict[str, Any]) -> int:
         """Append one attempt; returns how many attempts the event has had."""
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = await transaction(self._redis)
         pipe.rpush(keys.event_attempts(event.id), json.dumps(attempt))
         pipe.hincrby(keys.event(event.id), "attempt_count", 1)
         _, count = await pipe.execute()
@@ -262,7 +262,7 @@ class EventStore:
         retry schedule whatever happened."""
         partition = keys.partition_of(evt_id)
         try:
-            pipe = self._redis.pipeline(transaction=True)
+            pipe = await transaction(self._redis)
             pipe.rpush(keys.event_attempts(evt_id), json.dumps(attempt))
             pipe.hincrby(keys.event(evt_id), "attempt_count", 1)
             pipe.hset(keys.event(evt_id), "state", "dead")
@@ -279,7 +279,7 @@ class EventStore:
 
     async def set_state(self, event: StoredEvent, state: str, *, dead_at_ms: int = 0) -> None:
         partition = keys.partition_of(event.id)
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = await transaction(self._redis)
         pipe.hset(keys.event(event.id), "state", state)
         pipe.hdel(keys.webhook_faults(partition), event.id)
         member = f"{event.merchant_id}/{event.id}"
@@ -294,7 +294,7 @@ class EventStore:
 
     async def retry_at(self, event: StoredEvent, due_ms: int) -> None:
         partition = keys.partition_of(event.id)
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = await transaction(self._redis)
         pipe.hset(keys.event(event.id), "state", "retrying")
         pipe.hdel(keys.webhook_faults(partition), event.id)
         pipe.zadd(keys.webhook_retries(partition), {f"{event.merchant_id}/{event.id}": due_ms})
@@ -317,7 +317,7 @@ class EventStore:
     async def resend(self, event: StoredEvent) -> None:
         """Deliver again, on a fresh schedule, whatever its state."""
         partition = keys.partition_of(event.id)
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = await transaction(self._redis)
         pipe.hset(
             keys.event(event.id),
             mapping={"state": "pending", "series_start": event.attempt_count},
@@ -402,7 +402,7 @@ class EventStore:
         return out
 
     async def ack(self, entry: OutboxEntry) -> None:
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = await transaction(self._redis)
         pipe.xack(keys.outbox(entry.partition), GROUP, entry.id)
         pipe.xdel(keys.outbox(entry.partition), entry.id)
         await pipe.execute()

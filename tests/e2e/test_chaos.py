@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 from collections import Counter
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,86 +28,13 @@ from payrouter_sdk import (
     PayrouterError,
     Webhook,
 )
-from router.clock import Clock
-from router.store import open_store
-from tests.conftest import loopback_socket
 from tests.e2e.conftest import RouterProcess, Simulator, eventually, routing_yaml, sim_json
+from tests.e2e.fleet import LEASE_S, Ledger, create_body, load, new_merchant, sdk, start_fleet
 from tests.e2e.test_webhooks import Receiver, start_receiver
 
 pytestmark = pytest.mark.every_topology
 
-LEASE_S = 2
-"""`PAYROUTER_IDEMPOTENCY_LEASE`: how long a killed router's keys stay in use."""
-GRACE_S = 2
-"""`PAYROUTER_PROCESSING_GRACE`: how long before the worker settles a stranded payment."""
 KILLS = 8
-
-
-@dataclass
-class Fleet:
-    """Router processes sharing one Redis, each on its own port."""
-
-    env: dict[str, str]
-    urls: list[str] = field(default_factory=list)
-    procs: list[RouterProcess] = field(default_factory=list)
-
-    async def start(self, index: int) -> None:
-        port = self.urls[index].rsplit(":", 1)[1]
-        proc = RouterProcess(self.env | {"PAYROUTER_PORT": port})
-        await proc.start(self.urls[index])
-        self.procs[index] = proc
-
-    def kill(self, index: int) -> None:
-        self.procs[index].kill()
-
-
-async def start_fleet(
-    size: int, redis_url: str, config: Path, processes: list[RouterProcess]
-) -> Fleet:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PAYROUTER_REDIS_URL": redis_url,
-        "PAYROUTER_ROUTING": str(config),
-        "PAYROUTER_IDEMPOTENCY_LEASE": str(LEASE_S),
-        "PAYROUTER_PROCESSING_GRACE": str(GRACE_S),
-        "PAYROUTER_REQUERY_AFTER": "1",
-        "PAYROUTER_WEBHOOK_SCHEDULE": "0s,1s,1s,1s,1s,1s",
-        "PAYROUTER_WEBHOOK_CLAIM_IDLE": "1",
-    }
-    fleet = Fleet(env)
-    for _ in range(size):
-        with loopback_socket() as probe:
-            fleet.urls.append(f"http://127.0.0.1:{probe.getsockname()[1]}")
-        fleet.procs.append(RouterProcess(env))
-    await asyncio.gather(*(fleet.start(i) for i in range(size)))
-    # The fixture stops whatever runs at the end, including the restarted processes.
-    processes.extend(fleet.procs)
-    return fleet
-
-
-async def new_merchant(redis_url: str) -> tuple[str, str, list[str]]:
-    store = await open_store(redis_url, Clock())
-    try:
-        merchant, issued = await store.merchants.create("Chaos shop")
-        return merchant.id, issued.secret, await store.merchants.webhook_secrets(merchant.id)
-    finally:
-        await store.close()
-
-
-def sdk(url: str, secret: str, **options: Any) -> AsyncClient:
-    client = AsyncClient(api_key=secret, base_url=url, timeout=10, **options)
-    client.initial_retry_delay = 0.2
-    return client
-
-
-def create_body(order: str, receiver: Receiver) -> dict[str, Any]:
-    return {
-        "amount": 100,
-        "merchant_order_id": order,
-        "description": "chaos",
-        "method": "qr",
-        "notify_url": receiver.url,
-    }
 
 
 @pytest.fixture
@@ -229,38 +154,6 @@ async def test_a_retry_after_a_crashed_refund_is_about_the_same_refund(
         assert (again.id, again.amount) == (re_id, 40)
         listed = await client.refunds.list(created.id)
         assert [r.id for r in listed.data] == [re_id]
-
-
-@dataclass
-class Ledger:
-    """What the merchant was told, per Idempotency-Key."""
-
-    acknowledged: dict[str, str] = field(default_factory=dict)
-    """key -> the payment id of its 201."""
-    named: dict[str, str] = field(default_factory=dict)
-    """key -> the payment an error answer named (a 402, say)."""
-    failed: dict[str, str] = field(default_factory=dict)
-    """key -> the error the SDK gave up with."""
-    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-async def load(
-    client: AsyncClient, ledger: Ledger, receiver: Receiver, name: str, stop: asyncio.Event
-) -> None:
-    n = 0
-    while not stop.is_set():
-        n += 1
-        key = f"{name}-{n}"
-        body = ledger.bodies[key] = create_body(f"O-{key}", receiver)
-        try:
-            payment = await client.payments.create(**body, idempotency_key=key)
-        except PayrouterError as exc:
-            payment_id = getattr(exc, "payment_id", None)
-            if payment_id:
-                ledger.named[key] = payment_id
-            ledger.failed[key] = f"{exc.status} {exc.code}: {exc}"
-            continue
-        ledger.acknowledged[key] = payment.id
 
 
 @pytest.mark.e2e
