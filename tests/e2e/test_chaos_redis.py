@@ -24,11 +24,11 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.harness.topologies import RedisClusterSetup, RedisSentinelSetup
 from payrouter_sdk import APIConnectionError, AsyncClient, NotFoundError, PayrouterError
 from tests.e2e.conftest import RouterProcess, Simulator, eventually, routing_yaml, sim_json
 from tests.e2e.fleet import Fleet, Ledger, create_body, new_merchant, sdk, start_fleet
 from tests.e2e.test_webhooks import Receiver, start_receiver
-from tests.redis_topologies import RedisClusterSetup, RedisSentinelSetup
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 

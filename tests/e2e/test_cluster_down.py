@@ -17,8 +17,16 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from benchmarks.harness.topologies import (
+    HOST,
+    Node,
+    answers,
+    ask,
+    free_port,
+    server_argv,
+    wait_until,
+)
 from tests.e2e.conftest import Simulator, start_router
-from tests.redis_topologies import HOST, Node, answers, ask, free_port, server_argv, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
