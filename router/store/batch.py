@@ -12,14 +12,16 @@ different slots are not ordered against each other, so nothing may rely on that 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
+
+from router.store.scripts import ATOMIC
 
 Arg = str | int | float
 
@@ -73,18 +75,92 @@ class Batch:
         return results
 
 
-async def transaction(redis: aioredis.Redis) -> Pipeline:
-    """A MULTI/EXEC pipeline, safe on a Redis Cluster whose slot map is due to be read again.
+class Atomic:
+    """Writes applied together, in one slot, as one script (`scripts.ATOMIC`): what a
+    MULTI/EXEC would do, without one.
 
-    redis-py's cluster transaction queues each command from a thread with an event loop of its
-    own, and refreshes a stale slot map (after a failover, `CLUSTERDOWN`, a dead node) from
-    there: it then races the refresh of the router's loop, ending in a `RuntimeError` or a
-    deadlock of the whole process. The map is refreshed here first, on the router's loop; no
-    await separates that from the queueing, so it is fresh while the commands are queued.
+    On a Redis Cluster, redis-py runs a MULTI/EXEC pipeline through a thread with an event loop
+    of its own for each queued command, and after a failover refreshes its slot map from
+    there, racing the router's own loop (a `RuntimeError`, or a deadlocked process). A script
+    call is routed by its keys like any command. Every key must share one hash tag (the
+    script refuses nothing: Redis answers CROSSSLOT on a cluster). The queueing methods read
+    like redis-py's; `execute` answers each write's reply in order (nil as None), or raises
+    the first write's error once every other write was applied, as a MULTI/EXEC does.
     """
-    if isinstance(redis, RedisCluster):
-        await redis.initialize()
-    return redis.pipeline(transaction=True)
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self._keys: list[str] = []
+        self._ops: list[list[str | int]] = []
+
+    def _op(self, command: str, key: str, *args: Arg) -> None:
+        if key not in self._keys:
+            self._keys.append(key)
+        self._ops.append([command, self._keys.index(key) + 1, *(str(a) for a in args)])
+
+    def hset(
+        self,
+        key: str,
+        field: str | None = None,
+        value: Arg | None = None,
+        mapping: Mapping[str, Arg] | None = None,
+    ) -> None:
+        pairs: list[Arg] = [] if field is None or value is None else [field, value]
+        for name, item in (mapping or {}).items():
+            pairs += [name, item]
+        self._op("HSET", key, *pairs)
+
+    def hdel(self, key: str, *fields: str) -> None:
+        self._op("HDEL", key, *fields)
+
+    def hincrby(self, key: str, field: str, amount: int = 1) -> None:
+        self._op("HINCRBY", key, field, amount)
+
+    def rpush(self, key: str, *values: Arg) -> None:
+        self._op("RPUSH", key, *values)
+
+    def sadd(self, key: str, *members: Arg) -> None:
+        self._op("SADD", key, *members)
+
+    def srem(self, key: str, *members: Arg) -> None:
+        self._op("SREM", key, *members)
+
+    def zadd(self, key: str, mapping: Mapping[str, Arg]) -> None:
+        pairs: list[Arg] = []
+        for member, score in mapping.items():
+            pairs += [score, member]
+        self._op("ZADD", key, *pairs)
+
+    def zrem(self, key: str, *members: Arg) -> None:
+        self._op("ZREM", key, *members)
+
+    def xadd(self, key: str, fields: Mapping[str, Arg]) -> None:
+        pairs: list[Arg] = ["*"]
+        for name, value in fields.items():
+            pairs += [name, value]
+        self._op("XADD", key, *pairs)
+
+    def xack(self, key: str, group: str, *ids: str) -> None:
+        self._op("XACK", key, group, *ids)
+
+    def xdel(self, key: str, *ids: str) -> None:
+        self._op("XDEL", key, *ids)
+
+    async def execute(self) -> list[Any]:
+        batch = Batch(self._redis)
+        script = self._redis.register_script(ATOMIC)
+        index = batch.script(script, self._keys, [json.dumps(self._ops)])
+        replies = (await batch.execute())[index]
+        failed = [reply for reply in replies if isinstance(reply, Exception)]
+        if failed:
+            # Like a MULTI/EXEC: every other write was applied; the first error is raised.
+            raise failed[0]
+        return [None if reply is False else reply for reply in replies]
+
+
+def atomic(redis: aioredis.Redis) -> Atomic:
+    """Writes to queue and apply together (`Atomic`)."""
+    return Atomic(redis)
 
 
 async def load_scripts(redis: aioredis.Redis | RedisCluster, sources: Sequence[str]) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from router.store import keys
-from router.store.batch import transaction
+from router.store.batch import atomic
 from router.store.codec import text
 
 
@@ -42,7 +42,7 @@ class DisabledEndpoints:
         self._redis = redis
 
     async def disable(self, mch: str, url: str, at_ms: int, event_id: str) -> None:
-        pipe = await transaction(self._redis)
+        pipe = atomic(self._redis)
         pipe.sadd(keys.disabled_endpoints(mch), url)
         info = json.dumps({"at_ms": at_ms, "event": event_id})
         pipe.hset(keys.disabled_endpoint_info(mch), url, info)
@@ -72,7 +72,7 @@ class DisabledEndpoints:
 
     async def enable(self, mch: str, url: str) -> bool:
         """Deliver to `url` again. False when it was not disabled."""
-        pipe = await transaction(self._redis)
+        pipe = atomic(self._redis)
         pipe.srem(keys.disabled_endpoints(mch), url)
         pipe.hdel(keys.disabled_endpoint_info(mch), url)
         removed, _ = await pipe.execute()

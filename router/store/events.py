@@ -13,7 +13,8 @@ Events are written by the status-change scripts (`router.store.scripts._EMIT`). 
 - an event whose processing keeps failing before an attempt could be recorded (a bug, a
   corrupt record) is counted in the partition's `webhook-faults` and abandoned as a dead
   letter after `MAX_FAULTS`, so no entry is taken again forever;
-- every change of an event's delivery state is one MULTI in its partition's slot;
+- every change of an event's delivery state is one atomic write in its partition's slot
+  (`router.store.batch.atomic`);
 - consumers are named per process: a process removes its own on a clean shutdown, and the
   others remove consumers long idle with nothing pending (a process that died). A consumer
   with pending entries is never removed: that would drop the entries from the group.
@@ -36,7 +37,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from router.store import keys
-from router.store.batch import Batch, transaction
+from router.store.batch import Batch, atomic
 from router.store.codec import mapping, text
 from router.store.endpoints import DisabledEndpoints
 from router.store.merge import newest_first
@@ -237,7 +238,7 @@ class EventStore:
 
     async def record_attempt(self, event: StoredEvent, attempt: dict[str, Any]) -> int:
         """Append one attempt; returns how many attempts the event has had."""
-        pipe = await transaction(self._redis)
+        pipe = atomic(self._redis)
         pipe.rpush(keys.event_attempts(event.id), json.dumps(attempt))
         pipe.hincrby(keys.event(event.id), "attempt_count", 1)
         _, count = await pipe.execute()
@@ -262,24 +263,24 @@ class EventStore:
         retry schedule whatever happened."""
         partition = keys.partition_of(evt_id)
         try:
-            pipe = await transaction(self._redis)
+            pipe = atomic(self._redis)
             pipe.rpush(keys.event_attempts(evt_id), json.dumps(attempt))
             pipe.hincrby(keys.event(evt_id), "attempt_count", 1)
             pipe.hset(keys.event(evt_id), "state", "dead")
             pipe.zadd(keys.dead_letters(partition, mch), {evt_id: at_ms})
             await pipe.execute()
         finally:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.zrem(keys.webhook_retries(partition), f"{mch}/{evt_id}")
-            pipe.hdel(keys.webhook_faults(partition), evt_id)
+            release = self._redis.pipeline(transaction=False)
+            release.zrem(keys.webhook_retries(partition), f"{mch}/{evt_id}")
+            release.hdel(keys.webhook_faults(partition), evt_id)
             if entry is not None:
-                pipe.xack(keys.outbox(entry.partition), GROUP, entry.id)
-                pipe.xdel(keys.outbox(entry.partition), entry.id)
-            await pipe.execute()
+                release.xack(keys.outbox(entry.partition), GROUP, entry.id)
+                release.xdel(keys.outbox(entry.partition), entry.id)
+            await release.execute()
 
     async def set_state(self, event: StoredEvent, state: str, *, dead_at_ms: int = 0) -> None:
         partition = keys.partition_of(event.id)
-        pipe = await transaction(self._redis)
+        pipe = atomic(self._redis)
         pipe.hset(keys.event(event.id), "state", state)
         pipe.hdel(keys.webhook_faults(partition), event.id)
         member = f"{event.merchant_id}/{event.id}"
@@ -294,7 +295,7 @@ class EventStore:
 
     async def retry_at(self, event: StoredEvent, due_ms: int) -> None:
         partition = keys.partition_of(event.id)
-        pipe = await transaction(self._redis)
+        pipe = atomic(self._redis)
         pipe.hset(keys.event(event.id), "state", "retrying")
         pipe.hdel(keys.webhook_faults(partition), event.id)
         pipe.zadd(keys.webhook_retries(partition), {f"{event.merchant_id}/{event.id}": due_ms})
@@ -317,7 +318,7 @@ class EventStore:
     async def resend(self, event: StoredEvent) -> None:
         """Deliver again, on a fresh schedule, whatever its state."""
         partition = keys.partition_of(event.id)
-        pipe = await transaction(self._redis)
+        pipe = atomic(self._redis)
         pipe.hset(
             keys.event(event.id),
             mapping={"state": "pending", "series_start": event.attempt_count},
@@ -402,7 +403,7 @@ class EventStore:
         return out
 
     async def ack(self, entry: OutboxEntry) -> None:
-        pipe = await transaction(self._redis)
+        pipe = atomic(self._redis)
         pipe.xack(keys.outbox(entry.partition), GROUP, entry.id)
         pipe.xdel(keys.outbox(entry.partition), entry.id)
         await pipe.execute()

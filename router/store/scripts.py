@@ -499,6 +499,23 @@ end
 return answer[1][2]
 """
 
+ATOMIC = """
+-- KEYS: the keys written (one hash tag)
+-- ARGV: a JSON list of writes, each [command, index of its key in KEYS, args...]
+-- Applies every write in order, atomically (a MULTI/EXEC without one: router.store.batch).
+-- As in a MULTI/EXEC, a write that fails (a key of the wrong type) does not stop the others;
+-- its error is its reply. Returns each write's reply, false for nil.
+local replies = {}
+for i, op in ipairs(cjson.decode(ARGV[1])) do
+  local reply = redis.pcall(op[1], KEYS[op[2]], unpack(op, 3))
+  if reply == nil then
+    reply = false
+  end
+  replies[i] = reply
+end
+return replies
+"""
+
 ALL = (
     CREATE_PAYMENT,
     TRANSITION,
@@ -517,5 +534,6 @@ ALL = (
     HDEL_IF,
     REMOVE_IDLE_CONSUMERS,
     READ_OUTBOX,
+    ATOMIC,
 )
 """Loaded when a store opens, so batches can call them by hash (`router.store.batch`)."""

@@ -1,11 +1,12 @@
-"""The store's MULTI/EXEC transactions on a Redis Cluster right after a failover, when the
+"""The store's atomic multi-key writes on a Redis Cluster right after a failover, when the
 client's slot map is due to be read again.
 
 redis-py's cluster client marks its map stale on a refused connection or `CLUSTERDOWN` (it
 closes its connections: `aclose()`) and reads it again before its next command. Its cluster
-transaction queues each command from a thread with an event loop of its own: a refresh started
-there raced the one the router's other requests run (`RuntimeError: ... bound to a different
-event loop`) and failed webhook deliveries and other writes right after every failover.
+transaction (MULTI/EXEC) queues each command from a thread with an event loop of its own: a
+refresh started there raced the one the router's other requests run (`RuntimeError: ... bound
+to a different event loop`) and failed webhook deliveries and other writes right after every
+failover. The store writes such groups with one script instead (`router.store.batch.atomic`).
 """
 
 from __future__ import annotations
@@ -49,12 +50,12 @@ async def test_transactions_run_while_the_slot_map_is_read_again(redis_cluster_u
         await store.close()
 
 
-def test_every_transaction_is_made_by_the_store_helper() -> None:
-    """`router.store.batch.transaction` is the one place a MULTI/EXEC pipeline is made."""
+def test_no_store_code_makes_a_multi_exec_pipeline() -> None:
+    """Atomic groups of writes go through `router.store.batch.atomic` (one script)."""
     root = Path(__file__).parents[2] / "router"
     makers = [
         str(path.relative_to(root))
         for path in root.rglob("*.py")
         if "transaction=True" in path.read_text(encoding="utf-8")
     ]
-    assert makers == ["store/batch.py"]
+    assert makers == []
