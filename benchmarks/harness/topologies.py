@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 
@@ -241,13 +242,40 @@ class RedisClusterSetup:
         stop_all(self.nodes.values())
 
 
+T = TypeVar("T")
+START_ATTEMPTS = 3
+"""A port found free can be taken by another process before the server binds it (a busy
+machine, tests in parallel): a start whose server exits at once is tried again elsewhere."""
+
+
+def _started(node: Node) -> bool:
+    """The node answers; a `TopologyError` (not worth waiting for) if its process exited."""
+    if not node.alive:
+        raise TopologyError(f"redis on port {node.port} exited at start (port taken?)")
+    return answers(node.port)
+
+
+def _attempts(start: Callable[[Path, int], T], root: Path) -> T:
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return start(root, attempt)
+        except TopologyError:
+            if attempt == START_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
 def start_cluster(root: Path) -> RedisClusterSetup:
     """Six cluster nodes on free loopback ports, joined by `redis-cli --cluster create`."""
+    return _attempts(_start_cluster, root)
+
+
+def _start_cluster(root: Path, attempt: int) -> RedisClusterSetup:
     nodes: dict[int, Node] = {}
     try:
         for _ in range(6):
             port = free_port(cluster_bus=True)
-            workdir = root / f"node{port}"
+            workdir = root / f"try{attempt}-node{port}"
             workdir.mkdir()
             argv = server_argv(
                 port,
@@ -262,8 +290,8 @@ def start_cluster(root: Path) -> RedisClusterSetup:
             )
             nodes[port] = Node(port, argv, workdir)
             nodes[port].start()
-        for port in nodes:
-            wait_until(f"cluster node {port}", partial(answers, port))
+        for port, node in nodes.items():
+            wait_until(f"cluster node {port}", partial(_started, node))
         subprocess.run(  # noqa: S603 - a fixed argv
             [
                 executable("redis-cli"),
@@ -391,15 +419,21 @@ def sentinel_argv(port: int, workdir: Path, primary: int) -> list[str]:
 
 def start_sentinel(root: Path) -> RedisSentinelSetup:
     """A primary, a replica of it, and three Sentinels with quorum 2."""
+    return _attempts(_start_sentinel, root)
+
+
+def _start_sentinel(root: Path, attempt: int) -> RedisSentinelSetup:
     servers: dict[int, Node] = {}
     sentinels: dict[int, Node] = {}
     try:
         primary = free_port()
         for port, extra in ((primary, ()), (free_port(), ("--replicaof", HOST, str(primary)))):
-            workdir = root / f"server{port}"
+            workdir = root / f"try{attempt}-server{port}"
             workdir.mkdir()
             servers[port] = Node(port, server_argv(port, workdir, *extra), workdir)
             servers[port].start()
+        for node in servers.values():
+            wait_until(f"sentinel server {node.port}", partial(_started, node))
         replica = next(port for port in servers if port != primary)
         # The Sentinels learn of replicas from the primary's INFO, asked every 10 s: the
         # replica must be attached before they first ask.
@@ -409,7 +443,7 @@ def start_sentinel(root: Path) -> RedisSentinelSetup:
         )
         for _ in range(3):
             port = free_port()
-            workdir = root / f"sentinel{port}"
+            workdir = root / f"try{attempt}-sentinel{port}"
             workdir.mkdir()
             sentinels[port] = Node(port, sentinel_argv(port, workdir, primary), workdir)
             sentinels[port].start()
