@@ -130,7 +130,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         response = error_response(
             StoreUnavailable(
                 "store_unavailable",
-                "The router cannot reach its store right now; nothing was done. Retry shortly.",
+                "The router cannot reach its store right now. Retry shortly with the same "
+                "Idempotency-Key: the retry answers about anything this request began.",
             )
         )
     except Exception:
