@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
 import router.record
-from router.record import Record, check_schema, current, head, migrate
+from router.record import Record, check_schema, current, head, migrate, open_record
 from router.record.migrate import config, downgrade
 from router.record.schema import metadata
 from router.settings import ConfigurationError
@@ -126,3 +127,15 @@ async def test_downgrade_to_empty_and_up_again(migrated: Record) -> None:
     assert not TABLES & await tables(migrated)
     await migrated.migrate()
     assert await tables(migrated) >= TABLES
+
+
+@pytest.mark.postgres
+async def test_two_migrations_at_once_run_one_after_the_other(postgres_url: str) -> None:
+    # Two routers' deploy steps at the same moment: one creates, the other finds it current.
+    first, second = await open_record(postgres_url), await open_record(postgres_url)
+    try:
+        done = await asyncio.gather(first.migrate(), second.migrate())
+    finally:
+        await first.close()
+        await second.close()
+    assert sorted((d.before or "", d.after) for d in done) == [("", head()), (head(), head())]
