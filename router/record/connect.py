@@ -125,7 +125,6 @@ def reason(exc: BaseException) -> str:
         # SQLAlchemy wraps asyncpg's exception in an adapter: the original is its cause.
         while inner.__cause__ is not None:
             inner = inner.__cause__
-    text_ = " ".join(str(inner).split()) or type(inner).__name__
     if isinstance(inner, OSError) and inner.strerror:
-        text_ = inner.strerror
-    return text_
+        return inner.strerror
+    return " ".join(str(inner).split()) or type(inner).__name__
