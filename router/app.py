@@ -21,6 +21,7 @@ from router.clock import Clock
 from router.payments.refunds import RefundService
 from router.payments.service import PaymentService
 from router.payments.worker import RequeryWorker, check_lease
+from router.record import Record, open_checked
 from router.runtime import RoutingTable, Runtime
 from router.settings import Settings
 from router.store import Replication, open_store
@@ -30,6 +31,8 @@ log = logging.getLogger("payrouter")
 WORKER = web.AppKey("worker", RequeryWorker)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+RECORD = web.AppKey("record", Record)
+"""The record (PostgreSQL), present only when PAYROUTER_DATABASE_URL is set."""
 EMBEDDED_WARNING = (
     "PAYROUTER_REDIS_URL is not set: using the EMBEDDED in-process store. It is for the sandbox "
     "only: test keys only, one process only, and everything is lost when the process stops."
@@ -47,8 +50,9 @@ async def build_app(
     """Load the routing file, connect the store and build the application.
 
     Raises `router.routing.config.ConfigError` for an unusable routing file and
-    `router.settings.ConfigurationError` for a store that cannot be used or a worker lease
-    too short for the routing file's timeouts.
+    `router.settings.ConfigurationError` for a store or a database that cannot be used, a
+    database schema older than the code, or a worker lease too short for the routing file's
+    timeouts.
     """
     clock = clock or Clock()
     logs.install([settings.admin_token])
@@ -70,6 +74,17 @@ async def build_app(
     except BaseException:
         await session.close()
         raise
+    record = None
+    if settings.database_url is not None:
+        # Opened and checked at start (a schema older than the code is refused, naming
+        # `payrouter db migrate`); nothing reads or writes it yet.
+        try:
+            record = await open_checked(settings.database_url)
+        except BaseException:
+            await store.close()
+            await session.close()
+            raise
+        log.info("record: %s", record.description)
     loaded = table.loaded
     if store.embedded:
         log.warning(EMBEDDED_WARNING)
@@ -90,6 +105,8 @@ async def build_app(
     app[REFUNDS] = refunds
     app[SESSION] = session
     app[WORKER] = RequeryWorker(runtime, service, refunds)
+    if record is not None:
+        app[RECORD] = record
     payments.add_routes(app)
     events.add_routes(app)
     notify.add_routes(app)
@@ -187,6 +204,8 @@ async def _breaker_flusher(app: web.Application) -> AsyncIterator[None]:
 async def _close(app: web.Application) -> None:
     await app[SESSION].close()
     await app[RUNTIME].store.close()
+    if RECORD in app:
+        await app[RECORD].close()
 
 
 async def healthz(request: web.Request) -> web.Response:

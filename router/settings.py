@@ -69,6 +69,9 @@ class Workers:
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None = None
+    database_url: str | None = field(default=None, repr=False)
+    """The record's PostgreSQL (`postgresql://USER:PASS@HOST:PORT/DB`); None: the embedded
+    database of the sandbox (`router.record`)."""
     routing_path: Path = Path("config/routing.yaml")
     admin_token: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
@@ -114,6 +117,7 @@ class Settings:
         env = os.environ if env is None else env
         return cls(
             redis_url=_redis_url(env.get("PAYROUTER_REDIS_URL") or None),
+            database_url=database_url(env.get("PAYROUTER_DATABASE_URL") or None),
             routing_path=Path(env.get("PAYROUTER_ROUTING") or "config/routing.yaml"),
             admin_token=env.get("PAYROUTER_ADMIN_TOKEN") or None,
             host=env.get("PAYROUTER_HOST") or "127.0.0.1",
@@ -187,6 +191,42 @@ def _redis_url(value: str | None) -> str | None:
         raise SettingsError(
             f"{name}: the database after the host must be a number, not {database!r}"
         )
+    return value
+
+
+DATABASE_QUERY = frozenset({"sslmode", "ssl"})
+"""What the query of PAYROUTER_DATABASE_URL may set: the TLS mode (libpq's `sslmode` or
+asyncpg's `ssl`: disable, prefer, require, verify-ca, verify-full)."""
+SSL_MODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+
+
+def database_url(value: str | None) -> str | None:
+    """A `postgresql://USER:PASS@HOST:PORT/DB` URL, checked; raises `SettingsError` naming
+    PAYROUTER_DATABASE_URL (password redacted)."""
+    if value is None:
+        return None
+    name = "PAYROUTER_DATABASE_URL"
+    parts = _split(name, value)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise SettingsError(
+            f"{name} must be a postgresql://USER:PASS@HOST:PORT/DB URL, not {redacted(value)!r}"
+        )
+    if not parts.hostname:
+        raise SettingsError(
+            f"{name} must name a host, e.g. postgresql://payrouter@127.0.0.1:5432/payrouter, "
+            f"not {redacted(value)!r}"
+        )
+    database = parts.path.strip("/")
+    if not database or "/" in database:
+        raise SettingsError(f"{name} must name one database after the host: {redacted(value)!r}")
+    for item in filter(None, parts.query.split("&")):
+        key, _, mode = item.partition("=")
+        if key not in DATABASE_QUERY:
+            raise SettingsError(
+                f"{name}: unknown query parameter {key!r} (only sslmode or ssl may be set)"
+            )
+        if mode not in SSL_MODES:
+            raise SettingsError(f"{name}: {key} must be one of {', '.join(sorted(SSL_MODES))}")
     return value
 
 

@@ -1,19 +1,24 @@
 """Fixtures every suite shares: a real redis-server, a real Redis Cluster and Sentinel set-up
-(`benchmarks.harness.topologies`), and serving apps on loopback sockets."""
+(`benchmarks.harness.topologies`), a real PostgreSQL (`benchmarks.harness.postgres`), and
+serving apps on loopback sockets."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import redis
 from aiohttp import web
 
+from benchmarks.harness.postgres import PostgresError, PostgresServer, start_postgres
 from benchmarks.harness.topologies import (
     RedisClusterSetup,
     RedisSentinelSetup,
@@ -163,6 +168,62 @@ def redis_sentinel_url(redis_sentinel: RedisSentinelSetup) -> str:
     """The session's Sentinel-managed primary, emptied for this test."""
     redis_sentinel.flush()
     return redis_sentinel.url
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server for the whole session (initdb in a temporary folder, a
+    free loopback port, run as the `postgres` user when we are root)."""
+    try:
+        server = start_postgres()
+    except PostgresError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+MIGRATED_TEMPLATE = "payrouter_migrated"
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> str:
+    """A database migrated to the newest schema once, copied by `postgres_migrated_url`."""
+    from router.record import migrate, open_record
+
+    url = postgres_server.create_database(MIGRATED_TEMPLATE)
+
+    async def run() -> None:
+        record = await open_record(url)
+        try:
+            await migrate(record.engine)
+        finally:
+            await record.close()
+
+    # In a thread of its own: asyncio.run must not replace the test's event loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+    return MIGRATED_TEMPLATE
+
+
+_DATABASES = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A new, empty database on the session's PostgreSQL (PAYROUTER_DATABASE_URL form)."""
+    name = f"test_{next(_DATABASES)}"
+    yield postgres_server.create_database(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def postgres_migrated_url(postgres_server: PostgresServer, postgres_template: str) -> Iterator[str]:
+    """A new database with the newest schema, copied from the session's template."""
+    name = f"test_{next(_DATABASES)}"
+    yield postgres_server.create_database(name, template=postgres_template)
+    postgres_server.drop_database(name)
 
 
 def loopback_socket() -> socket.socket:

@@ -46,6 +46,12 @@ RULES = [
         ("redis",),
         allowed=("router.store",),
     ),
+    Rule(
+        "only router.record talks SQL (sqlalchemy, asyncpg, aiosqlite, alembic)",
+        ("router", "channels", "payrouter_sdk"),
+        ("sqlalchemy", "asyncpg", "aiosqlite", "alembic"),
+        allowed=("router.record",),
+    ),
     Rule("domain packages never import the web layer", DOMAIN, ("aiohttp.web", "router.api")),
     Rule("the SDK imports neither router nor channels", ("payrouter_sdk",), ("router", "channels")),
     Rule(

@@ -397,6 +397,9 @@ def test_every_verb_has_help() -> None:
         ["merchants", "webhook-endpoints"],
         ["merchants", "enable-endpoint"],
         ["bench"],
+        ["db"],
+        ["db", "migrate"],
+        ["db", "status"],
     ):
         result = CliRunner().invoke(main, [*verb, "--help"])
         assert result.exit_code == 0, verb
@@ -412,7 +415,7 @@ def _verbs(help_text: str) -> set[str]:
 @pytest.mark.parametrize(
     ("group", "verbs"),
     [
-        ([], {"bench", "dev", "merchants", "routes", "serve", "sim"}),
+        ([], {"bench", "db", "dev", "merchants", "routes", "serve", "sim"}),
         (
             ["merchants"],
             {
@@ -426,6 +429,7 @@ def _verbs(help_text: str) -> set[str]:
             },
         ),
         (["routes"], {"check", "explain"}),
+        (["db"], {"migrate", "status"}),
     ],
 )
 def test_help_lists_every_verb(group: list[str], verbs: set[str]) -> None:

@@ -1,0 +1,1 @@
+"""The record's Alembic environment and revisions (run by `router.record.migrate`)."""
