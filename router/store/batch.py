@@ -88,8 +88,10 @@ class Atomic:
     the first write's error once every other write was applied, as a MULTI/EXEC does.
     """
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, script: AsyncScript) -> None:
+        """`script`: `scripts.ATOMIC` as the store registered it once (`atomic_script`)."""
         self._redis = redis
+        self._script = script
         self._keys: list[str] = []
         self._ops: list[list[str | int]] = []
 
@@ -148,8 +150,7 @@ class Atomic:
 
     async def execute(self) -> list[Any]:
         batch = Batch(self._redis)
-        script = self._redis.register_script(ATOMIC)
-        index = batch.script(script, self._keys, [json.dumps(self._ops)])
+        index = batch.script(self._script, self._keys, [json.dumps(self._ops)])
         replies = (await batch.execute())[index]
         failed = [reply for reply in replies if isinstance(reply, Exception)]
         if failed:
@@ -158,9 +159,9 @@ class Atomic:
         return [None if reply is False else reply for reply in replies]
 
 
-def atomic(redis: aioredis.Redis) -> Atomic:
-    """Writes to queue and apply together (`Atomic`)."""
-    return Atomic(redis)
+def atomic_script(redis: aioredis.Redis) -> AsyncScript:
+    """`scripts.ATOMIC`, registered once by a store that makes `Atomic` groups."""
+    return redis.register_script(ATOMIC)
 
 
 async def load_scripts(redis: aioredis.Redis | RedisCluster, sources: Sequence[str]) -> None:

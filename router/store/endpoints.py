@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from router.store import keys
-from router.store.batch import atomic
+from router.store.batch import Atomic, atomic_script
 from router.store.codec import text
 
 
@@ -40,9 +40,10 @@ class DisabledEndpoint:
 class DisabledEndpoints:
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
+        self._atomic = atomic_script(redis)
 
     async def disable(self, mch: str, url: str, at_ms: int, event_id: str) -> None:
-        pipe = atomic(self._redis)
+        pipe = Atomic(self._redis, self._atomic)
         pipe.sadd(keys.disabled_endpoints(mch), url)
         info = json.dumps({"at_ms": at_ms, "event": event_id})
         pipe.hset(keys.disabled_endpoint_info(mch), url, info)
@@ -72,7 +73,7 @@ class DisabledEndpoints:
 
     async def enable(self, mch: str, url: str) -> bool:
         """Deliver to `url` again. False when it was not disabled."""
-        pipe = atomic(self._redis)
+        pipe = Atomic(self._redis, self._atomic)
         pipe.srem(keys.disabled_endpoints(mch), url)
         pipe.hdel(keys.disabled_endpoint_info(mch), url)
         removed, _ = await pipe.execute()

@@ -14,7 +14,7 @@ Events are written by the status-change scripts (`router.store.scripts._EMIT`). 
   corrupt record) is counted in the partition's `webhook-faults` and abandoned as a dead
   letter after `MAX_FAULTS`, so no entry is taken again forever;
 - every change of an event's delivery state is one atomic write in its partition's slot
-  (`router.store.batch.atomic`);
+  (`router.store.batch.Atomic`);
 - consumers are named per process: a process removes its own on a clean shutdown, and the
   others remove consumers long idle with nothing pending (a process that died). A consumer
   with pending entries is never removed: that would drop the entries from the group.
@@ -37,7 +37,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from router.store import keys
-from router.store.batch import Batch, atomic
+from router.store.batch import Atomic, Batch, atomic_script
 from router.store.codec import mapping, text
 from router.store.endpoints import DisabledEndpoints
 from router.store.merge import newest_first
@@ -175,6 +175,7 @@ class EventStore:
         self._claim = redis.register_script(CLAIM_DUE)
         self._remove_idle = redis.register_script(REMOVE_IDLE_CONSUMERS)
         self._read = redis.register_script(READ_OUTBOX)
+        self._atomic = atomic_script(redis)
         self.endpoints = DisabledEndpoints(redis)
 
     async def get(self, mch: str, evt_id: str) -> StoredEvent | None:
@@ -238,7 +239,7 @@ class EventStore:
 
     async def record_attempt(self, event: StoredEvent, attempt: dict[str, Any]) -> int:
         """Append one attempt; returns how many attempts the event has had."""
-        pipe = atomic(self._redis)
+        pipe = Atomic(self._redis, self._atomic)
         pipe.rpush(keys.event_attempts(event.id), json.dumps(attempt))
         pipe.hincrby(keys.event(event.id), "attempt_count", 1)
         _, count = await pipe.execute()
@@ -263,7 +264,7 @@ class EventStore:
         retry schedule whatever happened."""
         partition = keys.partition_of(evt_id)
         try:
-            pipe = atomic(self._redis)
+            pipe = Atomic(self._redis, self._atomic)
             pipe.rpush(keys.event_attempts(evt_id), json.dumps(attempt))
             pipe.hincrby(keys.event(evt_id), "attempt_count", 1)
             pipe.hset(keys.event(evt_id), "state", "dead")
@@ -280,7 +281,7 @@ class EventStore:
 
     async def set_state(self, event: StoredEvent, state: str, *, dead_at_ms: int = 0) -> None:
         partition = keys.partition_of(event.id)
-        pipe = atomic(self._redis)
+        pipe = Atomic(self._redis, self._atomic)
         pipe.hset(keys.event(event.id), "state", state)
         pipe.hdel(keys.webhook_faults(partition), event.id)
         member = f"{event.merchant_id}/{event.id}"
@@ -295,7 +296,7 @@ class EventStore:
 
     async def retry_at(self, event: StoredEvent, due_ms: int) -> None:
         partition = keys.partition_of(event.id)
-        pipe = atomic(self._redis)
+        pipe = Atomic(self._redis, self._atomic)
         pipe.hset(keys.event(event.id), "state", "retrying")
         pipe.hdel(keys.webhook_faults(partition), event.id)
         pipe.zadd(keys.webhook_retries(partition), {f"{event.merchant_id}/{event.id}": due_ms})
@@ -318,7 +319,7 @@ class EventStore:
     async def resend(self, event: StoredEvent) -> None:
         """Deliver again, on a fresh schedule, whatever its state."""
         partition = keys.partition_of(event.id)
-        pipe = atomic(self._redis)
+        pipe = Atomic(self._redis, self._atomic)
         pipe.hset(
             keys.event(event.id),
             mapping={"state": "pending", "series_start": event.attempt_count},
@@ -403,7 +404,7 @@ class EventStore:
         return out
 
     async def ack(self, entry: OutboxEntry) -> None:
-        pipe = atomic(self._redis)
+        pipe = Atomic(self._redis, self._atomic)
         pipe.xack(keys.outbox(entry.partition), GROUP, entry.id)
         pipe.xdel(keys.outbox(entry.partition), entry.id)
         await pipe.execute()

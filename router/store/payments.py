@@ -122,7 +122,7 @@ class PaymentStore:
             "client_ip": stored.client_ip,
             "payer_id": stored.payer_id,
         }
-        schedule_key, entry = Schedule.new_entry(mch, p.id)
+        schedule_key, entry = Schedule.entry(mch, p.id)
         key_field = "" if idempotency_key is None else keys.key_field(idempotency_key)
         batch = Batch(self._redis)
         index = batch.script(

@@ -98,7 +98,7 @@ class RefundStore:
             "merchant_id": mch,
             "created_ms": stored.created_ms,
         }
-        schedule_key, entry = Schedule.new_entry(mch, r.id)
+        schedule_key, entry = Schedule.entry(mch, r.id)
         batch = Batch(self._redis)
         index = batch.script(
             self._create,

@@ -76,25 +76,21 @@ class Schedule:
         return out
 
     async def done(self, mch: str, object_id: str) -> None:
-        await self._redis.zrem(*self._entry(mch, object_id))
+        await self._redis.zrem(*self.entry(mch, object_id))
 
     def queue_put(self, batch: Batch, mch: str, object_id: str, due_ms: int) -> None:
-        key, entry = self._entry(mch, object_id)
+        key, entry = self.entry(mch, object_id)
         batch.pipe.zadd(key, {entry: due_ms})
 
     def queue_done(self, batch: Batch, mch: str, object_id: str) -> None:
-        batch.pipe.zrem(*self._entry(mch, object_id))
+        batch.pipe.zrem(*self.entry(mch, object_id))
 
     async def due_at(self, mch: str, object_id: str) -> int | None:
-        score = await self._redis.zscore(*self._entry(mch, object_id))
+        score = await self._redis.zscore(*self.entry(mch, object_id))
         return None if score is None else int(score)
 
     @staticmethod
-    def _entry(mch: str, object_id: str) -> tuple[str, str]:
+    def entry(mch: str, object_id: str) -> tuple[str, str]:
+        """The schedule key and member of a payment or refund (create scripts write them)."""
         key = keys.schedule(keys.partition_of(object_id))
         return key, member(kind_of(object_id), mch, object_id)
-
-    @staticmethod
-    def new_entry(mch: str, object_id: str) -> tuple[str, str]:
-        """The schedule key and member a create script writes for a new object."""
-        return Schedule._entry(mch, object_id)

@@ -6,7 +6,7 @@ closes its connections: `aclose()`) and reads it again before its next command. 
 transaction (MULTI/EXEC) queues each command from a thread with an event loop of its own: a
 refresh started there raced the one the router's other requests run (`RuntimeError: ... bound
 to a different event loop`) and failed webhook deliveries and other writes right after every
-failover. The store writes such groups with one script instead (`router.store.batch.atomic`).
+failover. The store writes such groups with one script instead (`router.store.batch.Atomic`).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ async def test_transactions_run_while_the_slot_map_is_read_again(redis_cluster_u
 
 
 def test_no_store_code_makes_a_multi_exec_pipeline() -> None:
-    """Atomic groups of writes go through `router.store.batch.atomic` (one script)."""
+    """Atomic groups of writes go through `router.store.batch.Atomic` (one script)."""
     root = Path(__file__).parents[2] / "router"
     makers = [
         str(path.relative_to(root))

@@ -9,7 +9,7 @@ from redis.exceptions import ResponseError
 
 from router.clock import FrozenClock
 from router.store import Replication, Store, keys, open_store
-from router.store.batch import atomic
+from router.store.batch import Atomic, atomic_script
 from router.store.payments import Creation
 from router.store.schedule import Due
 from tests.router.conftest import MCH, payment
@@ -242,14 +242,15 @@ async def test_atomic_writes_apply_together_and_fail_like_a_multi(store: Store) 
     their own): every write is applied in one step, and one that fails (a key of the wrong
     type) leaves the others applied and raises its error afterwards."""
     tag = "pr:{atomic-test}"
-    group = atomic(store.redis)
+    script = atomic_script(store.redis)
+    group = Atomic(store.redis, script)
     group.hset(f"{tag}:h", mapping={"state": "dead", "n": 1})
     group.hincrby(f"{tag}:h", "n", 2)
     group.zadd(f"{tag}:z", {"evt_a": 5})
     group.rpush(f"{tag}:l", "one", "two")
     assert await group.execute() == [2, 3, 1, 2]
     await store.redis.set(f"{tag}:s", "not a list")
-    broken = atomic(store.redis)
+    broken = Atomic(store.redis, script)
     broken.rpush(f"{tag}:s", "x")
     broken.hset(f"{tag}:h", "state", "retrying")
     with pytest.raises(ResponseError, match="WRONGTYPE"):
