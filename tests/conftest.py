@@ -99,6 +99,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each test a node id of its own.
+
+    schemathesis names its per-operation tests (`test_x[POST /v1/payments]`) but leaves
+    them the function's node id; pytest-xdist schedules and reports by node id, so it
+    would run one of them and drop the rest.
+    """
+    seen: dict[str, int] = {}
+    for item in items:
+        seen[item.nodeid] = seen.get(item.nodeid, 0) + 1
+    for item in items:
+        if seen[item.nodeid] > 1 and "[" in item.name:
+            # pytest keeps a node's id as a parsed NodeId; building it from the string
+            # form is the one way in that does not depend on how it is constructed.
+            item._id = type(item._id).parse(f"{item.nodeid.rpartition('::')[0]}::{item.name}")
+
+
 @pytest.fixture
 def redis_topology(request: pytest.FixtureRequest) -> str:
     """Which Redis `redis_url` points at: the test's parameter, else `--redis`."""

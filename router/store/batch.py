@@ -21,6 +21,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from router.store.errors import connection_closed_under_us
 from router.store.scripts import ATOMIC
 
 Arg = str | int | float
@@ -59,7 +60,13 @@ class Batch:
         return len(self.pipe) - 1
 
     async def execute(self) -> list[Any]:
-        results = await self.pipe.execute(raise_on_error=False)
+        try:
+            results = await self.pipe.execute(raise_on_error=False)
+        except AttributeError as exc:
+            lost = connection_closed_under_us(exc)
+            if lost is None:
+                raise
+            raise lost from exc
         resent = False
         for index, value in enumerate(results):
             if isinstance(value, NoScriptError) and index in self._scripts:
@@ -67,7 +74,7 @@ class Batch:
                 results[index] = await script(keys=cast(Any, list(keys)), args=list(args))
                 resent = True
             elif isinstance(value, Exception):
-                raise value
+                raise connection_closed_under_us(value) or value
         if resent:
             # Sent on another connection after the WAIT: not covered by it.
             for index in self._waits:

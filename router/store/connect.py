@@ -28,7 +28,7 @@ from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.exceptions import RedisClusterException
 
 from router.settings import ConfigurationError, redacted
-from router.store.errors import ClusterUnreachable
+from router.store.errors import ClusterUnreachable, connection_closed_under_us
 
 RedisClient = aioredis.Redis | RedisCluster
 """What `redis_client` returns: one server (also a Sentinel-managed primary) or a cluster."""
@@ -71,6 +71,17 @@ class ClusterRedis(RedisCluster):
             raise ClusterUnreachable(f"the cluster's slot map cannot be read: {exc}") from exc
         self._mapped = True
         return self
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        """Run a command; a connection closed under it is a `ConnectionError` (see
+        `connection_closed_under_us`)."""
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except AttributeError as exc:
+            lost = connection_closed_under_us(exc)
+            if lost is None:
+                raise
+            raise lost from exc
 
 
 class SentinelRedis(aioredis.Redis):

@@ -10,6 +10,8 @@ again.
 
 from __future__ import annotations
 
+import traceback
+
 from redis.exceptions import (
     ClusterDownError,
     ConnectionError,
@@ -43,6 +45,26 @@ STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
     OutOfMemoryError,
 )
 """Redis errors that mean the store cannot do anything now, not that a request is wrong."""
+
+
+def connection_closed_under_us(exc: BaseException) -> ConnectionError | None:
+    """The `ConnectionError` that `exc` stands for, when it is redis-py's cluster client
+    writing to a connection another task closed meanwhile; else None.
+
+    After a node fails, redis-py's cluster client closes every connection to it, including
+    ones other requests are using at that moment; those fail with `AttributeError` (the
+    connection's writer is gone) instead of a connection error. It is the same outage, not a
+    bug in the caller.
+    """
+    if not isinstance(exc, AttributeError):
+        return None
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames or not frames[-1].filename.endswith("redis/asyncio/connection.py"):
+        return None
+    lost = ConnectionError(f"connection closed while in use: {exc}")
+    lost.__cause__ = exc
+    return lost
+
 
 StoreError = RedisError
 """Any failure of a store command, for callers outside `router.store` that must not know it is

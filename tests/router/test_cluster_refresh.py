@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import cast
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
 
 from router.clock import FrozenClock
 from router.store import open_store
+from router.store.batch import Batch
 from router.store.connect import RedisClient
+from router.store.errors import STORE_UNAVAILABLE
 
 pytestmark = pytest.mark.cluster
 
@@ -59,3 +63,46 @@ def test_no_store_code_makes_a_multi_exec_pipeline() -> None:
         if "transaction=True" in path.read_text(encoding="utf-8")
     ]
     assert makers == []
+
+
+@pytest.mark.timeout(60)
+async def test_connections_closed_while_in_use_are_an_outage_not_a_bug(
+    redis_cluster_url: str,
+) -> None:
+    """redis-py closes every connection of the client when a node fails, including ones other
+    requests are writing to at that moment; those requests used to fail with `AttributeError`
+    (a 500) where they meet a closed connection. They are a `ConnectionError` now, one of
+    `STORE_UNAVAILABLE` (a 503), like the outage they come from."""
+    store = await open_store(redis_cluster_url, FrozenClock())
+    errors: list[BaseException] = []
+    done = asyncio.Event()
+
+    async def requests(n: int) -> None:
+        for i in range(12):
+            try:
+                if i % 2:
+                    await store.redis.set(f"{{p{n}}}k{i}", i)
+                else:
+                    batch = Batch(store.redis)
+                    batch.pipe.set(f"{{p{n}}}b{i}", i)
+                    await batch.execute()
+            except Exception as exc:
+                errors.append(exc)
+
+    async def failures() -> None:
+        # What redis-py does to a node it finds dead: close all its connections, in use or not.
+        client = cast(RedisCluster, store.redis)
+        while not done.is_set():
+            for node in client.get_nodes():
+                await node.disconnect()
+            await asyncio.sleep(0.002)
+
+    try:
+        closer = asyncio.create_task(failures())
+        await asyncio.gather(*(requests(n) for n in range(6)))
+        done.set()
+        await closer
+    finally:
+        await store.close()
+    unexpected = [e for e in errors if not isinstance(e, STORE_UNAVAILABLE)]
+    assert not unexpected, unexpected[:3]
