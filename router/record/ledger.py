@@ -134,3 +134,60 @@ async def totals(conn: AsyncConnection) -> dict[str, int]:
         )
     )
     return {currency: int(total) for currency, total in rows}
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    """One line of the balances report: an account and the sum of its entries."""
+
+    account_id: str
+    kind: str
+    owner: str
+    currency: str
+    balance: int
+    entries: int
+
+
+async def account_balances(
+    conn: AsyncConnection,
+    *,
+    merchant: str | None = None,
+    kind: str | None = None,
+    currency: str | None = None,
+) -> list[AccountBalance]:
+    """Every account (an account with no entries yet shows 0) with its balance and number
+    of entries, by kind, owner and currency; narrowed by whichever filters are given
+    (`merchant` keeps the accounts the merchant owns, so no channel clearing)."""
+    sums = (
+        select(
+            ledger_entries.c.account_id,
+            func.sum(ledger_entries.c.amount).label("balance"),
+            func.count().label("entries"),
+        )
+        .group_by(ledger_entries.c.account_id)
+        .subquery()
+    )
+    owner = func.coalesce(ledger_accounts.c.merchant_id, ledger_accounts.c.channel_account)
+    statement = (
+        select(
+            ledger_accounts.c.id,
+            ledger_accounts.c.kind,
+            owner,
+            ledger_accounts.c.currency,
+            func.coalesce(sums.c.balance, 0),
+            func.coalesce(sums.c.entries, 0),
+        )
+        .select_from(ledger_accounts.outerjoin(sums, sums.c.account_id == ledger_accounts.c.id))
+        .order_by(ledger_accounts.c.currency, ledger_accounts.c.kind, owner)
+    )
+    if merchant is not None:
+        statement = statement.where(ledger_accounts.c.merchant_id == merchant)
+    if kind is not None:
+        statement = statement.where(ledger_accounts.c.kind == kind)
+    if currency is not None:
+        statement = statement.where(ledger_accounts.c.currency == currency)
+    rows = await conn.execute(statement)
+    return [
+        AccountBalance(account_id, kind_, owner_, currency_, int(balance), int(count))
+        for account_id, kind_, owner_, currency_, balance, count in rows
+    ]
