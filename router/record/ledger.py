@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Insert, Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from router.record.connect import reason
 from router.record.schema import (
     ACCOUNT_KINDS,
     ledger_accounts,
@@ -191,3 +193,32 @@ async def account_balances(
         AccountBalance(account_id, kind_, owner_, currency_, int(balance), int(count))
         for account_id, kind_, owner_, currency_, balance, count in rows
     ]
+
+
+class RecordUnavailable(Exception):
+    """The record could not be read (the database is down or refused us): nothing changed."""
+
+
+@dataclass(frozen=True)
+class BalanceSheet:
+    """The balances report: the accounts asked for, and the totals of the whole ledger."""
+
+    accounts: list[AccountBalance]
+    totals: dict[str, int]
+
+
+async def read_balances(
+    engine: AsyncEngine,
+    *,
+    merchant: str | None = None,
+    kind: str | None = None,
+    currency: str | None = None,
+) -> BalanceSheet:
+    """`account_balances` and `totals` in one read; `RecordUnavailable` when the database
+    cannot answer."""
+    try:
+        async with engine.connect() as conn, conn.begin():
+            found = await account_balances(conn, merchant=merchant, kind=kind, currency=currency)
+            return BalanceSheet(found, dict(sorted((await totals(conn)).items())))
+    except (SQLAlchemyError, OSError) as exc:
+        raise RecordUnavailable(reason(exc)) from None
