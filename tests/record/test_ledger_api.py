@@ -13,8 +13,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from router.app import RECORD, build_app
 from router.record import Record
+from router.record.connect import create_engine, engine_url
 from router.record.postings import post_channel_fee, post_state_changes
 from router.settings import Settings
+from tests.conftest import loopback_socket
 from tests.record.sample_rows import payment_row, payments, refund_row, refunds, upsert
 from tests.router.test_cli import good_routing
 
@@ -121,5 +123,23 @@ async def test_a_router_without_a_record_answers_503(good_routing: Path) -> None
         error = (await response.json())["error"]
         assert error["code"] == "record_not_configured"
         assert "PAYROUTER_DATABASE_URL" in error["message"]
+    finally:
+        await client.close()
+
+
+async def test_a_database_that_does_not_answer_is_503_with_retry_after(
+    good_routing: Path,
+) -> None:
+    with loopback_socket() as closed:
+        url = engine_url(f"postgresql://u:hunter2@127.0.0.1:{closed.getsockname()[1]}/x", Path())
+    gone = Record(create_engine(url), "PostgreSQL at nowhere", embedded=False)
+    client = await client_for(good_routing, gone)
+    try:
+        response = await client.get("/admin/ledger/balances", headers=ADMIN)
+        assert response.status == 503
+        assert response.headers["Retry-After"] == "1"
+        error = (await response.json())["error"]
+        assert error["code"] == "record_unavailable"
+        assert "hunter2" not in error["message"]
     finally:
         await client.close()
