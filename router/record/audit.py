@@ -145,7 +145,9 @@ async def _accounts(conn: AsyncConnection, totals: dict[str, int]) -> Check:
         .group_by(e.c.account_id, e.c.currency)
     )
     for account, currency, count in await conn.execute(stray):
-        check.add(f"{count} entries in {currency} on account {account}, which has no such")
+        check.add(
+            f"{count} entries in {currency} on account {account}, not an account in {currency}"
+        )
     owner = func.coalesce(a.c.merchant_id, a.c.channel_account)
     for account, kind, who, currency in await conn.execute(
         select(a.c.id, a.c.kind, owner, a.c.currency)
@@ -158,7 +160,7 @@ async def _accounts(conn: AsyncConnection, totals: dict[str, int]) -> Check:
     return check
 
 
-def _missing_or_wrong(kind: str, table: Any, posting_id: Any) -> Select[Any]:
+def _missing_or_wrong(table: Any, posting_id: Any) -> Select[Any]:
     """Succeeded objects of `table` whose posting is missing or moved another amount."""
     moved = (
         select(ledger_entries.c.posting_id, func.sum(ledger_entries.c.amount).label("amount"))
@@ -182,9 +184,7 @@ async def _objects(conn: AsyncConnection, check: Check) -> None:
         ("payment", payments, literal(capture_posting_id("")) + payments.c.id),
         ("refund", refunds_table, literal(refund_posting_id("")) + refunds_table.c.id),
     ):
-        for obj_id, amount, currency, posted in await conn.execute(
-            _missing_or_wrong(noun, table, pid)
-        ):
+        for obj_id, amount, currency, posted in await conn.execute(_missing_or_wrong(table, pid)):
             if posted is None:
                 check.add(f"{noun} {obj_id} succeeded ({amount} {currency}) but is not posted")
             else:
