@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import logs
-from router.api import admin, events, notify, payments
+from router.api import admin, admin_ledger, events, notify, payments
 from router.api.middleware import MAX_BODY, RUNTIME, authentication, idempotency, request_context
 from router.api.openapi import build_spec
 from router.api.payments import PAYMENTS, REFUNDS
@@ -111,6 +111,7 @@ async def build_app(
     events.add_routes(app)
     notify.add_routes(app)
     admin.add_routes(app)
+    admin_ledger.add_routes(app, RECORD)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

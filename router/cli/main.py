@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from router import logs
-from router.cli import db, merchants, routes, run, webhooks
+from router.cli import db, ledger, merchants, routes, run, webhooks
 from router.settings import ConfigurationError
 
 
@@ -68,6 +68,7 @@ def build_cli() -> click.Group:
     payrouter.add_command(merchant_verbs)
     payrouter.add_command(routes.routes)
     payrouter.add_command(db.db)
+    payrouter.add_command(ledger.ledger)
     for command in run.COMMANDS:
         payrouter.add_command(command)
     payrouter.add_command(bench)

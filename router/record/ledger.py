@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Insert, Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from router.record.connect import reason
 from router.record.schema import (
     ACCOUNT_KINDS,
     ledger_accounts,
@@ -134,3 +136,89 @@ async def totals(conn: AsyncConnection) -> dict[str, int]:
         )
     )
     return {currency: int(total) for currency, total in rows}
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    """One line of the balances report: an account and the sum of its entries."""
+
+    account_id: str
+    kind: str
+    owner: str
+    currency: str
+    balance: int
+    entries: int
+
+
+async def account_balances(
+    conn: AsyncConnection,
+    *,
+    merchant: str | None = None,
+    kind: str | None = None,
+    currency: str | None = None,
+) -> list[AccountBalance]:
+    """Every account (an account with no entries yet shows 0) with its balance and number
+    of entries, by kind, owner and currency; narrowed by whichever filters are given
+    (`merchant` keeps the accounts the merchant owns, so no channel clearing)."""
+    sums = (
+        select(
+            ledger_entries.c.account_id,
+            func.sum(ledger_entries.c.amount).label("balance"),
+            func.count().label("entries"),
+        )
+        .group_by(ledger_entries.c.account_id)
+        .subquery()
+    )
+    owner = func.coalesce(ledger_accounts.c.merchant_id, ledger_accounts.c.channel_account)
+    statement = (
+        select(
+            ledger_accounts.c.id,
+            ledger_accounts.c.kind,
+            owner,
+            ledger_accounts.c.currency,
+            func.coalesce(sums.c.balance, 0),
+            func.coalesce(sums.c.entries, 0),
+        )
+        .select_from(ledger_accounts.outerjoin(sums, sums.c.account_id == ledger_accounts.c.id))
+        .order_by(ledger_accounts.c.currency, ledger_accounts.c.kind, owner)
+    )
+    if merchant is not None:
+        statement = statement.where(ledger_accounts.c.merchant_id == merchant)
+    if kind is not None:
+        statement = statement.where(ledger_accounts.c.kind == kind)
+    if currency is not None:
+        statement = statement.where(ledger_accounts.c.currency == currency)
+    rows = await conn.execute(statement)
+    return [
+        AccountBalance(account_id, kind_, owner_, currency_, int(balance), int(count))
+        for account_id, kind_, owner_, currency_, balance, count in rows
+    ]
+
+
+class RecordUnavailable(Exception):
+    """The record could not be read (the database is down or refused us): nothing changed."""
+
+
+@dataclass(frozen=True)
+class BalanceSheet:
+    """The balances report: the accounts asked for, and the totals of the whole ledger."""
+
+    accounts: list[AccountBalance]
+    totals: dict[str, int]
+
+
+async def read_balances(
+    engine: AsyncEngine,
+    *,
+    merchant: str | None = None,
+    kind: str | None = None,
+    currency: str | None = None,
+) -> BalanceSheet:
+    """`account_balances` and `totals` in one read; `RecordUnavailable` when the database
+    cannot answer."""
+    try:
+        async with engine.connect() as conn, conn.begin():
+            found = await account_balances(conn, merchant=merchant, kind=kind, currency=currency)
+            return BalanceSheet(found, dict(sorted((await totals(conn)).items())))
+    except (SQLAlchemyError, OSError) as exc:
+        raise RecordUnavailable(reason(exc)) from None
