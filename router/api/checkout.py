@@ -41,7 +41,7 @@ def _lang(request: web.Request) -> str:
     return pages.language(request.headers.get("Accept-Language", ""), request.query.get("lang"))
 
 
-def _html(text: str, status: int = 200, form_origins: tuple[str, ...] = ()) -> web.Response:
+def html_page(text: str, status: int = 200, form_origins: tuple[str, ...] = ()) -> web.Response:
     response = web.Response(text=text, status=status, content_type="text/html")
     response.headers["Content-Security-Policy"] = pages.csp(form_origins)
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -54,7 +54,7 @@ def message_page(request: web.Request, key: str, status: int) -> web.Response:
     """A page saying one thing (`pages.STRINGS[lang][key]`)."""
     lang = _lang(request)
     text = pages.render("message.html", lang, merchant="", message=pages.STRINGS[lang][key])
-    return _html(text, status)
+    return html_page(text, status)
 
 
 async def _checkout(request: web.Request) -> StoredPayment:
@@ -164,7 +164,7 @@ async def _render_pay(
             values |= {"mode": "redirect", "redirect_url": str(action.get("url"))}
     elif wallet is not None:
         values["mode"] = "none"
-    return _html(pages.render("pay.html", lang, **values), form_origins=origins)
+    return html_page(pages.render("pay.html", lang, **values), form_origins=origins)
 
 
 def _sandbox_confirm(request: web.Request, stored: StoredPayment) -> str | None:

@@ -47,6 +47,7 @@ async def test_each_wallet_pays_the_checkout_in_its_app(
         await w.page.click("#pay")
     # The wallet's own screen (the simulator's), in Chinese as the real one is.
     await w.page.wait_for_selector("button#pay:has-text('确认付款')")
+    await w.page.wait_for_load_state("load")
     await w.page.click("#pay")
     await w.page.wait_for_url(f"{multi.url}/healthz", timeout=15_000)
 
@@ -76,6 +77,7 @@ async def test_desktop_page_shows_a_qr_code_of_itself_and_turns_paid(
     # The buyer scans it with Alipay, pays there; this page notices by itself.
     phone = await open_page(browser, "alipay")
     await phone.page.goto(created["action"]["url"])
+    await phone.page.wait_for_load_state("load")
     await phone.page.click("#pay")
     await w.page.wait_for_url(f"{multi.url}/healthz", timeout=15_000)
     assert w.errors == [] and phone.errors == []
@@ -108,4 +110,47 @@ async def test_hostile_text_is_shown_as_text(multi: Router, browser: Browser) ->
     assert await w.page.inner_text("#description") == HOSTILE[:127]
     assert await w.page.locator("img[src=x]").count() == 0
     assert w.errors == []
+    await w.context.close()
+
+
+async def test_a_payment_link_paid_twice_makes_two_payments(
+    multi: Router, browser: Browser
+) -> None:
+    status, link, _ = await multi.request(
+        "POST",
+        "/v1/payment_links",
+        json={"description": "Counter 收银台", "return_url": f"{multi.url}/healthz"},
+    )
+    assert status == 201, link
+    assert link["url"] == link["qr_code"] == f"{multi.url}/l/{link['id']}"
+    w = await open_page(browser, "alipay")
+    # The buyer types an amount the server refuses, then a good one.
+    await w.page.goto(link["url"])
+    await w.page.fill("#amount", "12.345")
+    await w.page.evaluate("document.getElementById('link-form').noValidate = true")
+    await w.page.click("button[type=submit]")
+    assert await w.page.inner_text("#notice") == "请输入有效金额"
+    # The refused form is a 400, which Chromium notes in the console; nothing else may be.
+    assert [e for e in w.errors if "400" not in e] == []
+    w.errors.clear()
+    for entered in ("12.30", "0.5"):
+        await w.page.goto(link["url"])
+        await w.page.fill("#amount", entered)
+        await w.page.click("button[type=submit]")
+        await w.page.wait_for_selector("button#pay:has-text('确认付款')")
+        await w.page.wait_for_load_state("load")
+        await w.page.click("#pay")
+        await w.page.wait_for_url(f"{multi.url}/healthz", timeout=15_000)
+    status, listed, _ = await multi.request("GET", "/v1/payments?limit=10")
+    made = [p for p in listed["data"] if p["metadata"].get("payment_link") == link["id"]]
+    assert sorted(p["amount"] for p in made) == [50, 1230]
+    assert {p["status"] for p in made} == {"succeeded"}
+    status, counted, _ = await multi.request("GET", f"/v1/payment_links/{link['id']}")
+    assert counted["payments"] == 2
+    status, disabled, _ = await multi.request("POST", f"/v1/payment_links/{link['id']}/disable")
+    assert disabled["active"] is False
+    assert w.errors == []
+    response = await w.page.goto(link["url"])
+    assert response is not None and response.status == 410
+    assert await w.page.inner_text("#message") == "该收款码已停用"
     await w.context.close()
