@@ -112,7 +112,8 @@ async def _in_wallet(request: web.Request, stored: StoredPayment, wallet: Wallet
     buyer = Buyer(wallet=spec.wallet, client_ip=request.remote or "127.0.0.1", payer_id=payer_id)
     stored = await service.attach(stored, buyer, return_url=f"{url}/return")
     action = stored.buyer_action or {}
-    if action.get("type") == "redirect" and stored.payment.status == "pending":
+    returned = "returned" in request.query
+    if action.get("type") == "redirect" and stored.payment.status == "pending" and not returned:
         raise web.HTTPFound(str(action["url"]))
     return stored
 
@@ -159,6 +160,8 @@ async def _render_pay(
                 "mode": "form_post",
                 "form_url": form_url,
                 "form_fields": action.get("fields") or {},
+                # Back from the cashier: the page waits for the status instead.
+                "autosubmit": "returned" not in request.query,
             }
         elif kind == "redirect":
             values |= {"mode": "redirect", "redirect_url": str(action.get("url"))}
@@ -202,9 +205,11 @@ async def pay_status(request: web.Request) -> web.Response:
 
 async def pay_return(request: web.Request) -> web.Response:
     """A wallet's cashier hands the buyer back (UnionPay posts its front notification here):
-    nothing in it is trusted; the page asks the router for the status."""
+    nothing in it is trusted. The router asks the channel itself (the notification may not
+    have come yet), then shows the page, which does not send the buyer to the cashier again."""
     stored = await _checkout(request)
-    raise web.HTTPSeeOther(f"/pay/{stored.payment.id}")
+    await request.app[CHECKOUT].refresh(stored)
+    raise web.HTTPSeeOther(f"/pay/{stored.payment.id}?returned=1")
 
 
 async def _qr_text(request: web.Request) -> str:

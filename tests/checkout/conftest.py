@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 
-from tests.e2e.conftest import harnesses, http, multi  # noqa: F401 - fixtures used here
+from tests.e2e.conftest import (  # noqa: F401 - fixtures used here
+    harnesses,
+    http,
+    multi,
+    router,
+    simulator,
+)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -96,6 +102,14 @@ async def browser(chromium_endpoint: str) -> AsyncIterator[Browser]:
         finally:
             for context in connected.contexts[1:]:
                 await context.close()
+
+
+async def snap(watched: Watched, name: str) -> None:
+    """With PAYROUTER_SCREENSHOTS=<folder>, save the page as <folder>/<name>.png (how the
+    screenshots in docs/ are made: docs/checkout.md)."""
+    folder = os.environ.get("PAYROUTER_SCREENSHOTS")
+    if folder:
+        await watched.page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
 async def open_page(browser: Browser, agent: str, lang: str = "zh-CN") -> Watched:

@@ -11,7 +11,7 @@ import zxingcpp
 from PIL import Image
 from playwright.async_api import Browser
 
-from tests.checkout.conftest import open_page
+from tests.checkout.conftest import open_page, snap
 from tests.e2e.conftest import Router
 
 pytestmark = pytest.mark.browser
@@ -44,10 +44,13 @@ async def test_each_wallet_pays_the_checkout_in_its_app(
     if wallet == "wechat":
         # Back from WeChat's authorisation with a code: the page offers WeChat's pay sheet.
         assert "code=" in w.page.url
+        await w.page.wait_for_load_state("load")
+        await snap(w, "checkout-wechat")
         await w.page.click("#pay")
     # The wallet's own screen (the simulator's), in Chinese as the real one is.
     await w.page.wait_for_selector("button#pay:has-text('确认付款')")
     await w.page.wait_for_load_state("load")
+    await snap(w, f"sim-{wallet}")
     await w.page.click("#pay")
     await w.page.wait_for_url(f"{multi.url}/healthz", timeout=15_000)
 
@@ -72,6 +75,7 @@ async def test_desktop_page_shows_a_qr_code_of_itself_and_turns_paid(
 
     shot = await w.page.locator("#qr").screenshot()
     found = zxingcpp.read_barcodes(Image.open(io.BytesIO(shot)))
+    await snap(w, "checkout-desktop")
     assert [b.text for b in found] == [created["action"]["url"]]
 
     # The buyer scans it with Alipay, pays there; this page notices by itself.
@@ -79,6 +83,8 @@ async def test_desktop_page_shows_a_qr_code_of_itself_and_turns_paid(
     await phone.page.goto(created["action"]["url"])
     await phone.page.wait_for_load_state("load")
     await phone.page.click("#pay")
+    await w.page.wait_for_selector("#status[data-status=succeeded]")
+    await snap(w, "checkout-paid")
     await w.page.wait_for_url(f"{multi.url}/healthz", timeout=15_000)
     assert w.errors == [] and phone.errors == []
     await w.context.close()
@@ -93,6 +99,7 @@ async def test_an_expired_checkout_says_so(multi: Router, browser: Browser) -> N
     w = await open_page(browser, "wechat")
     await w.page.goto(created["action"]["url"])
     assert await w.page.inner_text("#status") == "已过期"
+    await snap(w, "checkout-expired")
     assert await w.page.locator("#pay").count() == 0
     assert w.errors == []
     await w.context.close()
@@ -130,6 +137,7 @@ async def test_a_payment_link_paid_twice_makes_two_payments(
     await w.page.evaluate("document.getElementById('link-form').noValidate = true")
     await w.page.click("button[type=submit]")
     assert await w.page.inner_text("#notice") == "请输入有效金额"
+    await snap(w, "link-amount")
     # The refused form is a 400, which Chromium notes in the console; nothing else may be.
     assert [e for e in w.errors if "400" not in e] == []
     w.errors.clear()
