@@ -15,7 +15,7 @@ from it), "created_at", "livemode"}`; `url` and `qr_code` are `PAYROUTER_PUBLIC_
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from router.api.checkout import html_page, message_page
 from router.api.middleware import RUNTIME, json_response, parse_body, principal
+from router.api.payments import query_params
 from router.checkout import pages
 from router.domain_errors import InvalidField, NotFound
 from router.models import Amount, Limit, Url
@@ -45,22 +46,53 @@ class CreateLinkRequest(BaseModel):
     return_url: Url | None = None
 
 
-def _object(request: web.Request, link: PaymentLink) -> dict[str, Any]:
+class PaymentLinkObject(BaseModel):
+    """A payment link: a shop's permanent code; each scan of `url` is a new checkout."""
+
+    id: str
+    object: Literal["payment_link"] = "payment_link"
+    url: str = Field(description="`PAYROUTER_PUBLIC_URL/l/{id}`: the page a buyer scans.")
+    qr_code: str = Field(description="What to draw as the QR code (the same as `url`).")
+    amount: int | None = Field(description="Minor units; null: the buyer enters the amount.")
+    currency: str
+    description: str
+    return_url: str | None = None
+    active: bool
+    payments: int = Field(description="Checkout payments made from the link so far.")
+    created_at: str
+    livemode: bool
+
+
+class PaymentLinkList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[PaymentLinkObject]
+    has_more: bool
+    url: str = "/v1/payment_links"
+
+
+class LinkListQuery(BaseModel):
+    """Query parameters of `GET /v1/payment_links`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: Limit = 10
+
+
+def _object(request: web.Request, link: PaymentLink) -> PaymentLinkObject:
     url = f"{request.app[RUNTIME].settings.base_url}/l/{link.id}"
-    return {
-        "id": link.id,
-        "object": "payment_link",
-        "url": url,
-        "qr_code": url,
-        "amount": link.amount,
-        "currency": link.currency,
-        "description": link.description,
-        "return_url": link.return_url,
-        "active": link.active,
-        "payments": link.payments,
-        "created_at": link.created_at,
-        "livemode": link.livemode,
-    }
+    return PaymentLinkObject(
+        id=link.id,
+        url=url,
+        qr_code=url,
+        amount=link.amount,
+        currency=link.currency,
+        description=link.description,
+        return_url=link.return_url,
+        active=link.active,
+        payments=link.payments,
+        created_at=link.created_at,
+        livemode=link.livemode,
+    )
 
 
 async def create_link(request: web.Request) -> web.Response:
@@ -79,15 +111,10 @@ async def create_link(request: web.Request) -> web.Response:
 
 async def list_links(request: web.Request) -> web.Response:
     mch = principal(request).merchant.id
-    raw = request.query.get("limit", "10")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise InvalidField("parameter_invalid", "limit must be 1 to 100", param="limit")
-    limit: Limit = int(raw)
-    links, has_more = await request.app[LINKS].store.page(mch, limit)
+    query = query_params(request, LinkListQuery)
+    links, has_more = await request.app[LINKS].store.page(mch, query.limit)
     data = [_object(request, link) for link in links if link.merchant_id == mch]
-    return json_response(
-        {"object": "list", "data": data, "has_more": has_more, "url": "/v1/payment_links"}
-    )
+    return json_response(PaymentLinkList(data=data, has_more=has_more))
 
 
 async def get_link(request: web.Request) -> web.Response:
