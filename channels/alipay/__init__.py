@@ -34,6 +34,6 @@ CHANNEL = ChannelSpec(
         re.compile(r"2088[0-9]{12}"), "an Alipay buyer id (16 digits starting 2088)"
     ),
     # In the app the mobile-site payment (wap.pay) opens Alipay's own cashier.
-    in_app=InApp(re.compile(r"AlipayClient/"), "h5"),
+    in_app=InApp(re.compile(r"AlipayClient/"), "h5", label_zh="支付宝"),
 )
 """This channel's entry in `channels.registry`."""

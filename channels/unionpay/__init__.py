@@ -31,6 +31,6 @@ CHANNEL = ChannelSpec(
     name="UnionPay",
     auth_code=BuyerCode(re.compile(r"62"), "62"),
     # UnionPay's app (云闪付) names itself "UnionPay/<version>" in its browser's agent.
-    in_app=InApp(re.compile(r"UnionPay/|CloudPay"), "h5"),
+    in_app=InApp(re.compile(r"UnionPay/|CloudPay"), "h5", label_zh="云闪付"),
 )
 """This channel's entry in `channels.registry`."""

@@ -146,7 +146,11 @@ async def _render_pay(
     origins: tuple[str, ...] = ()
     action = stored.buyer_action if wallet is not None and wallet == p.wallet else None
     if action is not None and notice is None:
-        name = REGISTRY[p.wallet].name if p.wallet else ""
+        spec = REGISTRY[p.wallet] if p.wallet else None
+        name = ""
+        if spec is not None:
+            zh = spec.in_app.label_zh if spec.in_app is not None else ""
+            name = zh if lang == "zh" and zh else spec.name
         values["pay_label"] = pages.STRINGS[lang]["pay_with"].format(wallet=name)
         kind = action.get("type")
         if kind == "app_params":

@@ -5,6 +5,7 @@ A real router and WeChat Pay simulator on loopback, real Redis."""
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -176,3 +177,29 @@ async def test_wechat_authorisation_codes_are_single_use(
         f"{simulator.url}/connect/oauth2/authorize", params=query | {"appid": "wx0000000000000000"}
     ) as resp:
         assert resp.status == 400
+
+
+async def test_simulator_cashiers_run_no_inline_script(router: Router) -> None:
+    status, h5 = await router.create(
+        method="h5", client_ip="203.0.113.9", description=HOSTILE[:127]
+    )
+    assert status == 201, h5
+    async with router.http.get(h5["action"]["url"]) as resp:
+        page = await resp.text()
+        assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+    scripts = re.findall(r"<script[^>]*>", page)
+    assert scripts == ['<script src="/sim/static/buyer.js" defer>']
+    assert "<img src=x" not in page
+
+
+async def test_the_pay_button_names_the_wallet_as_its_buyers_do(router: Router) -> None:
+    created = await checkout(router)
+    agent = {"User-Agent": UA["wechat"]}
+    async with router.http.get(created["action"]["url"], headers=agent) as resp:
+        # Through WeChat's authorisation (the simulator's) and back with a code.
+        assert resp.history[0].headers["Location"].startswith(router.url) is False
+        assert "code=" in str(resp.url)
+        page = await resp.text()
+    assert "使用微信支付" in page
+    async with router.http.get(f"{resp.url}&lang=en", headers=agent) as resp:
+        assert "Pay with WeChat Pay" in await resp.text()
