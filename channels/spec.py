@@ -49,7 +49,7 @@ class InApp:
     """The method needs the buyer's id, learnt through the wallet's authorisation first
     (`channels.base.IdentifiesPayer`)."""
     label_zh: str = ""
-    """The wallet as Chinese buyers name it on a button ("微信支付"); empty: `name`."""
+    """The wallet as Chinese buyers name it in "使用…支付" ("微信"); empty: `name`."""
     sandbox_sheet: str | None = None
     """For app parameters (a pay sheet the wallet app shows): the simulator's path that
     stands in for the app in a plain browser, given `package` and `redirect_url`."""

@@ -37,7 +37,7 @@ CHANNEL = ChannelSpec(
         re.compile(r"MicroMessenger/"),
         "jsapi",
         identifies_payer=True,
-        label_zh="微信支付",
+        label_zh="微信",
         sandbox_sheet="/sim/wallet/jsapi",
     ),
 )

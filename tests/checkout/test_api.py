@@ -203,3 +203,14 @@ async def test_the_pay_button_names_the_wallet_as_its_buyers_do(router: Router) 
     assert "使用微信支付" in page
     async with router.http.get(f"{resp.url}&lang=en", headers=agent) as resp:
         assert "Pay with WeChat Pay" in await resp.text()
+
+
+async def test_a_forged_authorisation_code_starts_nothing(router: Router) -> None:
+    created = await checkout(router)
+    url = f"{created['action']['url']}?code=forged&state={created['id']}"
+    async with router.http.get(url, headers={"User-Agent": UA["wechat"]}) as resp:
+        assert resp.status == 200
+        page = await resp.text()
+    assert 'id="notice"' in page and 'id="pay"' not in page
+    after = await router.payment(created["id"])
+    assert after["status"] == "pending" and after.get("channel") is None
