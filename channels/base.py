@@ -15,7 +15,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol, get_args
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 Method = Literal["qr", "web", "h5", "app", "jsapi", "barcode"]
 Wallet = Literal["wechat", "alipay", "unionpay"]
@@ -240,4 +240,18 @@ class Channel(Protocol):
 
     def acknowledgement(self, accepted: bool) -> Acknowledgement:
         """The answer the channel expects: accepted, or please retry later."""
+        ...
+
+
+@runtime_checkable
+class IdentifiesPayer(Protocol):
+    """A channel whose in-app payment needs the buyer's id in the wallet (WeChat's openid),
+    learnt by sending the buyer's browser through the wallet's authorisation and back."""
+
+    def payer_authorization_url(self, redirect_uri: str, state: str) -> str:
+        """Where to send the buyer's browser; it comes back to `redirect_uri` with a code."""
+        ...
+
+    async def payer_id(self, code: str) -> str:
+        """The buyer's id for the code the authorisation gave. Raises `ChannelError`."""
         ...

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import aiohttp
 
-from channels.base import Channel, Wallet
+from channels.base import Channel, Method, Wallet
 from channels.clock import Clock
 from channels.credentials import AccountBase, CredentialsRef
 
@@ -35,6 +35,24 @@ class BuyerCode:
     """For a payment code (`auth_code`), matched as a prefix; for a `payer_id`, whole."""
     described: str
     """The shape in words, for error messages ("10-15", "an Alipay buyer id (...)")."""
+
+
+@dataclass(frozen=True)
+class InApp:
+    """How the router's hosted checkout pays inside this wallet's own app."""
+
+    user_agent: re.Pattern[str]
+    """Searched in the browser's User-Agent: the wallet app's in-app browser says its name."""
+    method: Method
+    """The method the order is created with there (`jsapi` in WeChat, `h5` otherwise)."""
+    identifies_payer: bool = False
+    """The method needs the buyer's id, learnt through the wallet's authorisation first
+    (`channels.base.IdentifiesPayer`)."""
+    label_zh: str = ""
+    """The wallet as Chinese buyers name it in "使用…支付" ("微信"); empty: `name`."""
+    sandbox_sheet: str | None = None
+    """For app parameters (a pay sheet the wallet app shows): the simulator's path that
+    stands in for the app in a plain browser, given `package` and `redirect_url`."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,8 @@ class ChannelSpec(Generic[A]):
     """The prefix of the wallet's payment codes (`barcode` payments), from its documentation."""
     payer_id: BuyerCode | None = None
     """The buyer id a `jsapi` payment names (None: the wallet has no `jsapi`)."""
+    in_app: InApp | None = None
+    """How the hosted checkout pays in the wallet's app (None: it cannot)."""
 
     def build_simulator(self, settings: SimulatorSettings) -> web.Application:
         """The simulator as an aiohttp application."""

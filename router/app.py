@@ -13,11 +13,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import logs
-from router.api import admin, admin_ledger, events, notify, payments
+from router.api import admin, admin_ledger, checkout, events, links, notify, payments
 from router.api.middleware import MAX_BODY, RUNTIME, authentication, idempotency, request_context
 from router.api.openapi import build_spec
 from router.api.payments import PAYMENTS, REFUNDS
 from router.clock import Clock
+from router.payments.checkout import CheckoutService
+from router.payments.links import LinkService
 from router.payments.refunds import RefundService
 from router.payments.service import PaymentService
 from router.payments.worker import RequeryWorker, check_lease
@@ -108,6 +110,8 @@ async def build_app(
     if record is not None:
         app[RECORD] = record
     payments.add_routes(app)
+    checkout.add_routes(app, CheckoutService(service))
+    links.add_routes(app, LinkService(service))
     events.add_routes(app)
     notify.add_routes(app)
     admin.add_routes(app)

@@ -24,6 +24,9 @@ from channels.base import ActionType, Method, Wallet
 from router.urls import url_problem
 
 PaymentStatus = Literal["processing", "pending", "succeeded", "failed", "closed"]
+PaymentMethod = Literal[Method, "checkout"]
+"""A channel's method, or `checkout`: the router's hosted page, which learns the buyer's wallet
+from the app it is opened in (docs/checkout.md)."""
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "closed"})
 
 MAX_AMOUNT = 10_000_000_000
@@ -149,7 +152,7 @@ class CreatePaymentRequest(BaseModel):
     currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")] = "CNY"
     merchant_order_id: OrderId
     description: Annotated[StrictStr, Field(min_length=1, max_length=127)]
-    method: Method
+    method: PaymentMethod
     wallet: Wallet | None = None
     channel: Annotated[StrictStr, Field(max_length=64)] | None = Field(
         default=None, description="Pin one channel account by its name in the routing config."
@@ -237,9 +240,13 @@ class Payment(BaseModel):
     amount: int
     currency: str
     amount_refunded: int = 0
-    method: Method
-    wallet: Wallet
-    channel: str
+    method: PaymentMethod
+    wallet: Wallet | None = Field(
+        default=None, description="Absent while a checkout waits for the buyer's wallet."
+    )
+    channel: str | None = Field(
+        default=None, description="Absent while a checkout waits for the buyer's wallet."
+    )
     channel_trade_no: str | None = None
     status: PaymentStatus
     action: Action | None = None

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN = ("router/payments", "router/routing", "router/webhooks", "router/store")
-FORBIDDEN = ("aiohttp.web", "router.api", "router.errors")
+FORBIDDEN = ("aiohttp.web", "router.api", "router.errors", "router.checkout")
 
 
 def imported(source: str, module: str) -> Iterator[tuple[int, str]]:
@@ -71,3 +71,16 @@ def test_domain_and_store_never_import_the_web_layer(module: str, path: Path) ->
 def test_every_domain_package_is_checked() -> None:
     checked = {module for module, _ in domain_modules()}
     assert {"router.payments.service", "router.routing.decide", "router.store"} <= checked
+
+
+def test_the_buyer_pages_render_and_decide_nothing() -> None:
+    """`router.checkout` (templates, the user-agent check, QR images) is called by the API's
+    buyer routes; it never reaches into the API, the domain services or the store."""
+    banned = ("router.api", "router.payments", "router.store", "router.routing", "aiohttp")
+    found = []
+    for path in sorted((ROOT / "router" / "checkout").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for line, name in imported(path.read_text(encoding="utf-8"), module):
+            if any(name == b or name.startswith(b + ".") for b in banned):
+                found.append(f"{module}:{line} imports {name}")
+    assert found == []

@@ -9,7 +9,7 @@ import re
 from channels.alipay import sandbox
 from channels.alipay.adapter import AlipayChannel, build
 from channels.alipay.config import AlipayAccount, AlipayCredentials, load_credentials
-from channels.spec import BuyerCode, ChannelSpec
+from channels.spec import BuyerCode, ChannelSpec, InApp
 
 __all__ = [
     "CHANNEL",
@@ -33,5 +33,7 @@ CHANNEL = ChannelSpec(
     payer_id=BuyerCode(
         re.compile(r"2088[0-9]{12}"), "an Alipay buyer id (16 digits starting 2088)"
     ),
+    # In the app the mobile-site payment (wap.pay) opens Alipay's own cashier.
+    in_app=InApp(re.compile(r"AlipayClient/"), "h5", label_zh="支付宝"),
 )
 """This channel's entry in `channels.registry`."""

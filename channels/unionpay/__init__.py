@@ -6,7 +6,7 @@
 
 import re
 
-from channels.spec import BuyerCode, ChannelSpec
+from channels.spec import BuyerCode, ChannelSpec, InApp
 from channels.unionpay import sandbox
 from channels.unionpay.adapter import UnionPayChannel, build
 from channels.unionpay.config import UnionPayAccount, UnionPayCredentials, load_credentials
@@ -30,5 +30,7 @@ CHANNEL = ChannelSpec(
     simulator_port=8093,
     name="UnionPay",
     auth_code=BuyerCode(re.compile(r"62"), "62"),
+    # UnionPay's app (云闪付) names itself "UnionPay/<version>" in its browser's agent.
+    in_app=InApp(re.compile(r"UnionPay/|CloudPay"), "h5", label_zh="云闪付"),
 )
 """This channel's entry in `channels.registry`."""

@@ -6,7 +6,7 @@
 
 import re
 
-from channels.spec import BuyerCode, ChannelSpec
+from channels.spec import BuyerCode, ChannelSpec, InApp
 from channels.wechat import sandbox
 from channels.wechat.adapter import WeChatChannel, build
 from channels.wechat.config import WeChatAccount, WeChatCredentials, load_credentials
@@ -32,6 +32,13 @@ CHANNEL = ChannelSpec(
     auth_code=BuyerCode(re.compile(r"1[0-5]"), "10-15"),
     payer_id=BuyerCode(
         re.compile(r"[A-Za-z0-9_\-]{28}"), "a WeChat Pay openid (28 of A-Z a-z 0-9 - _)"
+    ),
+    in_app=InApp(
+        re.compile(r"MicroMessenger/"),
+        "jsapi",
+        identifies_payer=True,
+        label_zh="微信",
+        sandbox_sheet="/sim/wallet/jsapi",
     ),
 )
 """This channel's entry in `channels.registry`."""

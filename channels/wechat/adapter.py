@@ -25,7 +25,7 @@ from channels.base import (
     TradeStatus,
 )
 from channels.clock import Clock
-from channels.errors import ChannelOutcomeUnknown, NotificationRejected
+from channels.errors import ChannelOutcomeUnknown, ChannelRejected, NotificationRejected
 from channels.http import HttpAnswer, HttpRequest
 from channels.wechat.config import (
     WeChatAccount,
@@ -61,6 +61,36 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
 
     def __repr__(self) -> str:
         return f"WeChatChannel({self._name!r}, mchid={self._credentials.mchid!r})"
+
+    def _oauth_hosts(self) -> tuple[str, str]:
+        # The simulator serves WeChat's authorisation beside the payment API; live accounts
+        # use WeChat's own hosts.
+        if self._config.livemode:
+            return requests.OAUTH_OPEN_HOST, requests.OAUTH_API_HOST
+        return self._config.base_url, self._config.base_url
+
+    def payer_authorization_url(self, redirect_uri: str, state: str) -> str:
+        """WeChat's web authorisation (`snsapi_base`): the buyer comes back with a code."""
+        return requests.oauth_authorize_url(
+            self._oauth_hosts()[0], self._credentials.appid, redirect_uri, state
+        )
+
+    async def payer_id(self, code: str) -> str:
+        """The buyer's openid for an authorisation code. Raises `ChannelError`."""
+        if self._config.livemode and self._credentials.app_secret is None:
+            raise ChannelRejected(
+                "the account's credentials have no app_secret", code="NO_APP_SECRET"
+            )
+        url = requests.oauth_token_url(
+            self._oauth_hosts()[1], self._credentials.appid, self._credentials.oauth_secret(), code
+        )
+        answer = await self._exchange(HttpRequest("GET", url))
+        try:
+            return answers.parse_oauth_token_answer(answer.body)
+        except answers.OAuthRefused as exc:
+            raise ChannelRejected(exc.errmsg, code=str(exc.errcode), fault="request") from exc
+        except ValueError as exc:
+            raise ChannelOutcomeUnknown(f"unreadable access_token answer: {exc}") from exc
 
     async def create(self, order: CreateOrder) -> CreateResult:
         """Place the order; the result carries the QR code, URL or app parameters."""

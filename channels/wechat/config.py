@@ -13,11 +13,15 @@ The credential bundle is one entry of the simulator's `GET /sim/accounts` answer
 sandbox file `<sandbox_dir>/wechat/1900000001.json`)::
 
     {"mchid", "appid", "merchant_serial_no", "merchant_private_key",
-     "platform_public_key_id", "platform_public_key", "apiv3_key"}
+     "platform_public_key_id", "platform_public_key", "apiv3_key", "app_secret"}
+
+`app_secret` (the official account's AppSecret, optional) lets the hosted checkout learn a
+buyer's openid through WeChat's web authorisation (`channels.wechat.protocol.oauth`).
 """
 
 from __future__ import annotations
 
+import hmac
 from typing import ClassVar, Literal
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -62,6 +66,7 @@ class WeChatCredentials(CredentialsBase):
     platform_public_key_id: str = Field(pattern=r"^PUB_KEY_ID_[0-9A-Za-z]+$")
     platform_public_key: str
     apiv3_key: SecretStr
+    app_secret: SecretStr | None = None
 
     _merchant_key: rsa.RSAPrivateKey = PrivateAttr()
     _platform_key: rsa.RSAPublicKey = PrivateAttr()
@@ -84,6 +89,14 @@ class WeChatCredentials(CredentialsBase):
             "platform_public_key", load_public_key, self.platform_public_key
         )
         return self
+
+    def oauth_secret(self) -> str:
+        """The AppSecret for web authorisation. A sandbox bundle written before bundles had
+        one uses a secret derived from its APIv3 key, as the simulator does."""
+        if self.app_secret is not None:
+            return self.app_secret.get_secret_value()
+        seed = hmac.new(self.apiv3_key.get_secret_value().encode(), b"app_secret", "sha256")
+        return seed.hexdigest()[:32]
 
     @property
     def merchant_key(self) -> rsa.RSAPrivateKey:

@@ -85,6 +85,7 @@ def _generate() -> tuple[WeChatCredentials, rsa.RSAPrivateKey]:
             "platform_public_key_id": f"PUB_KEY_ID_01{SANDBOX_MCHID}{key_id_tail}",
             "platform_public_key": public_key_pem(platform_key.public_key()),
             "apiv3_key": "".join(secrets.choice(alphabet) for _ in range(32)),
+            "app_secret": secrets.token_hex(16),
         }
     )
     return credentials, platform_key

@@ -72,7 +72,12 @@ async def try_candidates(
     stored: StoredPayment,
     decision: Decision,
     order_for: Callable[[Channel], CreateOrder],
+    *,
+    status: str = "processing",
 ) -> Attempts:
+    """Try `decision`'s candidates in order (see the module docstring). `status` is the one
+    the payment keeps meanwhile: `processing` for an API create, `pending` for a checkout
+    whose buyer's wallet has just become known (`router.payments.checkout`)."""
     out = Attempts(stored)
     deadline = rt.clock.monotonic() + rt.settings.create_deadline_s
     for index, channel in enumerate(decision.candidates):
@@ -80,7 +85,7 @@ async def try_candidates(
         if index > 0:
             if rt.clock.monotonic() >= deadline:
                 break
-            out.stored = await _point_at(rt, out, channel)
+            out.stored = await _point_at(rt, out, channel, status)
         probe = ""
         view = decision.health.get(account)
         if view is None or not view.admits_without_asking:
@@ -121,7 +126,7 @@ async def try_candidates(
     return out
 
 
-async def _point_at(rt: Runtime, out: Attempts, channel: Channel) -> StoredPayment:
+async def _point_at(rt: Runtime, out: Attempts, channel: Channel, status: str) -> StoredPayment:
     p = out.stored.payment
     routing = p.routing.model_copy(update={"attempts": list(out.attempts)})
     fields = {
@@ -129,7 +134,7 @@ async def _point_at(rt: Runtime, out: Attempts, channel: Channel) -> StoredPayme
         "wallet": channel.capabilities.wallet,
         "routing": routing.model_dump(mode="json"),
     }
-    await rt.store.payments.transition(out.stored, "processing", fields, require="processing")
+    await rt.store.payments.transition(out.stored, status, fields, require=status)
     updated = p.model_copy(
         update={
             "channel": channel.account,

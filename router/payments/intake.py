@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from channels.base import Method, Wallet
+from channels.base import Wallet
 from channels.registry import REGISTRY
 from channels.spec import BuyerCode
 from router.domain_errors import InvalidField
@@ -76,7 +76,7 @@ def check_create(
 def _offered(
     accounts: Mapping[str, Candidate],
     livemode: bool,
-    method: Method,
+    method: str,
     wallet: Wallet | None,
     pinned: str | None,
 ) -> bool | None:

@@ -67,7 +67,7 @@ def check_payment(
     check_report(
         rt,
         via,
-        account=payment.channel,
+        account=payment.channel or "",
         payment_id=payment.id,
         amount=payment.amount,
         reported_amount=amount,

@@ -92,6 +92,13 @@ class RefundService:
         rt = self.rt
         stored_payment = await self.payments.get(merchant_id, pay_id)
         p = stored_payment.payment
+        if p.channel is None:
+            raise StateConflict(
+                "payment_unexpected_state",
+                f"Only a succeeded payment can be refunded; this one is {p.status}",
+                param="id",
+                payment_id=p.id,
+            )
         try:
             channel = rt.channel(p.channel)
         except ChannelError as exc:
@@ -184,7 +191,7 @@ class RefundService:
     ) -> StoredRefund:
         rt = self.rt
         r = stored.refund
-        channel = rt.channel(payment.payment.channel)
+        channel = rt.channel(payment.account)
         order = self.refund_order(stored, payment)
         try:
             status = await rt.call(channel.account, "refund", lambda: channel.refund(order))
@@ -216,7 +223,7 @@ class RefundService:
             amount=r.amount,
             total=payment.payment.amount,
             currency=r.currency,
-            notify_url=self.rt.callback_url(payment.payment.channel),
+            notify_url=self.rt.callback_url(payment.account),
             reason=r.reason,
         )
 
@@ -304,7 +311,7 @@ class RefundService:
         """The worker's look at a pending refund. Returns what it found, for metrics."""
         rt = self.rt
         payment = await self.payments.get(stored.merchant_id, stored.refund.payment)
-        channel = rt.channel(payment.payment.channel)
+        channel = rt.channel(payment.account)
         order = self.refund_order(stored, payment)
         status = await rt.call(channel.account, "query_refund", lambda: channel.query_refund(order))
         if status.state is RefundState.NOT_FOUND:

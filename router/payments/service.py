@@ -46,6 +46,7 @@ from router.domain_errors import (
 from router.ids import PAYMENT_ID
 from router.models import CreatePaymentRequest, Payment, Routing
 from router.payments.binding import KeyBinding, ensure_held
+from router.payments.checkout import create_checkout
 from router.payments.failover import Attempts, fail_create, try_candidates
 from router.payments.intake import check_create
 from router.payments.mismatch import check_payment
@@ -75,8 +76,14 @@ class PaymentService:
         """Create and route a payment. With `idem`, the payment is bound to the key as it is
         written, and the 201 answer is written into the idempotency record in the same round
         trip as the payment's new status. If `idem` is already bound to a payment (an earlier
-        attempt under the key created it), answer about that one instead."""
+        attempt under the key created it), answer about that one instead.
+
+        A `checkout` is written `pending` with no channel: its order is created when a buyer
+        opens the hosted page in a wallet (`router.payments.checkout`)."""
         rt = self.rt
+        if req.method == "checkout":
+            return await create_checkout(rt, merchant_id, livemode, req, idem)
+        method = req.method
         req = check_create(req, rt.table.accounts, livemode)
         if livemode and req.notify_url is not None:
             unsafe = await check_live_url(req.notify_url)
@@ -92,7 +99,7 @@ class PaymentService:
             rt.breakers,
             RouteRequest(
                 payment_id=pay_id,
-                method=req.method,
+                method=method,
                 currency=req.currency,
                 amount=req.amount,
                 wallet=req.wallet,
@@ -155,7 +162,7 @@ class PaymentService:
                 created_at=now,
                 amount=req.amount,
                 currency=req.currency,
-                method=req.method,
+                method=method,
                 description=req.description,
                 notify_url=rt.callback_url(channel.account),
                 expires_at=expires_at,
@@ -331,11 +338,18 @@ class PaymentService:
         """
         rt = self.rt
         p = stored.payment
+        if p.channel is None:
+            # A checkout no buyer opened in a wallet: no channel has an order to close.
+            _, now = await finish_payment(
+                rt.store, rt.metrics, stored, "closed", {}, source=source, require="pending"
+            )
+            return now
+        account = p.channel
         try:
-            channel = rt.channel(p.channel)
-            await rt.call(p.channel, "close", lambda: channel.close(stored.order_ref()))
+            channel = rt.channel(account)
+            await rt.call(account, "close", lambda: channel.close(stored.order_ref()))
         except ChannelRejected as exc:
-            trade = await rt.call(p.channel, "query", lambda: channel.query(stored.order_ref()))
+            trade = await rt.call(account, "query", lambda: channel.query(stored.order_ref()))
             if trade.state in (TradeState.PENDING, TradeState.NOT_FOUND):
                 raise ChangeRefused(
                     "channel_declined",

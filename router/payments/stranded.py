@@ -25,13 +25,13 @@ async def settle_stranded(service: PaymentService, stored: StoredPayment) -> str
     """Settle a `processing` payment whose create will never finish: ask the channel. A paid
     order is `succeeded`; any other is closed at the channel if it exists (the buyer was never
     shown it, so it must never be payable) and the payment is `failed`. Returns the status."""
-    rt, p = service.rt, stored.payment
-    channel = rt.channel(p.channel)
-    trade = await rt.call(p.channel, "query", lambda: channel.query(stored.order_ref()))
+    rt = service.rt
+    channel = rt.channel(stored.account)
+    trade = await rt.call(stored.account, "query", lambda: channel.query(stored.order_ref()))
     if trade.state is TradeState.SUCCEEDED:
         return await service.apply_trade(stored, trade, source="requery")
     if trade.state is TradeState.PENDING:
-        await rt.call(p.channel, "close", lambda: channel.close(stored.order_ref()))
+        await rt.call(stored.account, "close", lambda: channel.close(stored.order_ref()))
     failure = {
         "code": "channel_outcome_unknown",
         "message": "the channel's answer to create never arrived; "

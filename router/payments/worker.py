@@ -147,6 +147,11 @@ class RequeryWorker:
         if expires is not None and now >= expires:
             status = await self.service.close_at_channel(stored, source="expiry")
             return f"expired_{status}"
+        if p.channel is None:
+            # A checkout waiting for a buyer's wallet: nothing to ask before it expires.
+            wait = rt.settings.workers.requery_max_s if expires is None else expires - now
+            await self._later(stored.merchant_id, p.id, max(wait, 0.0))
+            return "checkout_waiting"
         channel = rt.channel(p.channel)
         trade = await rt.call(p.channel, "query", lambda: channel.query(stored.order_ref()))
         status = await self.service.apply_trade(stored, trade, source="requery")

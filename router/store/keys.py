@@ -39,6 +39,8 @@ id be used twice.
     pr:{mch}:keys                    set     the merchant's API key ids
     pr:{mch}:disabled-endpoints      set     webhook URLs that answered 410
     pr:{mch}:disabled-endpoints:info hash    URL -> JSON {at_ms, event}: when and why
+    pr:{mch}:links                   zset    the merchant's payment link ids, by created (ms)
+    pr:{plink_id}:link               hash    a payment link (router.store.links); its own slot
     pr:merchants                     set     all merchant ids
     pr:key:{key_id}                  hash    an API key: owner, mode, hash, encrypted secret
     pr:keyhash:{sha256(secret)}      string  key id, for bearer lookup
@@ -202,6 +204,14 @@ def merchant_refund_claim(mch: str, merchant_refund_id: str) -> str:
 
 def merchant(mch: str) -> str:
     return f"{PREFIX}:{{{mch}}}:merchant"
+
+
+def payment_link(link_id: str) -> str:
+    return f"{PREFIX}:{{{link_id}}}:link"
+
+
+def merchant_links(mch: str) -> str:
+    return f"{PREFIX}:{{{mch}}}:links"
 
 
 def merchant_keys(mch: str) -> str:

@@ -24,10 +24,10 @@ from router.store.batch import Batch
 from router.store.codec import decode_fields, encode, mapping, text
 from router.store.merge import newest_first
 from router.store.schedule import Schedule
-from router.store.scripts import CREATE_PAYMENT, HDEL_IF, TRANSITION
+from router.store.scripts import CLAIM_CHANNEL, CREATE_PAYMENT, HDEL_IF, TRANSITION
 
 _CREATION: dict[int, Literal["created", "held", "made"]] = {1: "created", 0: "held", 2: "made"}
-INTERNAL_FIELDS = ("merchant_id", "created_ms", "client_ip", "payer_id")
+INTERNAL_FIELDS = ("merchant_id", "created_ms", "client_ip", "payer_id", "buyer_action")
 LIST_SCAN_BATCH = 100
 LIST_SCAN_LIMIT = 2000
 """At most this many index entries are read per list call when filtering by status."""
@@ -42,6 +42,17 @@ class StoredPayment:
     created_ms: int
     client_ip: str | None = None
     payer_id: str | None = None
+    buyer_action: dict[str, Any] | None = None
+    """A checkout's channel action (`router.payments.checkout`); None for other payments."""
+
+    @property
+    def account(self) -> str:
+        """The channel account that holds the payment's order. Only a checkout that no buyer
+        has opened in a wallet has none, and nothing asks a channel about such a payment
+        (`router.payments.checkout`)."""
+        if self.payment.channel is None:
+            raise ValueError(f"payment {self.payment.id} has no channel yet")
+        return self.payment.channel
 
     def order_ref(self) -> OrderRef:
         """How the channel knows this payment's order."""
@@ -62,6 +73,7 @@ def decode(raw: Mapping[str, str]) -> StoredPayment:
         created_ms=int(internal["created_ms"] or 0),
         client_ip=internal["client_ip"],
         payer_id=internal["payer_id"],
+        buyer_action=internal["buyer_action"],
     )
 
 
@@ -96,6 +108,7 @@ class PaymentStore:
         self._create = redis.register_script(CREATE_PAYMENT)
         self._transition = redis.register_script(TRANSITION)
         self._unbind = redis.register_script(HDEL_IF)
+        self._claim = redis.register_script(CLAIM_CHANNEL)
 
     @staticmethod
     def new_id(mch: str, merchant_order_id: str) -> str:
@@ -157,6 +170,11 @@ class PaymentStore:
             keys=[keys.order(stored.merchant_id, p.merchant_order_id)],
             args=[keys.key_field(idempotency_key), p.id],
         )
+
+    async def claim_channel(self, pay_id: str, fields: Mapping[str, Any]) -> bool:
+        """Point a pending checkout that has no channel yet at one (and its buyer); False if
+        it is no longer pending or another request pointed it first."""
+        return bool(int(await self._claim(keys=[keys.payment(pay_id)], args=encode(fields))))
 
     async def get(self, mch: str, pay_id: str) -> StoredPayment | None:
         """The merchant's payment; None if there is none, or it is another merchant's."""

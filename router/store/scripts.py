@@ -443,6 +443,22 @@ redis.call('HSET', KEYS[1], 'forced_ms', ARGV[2])
 return ARGV[1]
 """
 
+CLAIM_CHANNEL = """
+-- KEYS: payment hash
+-- ARGV: field/value pairs (the account, wallet and buyer a checkout is paid with)
+-- Sets the fields if the payment is pending and has no channel yet. Returns 1 if set.
+-- Two tabs of one checkout opened at once: only one of them creates the channel's order.
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then
+  return 0
+end
+local channel = redis.call('HGET', KEYS[1], 'channel')
+if channel and channel ~= 'null' then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
 HDEL_IF = """
 -- KEYS: a hash
 -- ARGV: a field, the value it must hold

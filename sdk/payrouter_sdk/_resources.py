@@ -105,9 +105,10 @@ class AsyncPayments(_AsyncResource):
         idempotency_key: str | None = None,
     ) -> Payment:
         """Create a payment. `amount` is in minor units (fen); `method` is `qr`, `web`, `h5`,
-        `app`, `jsapi` (with `payer_id`) or `barcode` (with `auth_code`). Show the buyer
-        `payment.action`. Passing your own `idempotency_key` (say, the order id) makes a
-        repeated call, even from another process, return the first payment."""
+        `app`, `jsapi` (with `payer_id`), `barcode` (with `auth_code`) or `checkout` (the
+        router's hosted page: no wallet needed). Show the buyer `payment.action`. Passing your
+        own `idempotency_key` (say, the order id) makes a repeated call, even from another
+        process, return the first payment."""
         body = _compact(
             {
                 "amount": amount,

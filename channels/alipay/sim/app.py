@@ -32,8 +32,6 @@ why `refund_delay_ms` has nothing to delay here.
 
 from __future__ import annotations
 
-import html
-import json
 import logging
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlencode
@@ -51,6 +49,7 @@ from channels.alipay.sim.orders import (
     business,
 )
 from channels.alipay.sim.state import SIMULATOR, AlipaySimulator, unavailable
+from channels.sim import pages
 from channels.sim.control import accounts_route, buyer_routes
 from channels.sim.kit import (
     FaultBox,
@@ -62,6 +61,7 @@ from channels.sim.kit import (
 _log = logging.getLogger(__name__)
 
 _FAULTS = web.AppKey("alipay_faults", FaultBox)
+BRAND = "支付宝 收银台"
 
 
 async def _read_params(request: web.Request) -> dict[str, str]:
@@ -123,29 +123,24 @@ async def _gateway(request: web.Request) -> web.StreamResponse:
 
 
 def _cashier(request: web.Request, sim: AlipaySimulator, params: Mapping[str, str]) -> web.Response:
-    """What a buyer's browser sees on opening a page/wap URL: the trade, Pay and Decline."""
+    """What a buyer's browser sees on opening a page/wap URL: the trade, Pay and Decline; once
+    paid, back to the merchant's `return_url` as Alipay's cashier does."""
     try:
         trade = sim.open_signed(params)
     except AlipayError as exc:
-        page = f"""<!doctype html><meta charset="utf-8"><title>支付宝 (simulator)</title>
-<h1>支付宝 (simulator)</h1><p>错误代码 {html.escape(exc.sub_code or exc.code)}</p>
-<p>{html.escape(exc.sub_msg or exc.msg)}</p>"""
-        return web.Response(status=400, text=page, content_type="text/html")
+        return pages.error_page(BRAND, exc.sub_code or exc.code, exc.sub_msg or exc.msg)
     # The buyer's code is the signed query, whether the browser came by GET or by a form POST.
-    code = html.escape(json.dumps(f"{request.path}?{urlencode(params)}"))
-    total = fen_to_yuan(trade.total)
-    back = html.escape(trade.return_url or "")
-    page = f"""<!doctype html><meta charset="utf-8"><title>支付宝 收银台 (simulator)</title>
-<h1>{html.escape(trade.subject)}</h1><p>¥{total} · {html.escape(trade.out_trade_no)}
-· <b id="state">{trade.status}</b></p>
-<button onclick="act('pay')">Pay</button> <button onclick="act('decline')">Decline</button>
-<script>async function act(what) {{
-  const r = await fetch('/sim/buyer/' + what, {{method: 'POST',
-    headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify({{code: {code}}})}});
-  const j = await r.json(); document.getElementById('state').textContent =
-    j.trade_status || (j.error && j.error.message);
-  if (j.trade_status === 'TRADE_SUCCESS' && "{back}") location.href = "{back}"; }}</script>"""
-    return web.Response(text=page, content_type="text/html")
+    return pages.cashier(
+        brand=BRAND,
+        title=trade.subject,
+        rows=[("订单号", trade.out_trade_no)],
+        amount=fen_to_yuan(trade.total),
+        code=f"{request.path}?{urlencode(params)}",
+        state=trade.status,
+        state_field="trade_status",
+        paid=("TRADE_SUCCESS", "TRADE_FINISHED"),
+        back=trade.return_url or None,
+    )
 
 
 async def _download_bill(request: web.Request) -> web.Response:
@@ -206,6 +201,7 @@ def build_app(settings: SimulatorSettings) -> web.Application:
             accounts_route(SIMULATOR),
             *_BUYER_ROUTES,
             web.get("/sim/orders/{out_trade_no}", _sim_order),
+            pages.static_route(),
             *fault_routes(_FAULTS),
         ]
     )

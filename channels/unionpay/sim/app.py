@@ -44,6 +44,7 @@ from channels.sim.kit import (
     control_error,
     fault_routes,
 )
+from channels.sim.pages import static_route
 from channels.unionpay.protocol import codes, wire
 from channels.unionpay.sim import bill, pages
 from channels.unionpay.sim.orders import (
@@ -120,8 +121,7 @@ def _refused(
     sim: UnionPaySimulator, front: bool, fields: Mapping[str, str], error: UnionPayError
 ) -> web.Response:
     if front:
-        page = pages.error_page(error.code, error.message)
-        return web.Response(status=400, text=page, content_type="text/html")
+        return pages.error_page(error.code, error.message)
     return _answer(sim, _refusal(fields, error))
 
 
@@ -201,7 +201,7 @@ async def _front(request: web.Request) -> web.Response:
     if txn is None:
         txn = sim.book.add(kind, fields, check_consume(kind, fields))
         sim.schedule_auto_pay(txn)
-    return web.Response(text=pages.cashier(txn), content_type="text/html")
+    return pages.cashier(txn)
 
 
 def _buyer_answer(txn: Txn) -> dict[str, object]:
@@ -250,7 +250,7 @@ async def _front_return(request: web.Request) -> web.Response:
         return web.Response(status=404, text="unknown queryId")
     code = txn.orig_resp_code
     fields = sim.sign({**txn.fields(), "respCode": code, "respMsg": codes.message(code)})
-    return web.Response(text=pages.auto_post(url, fields), content_type="text/html")
+    return pages.auto_post(url, fields)
 
 
 async def _statement(request: web.Request) -> web.Response:
@@ -285,6 +285,7 @@ def build_app(settings: SimulatorSettings) -> web.Application:
             *_BUYER_ROUTES,
             web.get("/sim/orders/{order_id}", _sim_order),
             web.get("/sim/front-return", _front_return),
+            static_route(),
             web.get("/sim/statements/{day}", _statement),
             *fault_routes(_FAULTS),
         ]

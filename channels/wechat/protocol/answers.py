@@ -7,6 +7,7 @@ A refund object is the same in an answer and, slimmed down (`refund_status` inst
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -203,3 +204,26 @@ def parse_refund_query_answer(
     if answer.status != 200:
         raise error_from_answer(answer, buyer_codes=REFUND_BUYER_CODES)
     return _checked(answer, out_refund_no, out_trade_no, "refund query")
+
+
+class OAuthRefused(ValueError):
+    """WeChat refused an authorisation code (`errcode`, `errmsg`: 40029 invalid code, ...)."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(f"{errcode} {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+def parse_oauth_token_answer(body: bytes) -> str:
+    """The openid in `/sns/oauth2/access_token`'s answer (`{"access_token", "expires_in",
+    "refresh_token", "openid", "scope"}`). Raises `OAuthRefused` or `ValueError`."""
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("the answer is not a JSON object")
+    if data.get("errcode"):
+        raise OAuthRefused(int(data["errcode"]), str(data.get("errmsg", "")))
+    openid = data.get("openid")
+    if not isinstance(openid, str) or not openid:
+        raise ValueError("the answer lacks openid")
+    return openid

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from channels.base import Method
 from channels.errors import ChannelRejected
@@ -180,3 +181,34 @@ def build_refund_query_request(
     """Query one refund by our refund number."""
     path = f"{REFUND_PATH}/{out_refund_no}"
     return signed_request(merchant, base_url, "GET", path, None, timestamp=timestamp, nonce=nonce)
+
+
+# WeChat's web authorisation (网页授权), by which the hosted checkout learns a buyer's openid:
+# the browser is sent to `oauth_authorize_url` and comes back with a code at once
+# (`snsapi_base` asks the buyer nothing); the server trades the code, once and within five
+# minutes, at `oauth_token_url` (`answers.parse_oauth_token_answer`).
+OAUTH_OPEN_HOST = "https://open.weixin.qq.com"
+OAUTH_API_HOST = "https://api.weixin.qq.com"
+
+
+def oauth_authorize_url(open_host: str, appid: str, redirect_uri: str, state: str) -> str:
+    """Where the buyer's WeChat is sent to come back to `redirect_uri` with a code."""
+    query = urlencode(
+        {
+            "appid": appid,
+            "redirect_uri": redirect_uri,
+            "response_type": "code",
+            "scope": "snsapi_base",
+            "state": state,
+        }
+    )
+    return f"{open_host}/connect/oauth2/authorize?{query}#wechat_redirect"
+
+
+def oauth_token_url(api_host: str, appid: str, secret: str, code: str) -> str:
+    """The server-side call that trades a code for the buyer's openid (it carries the
+    AppSecret: never log it)."""
+    query = urlencode(
+        {"appid": appid, "secret": secret, "code": code, "grant_type": "authorization_code"}
+    )
+    return f"{api_host}/sns/oauth2/access_token?{query}"

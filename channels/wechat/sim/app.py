@@ -13,7 +13,8 @@ signed with the merchant key over the raw path and raw body):
 
 Control plane (sandbox only): `GET /sim/accounts`, `POST /sim/buyer/pay|decline {"code"}`,
 `PUT|GET /sim/faults`, `GET /sim/orders/{out_trade_no}`, `GET /sim/refunds/{out_refund_no}`,
-and the buyer's h5 page.
+and the buyer's pages: the h5 cashier, the in-app pay sheet and the web authorisation that
+gives a page the buyer's openid (`channels.wechat.sim.oauth`).
 
 A paid order's `TRANSACTION.SUCCESS` notification, and a finished refund's `REFUND.SUCCESS` (or
 `REFUND.ABNORMAL`), is encrypted with the APIv3 key, signed, and posted to the `notify_url`
@@ -27,15 +28,16 @@ Codepay: a payment code must look like WeChat's (18 digits starting 10-15, other
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from channels.sim import pages
 from channels.sim.control import accounts_route, buyer_routes
 from channels.sim.kit import (
     FaultBox,
@@ -45,7 +47,7 @@ from channels.sim.kit import (
     fault_routes,
 )
 from channels.wechat.protocol.wire import dump_json
-from channels.wechat.sim import bill
+from channels.wechat.sim import bill, oauth
 from channels.wechat.sim.orders import KINDS, Order, WeChatError, param_error
 from channels.wechat.sim.state import ACCOUNT, SIMULATOR, WeChatSimulator
 
@@ -274,19 +276,20 @@ async def _h5_page(request: web.Request) -> web.Response:
     """The page an h5_url opens: the simulated WeChat cashier, with pay and decline buttons."""
     order = request.app[SIMULATOR].orders.find_by_code(request.query.get("prepay_id", ""))
     if order is None:
-        return web.Response(status=404, text="unknown prepay_id")
-    total = f"{order.total // 100}.{order.total % 100:02d}"
-    code = html.escape(json.dumps(order.code))
-    page = f"""<!doctype html><meta charset="utf-8"><title>WeChat Pay (simulator)</title>
-<h1>{html.escape(order.description)}</h1><p>¥{total} · {html.escape(order.out_trade_no)}
-· <b id="state">{order.trade_state}</b></p>
-<button onclick="act('pay')">Pay</button> <button onclick="act('decline')">Decline</button>
-<script>async function act(what) {{
-  const r = await fetch('/sim/buyer/' + what, {{method: 'POST',
-    headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify({{code: {code}}})}});
-  const j = await r.json(); document.getElementById('state').textContent =
-    j.trade_state || (j.error && j.error.message); }}</script>"""
-    return web.Response(text=page, content_type="text/html")
+        return pages.error_page("微信支付", "ORDER_NOT_EXIST", "订单不存在", 404)
+    # WeChat returns an h5 buyer to the merchant's `redirect_url` when one was appended.
+    back = request.query.get("redirect_url", "")
+    return pages.cashier(
+        brand="微信支付",
+        title=order.description,
+        rows=[("商户单号", order.out_trade_no)],
+        amount=f"{order.total // 100}.{order.total % 100:02d}",
+        code=order.code,
+        state=order.trade_state,
+        state_field="trade_state",
+        paid=("SUCCESS",),
+        back=back if urlsplit(back).scheme in ("http", "https") else None,
+    )
 
 
 def build_app(settings: SimulatorSettings) -> web.Application:
@@ -312,6 +315,8 @@ def build_app(settings: SimulatorSettings) -> web.Application:
             web.get("/sim/orders/{out_trade_no}", _sim_order),
             web.get("/sim/refunds/{out_refund_no}", _sim_refund),
             web.get("/sim/h5/checkmweb", _h5_page),
+            *oauth.routes(app),
+            pages.static_route(),
             *fault_routes(_FAULTS),
         ]
     )

@@ -19,6 +19,12 @@ from router.api.events import (
     WebhookEndpoint,
     WebhookEndpointList,
 )
+from router.api.links import (
+    CreateLinkRequest,
+    LinkListQuery,
+    PaymentLinkList,
+    PaymentLinkObject,
+)
 from router.api.middleware import MAX_BODY
 from router.api.payments import ListQuery, RefundListQuery
 from router.models import (
@@ -285,6 +291,43 @@ OPERATIONS: tuple[Operation, ...] = (
         "with POST /v1/events/{id}/resend.",
         id_of="disabled webhook endpoint",
         ok={200: (WebhookEndpoint, "The endpoint, enabled")},
+        errors=merged(EVERY_OPERATION, EVERY_POST, NOT_FOUND),
+    ),
+    Operation(
+        "createPaymentLink",
+        "post",
+        "/v1/payment_links",
+        "Create a payment link (a shop's permanent code)",
+        description="Each scan of its `url` is a new `checkout` payment (docs/checkout.md).",
+        ok={201: (PaymentLinkObject, "The link, active")},
+        body=CreateLinkRequest,
+        errors=merged(EVERY_OPERATION, EVERY_POST, {400: BODY_CODES}),
+    ),
+    Operation(
+        "listPaymentLinks",
+        "get",
+        "/v1/payment_links",
+        "List payment links, newest first",
+        ok={200: (PaymentLinkList, "The merchant's links")},
+        query=LinkListQuery,
+        errors=merged(EVERY_OPERATION, {400: QUERY_CODES}),
+    ),
+    Operation(
+        "retrievePaymentLink",
+        "get",
+        "/v1/payment_links/{id}",
+        "Retrieve a payment link",
+        id_of="payment link",
+        ok={200: (PaymentLinkObject, "The link, with how many payments it made")},
+        errors=merged(EVERY_OPERATION, NOT_FOUND),
+    ),
+    Operation(
+        "disablePaymentLink",
+        "post",
+        "/v1/payment_links/{id}/disable",
+        "Disable a payment link: buyers who scan it are told it is no longer in use",
+        id_of="payment link",
+        ok={200: (PaymentLinkObject, "The link, inactive")},
         errors=merged(EVERY_OPERATION, EVERY_POST, NOT_FOUND),
     ),
 )

@@ -518,6 +518,7 @@ async def test_sim_accounts_hand_out_the_sandbox_bundle(
         "platform_public_key_id",
         "platform_public_key",
         "apiv3_key",
+        "app_secret",
     }
 
 
