@@ -28,7 +28,7 @@ from router.checkout import pages
 from router.domain_errors import InvalidField, NotFound
 from router.models import Amount, Limit, Url
 from router.payments.links import LinkService
-from router.store.links import PaymentLink
+from router.store.links import PaymentLink as StoredLink
 
 LINKS = web.AppKey("links", LinkService)
 
@@ -46,7 +46,7 @@ class CreateLinkRequest(BaseModel):
     return_url: Url | None = None
 
 
-class PaymentLinkObject(BaseModel):
+class PaymentLink(BaseModel):
     """A payment link: a shop's permanent code; each scan of `url` is a new checkout."""
 
     id: str
@@ -65,7 +65,7 @@ class PaymentLinkObject(BaseModel):
 
 class PaymentLinkList(BaseModel):
     object: Literal["list"] = "list"
-    data: list[PaymentLinkObject]
+    data: list[PaymentLink]
     has_more: bool
     url: str = "/v1/payment_links"
 
@@ -78,9 +78,9 @@ class LinkListQuery(BaseModel):
     limit: Limit = 10
 
 
-def _object(request: web.Request, link: PaymentLink) -> PaymentLinkObject:
+def _object(request: web.Request, link: StoredLink) -> PaymentLink:
     url = f"{request.app[RUNTIME].settings.base_url}/l/{link.id}"
-    return PaymentLinkObject(
+    return PaymentLink(
         id=link.id,
         url=url,
         qr_code=url,
@@ -156,7 +156,7 @@ async def scan(request: web.Request) -> web.StreamResponse:
 
 
 async def _form(
-    request: web.Request, link: PaymentLink, lang: str, entered: str | None, error: str | None
+    request: web.Request, link: StoredLink, lang: str, entered: str | None, error: str | None
 ) -> web.Response:
     merchant = await request.app[RUNTIME].store.merchants.get(link.merchant_id)
     text = pages.render(

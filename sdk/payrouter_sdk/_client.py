@@ -50,10 +50,12 @@ from payrouter_sdk._errors import (
 )
 from payrouter_sdk._resources import (
     AsyncEvents,
+    AsyncPaymentLinks,
     AsyncPayments,
     AsyncRefunds,
     AsyncWebhookEndpoints,
     Events,
+    PaymentLinks,
     Payments,
     Refunds,
     WebhookEndpoints,
@@ -147,6 +149,7 @@ class AsyncClient:
         self.refunds = AsyncRefunds(self)
         self.events = AsyncEvents(self)
         self.webhook_endpoints = AsyncWebhookEndpoints(self)
+        self.payment_links = AsyncPaymentLinks(self)
 
     def __repr__(self) -> str:
         mode = "signed" if self.signing_key_id else "bearer"
@@ -392,6 +395,7 @@ class Client:
         self.refunds = Refunds(self._async.refunds, self._run)
         self.events = Events(self._async.events, self._run)
         self.webhook_endpoints = WebhookEndpoints(self._async.webhook_endpoints, self._run)
+        self.payment_links = PaymentLinks(self._async.payment_links, self._run)
 
     @property
     def async_client(self) -> AsyncClient:

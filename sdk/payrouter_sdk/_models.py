@@ -174,3 +174,25 @@ class WebhookEndpoint(APIObject):
 
 class WebhookEndpointList(ListObject[WebhookEndpoint]):
     pass
+
+
+class PaymentLink(APIObject):
+    """A shop's permanent payment link: each scan of `url` (also `qr_code`) is a new checkout
+    payment; `amount` None means the buyer enters it."""
+
+    id: str
+    object: str = "payment_link"
+    url: str
+    qr_code: str
+    amount: int | None = None
+    currency: str
+    description: str
+    return_url: str | None = None
+    active: bool
+    payments: int = 0
+    created_at: str
+    livemode: bool
+
+
+class PaymentLinkList(ListObject[PaymentLink]):
+    pass

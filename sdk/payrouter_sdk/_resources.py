@@ -24,6 +24,8 @@ from payrouter_sdk._models import (
     EventList,
     ListObject,
     Payment,
+    PaymentLink,
+    PaymentLinkList,
     PaymentList,
     Refund,
     RefundList,
@@ -286,6 +288,50 @@ class AsyncWebhookEndpoints(_AsyncResource):
         )
 
 
+class AsyncPaymentLinks(_AsyncResource):
+    """`/v1/payment_links`: a shop's permanent codes, each scan a new checkout payment."""
+
+    async def create(
+        self,
+        *,
+        description: str,
+        amount: int | None = None,
+        currency: str = "CNY",
+        return_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> PaymentLink:
+        """A new, active link; without `amount` the buyer enters one (checked by the router)."""
+        body = _compact(
+            {
+                "description": description,
+                "amount": amount,
+                "currency": currency,
+                "return_url": return_url,
+            }
+        )
+        return await self._client._call(
+            PaymentLink, "POST", "/v1/payment_links", body=body, idempotency_key=idempotency_key
+        )
+
+    async def get(self, link_id: str) -> PaymentLink:
+        """One link, with how many payments it made."""
+        return await self._client._call(PaymentLink, "GET", f"/v1/payment_links/{_seg(link_id)}")
+
+    async def list(self, *, limit: int | None = None) -> PaymentLinkList:
+        """The merchant's links, newest first."""
+        params = _compact({"limit": limit})
+        return await self._client._call(PaymentLinkList, "GET", "/v1/payment_links", params=params)
+
+    async def disable(self, link_id: str, *, idempotency_key: str | None = None) -> PaymentLink:
+        """Stop the link: scans no longer make payments."""
+        return await self._client._call(
+            PaymentLink,
+            "POST",
+            f"/v1/payment_links/{_seg(link_id)}/disable",
+            idempotency_key=idempotency_key,
+        )
+
+
 class Runner(Protocol):
     """Runs a coroutine to completion on the blocking client's loop and returns its result."""
 
@@ -367,3 +413,12 @@ class WebhookEndpoints(_SyncResource[AsyncWebhookEndpoints]):
 
     list_disabled = _blocking(AsyncWebhookEndpoints.list_disabled)
     enable = _blocking(AsyncWebhookEndpoints.enable)
+
+
+class PaymentLinks(_SyncResource[AsyncPaymentLinks]):
+    """`/v1/payment_links`, blocking: the methods of `AsyncPaymentLinks`."""
+
+    create = _blocking(AsyncPaymentLinks.create)
+    get = _blocking(AsyncPaymentLinks.get)
+    list = _blocking(AsyncPaymentLinks.list)
+    disable = _blocking(AsyncPaymentLinks.disable)

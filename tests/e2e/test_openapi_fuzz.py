@@ -86,6 +86,8 @@ CHECKS = [
 SDK_MODELS: dict[str, type[BaseModel]] = {
     "Payment": payrouter_sdk.Payment,
     "PaymentList": payrouter_sdk.PaymentList,
+    "PaymentLink": payrouter_sdk.PaymentLink,
+    "PaymentLinkList": payrouter_sdk.PaymentLinkList,
     "Refund": payrouter_sdk.Refund,
     "RefundList": payrouter_sdk.RefundList,
     "Event": payrouter_sdk.Event,

@@ -415,7 +415,7 @@ def _verbs(help_text: str) -> set[str]:
 @pytest.mark.parametrize(
     ("group", "verbs"),
     [
-        ([], {"bench", "db", "dev", "merchants", "routes", "serve", "sim"}),
+        ([], {"bench", "db", "dev", "ledger", "merchants", "routes", "serve", "sim"}),
         (
             ["merchants"],
             {

@@ -16,6 +16,8 @@ SCHEMAS = build_spec()["components"]["schemas"]
 SDK_OF = {
     "Payment": payrouter_sdk.Payment,
     "PaymentList": payrouter_sdk.PaymentList,
+    "PaymentLink": payrouter_sdk.PaymentLink,
+    "PaymentLinkList": payrouter_sdk.PaymentLinkList,
     "Refund": payrouter_sdk.Refund,
     "RefundList": payrouter_sdk.RefundList,
     "Event": payrouter_sdk.Event,

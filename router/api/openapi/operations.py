@@ -22,8 +22,8 @@ from router.api.events import (
 from router.api.links import (
     CreateLinkRequest,
     LinkListQuery,
+    PaymentLink,
     PaymentLinkList,
-    PaymentLinkObject,
 )
 from router.api.middleware import MAX_BODY
 from router.api.payments import ListQuery, RefundListQuery
@@ -299,7 +299,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "/v1/payment_links",
         "Create a payment link (a shop's permanent code)",
         description="Each scan of its `url` is a new `checkout` payment (docs/checkout.md).",
-        ok={201: (PaymentLinkObject, "The link, active")},
+        ok={201: (PaymentLink, "The link, active")},
         body=CreateLinkRequest,
         errors=merged(EVERY_OPERATION, EVERY_POST, {400: BODY_CODES}),
     ),
@@ -318,7 +318,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "/v1/payment_links/{id}",
         "Retrieve a payment link",
         id_of="payment link",
-        ok={200: (PaymentLinkObject, "The link, with how many payments it made")},
+        ok={200: (PaymentLink, "The link, with how many payments it made")},
         errors=merged(EVERY_OPERATION, NOT_FOUND),
     ),
     Operation(
@@ -327,7 +327,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "/v1/payment_links/{id}/disable",
         "Disable a payment link: buyers who scan it are told it is no longer in use",
         id_of="payment link",
-        ok={200: (PaymentLinkObject, "The link, inactive")},
+        ok={200: (PaymentLink, "The link, inactive")},
         errors=merged(EVERY_OPERATION, EVERY_POST, NOT_FOUND),
     ),
 )
