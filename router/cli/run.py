@@ -14,6 +14,7 @@ from router.api.middleware import RUNTIME
 from router.app import build_app
 from router.cli.common import FiniteFloatRange, load_settings, not_blank, run_async
 from router.cli.dev import describe_store, sandbox_merchant, welcome
+from router.cli.environment import help_text
 from router.cli.serving import (
     SimulatorOptions,
     start_simulators,
@@ -52,7 +53,7 @@ def _sandbox(path: Path) -> Path:
     return path
 
 
-@click.command()
+@click.command(epilog=help_text())
 def serve() -> None:
     """Run the router alone (configured by PAYROUTER_* environment variables)."""
     settings = load_settings()
