@@ -59,7 +59,7 @@ LABEL_SOURCES: dict[str, str] = {
     "route": "a route of the application (its pattern, not the path), or `unmatched`",
     "status": "an HTTP status code (3 digits), or a payment/refund status of the contract",
     "source": "what changed a payment or refund: create, notification, query, close, ...",
-    "write": "what a create wrote: payment, refund",
+    "write": "what a create wrote: payment, payment_status, refund",
     "record": "a kind of store record: event, event_attempt",
     "version": "the routing file's digest (one series per process: `Info` replaces it)",
 }

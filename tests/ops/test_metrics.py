@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 import typing
 from collections.abc import Callable
+from pathlib import Path
 
+import aiohttp
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from channels.registry import REGISTRY
@@ -14,7 +17,8 @@ from channels.sim.kit import Operation
 from router.api.middleware import RUNTIME
 from router.metrics import HTTP_METHODS, LABEL_SOURCES
 from router.models import PaymentStatus, RefundStatusName
-from tests.e2e.conftest import Router, Simulator, sim_json
+from tests.e2e.conftest import Router, Simulator, sim_json, start_router
+from tests.e2e.test_store_down import RedisProcess
 from tests.ops.conftest import scrape
 from tests.ops.promtool import promtool
 
@@ -102,3 +106,26 @@ async def test_client_input_adds_no_series(router: Router, simulator: Simulator)
                 assert resp.status == 404
     after = series(await scrape(router))
     assert after == before
+
+
+async def test_the_scrape_answers_while_the_store_is_down(
+    tmp_path: Path,
+    simulator: Simulator,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+) -> None:
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    redis = RedisProcess(workdir)
+    await redis.start()
+    try:
+        router = await start_router(redis.url, simulator, tmp_path, serving, http)
+        assert "payrouter_store_up 1.0" in await scrape(router)
+        await redis.stop()
+        text = await scrape(router)
+        assert "payrouter_store_up 0.0" in text
+        assert "payrouter_http_requests_total" in text  # the rest is still there
+        await redis.start()
+        assert "payrouter_store_up 1.0" in await scrape(router)
+    finally:
+        await redis.stop()
