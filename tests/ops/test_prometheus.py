@@ -209,8 +209,20 @@ async def test_outage_pages_in_prometheus_and_every_panel_query_runs(
         wallet = await eventually(lambda: firing("PayrouterWalletDown"), timeout=45)
         assert wallet["labels"]["wallet"] == "wechat"
 
+        dashboard = json.loads(COMMITTED.read_text())
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] != "query":
+                continue
+            found = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["definition"])
+            assert found, variable["definition"]
+            values = await prometheus.get(
+                f"/api/v1/label/{found[2]}/values", **{"match[]": found[1]}
+            )
+            expected = set(targets) if found[2] == "instance" else {"wechat_main"}
+            assert set(values) == expected, (variable["name"], values)
+
         empty = []
-        for title, exprs in queries(json.loads(COMMITTED.read_text())).items():
+        for title, exprs in queries(dashboard).items():
             for expr in exprs:
                 result = await prometheus.get("/api/v1/query", query=expr)
                 if not result["result"]:
