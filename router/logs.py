@@ -226,7 +226,7 @@ def configure(
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False, event_key="message")
+        else structlog.dev.ConsoleRenderer(colors=False, event_key="message", timestamp_key="time")
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
