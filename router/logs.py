@@ -210,9 +210,9 @@ def configure(
     """Send every record of every logger to `stream` (stderr) as `log_format` lines.
 
     Calling it again switches format (a verb that serves switches to JSON after the command
-    group set up readable lines). Like `logging.basicConfig`, it leaves output to stderr
-    alone when someone else (a test runner, an embedding program) put handlers on the root
-    logger; an explicit `stream` is always written to.
+    group set up readable lines). Like `logging.basicConfig`, it leaves the root logger (its
+    level and output) alone when someone else (a test runner, an embedding program) put
+    handlers on it; an explicit `stream` is always written to.
     """
     install()
     shared: list[Any] = [
@@ -240,10 +240,10 @@ def configure(
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(old)
-    root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     if stream is None and root.handlers:
         return
+    root.setLevel(level)
     handler = _Handler(stream)
     handler.setFormatter(formatter)
     root.addHandler(handler)
