@@ -27,6 +27,7 @@ from router.record import Record, open_checked
 from router.runtime import RoutingTable, Runtime
 from router.settings import Settings
 from router.store import Replication, open_store
+from router.store.errors import STORE_UNAVAILABLE
 from router.webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger("payrouter")
@@ -231,9 +232,16 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     # Health, breaker and queue gauges come from the state every process shares, read at
-    # scrape time.
-    admin.set_gauges(rt, await admin.channel_health(rt))
-    await admin.set_webhook_gauges(rt)
+    # scrape time. An unreachable store must not hide the rest: the scrape still answers,
+    # with `payrouter_store_up 0` (alerted on) and those gauges as last read.
+    try:
+        admin.set_gauges(rt, await admin.channel_health(rt))
+        await admin.set_webhook_gauges(rt)
+    except STORE_UNAVAILABLE as exc:
+        rt.metrics.store_up.set(0)
+        log.warning("metrics: store unreachable: %s: %s", type(exc).__name__, exc)
+    else:
+        rt.metrics.store_up.set(1)
     registry = rt.metrics.registry
     return web.Response(
         body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}

@@ -1,10 +1,74 @@
-"""Prometheus metrics, one registry per application (so tests can run several side by side)."""
+"""Prometheus metrics, one registry per application (so tests can run several side by side).
+
+Every label takes its values from a bounded set (`LABEL_SOURCES`; `tests/ops/test_metrics.py`
+checks a real scrape against it): the accounts and rules of the routing file, the routes of
+the application, HTTP methods and status codes, and literals in the code. Nothing a client
+sends (a path, a method name, an id) becomes a label value: an unknown method is `OTHER`, a
+path no route matches is `unmatched`. Only a routing-file change adds series (a new account
+or rule); the per-account gauges are rebuilt at every scrape, so a removed account goes away.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LATENCY_BUCKETS = (
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
+)
+"""Seconds. Chosen from what was measured (README "Benchmarks", `payrouter bench`, 2026-11-22
+and 11-29): the router's own part of a create is p50 2.8 / p99 3.2 ms at a steady rate and
+p99 12-18 ms under load, a simulated channel answers in 3-5 ms, and the wallets' production
+APIs in tens to hundreds of ms. So: fine steps from 2.5 ms to 50 ms for the router and the
+simulators, the create SLO's 1 s threshold and the breaker's 2 s latency SLO as edges, and
+the ends at the channels' default total timeout (10 s), the create deadline (20 s) and the
+webhook timeout's ceiling (30 s)."""
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods counted under their own name; any other is counted as `OTHER`."""
+
+LABEL_SOURCES: dict[str, str] = {
+    "account": "a channel account of the routing file in force (config-bound)",
+    "from_account": "a channel account of the routing file in force (config-bound)",
+    "wallet": "a wallet of the channel registry: wechat, alipay, unionpay",
+    "rule": "a rule name of the routing file, or `default`",
+    "operation": "a channel operation: create, query, close, refund, query_refund",
+    "outcome": "a literal of the code that counts it (ok, unavailable, delivered, refused...)",
+    "reason": "a failover kind: unavailable, unknown, breaker_open",
+    "method": "an HTTP method of HTTP_METHODS, or OTHER",
+    "route": "a route of the application (its pattern, not the path), or `unmatched`",
+    "status": "an HTTP status code (3 digits), or a payment/refund status of the contract",
+    "source": "what changed a payment or refund: create, notification, query, close, ...",
+    "write": "what a create wrote: payment, payment_status, refund",
+    "record": "a kind of store record: event, event_attempt",
+    "version": "the routing file's digest (one series per process: `Info` replaces it)",
+}
+"""Every label any metric has, and where its values come from."""
+
+
+def http_method(method: str) -> str:
+    """`method` as a label value: a client can send any token as a method."""
+    return method if method in HTTP_METHODS else "OTHER"
 
 
 class Metrics:
@@ -13,6 +77,9 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # Process health (CPU, memory, file descriptors, start time) beside the router's own.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
         self.channel_calls = Counter(
             "payrouter_channel_calls_total",
             "Calls to channel accounts by operation and outcome.",
@@ -77,6 +144,9 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        for outcome in ("applied", "unchanged", "refused"):
+            # Exported at 0 from the start, so the first refusal is an increase to alert on.
+            self.config_reloads.labels(outcome)
         self.config_version = Info(
             "payrouter_config", "The routing config version in force.", registry=r
         )
@@ -142,6 +212,18 @@ class Metrics:
             "Store records that cannot be decoded and were left out of answers, by kind "
             "(each counted once per process): repair or remove them.",
             ["record"],
+            registry=r,
+        )
+        self.store_up = Gauge(
+            "payrouter_store_up",
+            "1 when the store answered this scrape's reads, 0 when it could not be reached.",
+            registry=r,
+        )
+        self.account_info = Gauge(
+            "payrouter_channel_account_info",
+            "1 for every channel account of the routing file in force, with its wallet (join "
+            "on `account` to group other series by wallet).",
+            ["account", "wallet"],
             registry=r,
         )
         self.worker_runs = Counter(

@@ -170,6 +170,18 @@ class Runtime:
             elapsed = time.perf_counter() - started
             self.metrics.channel_calls.labels(account, operation, outcome).inc()
             self.metrics.channel_latency.labels(account, operation).observe(elapsed)
+            log.info(
+                "channel call %s %s: %s",
+                account,
+                operation,
+                outcome,
+                extra={
+                    "account": account,
+                    "operation": operation,
+                    "outcome": outcome,
+                    "duration_ms": round(elapsed * 1000, 1),
+                },
+            )
 
     def callback_url(self, account: str) -> str:
         return f"{self.settings.base_url}/v1/notify/{account}"

@@ -104,6 +104,9 @@ class Settings:
     them (`WAIT`); 0: do not wait (Redis replication is asynchronous)."""
     redis_wait_s: float = 0.1
     """The longest such a wait lasts; a create is answered anyway after it (counted)."""
+    log_format: str | None = None
+    """`json` (one object per line) or `console` (readable); None: the command's own
+    (`serve`: json; `dev` and the others: console)."""
 
     @property
     def base_url(self) -> str:
@@ -134,6 +137,7 @@ class Settings:
             ),
             redis_wait_replicas=_count(env, "PAYROUTER_REDIS_WAIT_REPLICAS"),
             redis_wait_s=_seconds(env, "PAYROUTER_REDIS_WAIT_TIMEOUT", 0.1),
+            log_format=_log_format(env.get("PAYROUTER_LOG_FORMAT") or None),
         )
 
 
@@ -303,3 +307,9 @@ def _secret_key(value: str | None) -> bytes | None:
         # Never echo the value: it is a secret even when malformed.
         raise SettingsError("PAYROUTER_SECRET_KEY must be 32 bytes, base64-encoded")
     return key
+
+
+def _log_format(value: str | None) -> str | None:
+    if value is not None and value not in ("json", "console"):
+        raise SettingsError(f"PAYROUTER_LOG_FORMAT must be json or console, not {value!r}")
+    return value

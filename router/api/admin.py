@@ -113,8 +113,15 @@ async def channel_health(rt: Runtime) -> list[dict[str, Any]]:
 
 
 def set_gauges(rt: Runtime, rows: list[dict[str, Any]]) -> None:
+    """Set the per-account gauges from `rows`, all of them: an account the routing file no
+    longer has loses its series (bounded cardinality, `router.metrics`)."""
+    gauges = rt.metrics
+    for gauge in (gauges.health_score, gauges.breaker_state, gauges.window_calls):
+        gauge.clear()
+    gauges.account_info.clear()
     for row in rows:
         account = row["account"]
+        rt.metrics.account_info.labels(account, row["wallet"]).set(1)
         rt.metrics.health_score.labels(account).set(row["score"])
         rt.metrics.breaker_state.labels(account).set(BREAKER_LEVEL.get(row["breaker"], 2))
         window = row["window"]

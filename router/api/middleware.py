@@ -1,7 +1,8 @@
 """HTTP plumbing shared by every route: error bodies, request ids, input parsing, idempotency.
 
 Middlewares, outermost first:
-1. `request_context`: a request id on every answer, metrics, every error as the contract's
+1. `request_context`: a request id and a W3C `traceparent` on every answer (both also in
+   every log line of the request, `router.logs`), metrics, every error as the contract's
    error object (a domain error through `router.api.errors.api_error`): an unreachable
    store is `503 store_unavailable` with `Retry-After`, an unexpected exception a logged 500
    `api_error`, never a traceback;
@@ -33,6 +34,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from router import logs
 from router.api.auth import Principal, authenticate
 from router.api.errors import api_error
 from router.domain_errors import DomainError
@@ -45,6 +47,8 @@ from router.errors import (
     StoreUnavailable,
 )
 from router.ids import new_id
+from router.logs import TraceContext
+from router.metrics import http_method
 from router.payments.binding import KeyBinding
 from router.runtime import Runtime
 from router.store.errors import STORE_UNAVAILABLE
@@ -107,7 +111,18 @@ def _http_error(exc: web.HTTPException) -> ApiError:
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     given = request.headers.get("X-Request-Id", "")
     request_id = given if REQUEST_ID_PATTERN.fullmatch(given) else new_id("req", 20)
+    trace = TraceContext.from_header(request.headers.get("traceparent"))
+    with logs.bind_request(request_id, trace):
+        response = await _answer(request, handler, request_id)
+        response.headers["traceparent"] = trace.header
+        return response
+
+
+async def _answer(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
     started = time.perf_counter()
+    named = request.match_info.get("id", "")
+    if named.startswith("pay_"):
+        logs.bind(payment=named)
     try:
         response = await handler(request)
     except ApiError as exc:
@@ -145,8 +160,25 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     metrics = request.app[RUNTIME].metrics
-    metrics.http_requests.labels(request.method, route, str(response.status)).inc()
-    metrics.http_latency.labels(request.method, route).observe(time.perf_counter() - started)
+    method = http_method(request.method)
+    elapsed = time.perf_counter() - started
+    metrics.http_requests.labels(method, route, str(response.status)).inc()
+    metrics.http_latency.labels(method, route).observe(elapsed)
+    # One line per API request; the probes and scrapes only when debugging.
+    level = logging.INFO if route.startswith(("/v1/", "/admin/")) else logging.DEBUG
+    log.log(
+        level,
+        "%s %s %d",
+        method,
+        route,
+        response.status,
+        extra={
+            "method": method,
+            "route": route,
+            "status": response.status,
+            "duration_ms": round(elapsed * 1000, 1),
+        },
+    )
     return response
 
 
@@ -158,7 +190,8 @@ def _merchant_route(request: web.Request) -> bool:
 async def authentication(request: web.Request, handler: Handler) -> web.StreamResponse:
     if _merchant_route(request):
         rt = request.app[RUNTIME]
-        request[PRINCIPAL] = await authenticate(request, rt.store, rt.clock.now())
+        request[PRINCIPAL] = found = await authenticate(request, rt.store, rt.clock.now())
+        logs.bind(merchant=found.merchant.id)
     return await handler(request)
 
 

@@ -13,7 +13,6 @@ that line, so start-up code only raises.
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 import click
@@ -40,13 +39,8 @@ class Payrouter(click.Group):
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    logs.install()
+    # Readable lines for every verb; `serve` switches to JSON (`router.logs.configure`).
+    logs.configure("console", logging.DEBUG if verbose else logging.INFO)
 
 
 def build_cli() -> click.Group:

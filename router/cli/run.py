@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
+from router import logs
 from router.api.middleware import RUNTIME
 from router.app import build_app
 from router.cli.common import FiniteFloatRange, load_settings, not_blank, run_async
 from router.cli.dev import describe_store, sandbox_merchant, welcome
+from router.cli.environment import help_text
 from router.cli.serving import (
     SimulatorOptions,
     start_simulators,
@@ -21,6 +24,7 @@ from router.cli.serving import (
 )
 from router.settings import ConfigurationError
 
+log = logging.getLogger("payrouter")
 SANDBOX_OPTION = click.option(
     "--sandbox-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -49,19 +53,25 @@ def _sandbox(path: Path) -> Path:
     return path
 
 
-@click.command()
+@click.command(epilog=help_text())
 def serve() -> None:
     """Run the router alone (configured by PAYROUTER_* environment variables)."""
     settings = load_settings()
+    logs.configure(
+        "console" if settings.log_format == "console" else "json",
+        logging.getLogger().getEffectiveLevel(),
+    )
 
     async def run() -> None:
         app = await build_app(settings)
         runner = await start_site(app, settings.host, settings.port)
         stop = stop_signals(on_hangup=app[RUNTIME].reload)
-        click.echo(
-            f"payrouter listening on http://{settings.host}:{settings.port} "
-            f"({describe_store(settings)})",
-            err=True,
+        # A log record, not a bare line: in JSON mode every line of stderr is an object.
+        log.info(
+            "payrouter listening on http://%s:%d (%s)",
+            settings.host,
+            settings.port,
+            describe_store(settings),
         )
         try:
             await stop.wait()
@@ -118,6 +128,8 @@ def dev(sandbox_dir: Path, seed: int | None) -> None:
     are the same at every start.
     """
     settings = load_settings()
+    if settings.log_format == "json":
+        logs.configure("json", logging.getLogger().getEffectiveLevel())
     if settings.admin_token is None:
         settings = replace(settings, admin_token=secrets.token_urlsafe(24))
     options = SimulatorOptions(sandbox_dir=_sandbox(sandbox_dir), seed=seed)

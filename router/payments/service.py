@@ -34,6 +34,7 @@ from typing import Any
 
 from channels.base import Channel, CreateOrder, CreateResult, TradeState, TradeStatus
 from channels.errors import ChannelError, ChannelRejected
+from router import logs
 from router.clock import from_ms, rfc3339
 from router.domain_errors import (
     ChangeRefused,
@@ -92,6 +93,7 @@ class PaymentService:
         now_ms = rt.clock.now_ms()
         now = from_ms(now_ms)
         pay_id = rt.store.payments.new_id(merchant_id, req.merchant_order_id)
+        logs.bind(payment=pay_id)
         table = rt.table  # one routing table for the whole request, even if a reload lands
         decision = await decide(
             table.loaded.config,
