@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from router import logs
-from router.cli import db, merchants, routes, run, webhooks
+from router.cli import db, merchants, risk, routes, run, webhooks
 from router.settings import ConfigurationError
 
 
@@ -67,6 +67,7 @@ def build_cli() -> click.Group:
         merchant_verbs.add_command(command)
     payrouter.add_command(merchant_verbs)
     payrouter.add_command(routes.routes)
+    payrouter.add_command(risk.risk)
     payrouter.add_command(db.db)
     for command in run.COMMANDS:
         payrouter.add_command(command)

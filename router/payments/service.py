@@ -37,6 +37,7 @@ from channels.errors import ChannelError, ChannelRejected
 from router.clock import from_ms, rfc3339
 from router.domain_errors import (
     ChangeRefused,
+    ChannelDeclined,
     ChannelDown,
     InvalidField,
     NotFound,
@@ -44,13 +45,15 @@ from router.domain_errors import (
     TradeMismatch,
 )
 from router.ids import PAYMENT_ID
-from router.models import CreatePaymentRequest, Payment, Routing
+from router.models import CreatePaymentRequest, Payment, Risk, Routing
 from router.payments.binding import KeyBinding, ensure_held
+from router.payments.blocked import block_created, count_declined
 from router.payments.failover import Attempts, fail_create, try_candidates
 from router.payments.intake import check_create
 from router.payments.mismatch import check_payment
 from router.payments.moves import PaymentFinal, finish_payment
 from router.payments.stranded import answer_for_bound
+from router.risk.rules import Verdict
 from router.routing.decide import decide
 from router.routing.rules import RouteRequest
 from router.runtime import Runtime
@@ -71,11 +74,14 @@ class PaymentService:
         livemode: bool,
         req: CreatePaymentRequest,
         idem: KeyBinding | None = None,
+        verdict: Verdict | None = None,
     ) -> StoredPayment:
         """Create and route a payment. With `idem`, the payment is bound to the key as it is
         written, and the 201 answer is written into the idempotency record in the same round
         trip as the payment's new status. If `idem` is already bound to a payment (an earlier
-        attempt under the key created it), answer about that one instead."""
+        attempt under the key created it), answer about that one instead. With the risk
+        rules' `verdict`, the payment carries it; a block is written `failed` and never sent
+        to a channel (`router.payments.blocked`)."""
         rt = self.rt
         req = check_create(req, rt.table.accounts, livemode)
         if livemode and req.notify_url is not None:
@@ -104,6 +110,7 @@ class PaymentService:
             livemode=livemode,
         )
         first = decision.candidates[0]
+        risk = None if verdict is None else Risk(decision=verdict.decision, rules=[*verdict.fired])
         expires_at = now + timedelta(seconds=req.expires_in or rt.settings.default_expires_in_s)
         stored = StoredPayment(
             payment=Payment(
@@ -120,6 +127,7 @@ class PaymentService:
                 return_url=req.return_url,
                 metadata=req.metadata,
                 routing=Routing(rule=decision.rule),
+                risk=risk,
                 created_at=rfc3339(now),
                 expires_at=rfc3339(expires_at),
                 livemode=livemode,
@@ -148,6 +156,8 @@ class PaymentService:
                 param="merchant_order_id",
                 payment_id=creation.payment_id,
             )
+        if verdict is not None and verdict.decision == "block":
+            await block_created(rt, stored, verdict)
 
         def order_for(channel: Channel) -> CreateOrder:
             return CreateOrder(
@@ -175,6 +185,9 @@ class PaymentService:
             return await self.reload(tried.stored)
         try:
             await fail_create(rt, tried)
+        except ChannelDeclined:
+            await count_declined(rt, stored)
+            raise
         except ChannelDown:
             # No channel had it: the payment failed and the 503 is not remembered, so a retry
             # under the key makes a new payment, as if this one had never been.
