@@ -177,6 +177,8 @@ class RiskConfig:
     digest: str
     features: frozenset[Feature] = field(default=frozenset())
     """The velocity features some rule reads: only these are counted."""
+    names: frozenset[str] = field(default=frozenset())
+    """Every name some rule reads: only these are worked out for a request."""
 
     def tier_of(self, merchant_id: str) -> Tier:
         limits = self.file.rate_limits
@@ -235,4 +237,5 @@ def _compile(file: RiskFile) -> tuple[list[CompiledRule], list[Problem]]:
 
 def _config(file: RiskFile, rules: list[CompiledRule], read: YamlFile) -> RiskConfig:
     features = frozenset(name for rule in rules for name in rule.features)
-    return RiskConfig(file, tuple(rules), read.path, read.digest, features)
+    names = frozenset(name for rule in rules for name in rule.names)
+    return RiskConfig(file, tuple(rules), read.path, read.digest, features, names)

@@ -197,7 +197,7 @@ class RiskControl:
         lists = tuple(
             name for name, entries in self.lists.items() if entries.holds(req.payer, req.ip)
         )
-        values = activation(req, features, lists, ZoneInfo(config.file.timezone))
+        values = activation(req, features, lists, ZoneInfo(config.file.timezone), config.names)
         return evaluate(config.rules, values, req.amount), lists
 
     def _windows(

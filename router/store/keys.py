@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Iterable
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
@@ -280,9 +281,12 @@ def global_rate_bucket(kind: str) -> str:
     return f"{PREFIX}:{{rl:global}}:rl:{kind}"
 
 
-def velocity_bucket(mch: str, subject: str, value: str, window: str, bucket: int) -> str:
-    """One bucket of a velocity window; the subject's value is hashed (any string is safe)."""
-    return f"{_risk(mch)}:v:{subject}:{_digest(value)[:24]}:{window}:{bucket}"
+def velocity_buckets(
+    mch: str, subject: str, value: str, window: str, buckets: Iterable[int]
+) -> list[str]:
+    """Buckets of a velocity window; the subject's value is hashed (any string is safe)."""
+    base = f"{_risk(mch)}:v:{subject}:{_digest(value)[:24]}:{window}"
+    return [f"{base}:{bucket}" for bucket in buckets]
 
 
 def ip_payers(mch: str, ip: str) -> str:

@@ -211,10 +211,8 @@ class RiskStore:
         for w in windows:
             size = w.bucket_ms
             current = now_ms // size
-            key_list += [
-                keys.velocity_bucket(mch, w.subject, w.value, w.name, current - i)
-                for i in range(BUCKETS)
-            ]
+            buckets_back = range(current, current - BUCKETS, -1)
+            key_list += keys.velocity_buckets(mch, w.subject, w.value, w.name, buckets_back)
             args += [BUCKETS, size * (BUCKETS + 1), count[0], count[1]]
         if distinct is None:
             args.append(0)
@@ -250,7 +248,7 @@ class RiskStore:
         if not windows:
             return
         key_list = [
-            keys.velocity_bucket(mch, w.subject, w.value, w.name, now_ms // w.bucket_ms)
+            keys.velocity_buckets(mch, w.subject, w.value, w.name, [now_ms // w.bucket_ms])[0]
             for w in windows
         ]
         await self._failed(keys=key_list, args=[w.bucket_ms * (BUCKETS + 1) for w in windows])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import http, simulator
+from tests.e2e.conftest import http, processes, simulator
 from tests.router.conftest import clock, store
 
-__all__ = ["clock", "http", "simulator", "store"]
+__all__ = ["clock", "http", "processes", "simulator", "store"]
