@@ -51,9 +51,9 @@ id be used twice.
     pr:{rk:mch}:rl:{kind}            string  the merchant's token bucket for creates, reads
                                              or refunds (GCRA: theoretical arrival, ms)
     pr:{rk:mch}:rl:{kind}:k:{key_id} string  the same, per API key
-    pr:{rk:mch}:v:{s}:{h}:{w}:{n}    hash    velocity: bucket n of window w of subject s
-                                             (payer, ip, merchant; h = sha256 of its value):
-                                             c (count), s (sum), f (failed)
+    pr:{rk:mch}:v:{s}:{h}:{w}        hash    velocity: window w of subject s (payer, ip,
+                                             merchant; h = sha256 of its value): per
+                                             bucket n, `<n>c` count, `<n>s` sum, `<n>f` failed
     pr:{rk:mch}:v:ipp:{h}            zset    payer ids (sha256) seen from an IP, by last ms
     pr:{rl:global}:rl:{kind}         string  the token bucket of every merchant together
     pr:{risk}:lists                  set     the names of the operators' risk lists
@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterable
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
@@ -281,12 +280,9 @@ def global_rate_bucket(kind: str) -> str:
     return f"{PREFIX}:{{rl:global}}:rl:{kind}"
 
 
-def velocity_buckets(
-    mch: str, subject: str, value: str, window: str, buckets: Iterable[int]
-) -> list[str]:
-    """Buckets of a velocity window; the subject's value is hashed (any string is safe)."""
-    base = f"{_risk(mch)}:v:{subject}:{_digest(value)[:24]}:{window}"
-    return [f"{base}:{bucket}" for bucket in buckets]
+def velocity_window(mch: str, subject: str, value: str, window: str) -> str:
+    """A velocity window's buckets; the subject's value is hashed (any string is safe)."""
+    return f"{_risk(mch)}:v:{subject}:{_digest(value)[:24]}:{window}"
 
 
 def ip_payers(mch: str, ip: str) -> str:

@@ -8,30 +8,38 @@ Reads and refunds run the same script with no windows.
 
 Buckets are GCRA token buckets (`per_second` tokens back each second, `burst` at most): one
 number per bucket, the theoretical arrival time of the next request. Velocity windows are
-`BUCKETS` time buckets, each a hash (c: count, s: summed amount, f: failed attempts) that
-expires on its own; the distinct payers of an IP are a sorted set by last time seen.
+`BUCKETS` time buckets kept in one hash per window (per bucket: count, summed amount, failed
+attempts); the distinct payers of an IP are a sorted set by last time seen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from router.store import keys
 from router.store.batch import Batch
 
 BUCKETS = 12
 
-SCREEN = """
--- KEYS: token buckets (nb), then per window its bucket keys (current first), then per
---       distinct set its key. All share the merchant's tag (or all are the global bucket).
--- ARGV: now_ms, nb, then per bucket: interval_ms, burst; then nw, per window: key count,
---       ttl_ms, count to add, amount to add; then nd, per distinct set: member ('' = none),
---       ttl_ms, window count, window lengths (ms)...
+SCREEN = (
+    """
+-- KEYS: token buckets (nb), then one hash per velocity window, then one sorted set per
+--       distinct set. All share the merchant's tag (or all are the global bucket).
+-- ARGV: now_ms, nb, then per bucket: interval_ms, burst; then nw, per window: its current
+--       bucket number, ttl_ms, count to add, amount to add; then nd, per distinct set:
+--       member ('' = none), ttl_ms, window count, window lengths (ms)...
+-- A window's hash has fields `<bucket>c`, `<bucket>s`, `<bucket>f` (count, sum, failed) for
+-- its last BUCKETS buckets; older ones are removed when the hash grows past twice that.
 -- Returns {allowed, limit, remaining, reset_ms, retry_ms, per window: c, s, f,
 --          per distinct set: one count per window}. Nothing is counted when a bucket is empty.
+local n = """
+    + str(BUCKETS)
+    + """
 local now = tonumber(ARGV[1])
 local nb = tonumber(ARGV[2])
 local allowed, limit, remaining, reset, retry = 1, 0, -1, 0, 0
@@ -69,23 +77,39 @@ local a, k = 3 + 2 * nb, nb
 local nw = tonumber(ARGV[a])
 a = a + 1
 for _ = 1, nw do
-  local n, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  k = k + 1
+  local current, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
   local count, amount = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   a = a + 4
   if count > 0 or amount > 0 then
-    redis.call('HINCRBY', KEYS[k + 1], 'c', count)
-    redis.call('HINCRBY', KEYS[k + 1], 's', amount)
-    redis.call('PEXPIRE', KEYS[k + 1], ttl)
+    redis.call('HINCRBY', KEYS[k], current .. 'c', count)
+    redis.call('HINCRBY', KEYS[k], current .. 's', amount)
+    redis.call('PEXPIRE', KEYS[k], ttl)
+    if redis.call('HLEN', KEYS[k]) > 6 * n then
+      local stale = {}
+      for _, field in ipairs(redis.call('HKEYS', KEYS[k])) do
+        if tonumber(string.sub(field, 1, -2)) <= current - n then
+          stale[#stale + 1] = field
+        end
+      end
+      if #stale > 0 then redis.call('HDEL', KEYS[k], unpack(stale)) end
+    end
   end
+  local fields = {}
+  for j = 0, n - 1 do
+    local b = current - j
+    fields[#fields + 1] = b .. 'c'
+    fields[#fields + 1] = b .. 's'
+    fields[#fields + 1] = b .. 'f'
+  end
+  local got = redis.call('HMGET', KEYS[k], unpack(fields))
   local c, s, f = 0, 0, 0
-  for j = 1, n do
-    local got = redis.call('HMGET', KEYS[k + j], 'c', 's', 'f')
-    c = c + tonumber(got[1] or 0)
-    s = s + tonumber(got[2] or 0)
-    f = f + tonumber(got[3] or 0)
+  for j = 1, #got, 3 do
+    c = c + tonumber(got[j] or 0)
+    s = s + tonumber(got[j + 1] or 0)
+    f = f + tonumber(got[j + 2] or 0)
   end
   out[#out + 1], out[#out + 2], out[#out + 3] = c, s, f
-  k = k + n
 end
 local nd = tonumber(ARGV[a])
 a = a + 1
@@ -105,12 +129,13 @@ for _ = 1, nd do
 end
 return out
 """
+)
 
 FAILED = """
--- KEYS: the current bucket of each of a payer's windows. ARGV: ttl_ms per key.
+-- KEYS: a payer's velocity windows. ARGV: per key its current bucket number and ttl_ms.
 for i = 1, #KEYS do
-  redis.call('HINCRBY', KEYS[i], 'f', 1)
-  redis.call('PEXPIRE', KEYS[i], ARGV[i])
+  redis.call('HINCRBY', KEYS[i], ARGV[2 * i - 1] .. 'f', 1)
+  redis.call('PEXPIRE', KEYS[i], ARGV[2 * i])
 end
 return #KEYS
 """
@@ -209,11 +234,8 @@ class RiskStore:
             args += [b.interval_ms, b.burst]
         args.append(len(windows))
         for w in windows:
-            size = w.bucket_ms
-            current = now_ms // size
-            buckets_back = range(current, current - BUCKETS, -1)
-            key_list += keys.velocity_buckets(mch, w.subject, w.value, w.name, buckets_back)
-            args += [BUCKETS, size * (BUCKETS + 1), count[0], count[1]]
+            key_list.append(keys.velocity_window(mch, w.subject, w.value, w.name))
+            args += [now_ms // w.bucket_ms, w.bucket_ms * (BUCKETS + 1), count[0], count[1]]
         if distinct is None:
             args.append(0)
         else:
@@ -221,21 +243,22 @@ class RiskStore:
             key_list.append(keys.ip_payers(mch, ip))
             member = keys.payer_member(payer) if payer else ""
             args += [1, member, max(lengths), len(lengths), *lengths]
-        batch = Batch(self._redis)
-        index = batch.script(self._screen, key_list, args)
-        global_index = None
-        if global_bucket is not None:
+        if global_bucket is None:
+            reply = await self._run(key_list, args)
+            taken = _taken(reply) if buckets else None
+        else:
             g = global_bucket
+            batch = Batch(self._redis)
+            index = batch.script(self._screen, key_list, args)
             global_index = batch.script(
                 self._screen,
                 [keys.global_rate_bucket(g.kind)],
                 [now_ms, 1, g.interval_ms, g.burst, 0, 0],
             )
-        results = await batch.execute()
-        reply = [int(v) for v in results[index]]
-        taken = _taken(reply) if buckets else None
-        if global_index is not None:
-            taken = _tighter(taken, _taken([int(v) for v in results[global_index]]))
+            results = await batch.execute()
+            reply = [int(v) for v in results[index]]
+            glob = _taken([int(v) for v in results[global_index]])
+            taken = glob if not buckets else _tighter(_taken(reply), glob)
         if len(reply) == 5:  # refused: nothing was counted or read
             return Screened(taken, [], [])
         rest = reply[5:]
@@ -243,15 +266,27 @@ class RiskStore:
         payers = rest[3 * len(windows) :]
         return Screened(taken, found, payers)
 
+    async def _run(self, key_list: list[str], args: list[str | int | float]) -> list[int]:
+        """One call of the screen script, without a pipeline (the usual case: a pipeline
+        costs the router more than the command)."""
+        try:
+            reply = await cast(
+                Awaitable[list[Any]],
+                self._redis.evalsha(self._screen.sha, len(key_list), *key_list, *args),
+            )
+        except NoScriptError:
+            reply = await self._screen(keys=cast(Any, key_list), args=cast(Any, args))
+        return [int(v) for v in reply]
+
     async def count_failure(self, mch: str, now_ms: int, windows: Sequence[Window]) -> None:
         """Count a failed attempt (a refusal by the channel or a rule) in a payer's windows."""
         if not windows:
             return
-        key_list = [
-            keys.velocity_buckets(mch, w.subject, w.value, w.name, [now_ms // w.bucket_ms])[0]
-            for w in windows
-        ]
-        await self._failed(keys=key_list, args=[w.bucket_ms * (BUCKETS + 1) for w in windows])
+        key_list = [keys.velocity_window(mch, w.subject, w.value, w.name) for w in windows]
+        args: list[int] = []
+        for w in windows:
+            args += [now_ms // w.bucket_ms, w.bucket_ms * (BUCKETS + 1)]
+        await self._failed(keys=key_list, args=args)
 
     async def lists(self) -> dict[str, set[str]]:
         """Every risk list and its entries."""
