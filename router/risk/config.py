@@ -168,6 +168,36 @@ def window_s(name: str) -> int:
 
 
 @dataclass(frozen=True)
+class Plan:
+    """What a risk file asks to count, worked out once per file: the (subject, window,
+    length ms) groups, the windows of distinct payers per IP, and every feature with its
+    window's length."""
+
+    groups: tuple[tuple[str, str, int], ...] = ()
+    payer_lengths: tuple[int, ...] = ()
+    features: tuple[tuple[Feature, int], ...] = ()
+
+
+def plan_of(rules: list[CompiledRule]) -> Plan:
+    groups: dict[tuple[str, str], int] = {}
+    payers: set[int] = set()
+    features: dict[str, tuple[Feature, int]] = {}
+    for rule in rules:
+        for f in rule.features:
+            length = window_s(f.window) * 1000
+            features[f.name] = (f, length)
+            if f.measure == "payers":
+                payers.add(length)
+            else:
+                groups.setdefault((f.subject, f.window), length)
+    return Plan(
+        tuple((subject, name, length) for (subject, name), length in groups.items()),
+        tuple(sorted(payers)),
+        tuple(features.values()),
+    )
+
+
+@dataclass(frozen=True)
 class RiskConfig:
     """A validated risk file with its rules compiled."""
 
@@ -179,6 +209,7 @@ class RiskConfig:
     """The velocity features some rule reads: only these are counted."""
     names: frozenset[str] = field(default=frozenset())
     """Every name some rule reads: only these are worked out for a request."""
+    plan: Plan = Plan()
 
     def tier_of(self, merchant_id: str) -> Tier:
         limits = self.file.rate_limits
@@ -238,4 +269,4 @@ def _compile(file: RiskFile) -> tuple[list[CompiledRule], list[Problem]]:
 def _config(file: RiskFile, rules: list[CompiledRule], read: YamlFile) -> RiskConfig:
     features = frozenset(name for rule in rules for name in rule.features)
     names = frozenset(name for rule in rules for name in rule.names)
-    return RiskConfig(file, tuple(rules), read.path, read.digest, features, names)
+    return RiskConfig(file, tuple(rules), read.path, read.digest, features, names, plan_of(rules))

@@ -60,6 +60,9 @@ def parse_network(entry: str) -> Network | None:
         return None
 
 
+_MEASURE_INDEX = {"count": 0, "sum": 1, "failed": 2}
+
+
 @dataclass(frozen=True)
 class Screen:
     """What screening a create found: the rate limit, and (if a token was had) the verdict
@@ -203,24 +206,17 @@ class RiskControl:
     def _windows(
         self, config: RiskConfig, req: RiskRequest
     ) -> tuple[list[Window], tuple[str, str, list[int]] | None]:
+        plan = config.plan
         values = {"payer": req.payer, "ip": req.ip, "merchant": req.merchant}
-        windows: dict[tuple[str, str], Window] = {}
-        payer_windows: set[str] = set()
-        for rule in config.rules:
-            for f in rule.features:
-                value = values[f.subject]
-                if not value:
-                    continue
-                if f.measure == "payers":
-                    payer_windows.add(f.window)
-                elif (f.subject, f.window) not in windows:
-                    length = window_s(f.window) * 1000
-                    windows[(f.subject, f.window)] = Window(f.subject, value, f.window, length)
+        windows = [
+            Window(subject, value, name, length)
+            for subject, name, length in plan.groups
+            if (value := values[subject])
+        ]
         distinct = None
-        if payer_windows and req.ip:
-            ordered = sorted(payer_windows, key=window_s)
-            distinct = (req.ip, req.payer or "", [window_s(w) * 1000 for w in ordered])
-        return list(windows.values()), distinct
+        if plan.payer_lengths and req.ip:
+            distinct = (req.ip, req.payer or "", list(plan.payer_lengths))
+        return windows, distinct
 
     def _features(
         self,
@@ -230,21 +226,23 @@ class RiskControl:
         counts: list[tuple[int, int, int]],
         payers: list[int],
     ) -> dict[str, int]:
+        plan = config.plan
         by_window = {(w.subject, w.name): got for w, got in zip(windows, counts, strict=True)}
         by_length = {} if distinct is None else dict(zip(distinct[2], payers, strict=True))
         out: dict[str, int] = {}
-        for rule in config.rules:
-            for f in rule.features:
-                if f.measure == "payers":
-                    out[f.name] = by_length.get(window_s(f.window) * 1000, 0)
-                    continue
-                c, s, failed = by_window.get((f.subject, f.window), (0, 0, 0))
-                out[f.name] = {"count": c, "sum": s, "failed": failed}[f.measure]
+        for f, length in plan.features:
+            if f.measure == "payers":
+                out[f.name] = by_length.get(length, 0)
+            else:
+                got = by_window.get((f.subject, f.window), (0, 0, 0))
+                out[f.name] = got[_MEASURE_INDEX[f.measure]]
         return out
 
     def _count(self, verdict: Verdict) -> None:
         m = self.metrics
         m.risk_decisions.labels(verdict.decision).inc()
+        if not verdict.fired and not verdict.errors:
+            return
         actions = {rule.name: rule.action for rule in self.config.rules}
         for name in verdict.fired:
             m.risk_rule_hits.labels(name, actions.get(name, "unknown")).inc()
