@@ -50,7 +50,8 @@ async def build_app(
 ) -> web.Application:
     """Load the routing file, connect the store and build the application.
 
-    Raises `router.routing.config.ConfigError` for an unusable routing file and
+    Raises `router.routing.config.ConfigError` for an unusable routing file,
+    `router.risk.config.RiskError` for an unusable risk file and
     `router.settings.ConfigurationError` for a store or a database that cannot be used, a
     database schema older than the code, or a worker lease too short for the routing file's
     timeouts.
@@ -94,7 +95,15 @@ async def build_app(
             "PAYROUTER_SECRET_KEY is not set: signing secrets are encrypted with a key kept in "
             "the same Redis. Set it (32 bytes, base64) in production."
         )
-    runtime = Runtime(settings, clock, store, table, session)
+    try:
+        # Loads the risk file: a broken one ends start-up like a broken routing file.
+        runtime = Runtime(settings, clock, store, table, session)
+    except BaseException:
+        await store.close()
+        if record is not None:
+            await record.close()
+        await session.close()
+        raise
     service = PaymentService(runtime)
     refunds = RefundService(runtime, service)
 
