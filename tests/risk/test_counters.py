@@ -11,7 +11,7 @@ from router.clock import FrozenClock, from_ms
 from router.metrics import Metrics
 from router.risk.control import RiskControl
 from router.risk.rules import RiskRequest
-from router.store import Store
+from router.store import Store, keys
 
 RISK = """\
 version: 1
@@ -149,3 +149,16 @@ async def test_a_create_without_a_token_is_neither_counted_nor_judged(
 def test_the_clock_is_the_one_injected() -> None:
     # The windows above moved by hours without a sleep: the store never reads its own time.
     assert from_ms(FrozenClock(0).now_ms()) == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+async def test_a_window_keeps_only_its_own_buckets(
+    store: Store, clock: FrozenClock, tmp_path: Path
+) -> None:
+    risk = control(store, clock, tmp_path)
+    for _ in range(40):
+        clock.advance(50)  # one bucket of the 10-minute window
+        screen = await risk.screen("key_1", req(clock))
+    assert screen.features["ip_count_10m"] == 12
+    window = keys.velocity_window("mch_risk0001", "ip", "203.0.113.9", "10m")
+    # Two fields per bucket written (count, sum); stale buckets go once twice the window's.
+    assert 2 * 12 <= await store.redis.hlen(window) <= 6 * 12 + 2
