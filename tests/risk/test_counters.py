@@ -162,3 +162,24 @@ async def test_a_window_keeps_only_its_own_buckets(
     window = keys.velocity_window("mch_risk0001", "ip", "203.0.113.9", "10m")
     # Two fields per bucket written (count, sum); stale buckets go once twice the window's.
     assert 2 * 12 <= await store.redis.hlen(window) <= 6 * 12 + 2
+
+
+async def test_the_global_ceiling_is_shared_by_every_merchant(
+    store: Store, clock: FrozenClock, tmp_path: Path
+) -> None:
+    text = (
+        "version: 1\nrate_limits:\n  global:\n    refund: {per_second: 1, burst: 2}\n"
+        "  tiers:\n    default:\n      merchant:\n        refund: {per_second: 1, burst: 5}\n"
+    )
+    risk = control(store, clock, tmp_path, text)
+    seen = [await risk.take(f"mch_global{i:02d}", "key_1", "refund") for i in range(3)]
+    assert [(t.allowed, t.limit, t.remaining) for t in seen if t] == [
+        (True, 2, 1),
+        (True, 2, 0),
+        (False, 2, 0),
+    ]
+    # A second later the global bucket has one token again; it is the tightest, so the
+    # headers speak of it.
+    clock.advance(1)
+    again = await risk.take("mch_global02", "key_1", "refund")
+    assert again is not None and (again.allowed, again.limit, again.remaining) == (True, 2, 0)
