@@ -231,3 +231,30 @@ async def test_the_risk_file_is_reloaded_and_a_broken_one_refused(
     assert shown["last_error"][0].startswith(f"{path}:3: rules.0.when:")
     status, body = await router.create(amount=60000)
     assert status == 402  # the last good file stays in force
+
+
+async def test_a_flagged_payment_is_sent_and_marked(
+    redis_url: str,
+    simulator: Simulator,
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+) -> None:
+    rules = (
+        "version: 1\nrules:\n"
+        "  - {name: big, action: flag, when: 'amount >= 5000'}\n"
+        "  - {name: vip, action: flag, when: 'has(metadata.tier) && metadata.tier == \"vip\"'}\n"
+    )
+    router, _ = await start(redis_url, simulator, tmp_path, serving, http, rules)
+    status, body = await router.create(amount=5000, metadata={"tier": "vip"})
+    assert status == 201, body
+    assert (body["status"], body["risk"]) == (
+        "pending",
+        {"decision": "flag", "rules": ["big", "vip"]},
+    )
+    assert body["routing"]["attempts"][0]["outcome"] == "created"
+    stored = await router.payment(body["id"])
+    assert stored["risk"] == body["risk"]
+    text = await metrics(router)
+    assert 'payrouter_risk_decisions_total{decision="flag"} 1.0' in text
+    assert 'payrouter_risk_rule_hits_total{action="flag",rule="vip"} 1.0' in text
