@@ -13,7 +13,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import logs
-from router.api import admin, admin_ledger, checkout, events, links, notify, payments
+from router.api import admin, admin_ledger, checkout, events, links, notify, payments, risk
+from router.api.limits import rate_limits
 from router.api.middleware import MAX_BODY, RUNTIME, authentication, idempotency, request_context
 from router.api.openapi import build_spec
 from router.api.payments import PAYMENTS, REFUNDS
@@ -52,7 +53,8 @@ async def build_app(
 ) -> web.Application:
     """Load the routing file, connect the store and build the application.
 
-    Raises `router.routing.config.ConfigError` for an unusable routing file and
+    Raises `router.routing.config.ConfigError` for an unusable routing file,
+    `router.risk.config.RiskError` for an unusable risk file and
     `router.settings.ConfigurationError` for a store or a database that cannot be used, a
     database schema older than the code, or a worker lease too short for the routing file's
     timeouts.
@@ -96,12 +98,21 @@ async def build_app(
             "PAYROUTER_SECRET_KEY is not set: signing secrets are encrypted with a key kept in "
             "the same Redis. Set it (32 bytes, base64) in production."
         )
-    runtime = Runtime(settings, clock, store, table, session)
+    try:
+        # Loads the risk file: a broken one ends start-up like a broken routing file.
+        runtime = Runtime(settings, clock, store, table, session)
+    except BaseException:
+        await store.close()
+        if record is not None:
+            await record.close()
+        await session.close()
+        raise
     service = PaymentService(runtime)
     refunds = RefundService(runtime, service)
 
     app = web.Application(
-        middlewares=[request_context, authentication, idempotency], client_max_size=MAX_BODY
+        middlewares=[request_context, authentication, rate_limits, idempotency],
+        client_max_size=MAX_BODY,
     )
     app[RUNTIME] = runtime
     app[PAYMENTS] = service
@@ -117,6 +128,7 @@ async def build_app(
     notify.add_routes(app)
     admin.add_routes(app)
     admin_ledger.add_routes(app, RECORD)
+    risk.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -125,6 +137,7 @@ async def build_app(
         app.cleanup_ctx.append(_worker)
     if watch_config:
         app.cleanup_ctx.append(_config_watcher)
+    app.cleanup_ctx.append(_risk_lists)
     if run_dispatcher:
         app[DISPATCHER] = Dispatcher(runtime)
         app.cleanup_ctx.append(_dispatcher)
@@ -162,27 +175,58 @@ async def _dispatcher(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _config_watcher(app: web.Application) -> AsyncIterator[None]:
-    """Reload the routing file when it changes on disk (polled: no platform watcher needed)."""
+    """Reload the routing file and the risk file when one changes on disk (polled: no
+    platform watcher needed)."""
     rt = app[RUNTIME]
-    path = rt.settings.routing_path
+    watched = [(rt.settings.routing_path, rt.reload)]
+    if rt.settings.risk_path is not None:
+        watched.append((rt.settings.risk_path, rt.risk.reload))
 
     async def watch() -> None:
-        seen = _stamp(path)
+        seen = [_stamp(path) for path, _ in watched]
         while True:
             await asyncio.sleep(rt.settings.config_poll_s)
-            now = _stamp(path)
-            if now != seen and now is not None:
-                seen = now
+            for i, (path, reload) in enumerate(watched):
+                now = _stamp(path)
+                if now == seen[i] or now is None:
+                    continue
+                seen[i] = now
                 try:
-                    rt.reload()
+                    reload()
                 except Exception:
                     # A bug, not a bad file (that is refused and logged by `reload`): keep
                     # watching rather than let the task die unseen until shutdown.
-                    log.exception("routing config reload failed; the version in force stays")
+                    log.exception("%s reload failed; the version in force stays", path)
 
     task = asyncio.create_task(watch(), name="config-watcher")
     yield
     task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _risk_lists(app: web.Application) -> AsyncIterator[None]:
+    """Read the operators' risk lists at start and every `cache_s` (5 s) after: rules test
+    them in the process, so a create never waits for them."""
+    rt = app[RUNTIME]
+    await rt.risk.refresh_lists()
+    stop = asyncio.Event()
+
+    async def refresh() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(rt.settings.cache_s, 0.05))
+            if stop.is_set():
+                return
+            try:
+                await rt.risk.refresh_lists()
+            except Exception as exc:
+                # The lists read last stay in force; the next pass tries again.
+                log.warning("risk lists not refreshed: %s: %s", type(exc).__name__, exc)
+
+    task = asyncio.create_task(refresh(), name="risk-lists")
+    yield
+    stop.set()
     with contextlib.suppress(asyncio.CancelledError):
         await task
 

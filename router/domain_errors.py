@@ -4,6 +4,7 @@
     ├── InvalidField      the request asks for what cannot be done; `param` names the field
     ├── NotFound          no such payment, refund, endpoint... (`param` names the identifier)
     ├── StateConflict     the object's state forbids it now (duplicate order, wrong status)
+    ├── RiskDeclined      a risk rule blocked the payment (it is named, failed, never sent)
     └── ChannelProblem    a channel stopped the operation (the payment or refund is named)
         ├── ChannelDeclined   the channel refused: the payment or refund failed for good
         ├── ChangeRefused     the channel refused to change an order it holds; nothing changed
@@ -52,6 +53,11 @@ class NotFound(DomainError):
 
 class StateConflict(DomainError):
     """The object's current state forbids the operation; it may be allowed later or never."""
+
+
+class RiskDeclined(DomainError):
+    """A risk rule blocked the create: the payment was written `failed` and no channel was
+    called. The message names the rule."""
 
 
 class ChannelProblem(DomainError):

@@ -11,6 +11,8 @@ those into these in one place, `router.api.errors.api_error`.
     ├── PermissionDenied      403 permission_error
     ├── IdempotencyError      409 (in flight) or 422 (different body) idempotency_error
     ├── ChannelFailed         402 / 502 / 503 channel_error (the payment is named)
+    ├── RiskRefused           402 risk_error / risk_declined (the payment and rule are named)
+    ├── RateLimited           429 rate_limit_error (Retry-After, RateLimit-* headers)
     ├── StoreUnavailable      503 api_error / store_unavailable (Redis unreachable; retry)
     └── InternalError         500 api_error (a bug: logged with the request id)
 
@@ -103,6 +105,16 @@ class IdempotencyError(ApiError):
 
 class ChannelFailed(ApiError):
     type = "channel_error"
+
+
+class RiskRefused(ApiError):
+    status = 402
+    type = "risk_error"
+
+
+class RateLimited(ApiError):
+    status = 429
+    type = "rate_limit_error"
 
 
 class StoreUnavailable(ApiError):

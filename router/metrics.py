@@ -232,3 +232,39 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.rate_limited = Counter(
+            "payrouter_rate_limited_total",
+            "Merchant requests refused with 429 by the rate limits, by kind (create, read, "
+            "refund).",
+            ["kind"],
+            registry=r,
+        )
+        self.risk_decisions = Counter(
+            "payrouter_risk_decisions_total",
+            "Creates judged by the risk rules, by decision (allow, flag, block).",
+            ["decision"],
+            registry=r,
+        )
+        self.risk_rule_hits = Counter(
+            "payrouter_risk_rule_hits_total",
+            "Risk rules that fired, by rule and action (a limit counts when it blocked).",
+            ["rule", "action"],
+            registry=r,
+        )
+        self.risk_rule_errors = Counter(
+            "payrouter_risk_rule_errors_total",
+            "Risk rules that failed while evaluated (taken as not fired), by rule.",
+            ["rule"],
+            registry=r,
+        )
+        self.risk_reloads = Counter(
+            "payrouter_risk_config_reloads_total",
+            "Risk file reload attempts, by outcome (applied, unchanged, refused).",
+            ["outcome"],
+            registry=r,
+        )
+        self.risk_version = Info(
+            "payrouter_risk_config",
+            "The version (sha256 prefix) of the risk file in force.",
+            registry=r,
+        )

@@ -231,6 +231,15 @@ class Routing(BaseModel):
     attempts: list[RoutingAttempt] = Field(default_factory=list)
 
 
+class Risk(BaseModel):
+    """What the risk rules decided about a payment (docs/risk.md): `block` (refused with
+    `402 risk_declined`, never sent to a channel), `flag` (sent, marked for review) or
+    `allow`, and the rules that fired, in file order."""
+
+    decision: Literal["allow", "flag", "block"]
+    rules: list[str] = Field(default_factory=list)
+
+
 class Payment(BaseModel):
     """A payment as merchants see it."""
 
@@ -256,6 +265,9 @@ class Payment(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     failure: Failure | None = None
     routing: Routing
+    risk: Risk | None = Field(
+        default=None, description="The risk decision; null on payments made before risk control."
+    )
     created_at: str
     expires_at: str | None = None
     paid_at: str | None = None

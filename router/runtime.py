@@ -22,6 +22,7 @@ from channels.registry import REGISTRY
 from router.clock import Clock
 from router.damaged import DamagedRecords
 from router.metrics import Metrics
+from router.risk.control import RiskControl
 from router.routing.config import AccountConfig, ConfigError, LoadedConfig, load_config
 from router.routing.decide import Candidate
 from router.routing.health import Breakers, BreakerSettings, HealthSettings
@@ -94,9 +95,12 @@ class Runtime:
     reload_status: ReloadStatus = field(init=False)
     damaged: DamagedRecords = field(init=False)
     """Where readers report store records they cannot decode (`router.damaged`)."""
+    risk: RiskControl = field(init=False)
+    """Rate limits and risk rules (`router.risk`); raises `RiskError` for a bad risk file."""
 
     def __post_init__(self) -> None:
         self.damaged = DamagedRecords(self.metrics)
+        self.risk = RiskControl(self.store.risk, self.clock, self.metrics, self.settings.risk_path)
         self.breakers = Breakers(
             self.store.breakers,
             self.clock,

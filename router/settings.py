@@ -73,6 +73,9 @@ class Settings:
     """The record's PostgreSQL (`postgresql://USER:PASS@HOST:PORT/DB`); None: the embedded
     database of the sandbox (`router.record`)."""
     routing_path: Path = Path("config/routing.yaml")
+    risk_path: Path | None = None
+    """The risk file (`PAYROUTER_RISK`, else `config/risk.yaml` if there is one); None: no
+    rate limits and no risk rules."""
     admin_token: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8080
@@ -122,6 +125,7 @@ class Settings:
             redis_url=_redis_url(env.get("PAYROUTER_REDIS_URL") or None),
             database_url=database_url(env.get("PAYROUTER_DATABASE_URL") or None),
             routing_path=Path(env.get("PAYROUTER_ROUTING") or "config/routing.yaml"),
+            risk_path=_risk_path(env.get("PAYROUTER_RISK") or None),
             admin_token=env.get("PAYROUTER_ADMIN_TOKEN") or None,
             host=env.get("PAYROUTER_HOST") or "127.0.0.1",
             port=_port(env.get("PAYROUTER_PORT") or "8080"),
@@ -139,6 +143,13 @@ class Settings:
             redis_wait_s=_seconds(env, "PAYROUTER_REDIS_WAIT_TIMEOUT", 0.1),
             log_format=_log_format(env.get("PAYROUTER_LOG_FORMAT") or None),
         )
+
+
+def _risk_path(value: str | None) -> Path | None:
+    if value is not None:
+        return Path(value)
+    default = Path("config/risk.yaml")
+    return default if default.exists() else None
 
 
 def redacted(url: str) -> str:

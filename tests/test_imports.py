@@ -18,7 +18,13 @@ ROOT = Path(__file__).parents[1]
 SOURCES = {"router": ROOT, "channels": ROOT, "benchmarks": ROOT, "payrouter_sdk": ROOT / "sdk"}
 """Top-level package -> the folder it lives in."""
 
-DOMAIN = ("router.payments", "router.routing", "router.webhooks", "router.store")
+DOMAIN = (
+    "router.payments",
+    "router.routing",
+    "router.risk",
+    "router.webhooks",
+    "router.store",
+)
 
 
 @dataclass(frozen=True)

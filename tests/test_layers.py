@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOMAIN = ("router/payments", "router/routing", "router/webhooks", "router/store")
+DOMAIN = (
+    "router/payments",
+    "router/routing",
+    "router/risk",
+    "router/webhooks",
+    "router/store",
+)
 FORBIDDEN = ("aiohttp.web", "router.api", "router.errors", "router.checkout")
 
 
@@ -70,7 +76,12 @@ def test_domain_and_store_never_import_the_web_layer(module: str, path: Path) ->
 
 def test_every_domain_package_is_checked() -> None:
     checked = {module for module, _ in domain_modules()}
-    assert {"router.payments.service", "router.routing.decide", "router.store"} <= checked
+    assert {
+        "router.payments.service",
+        "router.routing.decide",
+        "router.risk.control",
+        "router.store",
+    } <= checked
 
 
 def test_the_buyer_pages_render_and_decide_nothing() -> None:

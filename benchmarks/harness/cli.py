@@ -213,6 +213,12 @@ def _only_with_target(ctx: click.Context, targets: tuple[str, ...]) -> None:
     show_default=True,
     help="spread-wechat creates watched with MONITOR (where commands land).",
 )
+@click.option(
+    "--risk",
+    default="shipped",
+    show_default=True,
+    help="Risk file of the routers: shipped (config/risk.yaml, limits raised), off, or a path.",
+)
 @click.pass_context
 def bench(
     ctx: click.Context,
@@ -235,6 +241,7 @@ def bench(
     sandbox_dir: Path | None,
     redis: str,
     spread_count: int,
+    risk: str,
 ) -> None:
     """Benchmark the router on loopback and print latency, throughput, CPU and Redis cost.
 
@@ -270,6 +277,7 @@ def bench(
         command=("payrouter", *sys.argv[1:]),
         redis=redis,
         spread_count=spread_count,
+        risk=risk,
     )
 
     def say(text: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,9 @@ class BenchOptions:
     """What to start: `single` (one redis-server) or `cluster` (3 primaries, 3 replicas)."""
     spread_count: int = 320
     """Creates in the spread measurement (MONITOR on every primary)."""
+    risk: str = "shipped"
+    """The routers' risk file: `shipped` (config/risk.yaml, rate limits raised out of the
+    way: the same work per request, never a 429), `off` (no limits, no rules) or a path."""
 
 
 @dataclass
@@ -76,6 +80,21 @@ class Environment:
     notes: list[str] = field(default_factory=list)
     grow: Callable[[int], Awaitable[None]] | None = None
     """Start routers until this many run (None: the routers are not ours to start)."""
+
+
+SHIPPED_RISK = Path(__file__).resolve().parents[2] / "config" / "risk.yaml"
+RAISED = "{per_second: 1000000, burst: 1000000}"
+
+
+def risk_text(choice: str) -> str:
+    """The risk file the routers run with (`BenchOptions.risk`)."""
+    if choice == "off":
+        return "version: 1\nrate_limits:\n  tiers:\n    default: {}\n"
+    if choice != "shipped":
+        return Path(choice).read_text()
+    text = SHIPPED_RISK.read_text()
+    # Every budget of the shipped file, as high as allowed: the buckets are still taken.
+    return re.sub(r"\{per_second: [0-9.]+, burst: [0-9]+\}", RAISED, text)
 
 
 def routing_text(ports: dict[Wallet, int], sandbox_dir: Path) -> str:
@@ -169,6 +188,9 @@ async def start_everything(
     say(f"simulators {ports} (pid {sims.pid}, time factor {options.time_factor})")
     routing = workdir / "routing.yaml"
     routing.write_text(routing_text(ports, sandbox_dir))
+    risk = workdir / "risk.yaml"
+    risk.write_text(risk_text(options.risk))
+    say(f"risk file: {options.risk}")
     key = os.urandom(32)
     api_key = await create_merchant(redis_url, key, receiver.url)
     secret_key = base64.b64encode(key).decode()
@@ -177,6 +199,7 @@ async def start_everything(
     async def start_routers(first: int, count: int) -> list[procs.Child]:
         envs = [
             procs.router_env(os.environ, redis_url, routing, procs.free_port(), secret_key)
+            | {"PAYROUTER_RISK": str(risk)}
             for _ in range(count)
         ]
         started = await asyncio.gather(

@@ -66,7 +66,8 @@ class ExplainQuery(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
-def _authorize(request: web.Request) -> Runtime:
+def authorize(request: web.Request) -> Runtime:
+    """The runtime, once the request carries the admin token."""
     rt = request.app[RUNTIME]
     token = rt.settings.admin_token
     if not token:
@@ -138,7 +139,7 @@ async def set_webhook_gauges(rt: Runtime) -> None:
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
-    rt = _authorize(request)
+    rt = authorize(request)
     rows = []
     for mch in await rt.store.merchants.ids():
         for evt_id in await rt.store.events.dead(mch):
@@ -160,7 +161,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 
 
 async def resend_dead_letter(request: web.Request) -> web.Response:
-    rt = _authorize(request)
+    rt = authorize(request)
     mch, evt_id = request.match_info["merchant"], request.match_info["id"]
     event = await read_event(rt, mch, evt_id)
     if event is None:
@@ -177,13 +178,13 @@ async def _merchant(rt: Runtime, request: web.Request) -> str:
 
 
 async def list_disabled_endpoints(request: web.Request) -> web.Response:
-    rt = _authorize(request)
+    rt = authorize(request)
     found = await rt.store.events.endpoints.list(await _merchant(rt, request))
     return json_response(WebhookEndpointList(data=[endpoint_view(e) for e in found]))
 
 
 async def enable_disabled_endpoint(request: web.Request) -> web.Response:
-    rt = _authorize(request)
+    rt = authorize(request)
     mch = await _merchant(rt, request)
     endpoint_id = request.match_info["id"]
     if not ENDPOINT_ID.fullmatch(endpoint_id):
@@ -192,12 +193,12 @@ async def enable_disabled_endpoint(request: web.Request) -> web.Response:
 
 
 async def list_channels(request: web.Request) -> web.Response:
-    rt = _authorize(request)
+    rt = authorize(request)
     return web.json_response({"data": await channel_health(rt)})
 
 
 async def override(request: web.Request) -> web.Response:
-    rt = _authorize(request)
+    rt = authorize(request)
     account = request.match_info["account"]
     if account not in rt.accounts:
         raise NotFound("channel account", account, param="account")
@@ -227,11 +228,11 @@ def routing_status(rt: Runtime) -> dict[str, Any]:
 
 
 async def show_routing(request: web.Request) -> web.Response:
-    return web.json_response(routing_status(_authorize(request)))
+    return web.json_response(routing_status(authorize(request)))
 
 
 async def reload_routing(request: web.Request) -> web.Response:
-    rt = _authorize(request)
+    rt = authorize(request)
     if not rt.reload():
         raise InvalidRequest(
             "config_refused",
@@ -271,7 +272,7 @@ async def explain_request(rt: Runtime, query: ExplainQuery) -> dict[str, Any]:
 
 
 async def explain(request: web.Request) -> web.Response:
-    rt = _authorize(request)
+    rt = authorize(request)
     raw: dict[str, Any] = {}
     metadata: dict[str, str] = {}
     for name, value in request.query.items():

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.api.admin import _authorize
+from router.api.admin import authorize
 from router.api.payments import query_params
 from router.errors import ApiError
 from router.record import Record
@@ -45,7 +45,7 @@ def add_routes(app: web.Application, record: web.AppKey[Record]) -> None:
     key, defined where the app is built)."""
 
     async def balances(request: web.Request) -> web.Response:
-        _authorize(request)
+        authorize(request)
         query = query_params(request, BalancesQuery)
         opened = request.app.get(record)
         if opened is None:

@@ -3,6 +3,7 @@
     InvalidField     400 invalid_request_error
     NotFound         404 invalid_request_error / resource_missing
     StateConflict    409 invalid_request_error
+    RiskDeclined     402 risk_error / risk_declined
     ChannelDeclined  402 channel_error
     ChangeRefused    502 channel_error
     OutcomeUnknown   502 channel_error
@@ -23,15 +24,17 @@ from router.domain_errors import (
     InvalidField,
     NotFound,
     OutcomeUnknown,
+    RiskDeclined,
     StateConflict,
     TradeMismatch,
 )
-from router.errors import ApiError, ChannelFailed, Conflict, InvalidRequest
+from router.errors import ApiError, ChannelFailed, Conflict, InvalidRequest, RiskRefused
 
 _ANSWERS: dict[type[DomainError], tuple[type[ApiError], int]] = {
     InvalidField: (InvalidRequest, 400),
     NotFound: (ApiError, 404),
     StateConflict: (Conflict, 409),
+    RiskDeclined: (RiskRefused, 402),
     ChannelDeclined: (ChannelFailed, 402),
     ChangeRefused: (ChannelFailed, 502),
     OutcomeUnknown: (ChannelFailed, 502),

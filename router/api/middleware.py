@@ -11,7 +11,8 @@ Middlewares, outermost first:
 
 Which answers an Idempotency-Key remembers (as Stripe: only those of a request that ran):
 2xx, and the 4xx `channel_error` of a create or refund the channel refused (the failed
-payment or refund is named). Not remembered, so a retry runs again: validation errors (the
+payment or refund is named), and the `402 risk_declined` of a blocked create (the failed
+payment is named). Not remembered, so a retry runs again: validation errors (the
 request did nothing), conflicts (`409`: they depend on state that changes) and 5xx. While a
 request runs it renews a short lease on its key; a retry meanwhile gets `409
 idempotency_key_in_use` with `Retry-After`. A retry that takes over the key of a request that
@@ -44,6 +45,7 @@ from router.errors import (
     IdempotencyError,
     InternalError,
     InvalidRequest,
+    RiskRefused,
     StoreUnavailable,
 )
 from router.ids import new_id
@@ -266,7 +268,7 @@ async def _run(request: web.Request, handler: Handler) -> tuple[web.StreamRespon
         # A refusal the channel gave ends a request that did something (the failed payment
         # or refund is named); every other error left nothing behind, or depends on state
         # that changes (409s), so a retry must run again rather than replay it.
-        remembered = isinstance(exc, ChannelFailed) and exc.status < 500
+        remembered = isinstance(exc, ChannelFailed | RiskRefused) and exc.status < 500
         return error_response(exc), remembered
     return response, response.status < 300
 

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from router import logs
-from router.cli import db, ledger, merchants, routes, run, webhooks
+from router.cli import db, ledger, merchants, risk, routes, run, webhooks
 from router.settings import ConfigurationError
 
 
@@ -61,6 +61,7 @@ def build_cli() -> click.Group:
         merchant_verbs.add_command(command)
     payrouter.add_command(merchant_verbs)
     payrouter.add_command(routes.routes)
+    payrouter.add_command(risk.risk)
     payrouter.add_command(db.db)
     payrouter.add_command(ledger.ledger)
     for command in run.COMMANDS:

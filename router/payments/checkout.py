@@ -47,8 +47,10 @@ from router.domain_errors import (
 )
 from router.models import Action, CreatePaymentRequest, Payment, Routing
 from router.payments.binding import KeyBinding, ensure_held
+from router.payments.blocked import block_created, risk_of
 from router.payments.failover import try_candidates
 from router.payments.moves import finish_payment
+from router.risk.rules import Verdict
 from router.routing.decide import decide
 from router.routing.rules import RouteRequest
 from router.runtime import Runtime
@@ -91,8 +93,11 @@ async def create_checkout(
     livemode: bool,
     req: CreatePaymentRequest,
     idem: KeyBinding | None,
+    verdict: Verdict | None = None,
 ) -> StoredPayment:
-    """Write a `pending` checkout with no channel. Raises `InvalidField` or `StateConflict`."""
+    """Write a `pending` checkout with no channel, carrying the risk rules' `verdict`.
+    Raises `InvalidField` or `StateConflict`, and `RiskDeclined` for a blocked one, written
+    `failed` like any blocked create (`router.payments.blocked`)."""
     for name in _NOT_FOR_CHECKOUT:
         if getattr(req, name) is not None:
             raise InvalidField(
@@ -110,6 +115,7 @@ async def create_checkout(
     pay_id = rt.store.payments.new_id(merchant_id, req.merchant_order_id)
     expires_at = now + timedelta(seconds=req.expires_in or rt.settings.default_expires_in_s)
     url = page_url(rt, pay_id)
+    blocked = verdict is not None and verdict.decision == "block"
     stored = StoredPayment(
         payment=Payment(
             id=pay_id,
@@ -117,13 +123,15 @@ async def create_checkout(
             amount=req.amount,
             currency=req.currency,
             method="checkout",
-            status="pending",
+            # A blocked one is failed from `processing`, the way every blocked create is.
+            status="processing" if blocked else "pending",
             action=Action(type="redirect", url=url, qr_code=url),
             description=req.description,
             notify_url=req.notify_url,
             return_url=req.return_url,
             metadata=req.metadata,
             routing=Routing(rule="checkout"),
+            risk=risk_of(verdict),
             created_at=rfc3339(now),
             expires_at=rfc3339(expires_at),
             livemode=livemode,
@@ -143,6 +151,9 @@ async def create_checkout(
             param="merchant_order_id",
             payment_id=creation.payment_id,
         )
+    if blocked and creation.outcome == "created":
+        assert verdict is not None
+        await block_created(rt, stored, verdict)
     found = await rt.store.payments.get(merchant_id, creation.payment_id)
     if found is None:
         raise NotFound("payment", creation.payment_id)

@@ -38,6 +38,7 @@ from router import logs
 from router.clock import from_ms, rfc3339
 from router.domain_errors import (
     ChangeRefused,
+    ChannelDeclined,
     ChannelDown,
     InvalidField,
     NotFound,
@@ -47,12 +48,14 @@ from router.domain_errors import (
 from router.ids import PAYMENT_ID
 from router.models import CreatePaymentRequest, Payment, Routing
 from router.payments.binding import KeyBinding, ensure_held
+from router.payments.blocked import block_created, count_declined, risk_of
 from router.payments.checkout import create_checkout
 from router.payments.failover import Attempts, fail_create, try_candidates
 from router.payments.intake import check_create
 from router.payments.mismatch import check_payment
 from router.payments.moves import PaymentFinal, finish_payment
 from router.payments.stranded import answer_for_bound
+from router.risk.rules import Verdict
 from router.routing.decide import decide
 from router.routing.rules import RouteRequest
 from router.runtime import Runtime
@@ -73,17 +76,20 @@ class PaymentService:
         livemode: bool,
         req: CreatePaymentRequest,
         idem: KeyBinding | None = None,
+        verdict: Verdict | None = None,
     ) -> StoredPayment:
         """Create and route a payment. With `idem`, the payment is bound to the key as it is
         written, and the 201 answer is written into the idempotency record in the same round
         trip as the payment's new status. If `idem` is already bound to a payment (an earlier
-        attempt under the key created it), answer about that one instead.
+        attempt under the key created it), answer about that one instead. With the risk
+        rules' `verdict`, the payment carries it; a block is written `failed` and never sent
+        to a channel (`router.payments.blocked`).
 
         A `checkout` is written `pending` with no channel: its order is created when a buyer
         opens the hosted page in a wallet (`router.payments.checkout`)."""
         rt = self.rt
         if req.method == "checkout":
-            return await create_checkout(rt, merchant_id, livemode, req, idem)
+            return await create_checkout(rt, merchant_id, livemode, req, idem, verdict)
         method = req.method
         req = check_create(req, rt.table.accounts, livemode)
         if livemode and req.notify_url is not None:
@@ -129,6 +135,7 @@ class PaymentService:
                 return_url=req.return_url,
                 metadata=req.metadata,
                 routing=Routing(rule=decision.rule),
+                risk=risk_of(verdict),
                 created_at=rfc3339(now),
                 expires_at=rfc3339(expires_at),
                 livemode=livemode,
@@ -157,6 +164,8 @@ class PaymentService:
                 param="merchant_order_id",
                 payment_id=creation.payment_id,
             )
+        if verdict is not None and verdict.decision == "block":
+            await block_created(rt, stored, verdict)
 
         def order_for(channel: Channel) -> CreateOrder:
             return CreateOrder(
@@ -184,6 +193,9 @@ class PaymentService:
             return await self.reload(tried.stored)
         try:
             await fail_create(rt, tried)
+        except ChannelDeclined:
+            await count_declined(rt, stored)
+            raise
         except ChannelDown:
             # No channel had it: the payment failed and the 503 is not remembered, so a retry
             # under the key makes a new payment, as if this one had never been.

@@ -8,20 +8,18 @@ path inside the document and what is wrong, for example:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from channels.credentials import AccountBase, CredentialsError
 from channels.registry import REGISTRY
+from router.config_file import FileProblems, Problem, describe, read_yaml, schema_problems
 from router.routing.health import BreakerSettings, HealthSettings
 from router.routing.rules import AccountName, Defaults, Rule
-from router.settings import ConfigurationError
 
 if TYPE_CHECKING:
     AccountConfig = AccountBase
@@ -45,10 +43,6 @@ class RoutingConfig(BaseModel):
     defaults: Defaults = Defaults()
     health: HealthSettings = HealthSettings()
     breaker: BreakerSettings = BreakerSettings()
-
-
-Problem = tuple[tuple[int | str, ...], str]
-"""Where in the document (`("rules", 0, "accounts", 1)`) and what is wrong."""
 
 
 def _references(document: dict[str, Any]) -> list[Problem]:
@@ -83,29 +77,18 @@ def _cross_check(config: RoutingConfig) -> list[Problem]:
     return []
 
 
-class ConfigError(ConfigurationError, ValueError):
+class ConfigError(FileProblems):
     """A routing file that cannot be used; `problems` holds one line per problem."""
+
+    check_command = "payrouter routes check"
 
     def __init__(
         self, path: Path, problems: list[str], credential_problems: list[str] | None = None
     ) -> None:
-        self.path = path
-        self.problems = problems
+        super().__init__(path, problems)
         self.credential_problems = credential_problems or []
         """For `routes check`: problems with the credentials of the accounts that are valid
         on their own, found while the file as a whole is not."""
-        super().__init__("\n".join(problems))
-
-    def line(self) -> str:
-        """The first problem, and where to see the others."""
-        more = len(self.problems) - 1
-        if more <= 0:
-            return self.problems[0]
-        plural = "s" if more > 1 else ""
-        return (
-            f"{self.problems[0]} (and {more} more problem{plural}: "
-            f"payrouter routes check {self.path})"
-        )
 
 
 @dataclass(frozen=True)
@@ -121,47 +104,30 @@ class LoadedConfig:
 
     def describe(self, loc: tuple[int | str, ...], message: str) -> str:
         """`file:line: path.in.document: message`."""
-        return _describe(self.path, self.node, loc, message)
+        return describe(self.path, self.node, loc, message)
 
 
 def load_config(path: Path) -> LoadedConfig:
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(path, [f"{path}: cannot read: {exc.strerror}"]) from None
-    try:
-        node = yaml.compose(text.decode("utf-8"), Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(path, [f"{path}: not UTF-8 text (byte {exc.start})"]) from None
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else 1
-        what = " ".join(f"{exc.context or ''} {exc.problem or ''}".split())
-        raise ConfigError(path, [f"{path}:{line}: not valid YAML: {what}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, [f"{path}: not valid YAML: {' '.join(str(exc).split())}"]) from None
-    if not isinstance(document, dict):
-        raise ConfigError(path, [f"{path}:1: the document must be a mapping"])
+    read = read_yaml(path, ConfigError)
+    node, document = read.node, read.document
     found = _references(document)
     config: RoutingConfig | None = None
     try:
         config = RoutingConfig.model_validate(document)
     except ValidationError as exc:
-        found = [(_document_path(tuple(e["loc"])), str(e["msg"])) for e in exc.errors()] + found
+        found = [(_document_path(loc), msg) for loc, msg in schema_problems(exc)] + found
     else:
         found += _cross_check(config)
     if found or config is None:
-        ordered = sorted(found, key=lambda problem: _line_of(node, problem[0]))
+        refused = read.refuse(found, ConfigError)
         raise ConfigError(
-            path,
-            [_describe(path, node, loc, msg) for loc, msg in ordered],
-            _credential_problems(path, node, _valid_accounts(document)),
+            path, refused.problems, _credential_problems(path, node, _valid_accounts(document))
         )
     return LoadedConfig(
         config=config,
         path=path,
         base_dir=path.resolve().parent,
-        digest=hashlib.sha256(text).hexdigest()[:12],
+        digest=read.digest,
         node=node,
     )
 
@@ -193,7 +159,7 @@ def _credential_problems(path: Path, node: Any, accounts: Mapping[str, AccountCo
             REGISTRY[account.type].load_credentials(ref, base_dir)
         except CredentialsError as exc:
             where = ("accounts", name, "credentials", "file" if ref.file is not None else "env")
-            problems.append(_describe(path, node, where, str(exc)))
+            problems.append(describe(path, node, where, str(exc)))
     return problems
 
 
@@ -203,24 +169,3 @@ def _document_path(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     if len(loc) > 2 and loc[0] == "accounts" and loc[2] in REGISTRY:
         return loc[:2] + loc[3:]
     return loc
-
-
-def _describe(path: Path, node: Any, loc: tuple[int | str, ...], message: str) -> str:
-    where = ".".join(str(part) for part in loc) or "(document)"
-    return f"{path}:{_line_of(node, loc)}: {where}: {message}"
-
-
-def _line_of(node: Any, loc: tuple[int | str, ...]) -> int:
-    """The 1-based line of the deepest YAML node on `loc` that exists."""
-    line = 1 if node is None else node.start_mark.line + 1
-    for part in loc:
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == str(part)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            child = node.value[part] if part < len(node.value) else None
-        if child is None:
-            break
-        node = child
-        line = node.start_mark.line + 1
-    return line

@@ -35,6 +35,8 @@ from router.store.idempotency import IdempotencyStore
 from router.store.merchants import MerchantStore
 from router.store.payments import PaymentStore, Replication
 from router.store.refunds import RefundStore
+from router.store.risk import SCRIPTS as RISK_SCRIPTS
+from router.store.risk import RiskStore
 from router.store.schedule import Schedule
 from router.store.sealing import SecretBox
 
@@ -52,6 +54,7 @@ class Store:
     schedule: Schedule
     breakers: BreakerStore
     embedded: bool
+    risk: RiskStore
 
     async def ping(self) -> bool:
         try:
@@ -99,7 +102,7 @@ async def open_store(
         async with asyncio.timeout(deadline):
             await client.ping()
             box = await SecretBox.load(redis, secret_key)
-            await load_scripts(client, scripts.ALL)
+            await load_scripts(client, (*scripts.ALL, *RISK_SCRIPTS))
     except TimeoutError:
         await client.aclose()
         raise ConfigurationError(
@@ -127,6 +130,7 @@ async def open_store(
         schedule=Schedule(redis),
         breakers=BreakerStore(redis),
         embedded=url is None,
+        risk=RiskStore(redis),
     )
 
 
@@ -142,6 +146,7 @@ __all__ = [
     "RedisClient",
     "RefundStore",
     "Replication",
+    "RiskStore",
     "Schedule",
     "Store",
     "open_store",

@@ -50,12 +50,26 @@ id be used twice.
     pr:{cb:account}:state            hash    an account's breaker, override and health summary
     pr:{cb:account}:probes           zset    half-open probe calls in flight, by start (ms)
     pr:{cb:account}:w:{bucket}       hash    one bucket of the sliding window: ok, fail, lat
+    pr:{rk:mch}:rl:{kind}            string  the merchant's token bucket for creates, reads
+                                             or refunds (GCRA: theoretical arrival, ms)
+    pr:{rk:mch}:rl:{kind}:k:{key_id} string  the same, per API key
+    pr:{rk:mch}:v:{s}:{h}:{w}        hash    velocity: window w of subject s (payer, ip,
+                                             merchant; h = sha256 of its value): per
+                                             bucket n, `<n>c` count, `<n>s` sum, `<n>f` failed
+    pr:{rk:mch}:v:ipp:{h}            zset    payer ids (sha256) seen from an IP, by last ms
+    pr:{rl:global}:rl:{kind}         string  the token bucket of every merchant together
+    pr:{risk}:lists                  set     the names of the operators' risk lists
+    pr:{risk}:list:{name}            set     one list's entries (payer ids, IP networks)
 
-(`{P}` stands for the partition's tag, `p<i>.<n>`.) Merchant-level keys are read rarely (and
-cached by routers); the API key records and the nonces are single-key. Where one change still
-spans slots (an idempotency record and the payment it made, a merchant_refund_id claim and
-its refund, an API key and its lookup entries), the order of the writes makes a crash between
-them harmless: docs/architecture.md, "State in Redis".
+(`{P}` stands for the partition's tag, `p<i>.<n>`.) A merchant's rate limits and velocity
+counters share the tag `{rk:mch}`, so a create takes its tokens and counts its velocity in
+one script in one slot (docs/risk.md, "Where the counters live").
+
+Merchant-level keys are read rarely (and cached by routers); the API key records and the
+nonces are single-key. Where one change still spans slots (an idempotency record and the
+payment it made, a merchant_refund_id claim and its refund, an API key and its lookup
+entries), the order of the writes makes a crash between them harmless: docs/architecture.md,
+"State in Redis".
 """
 
 from __future__ import annotations
@@ -260,3 +274,39 @@ def breaker_probes(account: str) -> str:
 
 def health_bucket(account: str, bucket: int) -> str:
     return f"{PREFIX}:{{cb:{account}}}:w:{bucket}"
+
+
+def _risk(mch: str) -> str:
+    return f"{PREFIX}:{{rk:{mch}}}"
+
+
+def rate_bucket(mch: str, kind: str, key_id: str | None = None) -> str:
+    """A merchant's token bucket for `kind`, or its API key's."""
+    base = f"{_risk(mch)}:rl:{kind}"
+    return base if key_id is None else f"{base}:k:{key_id}"
+
+
+def global_rate_bucket(kind: str) -> str:
+    return f"{PREFIX}:{{rl:global}}:rl:{kind}"
+
+
+def velocity_window(mch: str, subject: str, value: str, window: str) -> str:
+    """A velocity window's buckets; the subject's value is hashed (any string is safe)."""
+    return f"{_risk(mch)}:v:{subject}:{_digest(value)[:24]}:{window}"
+
+
+def ip_payers(mch: str, ip: str) -> str:
+    return f"{_risk(mch)}:v:ipp:{_digest(ip)[:24]}"
+
+
+def payer_member(payer_id: str) -> str:
+    """How a payer id is kept in `ip_payers`."""
+    return _digest(payer_id)[:24]
+
+
+def risk_lists() -> str:
+    return f"{PREFIX}:{{risk}}:lists"
+
+
+def risk_list(name: str) -> str:
+    return f"{PREFIX}:{{risk}}:list:{name}"

@@ -22,6 +22,7 @@ from payrouter_sdk._errors import (
     PayrouterError,
     PermissionDeniedError,
     RateLimitError,
+    RiskError,
     WebhookVerificationError,
 )
 from payrouter_sdk._models import (
@@ -38,6 +39,7 @@ from payrouter_sdk._models import (
     PaymentList,
     Refund,
     RefundList,
+    Risk,
     Routing,
     RoutingAttempt,
     WebhookEndpoint,
@@ -73,6 +75,8 @@ __all__ = [
     "RateLimitError",
     "Refund",
     "RefundList",
+    "Risk",
+    "RiskError",
     "Routing",
     "RoutingAttempt",
     "Webhook",

@@ -6,8 +6,9 @@ Every request goes through `AsyncClient.request`, which:
   (`X-Payrouter-Key-Id`, `-Timestamp`, `-Nonce`, `-Signature`) afresh for each attempt;
 - gives each POST an `Idempotency-Key` (a uuid4 unless the caller passes one) and sends the
   same key on every retry, so a retried create can never make a second payment;
-- retries connection errors, timeouts and 5xx answers (`max_retries` times), with
-  exponential backoff, jitter and `Retry-After`; other 4xx answers are never retried;
+- retries connection errors, timeouts, 5xx answers and `429 rate_limit_error` (the request
+  did nothing) (`max_retries` times), with exponential backoff, jitter and `Retry-After`;
+  other 4xx answers are never retried;
 - waits out `409 idempotency_key_in_use` (an earlier attempt with the same key is still
   running, or died and its lease has not ended): as long as `Retry-After` says, then the
   same request with the same key again, for at most `key_in_use_timeout` seconds in all.
@@ -45,6 +46,7 @@ from payrouter_sdk._errors import (
     APIError,
     APITimeoutError,
     PayrouterError,
+    RateLimitError,
     error_from_response,
     parse_retry_after,
 )
@@ -343,7 +345,7 @@ def _key_in_use(error: PayrouterError) -> bool:
 
 
 def _retryable(error: PayrouterError) -> bool:
-    if isinstance(error, APIConnectionError):
+    if isinstance(error, APIConnectionError | RateLimitError):
         return True
     if error.status is None or error.status < 500:
         return False

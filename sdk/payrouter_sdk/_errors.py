@@ -8,6 +8,7 @@
     ├── IdempotencyError           409 key still in use, 422 key reused with another request
     ├── RateLimitError             429
     ├── ChannelError               402 / 502 / 503: the channel refused, failed or is unknown
+    │   └── RiskError              402 risk_declined: a risk rule blocked the payment
     ├── APIError                   500 and answers that are not the API's error object
     ├── APIConnectionError         no answer: the request may or may not have arrived
     │   └── APITimeoutError
@@ -117,6 +118,12 @@ class ChannelError(PayrouterError):
         self.refund_id = refund_id
 
 
+class RiskError(ChannelError):
+    """A risk rule of the router blocked the payment (`402 risk_declined`; the message names
+    the rule). `payment_id` names the payment, kept `failed`; it was never sent to a channel.
+    Retrying does not help."""
+
+
 class APIError(PayrouterError):
     """The router failed (500), or answered with something that is not the API's error."""
 
@@ -140,6 +147,7 @@ _BY_TYPE: dict[str, type[PayrouterError]] = {
     "idempotency_error": IdempotencyError,
     "rate_limit_error": RateLimitError,
     "channel_error": ChannelError,
+    "risk_error": RiskError,
     "api_error": APIError,
 }
 _BY_STATUS: dict[int, type[PayrouterError]] = {
@@ -183,7 +191,7 @@ def error_from_response(status: int, raw: bytes, headers: Mapping[str, str]) -> 
         "headers": headers,
         "body": body,
     }
-    if cls is ChannelError:
+    if issubclass(cls, ChannelError):
         fields["payment_id"] = _text(error.get("payment_id"))
         fields["refund_id"] = _text(error.get("refund_id"))
     return cls(message, **fields)

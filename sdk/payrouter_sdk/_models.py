@@ -53,6 +53,14 @@ class Routing(APIObject):
     attempts: list[RoutingAttempt] = Field(default_factory=list)
 
 
+class Risk(APIObject):
+    """The risk rules' decision: `allow`, `flag` (sent, marked for review) or `block`
+    (refused, never sent), and the rules that fired."""
+
+    decision: str
+    rules: list[str] = Field(default_factory=list)
+
+
 class Payment(APIObject):
     """A payment. `status`: `processing` → `pending` → `succeeded` | `failed` | `closed`."""
 
@@ -74,6 +82,7 @@ class Payment(APIObject):
     metadata: dict[str, str] = Field(default_factory=dict)
     failure: Failure | None = None
     routing: Routing | None = None
+    risk: Risk | None = None
     created_at: str
     expires_at: str | None = None
     paid_at: str | None = None

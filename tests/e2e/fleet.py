@@ -20,6 +20,9 @@ LEASE_S = 2
 """`PAYROUTER_IDEMPOTENCY_LEASE`: how long a killed router's keys stay in use."""
 GRACE_S = 2
 """`PAYROUTER_PROCESSING_GRACE`: how long before the worker settles a stranded payment."""
+RISK_OFF = Path(__file__).resolve().parents[1] / "fixtures" / "risk-off.yaml"
+"""`PAYROUTER_RISK` of a fleet unless `extra_env` says otherwise: the chaos load would meet
+the shipped rate limits."""
 
 
 @dataclass
@@ -58,6 +61,7 @@ async def start_fleet(
         "PAYROUTER_REQUERY_AFTER": "1",
         "PAYROUTER_WEBHOOK_SCHEDULE": "0s,1s,1s,1s,1s,1s",
         "PAYROUTER_WEBHOOK_CLAIM_IDLE": "1",
+        "PAYROUTER_RISK": str(RISK_OFF),
     } | (extra_env or {})
     fleet = Fleet(env)
     for _ in range(size):

@@ -394,6 +394,8 @@ def test_every_verb_has_help() -> None:
         ["merchants", "rotate-webhook-secret"],
         ["routes", "check"],
         ["routes", "explain"],
+        ["risk", "check"],
+        ["risk", "explain"],
         ["merchants", "webhook-endpoints"],
         ["merchants", "enable-endpoint"],
         ["bench"],
@@ -415,7 +417,7 @@ def _verbs(help_text: str) -> set[str]:
 @pytest.mark.parametrize(
     ("group", "verbs"),
     [
-        ([], {"bench", "db", "dev", "ledger", "merchants", "routes", "serve", "sim"}),
+        ([], {"bench", "db", "dev", "ledger", "merchants", "risk", "routes", "serve", "sim"}),
         (
             ["merchants"],
             {
@@ -429,6 +431,7 @@ def _verbs(help_text: str) -> set[str]:
             },
         ),
         (["routes"], {"check", "explain"}),
+        (["risk"], {"check", "explain"}),
         (["db"], {"migrate", "status"}),
     ],
 )

@@ -12,6 +12,7 @@ CASES = [
     (d.InvalidField("parameter_invalid", "bad", param="amount"), 400, "invalid_request_error"),
     (d.NotFound("payment", "pay_x"), 404, "invalid_request_error"),
     (d.StateConflict("duplicate_order", "used", payment_id="pay_1"), 409, "invalid_request_error"),
+    (d.RiskDeclined("risk_declined", "blocked by rule x", payment_id="pay_1"), 402, "risk_error"),
     (d.ChannelDeclined("channel_declined", "no", payment_id="pay_1"), 402, "channel_error"),
     (d.ChangeRefused("channel_declined", "no", payment_id="pay_1"), 502, "channel_error"),
     (d.OutcomeUnknown("channel_outcome_unknown", "?", payment_id="pay_1"), 502, "channel_error"),

@@ -208,5 +208,9 @@ async def test_rate_limit_with_an_unreadable_retry_after_has_no_wait(server: Scr
     limited.headers["Retry-After"] = "inf"
     server.script = [limited]
     with pytest.raises(RateLimitError) as caught:
-        await create(client_of(server))
+        await create(client_of(server, max_retries=0))
     assert caught.value.retry_after is None
+    # A client that retries waits its own backoff instead, and tries again.
+    server.script = [limited]
+    await create(client_of(server))
+    assert len(server.seen) == 3

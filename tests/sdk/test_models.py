@@ -51,11 +51,11 @@ def test_new_fields_and_values_are_kept() -> None:
     grown = SERVER_PAYMENT.model_dump(mode="json") | {
         "status": "disputed",
         "method": "face_pay",
-        "risk": {"score": 3},
+        "dispute": {"score": 3},
     }
     payment = Payment.model_validate(grown)
     assert (payment.status, payment.method) == ("disputed", "face_pay")
-    assert payment.model_extra == {"risk": {"score": 3}}
+    assert payment.model_extra == {"dispute": {"score": 3}}
     page = PaymentList.model_validate({"object": "list", "data": [grown], "has_more": False})
     assert page.data[0].id == payment.id
 

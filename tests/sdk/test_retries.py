@@ -170,13 +170,23 @@ async def test_retry_after_beyond_the_limit_is_not_waited_for(server: Scripted) 
     assert len(server.seen) == 1
 
 
-async def test_rate_limit_is_raised_with_its_wait(server: Scripted) -> None:
+async def test_a_rate_limit_is_waited_out_as_retry_after_says(server: Scripted) -> None:
     limited = error(429, "rate_limit_error", "rate_limited")
-    limited.headers["Retry-After"] = "2"
+    limited.headers["Retry-After"] = "1"
+    server.script = [limited]
+    await create(client_of(server))
+    first, second = server.seen
+    assert second.at - first.at >= 0.95
+    assert len(set(server.keys())) == 1
+
+
+async def test_a_rate_limit_beyond_the_longest_wait_is_raised_with_it(server: Scripted) -> None:
+    limited = error(429, "rate_limit_error", "rate_limited")
+    limited.headers["Retry-After"] = "3600"
     server.script = [limited]
     with pytest.raises(RateLimitError) as caught:
         await create(client_of(server))
-    assert caught.value.retry_after == 2.0
+    assert caught.value.retry_after == 3600.0
     assert len(server.seen) == 1
 
 

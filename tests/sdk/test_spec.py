@@ -24,6 +24,7 @@ SDK_OF = {
     "EventList": payrouter_sdk.EventList,
     "Action": payrouter_sdk.Action,
     "Failure": payrouter_sdk.Failure,
+    "Risk": payrouter_sdk.Risk,
     "Routing": payrouter_sdk.Routing,
     "RoutingAttempt": payrouter_sdk.RoutingAttempt,
     "Delivery": payrouter_sdk.Delivery,

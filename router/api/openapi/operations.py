@@ -41,12 +41,17 @@ Codes = Mapping[int, tuple[str, ...]]
 STATUSES = {
     400: "Invalid request; `error.param` names the field at fault",
     401: "Authentication failed",
-    402: "The channel refused; the payment or refund is `failed` (named in the error)",
+    402: "The channel refused (`channel_error`), or a risk rule blocked the payment "
+    "(`risk_error` / `risk_declined`, the rule named in the message); the payment or refund "
+    "is `failed` (named in the error)",
     403: "Permission denied",
     404: "No such object",
     409: "Conflict with the object's state or with another request",
     413: f"The request body is over {MAX_BODY // 1024} KiB",
     422: "The Idempotency-Key was used with a different request",
+    429: "The merchant's request budget is spent (`rate_limit_error`): retry after "
+    "`Retry-After` seconds; nothing was done. Every answer carries `RateLimit-Limit`, "
+    "`RateLimit-Remaining` and `RateLimit-Reset`",
     502: "The channel's answer cannot be used. `channel_outcome_unknown`: the payment stays "
     "`processing` until the router has confirmed it with the channel. `channel_mismatch`: the "
     "channel reports another amount or currency than the payment's (or refund's); nothing was "
@@ -71,6 +76,7 @@ EVERY_OPERATION: Codes = {
     401: AUTH_CODES,
     403: ("live_key_in_sandbox",),
     413: ("body_too_large",),
+    429: ("rate_limited",),
     503: ("store_unavailable",),
 }
 """What the middlewares can answer on any merchant route (a signed request's body is read
@@ -140,7 +146,7 @@ OPERATIONS: tuple[Operation, ...] = (
                     "auth_code_wallet_mismatch",
                     "payer_id_invalid",
                 ),
-                402: ("channel_declined", "payment_failed"),
+                402: ("channel_declined", "payment_failed", "risk_declined"),
                 409: ("duplicate_order",),
                 502: ("channel_outcome_unknown", "channel_mismatch"),
                 503: ("channel_unavailable",),
