@@ -11,7 +11,14 @@ For each candidate, within the create deadline:
 - outcome unknown (timeout after sending, 5xx): never just move on. Ask the channel; an order
   that exists (or might) is closed there first; only then move on. A paid order (a barcode the
   buyer already confirmed) ends the search: the payment succeeded there. If the channel cannot
-  be asked, stop and leave the payment `processing` for the re-query worker.
+  be asked: a buyer-initiated method (qr, web, h5, app, jsapi, checkout) moves on all the
+  same, since the buyer never saw that order and cannot pay it; the account is written to the
+  payment's `abandoned` list and the re-query worker closes the order there later. A barcode
+  (the buyer's code may already be charged) stops and leaves the payment `processing` for the
+  re-query worker.
+- every candidate failed: up to `breaker.last_resort` accounts whose breaker is open (never
+  one an operator forced open) are tried, best first, without asking their breaker; a
+  failure there is recorded as usual and changes nothing, a success is a created payment.
 
 Every attempt is written to the payment's `routing.attempts`; before calling the next account
 the payment is pointed at it, so a crash mid-call leaves the worker asking the right channel.
@@ -36,6 +43,13 @@ from router.routing.health import Outcome
 from router.runtime import Runtime
 from router.store.payments import StoredPayment
 
+BUYER_INITIATED = frozenset({"qr", "web", "h5", "app", "jsapi", "checkout"})
+"""Methods whose order the buyer sees only if the create succeeds: a second order at another
+account is harmless, so failover needs no proof that the first one does not exist."""
+ABANDONED_CLOSE_AFTER_S = 5.0
+"""How long after a failover the worker closes an abandoned order: a create still in flight
+at the channel has ended by then, so the close finds it."""
+
 log = logging.getLogger("payrouter.failover")
 # A create that ends without a channel is logged as the payment's outcome, beside the
 # payment service's other lines (operators follow payments under one logger name).
@@ -57,6 +71,10 @@ class Attempts:
     success: tuple[str, int, str] | None = None
     """The successful call's (account, ms, probe id), for the caller to record on the
     breaker in the same round trip as the payment's new status."""
+    abandoned: list[str] = field(default_factory=list)
+    """Accounts whose order may exist and could not be closed (see the module's doc)."""
+    last_resort: int = 0
+    """How many accounts with an open breaker were tried."""
 
 
 def _kind(exc: ChannelError) -> Literal["rejected", "unknown", "unavailable"]:
@@ -75,7 +93,10 @@ async def try_candidates(
 ) -> Attempts:
     out = Attempts(stored)
     deadline = rt.clock.monotonic() + rt.settings.create_deadline_s
-    for index, channel in enumerate(decision.candidates):
+    _, breaker = rt.breakers.settings()
+    reserve = decision.reserve[: breaker.last_resort]
+    tries = [(c, False) for c in decision.candidates] + [(c, True) for c in reserve]
+    for index, (channel, last_resort) in enumerate(tries):
         account = channel.account
         if index > 0:
             if rt.clock.monotonic() >= deadline:
@@ -83,7 +104,9 @@ async def try_candidates(
             out.stored = await _point_at(rt, out, channel)
         probe = ""
         view = decision.health.get(account)
-        if view is None or not view.admits_without_asking:
+        if last_resort:
+            out.last_resort += 1
+        elif view is None or not view.admits_without_asking:
             admission = await rt.breakers.admit(account)
             if not admission.admitted:
                 rt.metrics.failovers.labels(account, "breaker_open").inc()
@@ -154,6 +177,16 @@ async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel) -> bool:
             # can never be paid, whichever way that request ends.
             await rt.call(account, "close", lambda: channel.close(order))
     except ChannelError as exc:
+        if out.stored.payment.method in BUYER_INITIATED:
+            log.warning(
+                "payment %s: %s outcome unknown and cannot be settled now (%s); moving on, "
+                "the re-query worker closes the order there",
+                out.stored.payment.id,
+                account,
+                exc.message,
+            )
+            await _abandon(rt, out, account)
+            return True
         log.warning(
             "payment %s: %s outcome unknown and cannot be settled now (%s); "
             "left processing for the re-query worker",
@@ -164,6 +197,20 @@ async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel) -> bool:
         out.stop = "unknown"
         return False
     return True
+
+
+async def _abandon(rt: Runtime, out: Attempts, account: str) -> None:
+    """Remember that `account` may hold an order for this payment, and have the worker close
+    it: the list first, so that the worker's entry always finds it."""
+    out.abandoned.append(account)
+    stored = out.stored
+    await rt.store.payments.transition(
+        stored, "processing", {"abandoned": list(out.abandoned)}, require="processing"
+    )
+    out.stored = replace(stored, abandoned=tuple(out.abandoned))
+    due = rt.clock.now_ms() + int(ABANDONED_CLOSE_AFTER_S * 1000)
+    await rt.store.schedule.put_abandoned(stored.merchant_id, stored.payment.id, due)
+    rt.metrics.failovers.labels(account, "abandoned").inc()
 
 
 async def fail_create(rt: Runtime, tried: Attempts) -> NoReturn:
@@ -198,7 +245,9 @@ async def fail_create(rt: Runtime, tried: Attempts) -> NoReturn:
     }
     # An unknown outcome that ends here was settled: the order that may exist (a timeout,
     # UnionPay's 03/04/05) was closed at the channel, so it can never be paid.
-    closed = sorted({a.channel for a in tried.attempts if a.outcome == "unknown"})
+    closed = sorted(
+        {a.channel for a in tried.attempts if a.outcome == "unknown"} - set(tried.abandoned)
+    )
     if isinstance(exc, ChannelOutcomeUnknown):
         failure = {
             "code": "channel_outcome_unknown",
@@ -221,6 +270,11 @@ async def fail_create(rt: Runtime, tried: Attempts) -> NoReturn:
         if closed
         else "nothing was created"
     )
+    if tried.abandoned:
+        outcome += (
+            f"; any order {', '.join(tried.abandoned)} may have opened cannot be paid and is "
+            "closed there shortly"
+        )
     raise ChannelDown(
         "channel_unavailable",
         f"no channel could take the payment (tried: {tried_names}); {outcome}, retry is safe",

@@ -47,6 +47,11 @@ class Decision:
     """To try, in order."""
     health: dict[str, AccountHealth] = field(default_factory=dict)
     considered: list[Considered] = field(default_factory=list)
+    reserve: list[Channel] = field(default_factory=list)
+    """Accounts whose breaker is open (not forced), in the strategy's order: the last resort
+    when every candidate failed (`breaker.last_resort`)."""
+    terms: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per account, the strategy's score terms (`adaptive` only), for `routes explain`."""
 
     def explain(self) -> dict[str, object]:
         return {
@@ -54,6 +59,7 @@ class Decision:
             "strategy": self.strategy,
             "pick": self.candidates[0].account if self.candidates else None,
             "order": [c.account for c in self.candidates],
+            "last_resort": [c.account for c in self.reserve],
             "considered": [
                 {
                     "account": c.account,
@@ -61,6 +67,7 @@ class Decision:
                     "breaker": c.health.state if c.health else None,
                     "score": c.health.score if c.health else None,
                 }
+                | ({"terms": self.terms[c.account]} if c.account in self.terms else {})
                 for c in self.considered
             ],
         }
@@ -164,15 +171,21 @@ async def decide(
         exploration=exploration,
     )
     candidates: list[Channel] = []
+    reserve: list[Channel] = []
     for name in ordered:
         view = health[name]
         if view.state in ("open", "forced_open"):
             considered.append(Considered(name, "breaker_open", view))
+            if view.state == "open":
+                reserve.append(accounts[name].channel)
         else:
             considered.append(Considered(name, None, view))
             candidates.append(accounts[name].channel)
-    decision = Decision(rule, strategy, candidates, health, considered)
-    if not candidates:
+    _, breaker = breakers.settings()
+    if breaker.last_resort == 0:
+        reserve = []
+    decision = Decision(rule, strategy, candidates, health, considered, reserve)
+    if not candidates and not reserve:
         raise ChannelDown(
             "channel_unavailable",
             f"rule {rule!r}: every account that could take this payment is open "

@@ -76,6 +76,9 @@ class BreakerSettings(BaseModel):
     half_open_probes: Annotated[int, Field(ge=1)] = 2
     close_after: Annotated[int, Field(ge=1)] = 3
     probe_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    last_resort: Annotated[int, Field(ge=0, le=5)] = 1
+    """When every other candidate failed, try this many accounts whose breaker is open (best
+    first) before giving up; 0: never."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,10 @@ class Breakers:
         cached after it."""
         self._tallies: dict[str, _Tally] = {}
         """Plain successes recorded here and not yet written, by account."""
+
+    def settings(self) -> tuple[HealthSettings, BreakerSettings]:
+        """The health and breaker settings in force."""
+        return self._settings()
 
     def _buckets(self, now_ms: int) -> list[int]:
         """The window's buckets at `now_ms`, current first."""

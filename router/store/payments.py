@@ -27,7 +27,7 @@ from router.store.schedule import Schedule
 from router.store.scripts import CREATE_PAYMENT, HDEL_IF, TRANSITION
 
 _CREATION: dict[int, Literal["created", "held", "made"]] = {1: "created", 0: "held", 2: "made"}
-INTERNAL_FIELDS = ("merchant_id", "created_ms", "client_ip", "payer_id")
+INTERNAL_FIELDS = ("merchant_id", "created_ms", "client_ip", "payer_id", "abandoned")
 LIST_SCAN_BATCH = 100
 LIST_SCAN_LIMIT = 2000
 """At most this many index entries are read per list call when filtering by status."""
@@ -42,6 +42,9 @@ class StoredPayment:
     created_ms: int
     client_ip: str | None = None
     payer_id: str | None = None
+    abandoned: tuple[str, ...] = ()
+    """Accounts a failover left an order at without proof that none exists there (a
+    buyer-initiated method whose query failed); the worker closes them."""
 
     def order_ref(self) -> OrderRef:
         """How the channel knows this payment's order."""
@@ -62,6 +65,7 @@ def decode(raw: Mapping[str, str]) -> StoredPayment:
         created_ms=int(internal["created_ms"] or 0),
         client_ip=internal["client_ip"],
         payer_id=internal["payer_id"],
+        abandoned=tuple(internal["abandoned"] or ()),
     )
 
 
