@@ -40,6 +40,7 @@ from router.models import RoutingAttempt
 from router.payments.moves import finish_payment
 from router.routing.decide import Decision
 from router.routing.health import Outcome
+from router.routing.window import dimension
 from router.runtime import Runtime
 from router.store.payments import StoredPayment
 
@@ -125,7 +126,8 @@ async def try_candidates(
                 RoutingAttempt(channel=account, outcome=kind, ms=ms, code=exc.code or None)
             )
             blame: Outcome = "neutral" if kind == "rejected" and exc.fault != "channel" else "fail"
-            await rt.breakers.record(account, blame, ms, probe)
+            dim = dimension(out.stored.payment.method, out.stored.payment.amount)
+            await rt.breakers.record(account, blame, ms, probe, dim)
             if blame == "neutral":
                 out.stop = "refused"
                 return out

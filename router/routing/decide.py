@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 
 from channels.base import Channel, Method, Wallet
 from router.domain_errors import ChannelDown, InvalidField
+from router.routing.adaptive import rank, rng_for
 from router.routing.config import RoutingConfig
 from router.routing.health import AccountHealth, Breakers
 from router.routing.rules import RouteRequest, Strategy, matches, order
+from router.routing.window import dimension
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class Decision:
     reserve: list[Channel] = field(default_factory=list)
     """Accounts whose breaker is open (not forced), in the strategy's order: the last resort
     when every candidate failed (`breaker.last_resort`)."""
-    terms: dict[str, dict[str, float]] = field(default_factory=dict)
+    terms: dict[str, dict[str, object]] = field(default_factory=dict)
     """Per account, the strategy's score terms (`adaptive` only), for `routes explain`."""
 
     def explain(self) -> dict[str, object]:
@@ -162,14 +164,30 @@ async def decide(
     if not capable:
         raise _refuse([c.excluded or "" for c in considered], req, rule, pinned, mode)
     health = await breakers.snapshot(capable)
-    ordered = order(
-        strategy,
-        capable,
-        payment_id=req.payment_id,
-        weights=weights,
-        scores={n: h.score for n, h in health.items()},
-        exploration=exploration,
-    )
+    terms: dict[str, dict[str, object]] = {}
+    if strategy == "adaptive":
+        window, _ = breakers.settings()
+        ordered, scored = rank(
+            capable,
+            health,
+            settings=config.adaptive,
+            slo_ms=window.latency_slo_ms,
+            bucket_ms=window.window_s * 1000 // window.buckets,
+            fees=config.fees,
+            dim=dimension(req.method, req.amount),
+            exploration=exploration,
+            rng=rng_for(req.payment_id),
+        )
+        terms = {name: t.shown() for name, t in scored.items()}
+    else:
+        ordered = order(
+            strategy,
+            capable,
+            payment_id=req.payment_id,
+            weights=weights,
+            scores={n: h.score for n, h in health.items()},
+            exploration=exploration,
+        )
     candidates: list[Channel] = []
     reserve: list[Channel] = []
     for name in ordered:
@@ -184,7 +202,7 @@ async def decide(
     _, breaker = breakers.settings()
     if breaker.last_resort == 0:
         reserve = []
-    decision = Decision(rule, strategy, candidates, health, considered, reserve)
+    decision = Decision(rule, strategy, candidates, health, considered, reserve, terms)
     if not candidates and not reserve:
         raise ChannelDown(
             "channel_unavailable",
