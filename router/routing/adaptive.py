@@ -15,14 +15,15 @@ For each candidate account, from its shared health window (`router.routing.windo
   more than `outlier_gap` below the best of its peers goes to the end of the list: tried
   only when every other account has failed, and never explored, until its evidence fades.
 
-Order: the accounts whose utility is within `tolerance` of the best, cheapest first (then
-by utility); then the others by utility; half-open accounts after them and outliers last. A
-half-open account goes first for `probe_share` of payments, so its probes (limited by the
-breaker across every process) come at once instead of by chance. With probability
-`exploration` (the rule's) the non-leader with the best Thompson draw goes first if that
-draw comes within `tolerance` of the leader. A well-known poor account's draw never does; an
-account nobody has called for a while has faded back to the prior, whose draws often do: the
-rate at which it is retried grows with the time it has gone unobserved.
+Order: the accounts whose utility is within `tolerance` of the best (or could be, within
+`confidence` standard deviations of their posterior), cheapest first (then by utility); then
+the others by utility; half-open accounts after them and outliers last. A half-open account
+goes first for `probe_share` of payments, so its probes (limited by the breaker across every
+process) come at once instead of by chance. With probability `exploration` (the rule's) the
+non-leader with the best Thompson draw goes first if that draw comes within `tolerance` of
+the leader. A well-known poor account's draw never does; an account nobody has called for a
+while has faded back to the prior, whose draws often do: the rate at which it is retried
+grows with the time it has gone unobserved.
 
 Everything is computed from the snapshot `router.routing.health.Breakers` keeps (read at
 most every `health_cache_s`), so a decision costs no round trip of its own. The random
@@ -48,11 +49,14 @@ class AdaptiveSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    half_life_s: Annotated[float, Field(ge=1, le=3600)] = 15.0
+    half_life_s: Annotated[float, Field(ge=1, le=3600)] = 10.0
     prior_success: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.98
     prior_weight: Annotated[float, Field(gt=0, le=1000)] = 10.0
     dimension_weight: Annotated[float, Field(ge=0, le=1)] = 0.25
     tolerance: Annotated[float, Field(ge=0, le=0.2)] = 0.01
+    confidence: Annotated[float, Field(ge=0, le=5)] = 0.5
+    """How many posterior standard deviations an account's success may be short of the best
+    and still count as equal: a new account is not thrown out by its first failure."""
     fee_weight: Annotated[float, Field(ge=0, le=100)] = 0.0
     """Success-rate points one percent of fee is worth (0: the fee only breaks ties)."""
     outlier_gap: Annotated[float, Field(gt=0, le=1)] = 0.15
@@ -116,6 +120,7 @@ def rank(
         latency = min(1.0, slo_ms / p95) if p95 else 1.0
         fee = fees.get(name, 0.0)
         mean = alpha / (alpha + beta)
+        spread = (alpha * beta / ((alpha + beta) ** 2 * (alpha + beta + 1))) ** 0.5
         draw = rng.betavariate(alpha, beta)
         raw[name] = {
             "success": mean,
@@ -125,6 +130,8 @@ def rank(
             "latency": latency,
             "fee_pct": fee,
             "utility": mean * latency - settings.fee_weight * fee / 100,
+            "hopeful": (mean + settings.confidence * spread) * latency
+            - settings.fee_weight * fee / 100,
             "drawn": draw * latency - settings.fee_weight * fee / 100,
         }
 
@@ -144,7 +151,7 @@ def rank(
     probing = [n for n in names if health[n].state == "half_open" and n not in outliers]
     usual = [n for n in names if n not in outliers and n not in probing and n not in shut]
     top = max((num(n, "utility") for n in usual), default=0.0)
-    group = [n for n in usual if num(n, "utility") >= top - settings.tolerance]
+    group = [n for n in usual if num(n, "hopeful") >= top - settings.tolerance]
     group.sort(key=lambda n: (num(n, "fee_pct"), -num(n, "utility")))
     rest = sorted((n for n in usual if n not in group), key=lambda n: -num(n, "utility"))
     ordered = group + rest
