@@ -199,7 +199,7 @@ async def run_routing_quality(
     *, quick: bool, runs: int, say: Callable[[str], None], seed: int = 1
 ) -> dict[str, Any]:
     """Run the scenario `runs` times; the report (JSON-able)."""
-    phase_s, rate, max_open_s = (8.0, 5.0, 10.0) if quick else (60.0, 5.0, 30.0)
+    phase_s, rate, max_open_s = (4.0, 5.0, 10.0) if quick else (60.0, 5.0, 30.0)
     reports = []
     for run in range(runs):
         say(f"routing quality run {run + 1}/{runs}: {len(PHASES)} phases of {phase_s:g} s")
