@@ -116,6 +116,7 @@ async def try_candidates(
         order = order_for(channel)
         # Latency is measured, not decided on: perf_counter, not the clock.
         started = time.perf_counter()
+        token = rt.breakers.call_started(account)
         try:
             out.result = await rt.call(account, "create", partial(channel.create, order))
         except ChannelError as exc:
@@ -137,6 +138,8 @@ async def try_candidates(
                 return out
             rt.metrics.failovers.labels(account, kind).inc()
             continue
+        finally:
+            rt.breakers.call_ended(account, token)
         ms = int((time.perf_counter() - started) * 1000)
         out.success = (account, ms, probe)
         out.attempts.append(RoutingAttempt(channel=account, outcome="created", ms=ms))

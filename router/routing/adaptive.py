@@ -8,7 +8,8 @@ For each candidate account, from its shared health window (`router.routing.windo
   full, the account's other calls at `dimension_weight`. The mean ranks; one draw from the
   posterior (Thompson sampling) decides exploration.
 - **latency**: the decayed latency histogram's p95 against `health.latency_slo_ms`: the
-  success is multiplied by min(1, slo / p95).
+  success is multiplied by min(1, slo / p95). This process's creates still under way past
+  the SLO count as slow calls at once, so a slow account shows before its slow calls end.
 - **fee**: the account's fee (percent, the routing file's `fees`) times `fee_weight`,
   subtracted; with `fee_weight` 0 the fee only breaks ties.
 - **outlier**: an account with at least `outlier_min_calls` decayed calls whose success is
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -99,8 +100,10 @@ def rank(
     dim: str | None,
     exploration: float,
     rng: random.Random,
+    slow_in_flight: Mapping[str, int] | None = None,
 ) -> tuple[list[str], dict[str, Terms]]:
-    """The accounts in the order to try them, and each one's terms."""
+    """The accounts in the order to try them, and each one's terms. `slow_in_flight`: calls
+    under way for longer than the SLO, per account, counted as slow ones already."""
     raw: dict[str, dict[str, float | bool | None]] = {}
     for name in names:
         view = health[name]
@@ -116,6 +119,10 @@ def rank(
         fail = window.dim_fail + lam * (window.fail - window.dim_fail) if dim else window.fail
         alpha = settings.prior_weight * settings.prior_success + max(0.0, ok)
         beta = settings.prior_weight * (1 - settings.prior_success) + max(0.0, fail)
+        slow = (slow_in_flight or {}).get(name, 0)
+        if slow:
+            *fast, slowest = window.histogram
+            window = replace(window, histogram=(*fast, slowest + slow))
         p95 = window.p95_ms() if sum(window.histogram) >= 3 else None
         latency = min(1.0, slo_ms / p95) if p95 else 1.0
         fee = fees.get(name, 0.0)

@@ -177,6 +177,9 @@ async def decide(
             dim=dimension(req.method, req.amount),
             exploration=exploration,
             rng=rng_for(req.payment_id),
+            slow_in_flight={
+                name: breakers.slow_in_flight(name, window.latency_slo_ms) for name in capable
+            },
         )
         terms = {name: t.shown() for name, t in scored.items()}
     else:

@@ -160,6 +160,24 @@ class Breakers:
         cached after it."""
         self._tallies: dict[str, _Tally] = {}
         """Plain successes recorded here and not yet written, by account."""
+        self._in_flight: dict[str, dict[int, float]] = {}
+        """Creates this process has under way, by account: token -> when they began."""
+        self._tokens = 0
+
+    def call_started(self, account: str) -> int:
+        """A create to `account` began; pass the token to `call_ended`."""
+        self._tokens += 1
+        self._in_flight.setdefault(account, {})[self._tokens] = self._clock.monotonic()
+        return self._tokens
+
+    def call_ended(self, account: str, token: int) -> None:
+        self._in_flight.get(account, {}).pop(token, None)
+
+    def slow_in_flight(self, account: str, threshold_ms: float) -> int:
+        """This process's creates to `account` under way for longer than `threshold_ms`: a
+        slow channel shows in them before any of its slow calls has ended."""
+        since = self._clock.monotonic() - threshold_ms / 1000
+        return sum(1 for began in self._in_flight.get(account, {}).values() if began < since)
 
     def settings(self) -> tuple[HealthSettings, BreakerSettings]:
         """The health and breaker settings in force."""

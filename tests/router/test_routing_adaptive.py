@@ -223,3 +223,45 @@ async def test_closing_a_breaker_keeps_the_successes_the_strategy_needs(
     assert fields.get("fail", 0) == 0 and fields.get(f"d:{DIM}:fail", 0) == 0
     assert fields["ok"] == 7 and fields[f"d:{DIM}:ok"] == 7
     assert fields[latency_bin(20)] == 10  # every call's latency, failures included
+
+
+def test_calls_still_under_way_past_the_slo_count_as_slow_at_once() -> None:
+    health = {"a": view("a", steady(20)), "b": view("b", steady(20))}
+    fees = {"a": 0.38, "b": 0.6}
+    assert decide(health, "p", fees=fees, exploration=0.0)[0] == "a"
+    ordered, terms = rank(
+        ["a", "b"],
+        health,
+        settings=SETTINGS,
+        slo_ms=2000,
+        bucket_ms=BUCKET_MS,
+        fees=fees,
+        dim=DIM,
+        exploration=0.0,
+        rng=random.Random(3),
+        slow_in_flight={"a": 20},
+    )
+    assert ordered[0] == "b"
+    assert terms["a"].p95_ms == 12_800 and terms["a"].latency < 0.2
+
+
+def test_breakers_count_the_creates_under_way_past_a_threshold(
+    clock: FrozenClock,
+) -> None:
+    b = Breakers(
+        None,  # type: ignore[arg-type]  # no store is touched
+        clock,
+        lambda: (HealthSettings(), BreakerSettings()),
+    )
+    first = b.call_started("acc")
+    clock.advance(1.5)
+    second = b.call_started("acc")
+    clock.advance(1.0)
+    assert b.slow_in_flight("acc", 2000) == 1
+    assert b.slow_in_flight("other", 2000) == 0
+    b.call_ended("acc", first)
+    assert b.slow_in_flight("acc", 2000) == 0
+    clock.advance(0.5)
+    assert b.slow_in_flight("acc", 2000) == 1
+    b.call_ended("acc", second)
+    assert b.slow_in_flight("acc", 0) == 0
