@@ -41,6 +41,8 @@ class SimulatorSettings:
     """Multiplies notification retry delays and automatic-payment timers (0.001 in tests)."""
     public_base_url: str | None = None
     """The simulator's own address as buyers see it (h5 pages); `None`: the request's host."""
+    accounts: int = 1
+    """How many sandbox merchant accounts it holds (ids numbered on from the first)."""
 
     def make_rng(self) -> random.Random:
         """A random generator for this run: repeatable when `seed` is set."""
