@@ -41,10 +41,14 @@ def sample(at_s: float, first: str, ok: bool = True) -> Sample:
 
 
 def test_follow_time_is_where_the_first_window_mostly_goes_to_the_best() -> None:
-    samples = [sample(i * 0.2, "a") for i in range(10)]
-    samples += [sample(2 + i * 0.2, "b" if i % 5 else "a") for i in range(30)]
-    assert follow_s(samples, "b") == 2.2
+    before = [sample(i * 0.2, "a") for i in range(10)]
+    # Four in five to b from 2.0 s on: the first window of 20 that is 80% b starts there.
+    samples = before + [sample(2 + i * 0.2, "b" if i % 5 else "a") for i in range(30)]
+    assert follow_s(samples, "b") == 2.0
     assert follow_s(samples[:15], "b") is None
+    # Two in three never make 80%.
+    samples = before + [sample(2 + i * 0.2, "b" if i % 3 else "a") for i in range(30)]
+    assert follow_s(samples, "b") is None
 
 
 def test_summary_pools_runs_per_phase() -> None:
