@@ -254,10 +254,16 @@ async def fail_create(rt: Runtime, tried: Attempts) -> NoReturn:
         {a.channel for a in tried.attempts if a.outcome == "unknown"} - set(tried.abandoned)
     )
     if isinstance(exc, ChannelOutcomeUnknown):
+        last = tried.attempts[-1].channel if tried.attempts else None
+        where = (
+            "it cannot be paid and is closed there shortly"
+            if last in tried.abandoned
+            else "it was closed there"
+        )
         failure = {
             "code": "channel_outcome_unknown",
             "message": f"the channel did not confirm the order ({exc.code or exc.message});"
-            " it was closed there",
+            f" {where}",
         }
     fields = {"routing": routing, "failure": failure}
     await finish_payment(

@@ -180,3 +180,31 @@ async def test_adaptive_routes_around_a_failing_account_without_merchant_failure
     terms = {row["account"]: row["terms"] for row in explained["considered"]}
     assert terms["wechat_main"]["success"] < terms["wechat_backup"]["success"]
     assert terms["wechat_main"]["fee_pct"] == 0.38
+
+
+async def test_when_every_account_is_left_unsure_the_payment_fails_and_both_orders_close(
+    redis_url: str,
+    simulator: Simulator,
+    backup: Simulator,
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+) -> None:
+    router = await router_for("priority", redis_url, simulator, backup, tmp_path, serving, http)
+    hang = {"timeout_rate": 1.0, "hang_ms": 1500}
+    await account_faults(http, simulator, hang)
+    await account_faults(http, backup, hang)
+    status, body = await router.create()
+    assert status == 503, body
+    pay_id = body["error"]["payment_id"]
+    assert "closed there shortly" in body["error"]["message"]
+    payment = await router.payment(pay_id)
+    assert payment["status"] == "failed"
+    assert "closed there shortly" in payment["failure"]["message"]
+    await account_faults(http, simulator, {})
+    await account_faults(http, backup, {})
+    router.clock.advance(6)
+    await router.worker.run_once()
+    for sim in (simulator, backup):
+        _, order = await sim_json(http, sim, "GET", f"/sim/orders/{pay_id}")
+        assert order["order"]["trade_state"] == "CLOSED"
