@@ -75,6 +75,8 @@ class Terms:
     p95_ms: float | None
     latency: float
     fee_pct: float
+    fee_cost: float
+    """What the fee takes off the utility (`fee_weight` × fee)."""
     utility: float
     outlier: bool
     role: str
@@ -189,6 +191,7 @@ def rank(
             p95_ms=raw[n]["p95_ms"] if isinstance(raw[n]["p95_ms"], float) else None,
             latency=num(n, "latency"),
             fee_pct=num(n, "fee_pct"),
+            fee_cost=settings.fee_weight * num(n, "fee_pct") / 100,
             utility=num(n, "utility"),
             outlier=n in outliers,
             role="outlier" if n in outliers else "open" if n in shut else roles.get(n, "ranked"),

@@ -4,14 +4,18 @@ when a breaker closes."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping
+from pathlib import Path
 
+from channels.wechat.sandbox import ensure_sandbox
 from router.clock import FrozenClock
 from router.routing.adaptive import AdaptiveSettings, rank, rng_for
 from router.routing.health import AccountHealth, Breakers, BreakerSettings, HealthSettings
 from router.routing.window import decay, dimension, latency_bin
 from router.store import Store
+from tests.router.test_cli import payrouter
 
 BUCKET_MS = 5000
 NOW_MS = 1_000 * BUCKET_MS
@@ -265,3 +269,26 @@ def test_breakers_count_the_creates_under_way_past_a_threshold(
     assert b.slow_in_flight("acc", 2000) == 1
     b.call_ended("acc", second)
     assert b.slow_in_flight("acc", 0) == 0
+
+
+def test_routes_explain_shows_the_terms_of_each_account(tmp_path: Path) -> None:
+    one, two = ensure_sandbox(tmp_path / "sb", 0), ensure_sandbox(tmp_path / "sb", 1)
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "version: 1\naccounts:\n"
+        f"  wechat_one: {{type: wechat, base_url: http://127.0.0.1:9, livemode: false,"
+        f" credentials: {{file: {one.credentials_path}}}}}\n"
+        f"  wechat_two: {{type: wechat, base_url: http://127.0.0.1:9, livemode: false,"
+        f" credentials: {{file: {two.credentials_path}}}}}\n"
+        "defaults: {strategy: adaptive}\nfees: {wechat_one: 0.6, wechat_two: 0.38}\n"
+    )
+    args = ("routes", "explain", "--method", "qr", "--amount", "1999", "--payment-id", "pay_x")
+    env = {"PAYROUTER_ROUTING": str(routing)}
+    text = payrouter(*args, env=env)
+    assert text.returncode == 0, text.stderr
+    assert "rule default (adaptive)" in text.stdout
+    assert "leader: utility 0.9800 = success 0.9800 x latency 1.00" in text.stdout
+    assert "pick: wechat_two" in text.stdout
+    shown = json.loads(payrouter(*args, "--json", env=env).stdout)
+    terms = {row["account"]: row["terms"] for row in shown["considered"]}
+    assert terms["wechat_two"]["role"] == "leader" and terms["wechat_one"]["fee_pct"] == 0.6
