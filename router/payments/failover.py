@@ -48,8 +48,8 @@ BUYER_INITIATED = frozenset({"qr", "web", "h5", "app", "jsapi", "checkout"})
 """Methods whose order the buyer sees only if the create succeeds: a second order at another
 account is harmless, so failover needs no proof that the first one does not exist."""
 ABANDONED_CLOSE_AFTER_S = 5.0
-"""How long after a failover the worker closes an abandoned order: a create still in flight
-at the channel has ended by then, so the close finds it."""
+"""How long after a failover the worker first looks at an abandoned order: most creates still
+in flight at the channel have ended by then (one not found yet is looked at again)."""
 
 log = logging.getLogger("payrouter.failover")
 # A create that ends without a channel is logged as the payment's outcome, beside the
@@ -74,8 +74,6 @@ class Attempts:
     breaker in the same round trip as the payment's new status."""
     abandoned: list[str] = field(default_factory=list)
     """Accounts whose order may exist and could not be closed (see the module's doc)."""
-    last_resort: int = 0
-    """How many accounts with an open breaker were tried."""
 
 
 def _kind(exc: ChannelError) -> Literal["rejected", "unknown", "unavailable"]:
@@ -105,9 +103,8 @@ async def try_candidates(
             out.stored = await _point_at(rt, out, channel)
         probe = ""
         view = decision.health.get(account)
-        if last_resort:
-            out.last_resort += 1
-        elif view is None or not view.admits_without_asking:
+        # The last resort is tried without asking its breaker: it is open, and would refuse.
+        if not last_resort and (view is None or not view.admits_without_asking):
             admission = await rt.breakers.admit(account)
             if not admission.admitted:
                 rt.metrics.failovers.labels(account, "breaker_open").inc()
