@@ -91,6 +91,76 @@ def rng_for(payment_id: str) -> random.Random:
     return random.Random(f"adaptive:{payment_id}")  # noqa: S311 - routing, not secrets
 
 
+@dataclass(frozen=True)
+class _Scored:
+    """One account's posterior and terms, before the ranking."""
+
+    success: float
+    spread: float
+    """The posterior's standard deviation."""
+    draw: float
+    calls: float
+    p95_ms: float | None
+    latency: float
+    fee_pct: float
+    fee_cost: float
+
+    @property
+    def utility(self) -> float:
+        return self.success * self.latency - self.fee_cost
+
+    def hopeful(self, confidence: float) -> float:
+        """The utility the account could have, `confidence` deviations up."""
+        return (self.success + confidence * self.spread) * self.latency - self.fee_cost
+
+    @property
+    def drawn(self) -> float:
+        """The utility of the Thompson draw."""
+        return self.draw * self.latency - self.fee_cost
+
+
+def _score(
+    view: AccountHealth,
+    *,
+    settings: AdaptiveSettings,
+    slo_ms: float,
+    bucket_ms: int,
+    fee: float,
+    dim: str | None,
+    slow: int,
+    rng: random.Random,
+) -> _Scored:
+    window = decay(
+        view.window,
+        now_bucket=view.read_ms // bucket_ms if bucket_ms else 0,
+        bucket_s=bucket_ms / 1000,
+        half_life_s=settings.half_life_s,
+        dim=dim,
+    )
+    ok, fail = window.ok, window.fail
+    if dim is not None:
+        lam = settings.dimension_weight
+        ok = window.dim_ok + lam * (window.ok - window.dim_ok)
+        fail = window.dim_fail + lam * (window.fail - window.dim_fail)
+    alpha = settings.prior_weight * settings.prior_success + max(0.0, ok)
+    beta = settings.prior_weight * (1 - settings.prior_success) + max(0.0, fail)
+    if slow:
+        *fast, slowest = window.histogram
+        window = replace(window, histogram=(*fast, slowest + slow))
+    p95 = window.p95_ms() if sum(window.histogram) >= 3 else None
+    total = alpha + beta
+    return _Scored(
+        success=alpha / total,
+        spread=(alpha * beta / (total**2 * (total + 1))) ** 0.5,
+        draw=rng.betavariate(alpha, beta),
+        calls=window.calls,
+        p95_ms=p95,
+        latency=min(1.0, slo_ms / p95) if p95 else 1.0,
+        fee_pct=fee,
+        fee_cost=settings.fee_weight * fee / 100,
+    )
+
+
 def rank(
     names: Sequence[str],
     health: Mapping[str, AccountHealth],
@@ -106,70 +176,40 @@ def rank(
 ) -> tuple[list[str], dict[str, Terms]]:
     """The accounts in the order to try them, and each one's terms. `slow_in_flight`: calls
     under way for longer than the SLO, per account, counted as slow ones already."""
-    raw: dict[str, dict[str, float | bool | None]] = {}
-    for name in names:
-        view = health[name]
-        window = decay(
-            view.window,
-            now_bucket=view.read_ms // bucket_ms if bucket_ms else 0,
-            bucket_s=bucket_ms / 1000,
-            half_life_s=settings.half_life_s,
+    scored = {
+        name: _score(
+            health[name],
+            settings=settings,
+            slo_ms=slo_ms,
+            bucket_ms=bucket_ms,
+            fee=fees.get(name, 0.0),
             dim=dim,
+            slow=(slow_in_flight or {}).get(name, 0),
+            rng=rng,
         )
-        lam = settings.dimension_weight if dim is not None else 1.0
-        ok = window.dim_ok + lam * (window.ok - window.dim_ok) if dim else window.ok
-        fail = window.dim_fail + lam * (window.fail - window.dim_fail) if dim else window.fail
-        alpha = settings.prior_weight * settings.prior_success + max(0.0, ok)
-        beta = settings.prior_weight * (1 - settings.prior_success) + max(0.0, fail)
-        slow = (slow_in_flight or {}).get(name, 0)
-        if slow:
-            *fast, slowest = window.histogram
-            window = replace(window, histogram=(*fast, slowest + slow))
-        p95 = window.p95_ms() if sum(window.histogram) >= 3 else None
-        latency = min(1.0, slo_ms / p95) if p95 else 1.0
-        fee = fees.get(name, 0.0)
-        mean = alpha / (alpha + beta)
-        spread = (alpha * beta / ((alpha + beta) ** 2 * (alpha + beta + 1))) ** 0.5
-        draw = rng.betavariate(alpha, beta)
-        raw[name] = {
-            "success": mean,
-            "draw": draw,
-            "calls": window.calls,
-            "p95_ms": p95,
-            "latency": latency,
-            "fee_pct": fee,
-            "utility": mean * latency - settings.fee_weight * fee / 100,
-            "hopeful": (mean + settings.confidence * spread) * latency
-            - settings.fee_weight * fee / 100,
-            "drawn": draw * latency - settings.fee_weight * fee / 100,
-        }
-
-    def num(name: str, term: str) -> float:
-        value = raw[name][term]
-        return float(value) if isinstance(value, float | int) else 0.0
-
-    best_success = max(num(n, "success") for n in names)
+        for name in names
+    }
+    best_success = max(s.success for s in scored.values())
+    shut = [n for n in names if health[n].state in ("open", "forced_open")]
     outliers = {
         n
-        for n in names
-        if num(n, "calls") >= settings.outlier_min_calls
-        and num(n, "success") < best_success - settings.outlier_gap
+        for n, s in scored.items()
+        if s.calls >= settings.outlier_min_calls
+        and s.success < best_success - settings.outlier_gap
+        and n not in shut
     }
-    shut = [n for n in names if health[n].state in ("open", "forced_open")]
-    outliers -= set(shut)
     probing = [n for n in names if health[n].state == "half_open" and n not in outliers]
     usual = [n for n in names if n not in outliers and n not in probing and n not in shut]
-    top = max((num(n, "utility") for n in usual), default=0.0)
-    group = [n for n in usual if num(n, "hopeful") >= top - settings.tolerance]
-    group.sort(key=lambda n: (num(n, "fee_pct"), -num(n, "utility")))
-    rest = sorted((n for n in usual if n not in group), key=lambda n: -num(n, "utility"))
+    top = max((scored[n].utility for n in usual), default=0.0)
+    group = [n for n in usual if scored[n].hopeful(settings.confidence) >= top - settings.tolerance]
+    group.sort(key=lambda n: (scored[n].fee_pct, -scored[n].utility))
+    rest = sorted((n for n in usual if n not in group), key=lambda n: -scored[n].utility)
     ordered = group + rest
     roles = {n: "group" for n in group} | {n: "ranked" for n in rest}
     explore_roll, probe_roll = rng.random(), rng.random()
     if len(ordered) > 1 and explore_roll < exploration:
-        leader = ordered[0]
-        challenger = max(ordered[1:], key=lambda n: num(n, "drawn"))
-        if num(challenger, "drawn") >= num(leader, "utility") - settings.tolerance:
+        challenger = max(ordered[1:], key=lambda n: scored[n].drawn)
+        if scored[challenger].drawn >= scored[ordered[0]].utility - settings.tolerance:
             ordered.remove(challenger)
             ordered.insert(0, challenger)
             roles[challenger] = "explored"
@@ -178,24 +218,25 @@ def rank(
     else:
         ordered = ordered + probing
     roles |= {n: "probe" for n in probing}
-    # Open accounts are not tried but for the last resort, best first.
-    ordered += sorted(outliers, key=lambda n: -num(n, "utility"))
-    ordered += sorted(shut, key=lambda n: -num(n, "utility"))
+    roles |= {n: "outlier" for n in outliers} | {n: "open" for n in shut}
+    # Outliers only after every other account; open ones only as the last resort.
+    ordered += sorted(outliers, key=lambda n: -scored[n].utility)
+    ordered += sorted(shut, key=lambda n: -scored[n].utility)
     if ordered and roles.get(ordered[0]) in ("group", "ranked"):
         roles[ordered[0]] = "leader"
     terms = {
         n: Terms(
-            success=num(n, "success"),
-            draw=num(n, "draw"),
-            calls=num(n, "calls"),
-            p95_ms=raw[n]["p95_ms"] if isinstance(raw[n]["p95_ms"], float) else None,
-            latency=num(n, "latency"),
-            fee_pct=num(n, "fee_pct"),
-            fee_cost=settings.fee_weight * num(n, "fee_pct") / 100,
-            utility=num(n, "utility"),
+            success=s.success,
+            draw=s.draw,
+            calls=s.calls,
+            p95_ms=s.p95_ms,
+            latency=s.latency,
+            fee_pct=s.fee_pct,
+            fee_cost=s.fee_cost,
+            utility=s.utility,
             outlier=n in outliers,
-            role="outlier" if n in outliers else "open" if n in shut else roles.get(n, "ranked"),
+            role=roles.get(n, "ranked"),
         )
-        for n in names
+        for n, s in scored.items()
     }
     return ordered, terms
