@@ -11,11 +11,11 @@ For each candidate, within the create deadline:
 - outcome unknown (timeout after sending, 5xx): never just move on. Ask the channel; an order
   that exists (or might) is closed there first; only then move on. A paid order (a barcode the
   buyer already confirmed) ends the search: the payment succeeded there. If the channel cannot
-  be asked: a buyer-initiated method (qr, web, h5, app, jsapi, checkout) moves on all the
-  same, since the buyer never saw that order and cannot pay it; the account is written to the
-  payment's `abandoned` list and the re-query worker closes the order there later. A barcode
-  (the buyer's code may already be charged) stops and leaves the payment `processing` for the
-  re-query worker.
+  be asked: a buyer-initiated method (qr, web, h5, app, jsapi, checkout) moves on to the
+  next account all the same, since the buyer never saw that order and cannot pay it; the
+  account is written to the payment's `abandoned` list and the re-query worker closes the
+  order there later. A barcode (the buyer's code may already be charged), or any payment with
+  no account left to try, stops and stays `processing` for the re-query worker.
 - every candidate failed: up to `breaker.last_resort` accounts whose breaker is open (never
   one an operator forced open) are tried, best first, without asking their breaker; a
   failure there is recorded as usual and changes nothing, a success is a created payment.
@@ -129,7 +129,8 @@ async def try_candidates(
             if blame == "neutral":
                 out.stop = "refused"
                 return out
-            if kind == "unknown" and not await _settle_unknown(rt, out, channel):
+            more = index + 1 < len(tries)
+            if kind == "unknown" and not await _settle_unknown(rt, out, channel, more):
                 return out
             if out.stop == "paid":
                 return out
@@ -165,8 +166,9 @@ async def _point_at(rt: Runtime, out: Attempts, channel: Channel) -> StoredPayme
     return replace(out.stored, payment=updated)
 
 
-async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel) -> bool:
-    """After an unknown outcome: True when it is safe to try the next account."""
+async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel, more: bool) -> bool:
+    """After an unknown outcome: True when it is safe to try the next account (`more`: there
+    is one to try)."""
     order = out.stored.order_ref()
     account = channel.account
     try:
@@ -179,7 +181,7 @@ async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel) -> bool:
             # can never be paid, whichever way that request ends.
             await rt.call(account, "close", lambda: channel.close(order))
     except ChannelError as exc:
-        if out.stored.payment.method in BUYER_INITIATED:
+        if more and out.stored.payment.method in BUYER_INITIATED:
             log.warning(
                 "payment %s: %s outcome unknown and cannot be settled now (%s); moving on, "
                 "the re-query worker closes the order there",
