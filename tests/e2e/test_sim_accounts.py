@@ -4,6 +4,10 @@ simulator."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -62,3 +66,44 @@ async def test_an_outage_of_one_account_fails_over_to_another_on_the_same_simula
     assert status == 201, body
     attempts = [(a["channel"], a["outcome"]) for a in body["routing"]["attempts"]]
     assert attempts == [("wechat_one", "unavailable"), ("wechat_two", "created")]
+
+
+async def test_payrouter_sim_accounts_option(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    """`payrouter sim --accounts 2` as a real process, on a loopback address of its own."""
+    host = next(h for h in (f"127.0.0.{n}" for n in range(120, 160)) if _free(h))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "router",
+        "sim",
+        "--accounts",
+        "2",
+        "--host",
+        host,
+        "--sandbox-dir",
+        str(tmp_path / "sb"),
+        stderr=asyncio.subprocess.PIPE,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
+    try:
+        assert proc.stderr is not None
+        ready = [await asyncio.wait_for(proc.stderr.readline(), 30) for _ in range(3)]
+        assert all(b"simulator on" in line for line in ready), ready
+        for port, field in ((8091, "mchid"), (8092, "app_id"), (8093, "mer_id")):
+            async with http.get(f"http://{host}:{port}/sim/accounts") as resp:
+                ids = [bundle[field] for bundle in (await resp.json())["accounts"]]
+            assert len(ids) == 2 and ids[1] == str(int(ids[0]) + 1)
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+def _free(host: str) -> bool:
+    """Whether the simulators' ports are free on `host`."""
+    for port in (8091, 8092, 8093):
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                return False
+    return True
