@@ -56,6 +56,7 @@ class Phase:
 
     @property
     def best(self) -> str:
+        """The account the oracle tries first."""
         return self.order[0]
 
 

@@ -83,6 +83,7 @@ class Terms:
     """leader, explored, group (within tolerance), ranked, probe, outlier, open."""
 
     def shown(self) -> dict[str, object]:
+        """The terms as `routes explain` prints them (floats rounded)."""
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 

@@ -171,6 +171,7 @@ class Breakers:
         return self._tokens
 
     def call_ended(self, account: str, token: int) -> None:
+        """The create `call_started` returned `token` for has ended, however it ended."""
         self._in_flight.get(account, {}).pop(token, None)
 
     def slow_in_flight(self, account: str, threshold_ms: float) -> int:

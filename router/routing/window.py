@@ -54,6 +54,7 @@ class Decayed:
 
     @property
     def calls(self) -> float:
+        """Decayed calls of every dimension."""
         return self.ok + self.fail
 
     def p95_ms(self) -> float | None:

@@ -86,6 +86,7 @@ class Schedule:
         await self._redis.zadd(key, {member("abandoned", mch, pay_id): due_ms})
 
     async def done_abandoned(self, mch: str, pay_id: str) -> None:
+        """Every order `put_abandoned` was scheduled for is settled."""
         key = keys.schedule(keys.partition_of(pay_id))
         await self._redis.zrem(key, member("abandoned", mch, pay_id))
 
