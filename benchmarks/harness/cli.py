@@ -15,6 +15,8 @@ from benchmarks.harness.load import COUNT_CAP, LoadShape
 from benchmarks.harness.probes import addresses_of
 from benchmarks.harness.procs import StartError
 from benchmarks.harness.report import render
+from benchmarks.harness.routing_quality import run_routing_quality
+from benchmarks.harness.routing_stats import render_routing
 from benchmarks.harness.scenarios import SCENARIOS
 from benchmarks.harness.setup import BenchOptions
 from router.cli.common import FiniteFloatRange, not_blank, run_async
@@ -219,6 +221,24 @@ def _only_with_target(ctx: click.Context, targets: tuple[str, ...]) -> None:
     show_default=True,
     help="Risk file of the routers: shipped (config/risk.yaml, limits raised), off, or a path.",
 )
+@click.option(
+    "--routing-quality",
+    is_flag=True,
+    help="Instead of the load scenarios: how each routing strategy follows shifting "
+    "channel health, beside an oracle (docs/routing.md).",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="With --routing-quality: short phases (a smoke run, not the targets' numbers).",
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(1, 20),
+    default=1,
+    show_default=True,
+    help="With --routing-quality: runs pooled in the report.",
+)
 @click.pass_context
 def bench(
     ctx: click.Context,
@@ -242,6 +262,9 @@ def bench(
     redis: str,
     spread_count: int,
     risk: str,
+    routing_quality: bool,
+    quick: bool,
+    runs: int,
 ) -> None:
     """Benchmark the router on loopback and print latency, throughput, CPU and Redis cost.
 
@@ -253,8 +276,12 @@ def bench(
     simulator with no router in between), lifecycle-wechat (create, pay, webhook),
     refund-wechat and spread-wechat (16 merchants, one sending half; then --spread-count more
     creates watched with MONITOR: the share of commands on the busiest slot and node).
+    With --routing-quality it runs the routing scenario instead (`--quick`, `--runs`).
     """
     _only_with_target(ctx, targets)
+    if routing_quality:
+        _routing_quality(quick, runs, as_json, json_file)
+        return
     shape = LoadShape(
         concurrency=concurrency,
         rate=rate,
@@ -294,3 +321,19 @@ def bench(
     if json_file is not None:
         json_file.write_text(text + "\n")
     click.echo(text if as_json else render(report))
+
+
+def _routing_quality(quick: bool, runs: int, as_json: bool, json_file: Path | None) -> None:
+    async def go() -> dict[str, object]:
+        try:
+            return await run_routing_quality(
+                quick=quick, runs=runs, say=lambda text: click.echo(text, err=True)
+            )
+        except StartError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    report = run_async(go)
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    if json_file is not None:
+        json_file.write_text(text + "\n")
+    click.echo(text if as_json else render_routing(report))

@@ -55,30 +55,38 @@ def alipay_key_path(sandbox_dir: Path, app_id: str = SANDBOX_APP_ID) -> Path:
     return sandbox_dir / "alipay" / f"{app_id}.alipay-key.pem"
 
 
-def ensure_sandbox(sandbox_dir: Path) -> SandboxAccount:
-    """Load the sandbox app under `sandbox_dir`, generating it on first use.
+def app_id_of(index: int) -> str:
+    """The app id of the sandbox's `index`-th account (0: `SANDBOX_APP_ID`); its seller id
+    is numbered on from `SANDBOX_SELLER_ID` the same way."""
+    return str(int(SANDBOX_APP_ID) + index)
+
+
+def ensure_sandbox(sandbox_dir: Path, index: int = 0) -> SandboxAccount:
+    """Load the `index`-th sandbox app under `sandbox_dir`, generating it on first use.
 
     Safe against concurrent first starts (a file lock); never overwrites existing files.
     Raises `CredentialsError` when existing files are unreadable or inconsistent.
     """
-    bundle_file = credentials_path(sandbox_dir)
+    app_id = app_id_of(index)
+    bundle_file = credentials_path(sandbox_dir, app_id)
     credentials, alipay_key = ensure_key_pair(
         bundle_file,
-        alipay_key_path(sandbox_dir),
+        alipay_key_path(sandbox_dir, app_id),
         AlipayCredentials,
-        _generate,
+        lambda: _generate(app_id),
         lambda credentials: credentials.alipay_key,
         read_key=load_private_key,
     )
-    return SandboxAccount(credentials, alipay_key, bundle_file)
+    seller_id = str(int(SANDBOX_SELLER_ID) + index)
+    return SandboxAccount(credentials, alipay_key, bundle_file, seller_id)
 
 
-def _generate() -> tuple[AlipayCredentials, rsa.RSAPrivateKey]:
+def _generate(app_id: str = SANDBOX_APP_ID) -> tuple[AlipayCredentials, rsa.RSAPrivateKey]:
     app_key = new_rsa_key()
     alipay_key = new_rsa_key()
     credentials = AlipayCredentials.model_validate(
         {
-            "app_id": SANDBOX_APP_ID,
+            "app_id": app_id,
             "app_private_key": private_key_pem(app_key),
             "alipay_public_key": public_key_pem(alipay_key.public_key()),
         }

@@ -41,6 +41,8 @@ class SimulatorSettings:
     """Multiplies notification retry delays and automatic-payment timers (0.001 in tests)."""
     public_base_url: str | None = None
     """The simulator's own address as buyers see it (h5 pages); `None`: the request's host."""
+    accounts: int = 1
+    """How many sandbox merchant accounts it holds (ids numbered on from the first)."""
 
     def make_rng(self) -> random.Random:
         """A random generator for this run: repeatable when `seed` is set."""
@@ -61,6 +63,9 @@ class Faults(BaseModel):
 
     latency_ms: int = Field(0, ge=0, le=600_000)
     """Added before every protocol answer."""
+    slow_rate: float = Field(0.0, ge=0.0, le=1.0)
+    """Share of protocol calls delayed by `slow_ms` more (a channel that is sometimes slow)."""
+    slow_ms: int = Field(3_000, ge=0, le=600_000)
     error_rate: float = Field(0.0, ge=0.0, le=1.0)
     """Share of protocol calls answered with the channel's internal error (nothing done)."""
     timeout_rate: float = Field(0.0, ge=0.0, le=1.0)
@@ -97,10 +102,15 @@ ProtocolFault = Literal["outage", "error", "timeout"]
 
 
 class FaultBox:
-    """The faults in force and the seeded dice that decide when they strike."""
+    """The faults in force and the seeded dice that decide when they strike.
+
+    `faults` applies to every account; `by_account` replaces it for the accounts it names
+    (by merchant id: WeChat `mchid`, Alipay `app_id`, UnionPay `merId`), so one simulator can
+    hold a healthy account beside a failing one."""
 
     def __init__(self, rng: random.Random) -> None:
         self.faults = Faults()
+        self.by_account: dict[str, Faults] = {}
         self._rng = rng
         self.stopping = asyncio.Event()
         """Set at application shutdown so that injected hangs end at once."""
@@ -109,19 +119,28 @@ class FaultBox:
         """True with probability `rate`."""
         return rate > 0 and self._rng.random() < rate
 
+    def for_account(self, account: str | None) -> Faults:
+        """The faults that apply to calls of `account` (None: not known)."""
+        if account is not None and account in self.by_account:
+            return self.by_account[account]
+        return self.faults
+
     async def before_protocol_call(
-        self, operation: Operation | None = None
+        self, operation: Operation | None = None, account: str | None = None
     ) -> ProtocolFault | None:
         """Apply latency, then tell the caller which fault (if any) strikes this call.
 
         `operation` lets `Faults.only` aim the faults at some calls (say, a create that hangs
         while queries answer); a caller that does not name it is always subject to them.
+        `account`: the merchant id the call claims, for faults set for one account.
         """
-        faults = self.faults
+        faults = self.for_account(account)
         if faults.only is not None and operation is not None and operation not in faults.only:
             return None
         if faults.latency_ms:
             await self.pause(faults.latency_ms / 1000)
+        if self.chance(faults.slow_rate):
+            await self.pause(faults.slow_ms / 1000)
         if faults.outage:
             return "outage"
         if self.chance(faults.error_rate):
@@ -134,9 +153,9 @@ class FaultBox:
         """`amount` as the channel reports it under the `misreport_amount` fault."""
         return max(amount + self.faults.misreport_amount, 0)
 
-    async def hang(self) -> None:
+    async def hang(self, account: str | None = None) -> None:
         """Hold an answer for `hang_ms`, or until the application shuts down."""
-        await self.pause(self.faults.hang_ms / 1000)
+        await self.pause(self.for_account(account).hang_ms / 1000)
 
     async def pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -144,21 +163,59 @@ class FaultBox:
 
 
 def fault_routes(box_key: web.AppKey[FaultBox]) -> list[web.RouteDef]:
-    """`PUT /sim/faults` (replace all faults; absent fields reset) and `GET /sim/faults`."""
+    """`PUT /sim/faults` (replace all faults; absent fields reset) and `GET /sim/faults`.
+
+    With `?account=ID` (a merchant id) both act on that account's own faults, which replace
+    the simulator-wide ones for its calls; `DELETE /sim/faults?account=ID` drops them. A PUT
+    without `account` replaces everything, per-account faults included."""
+
+    def account_of(request: web.Request) -> str | web.Response | None:
+        account = request.query.get("account")
+        if account is not None and not 0 < len(account) <= 64:
+            return control_error(400, "account: 1 to 64 characters", "account")
+        return account
 
     async def get_faults(request: web.Request) -> web.Response:
-        return web.json_response(request.app[box_key].faults.model_dump())
+        account = account_of(request)
+        if isinstance(account, web.Response):
+            return account
+        box = request.app[box_key]
+        shown = box.for_account(account).model_dump()
+        if account is None:
+            shown["accounts"] = {k: v.model_dump() for k, v in box.by_account.items()}
+        return web.json_response(shown)
 
     async def put_faults(request: web.Request) -> web.Response:
+        account = account_of(request)
+        if isinstance(account, web.Response):
+            return account
         raw = await request.read()
         try:
             faults = Faults.model_validate_json(raw or b"{}")
         except ValidationError as exc:
             return control_error(400, *_first_problem(exc))
-        request.app[box_key].faults = faults
+        box = request.app[box_key]
+        if account is None:
+            box.faults = faults
+            box.by_account = {}
+        else:
+            box.by_account[account] = faults
         return web.json_response(faults.model_dump())
 
-    return [web.get("/sim/faults", get_faults), web.put("/sim/faults", put_faults)]
+    async def delete_faults(request: web.Request) -> web.Response:
+        account = account_of(request)
+        if isinstance(account, web.Response):
+            return account
+        if account is None:
+            return control_error(400, "account: required", "account")
+        request.app[box_key].by_account.pop(account, None)
+        return web.json_response(request.app[box_key].faults.model_dump())
+
+    return [
+        web.get("/sim/faults", get_faults),
+        web.put("/sim/faults", put_faults),
+        web.delete("/sim/faults", delete_faults),
+    ]
 
 
 def _first_problem(exc: ValidationError) -> tuple[str, str]:

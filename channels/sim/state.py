@@ -51,8 +51,9 @@ class SimulatorCore(Generic[AccountT]):
         self.accounts: dict[str, AccountT] = {}
         self._timers: set[asyncio.Task[None]] = set()
 
-    def load_account(self) -> AccountT:
-        """The sandbox account, made on first start and reloaded after (runs in a thread)."""
+    def load_account(self, index: int = 0) -> AccountT:
+        """The `index`-th sandbox account, made on first start and reloaded after (runs in a
+        thread)."""
         raise NotImplementedError
 
     def account_id(self, account: AccountT) -> str:
@@ -60,7 +61,7 @@ class SimulatorCore(Generic[AccountT]):
         raise NotImplementedError
 
     def default_account(self) -> AccountT:
-        """The first (in practice the only) sandbox account."""
+        """The first sandbox account (answers that name no account are signed with it)."""
         return next(iter(self.accounts.values()))
 
     def start(self, work: Coroutine[Any, Any, None]) -> None:
@@ -91,8 +92,9 @@ class SimulatorCore(Generic[AccountT]):
 
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         """For `app.cleanup_ctx`: load sandbox keys, run the notifier, stop everything."""
-        account = await asyncio.to_thread(self.load_account)
-        self.accounts[self.account_id(account)] = account
+        for index in range(self.settings.accounts):
+            account = await asyncio.to_thread(self.load_account, index)
+            self.accounts[self.account_id(account)] = account
         async with self.notifier:
             yield
             await self.on_shutdown(app)

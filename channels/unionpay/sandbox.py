@@ -196,18 +196,58 @@ def channel_cert_path(sandbox_dir: Path) -> Path:
     return sandbox_dir / "unionpay" / "channel-signing-cert.pem"
 
 
-def ensure_sandbox(sandbox_dir: Path) -> SandboxAccount:
-    """Load the sandbox account under `sandbox_dir`, generating it on first use.
+def mer_id_of(index: int) -> str:
+    """The merchant id of the sandbox's `index`-th account (0: `SANDBOX_MER_ID`)."""
+    return str(int(SANDBOX_MER_ID) + index)
 
-    Safe against concurrent first starts (a file lock); never overwrites existing files.
-    Raises `CredentialsError` when existing files are unreadable or inconsistent.
+
+def ensure_sandbox(sandbox_dir: Path, index: int = 0) -> SandboxAccount:
+    """Load the `index`-th sandbox account under `sandbox_dir`, generating it on first use.
+
+    Every account shares the simulated channel's key, certificate and CA chain (those of the
+    first); each has its own signing key and certificate. Safe against concurrent first
+    starts (a file lock); never overwrites existing files. Raises `CredentialsError` when
+    existing files are unreadable or inconsistent.
     """
     files = [credentials_path(sandbox_dir), channel_key_path(sandbox_dir)]
     files.append(channel_cert_path(sandbox_dir))
     with locked(sandbox_dir / "unionpay"):
         if not any(path.exists() for path in files):
             _generate(sandbox_dir)
-    return _load(sandbox_dir)
+    first = _load(sandbox_dir)
+    if index == 0:
+        return first
+    mer_id = mer_id_of(index)
+    bundle_file = credentials_path(sandbox_dir, mer_id)
+    with locked(sandbox_dir / "unionpay"):
+        if not bundle_file.exists():
+            _generate_merchant(bundle_file, mer_id, first.credentials)
+    credentials = read_bundle_file(bundle_file, UnionPayCredentials)
+    return SandboxAccount(credentials, first.channel_key, first.channel_cert, bundle_file)
+
+
+def _generate_merchant(bundle_file: Path, mer_id: str, first: UnionPayCredentials) -> None:
+    """Another merchant: its own key and certificate (issued by a CA of its own, as the
+    simulator checks a merchant's signature against the certificate it registered), and the
+    first account's root and middle certificates, which vouch for the channel's answers."""
+    now = datetime.now(UTC)
+    key = new_rsa_key()
+    cert = make_chain(now).sign_leaf(
+        f"041@Z{mer_id}@payrouter sandbox merchant@00000001",
+        key.public_key(),
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=365 * 5),
+    )
+    credentials = UnionPayCredentials.model_validate(
+        {
+            "mer_id": mer_id,
+            "signing_key": private_key_pem(key),
+            "signing_cert": certificate_pem(cert),
+            "middle_cert": first.middle_cert,
+            "root_cert": first.root_cert,
+        }
+    )
+    write_bundle(bundle_file, credentials.bundle())
 
 
 def _generate(sandbox_dir: Path) -> None:

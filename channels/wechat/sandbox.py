@@ -8,7 +8,9 @@ Files under `<sandbox_dir>/wechat/` (mode 0600):
   signs answers and notifications with it.
 
 Ids are fixed (`SANDBOX_MCHID`, `SANDBOX_APPID`) so configs can name the file; keys and the
-APIv3 key are random, made once and kept, so restarts keep working.
+APIv3 key are random, made once and kept, so restarts keep working. A simulator with several
+accounts (`payrouter sim --accounts N`) numbers the others on from `SANDBOX_MCHID`
+(`1900000002`, ...), each with its own files.
 """
 
 from __future__ import annotations
@@ -54,35 +56,41 @@ def platform_key_path(sandbox_dir: Path, mchid: str = SANDBOX_MCHID) -> Path:
     return sandbox_dir / "wechat" / f"{mchid}.platform-key.pem"
 
 
-def ensure_sandbox(sandbox_dir: Path) -> SandboxAccount:
-    """Load the sandbox account under `sandbox_dir`, generating it on first use.
+def mchid_of(index: int) -> str:
+    """The merchant id of the sandbox's `index`-th account (0: `SANDBOX_MCHID`)."""
+    return str(int(SANDBOX_MCHID) + index)
+
+
+def ensure_sandbox(sandbox_dir: Path, index: int = 0) -> SandboxAccount:
+    """Load the `index`-th sandbox account under `sandbox_dir`, generating it on first use.
 
     Safe against concurrent first starts (a file lock); never overwrites existing files.
     Raises `CredentialsError` when existing files are unreadable or inconsistent.
     """
-    bundle_file = credentials_path(sandbox_dir)
+    mchid = mchid_of(index)
+    bundle_file = credentials_path(sandbox_dir, mchid)
     credentials, platform_key = ensure_key_pair(
         bundle_file,
-        platform_key_path(sandbox_dir),
+        platform_key_path(sandbox_dir, mchid),
         WeChatCredentials,
-        _generate,
+        lambda: _generate(mchid),
         lambda credentials: credentials.platform_key,
     )
     return SandboxAccount(credentials, platform_key, bundle_file)
 
 
-def _generate() -> tuple[WeChatCredentials, rsa.RSAPrivateKey]:
+def _generate(mchid: str = SANDBOX_MCHID) -> tuple[WeChatCredentials, rsa.RSAPrivateKey]:
     merchant_key = new_rsa_key()
     platform_key = new_rsa_key()
     alphabet = string.ascii_letters + string.digits
     key_id_tail = secrets.token_hex(11).upper()
     credentials = WeChatCredentials.model_validate(
         {
-            "mchid": SANDBOX_MCHID,
+            "mchid": mchid,
             "appid": SANDBOX_APPID,
             "merchant_serial_no": secrets.token_hex(20).upper(),
             "merchant_private_key": private_key_pem(merchant_key),
-            "platform_public_key_id": f"PUB_KEY_ID_01{SANDBOX_MCHID}{key_id_tail}",
+            "platform_public_key_id": f"PUB_KEY_ID_01{mchid}{key_id_tail}",
             "platform_public_key": public_key_pem(platform_key.public_key()),
             "apiv3_key": "".join(secrets.choice(alphabet) for _ in range(32)),
             "app_secret": secrets.token_hex(16),

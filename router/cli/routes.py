@@ -149,5 +149,20 @@ def routes_explain(
         score = "-" if row["score"] is None else f"{row['score']:.3f}"
         why = f"  excluded: {row['excluded']}" if row["excluded"] else ""
         lines.append(f"  {row['account']:<20} breaker {state:<13} score {score}{why}")
+        if "terms" in row:
+            lines.append("      " + _terms_line(row["terms"]))
     lines.append(f"pick: {result['pick']}   order: {', '.join(result['order'])}")
+    if result.get("last_resort"):
+        lines.append(f"last resort (breaker open): {', '.join(result['last_resort'])}")
     emit(result, as_json, "\n".join(lines))
+
+
+def _terms_line(terms: dict[str, Any]) -> str:
+    """The `adaptive` strategy's terms of one account, on one line."""
+    p95 = "-" if terms["p95_ms"] is None else f"{terms['p95_ms']:.0f} ms"
+    return (
+        f"{terms['role']}: utility {terms['utility']:.4f} = success {terms['success']:.4f}"
+        f" x latency {terms['latency']:.2f} (p95 {p95}) - fee {terms['fee_cost']:.4f}"
+        f" ({terms['fee_pct']:g}%); {terms['calls']:.1f} recent calls, draw {terms['draw']:.4f}"
+        + (", outlier" if terms["outlier"] else "")
+    )

@@ -98,10 +98,22 @@ def serve() -> None:
     show_default=True,
     help="Scale of notification retry delays (0.01 = 100x faster; above 0, at most 1000).",
 )
-def sim(sandbox_dir: Path, host: str, seed: int | None, time_factor: float) -> None:
+@click.option(
+    "--accounts",
+    type=click.IntRange(1, 20),
+    default=1,
+    show_default=True,
+    help="Sandbox merchant accounts per wallet (ids numbered on from the first; each can "
+    "be given its own faults with PUT /sim/faults?account=ID).",
+)
+def sim(sandbox_dir: Path, host: str, seed: int | None, time_factor: float, accounts: int) -> None:
     """Run the channel simulators alone (WeChat Pay 8091, Alipay 8092, UnionPay 8093)."""
     options = SimulatorOptions(
-        host=host, sandbox_dir=_sandbox(sandbox_dir), seed=seed, time_factor=time_factor
+        host=host,
+        sandbox_dir=_sandbox(sandbox_dir),
+        seed=seed,
+        time_factor=time_factor,
+        accounts=accounts,
     )
 
     async def run() -> None:

@@ -31,6 +31,8 @@ class SimulatorOptions:
     seed: int | None = None
     time_factor: float = 1.0
     ports: tuple[tuple[str, int], ...] = tuple(SIMULATOR_PORTS.items())
+    accounts: int = 1
+    """Sandbox merchant accounts per simulator."""
 
 
 async def start_site(
@@ -62,6 +64,7 @@ async def start_simulators(options: SimulatorOptions) -> list[web.AppRunner]:
             seed=options.seed,
             time_factor=options.time_factor,
             public_base_url=f"http://{options.host}:{port}",
+            accounts=options.accounts,
         )
         app = SIMULATORS[channel](settings)
         try:

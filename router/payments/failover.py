@@ -11,7 +11,14 @@ For each candidate, within the create deadline:
 - outcome unknown (timeout after sending, 5xx): never just move on. Ask the channel; an order
   that exists (or might) is closed there first; only then move on. A paid order (a barcode the
   buyer already confirmed) ends the search: the payment succeeded there. If the channel cannot
-  be asked, stop and leave the payment `processing` for the re-query worker.
+  be asked: a buyer-initiated method (qr, web, h5, app, jsapi, checkout) moves on to the
+  next account all the same, since the buyer never saw that order and cannot pay it; the
+  account is written to the payment's `abandoned` list and the re-query worker closes the
+  order there later. A barcode (the buyer's code may already be charged), or any payment with
+  no account left to try, stops and stays `processing` for the re-query worker.
+- every candidate failed: up to `breaker.last_resort` accounts whose breaker is open (never
+  one an operator forced open) are tried, best first, without asking their breaker; a
+  failure there is recorded as usual and changes nothing, a success is a created payment.
 
 Every attempt is written to the payment's `routing.attempts`; before calling the next account
 the payment is pointed at it, so a crash mid-call leaves the worker asking the right channel.
@@ -33,8 +40,16 @@ from router.models import RoutingAttempt
 from router.payments.moves import finish_payment
 from router.routing.decide import Decision
 from router.routing.health import Outcome
+from router.routing.window import dimension
 from router.runtime import Runtime
 from router.store.payments import StoredPayment
+
+BUYER_INITIATED = frozenset({"qr", "web", "h5", "app", "jsapi", "checkout"})
+"""Methods whose order the buyer sees only if the create succeeds: a second order at another
+account is harmless, so failover needs no proof that the first one does not exist."""
+ABANDONED_CLOSE_AFTER_S = 5.0
+"""How long after a failover the worker first looks at an abandoned order: most creates still
+in flight at the channel have ended by then (one not found yet is looked at again)."""
 
 log = logging.getLogger("payrouter.failover")
 # A create that ends without a channel is logged as the payment's outcome, beside the
@@ -57,6 +72,8 @@ class Attempts:
     success: tuple[str, int, str] | None = None
     """The successful call's (account, ms, probe id), for the caller to record on the
     breaker in the same round trip as the payment's new status."""
+    abandoned: list[str] = field(default_factory=list)
+    """Accounts whose order may exist and could not be closed (see the module's doc)."""
 
 
 def _kind(exc: ChannelError) -> Literal["rejected", "unknown", "unavailable"]:
@@ -80,7 +97,10 @@ async def try_candidates(
     whose buyer's wallet has just become known (`router.payments.checkout`)."""
     out = Attempts(stored)
     deadline = rt.clock.monotonic() + rt.settings.create_deadline_s
-    for index, channel in enumerate(decision.candidates):
+    _, breaker = rt.breakers.settings()
+    reserve = decision.reserve[: breaker.last_resort]
+    tries = [(c, False) for c in decision.candidates] + [(c, True) for c in reserve]
+    for index, (channel, last_resort) in enumerate(tries):
         account = channel.account
         if index > 0:
             if rt.clock.monotonic() >= deadline:
@@ -88,7 +108,8 @@ async def try_candidates(
             out.stored = await _point_at(rt, out, channel, status)
         probe = ""
         view = decision.health.get(account)
-        if view is None or not view.admits_without_asking:
+        # The last resort is tried without asking its breaker: it is open, and would refuse.
+        if not last_resort and (view is None or not view.admits_without_asking):
             admission = await rt.breakers.admit(account)
             if not admission.admitted:
                 rt.metrics.failovers.labels(account, "breaker_open").inc()
@@ -97,6 +118,7 @@ async def try_candidates(
         order = order_for(channel)
         # Latency is measured, not decided on: perf_counter, not the clock.
         started = time.perf_counter()
+        token = rt.breakers.call_started(account)
         try:
             out.result = await rt.call(account, "create", partial(channel.create, order))
         except ChannelError as exc:
@@ -107,16 +129,20 @@ async def try_candidates(
                 RoutingAttempt(channel=account, outcome=kind, ms=ms, code=exc.code or None)
             )
             blame: Outcome = "neutral" if kind == "rejected" and exc.fault != "channel" else "fail"
-            await rt.breakers.record(account, blame, ms, probe)
+            dim = dimension(out.stored.payment.method, out.stored.payment.amount)
+            await rt.breakers.record(account, blame, ms, probe, dim)
             if blame == "neutral":
                 out.stop = "refused"
                 return out
-            if kind == "unknown" and not await _settle_unknown(rt, out, channel):
+            more = index + 1 < len(tries)
+            if kind == "unknown" and not await _settle_unknown(rt, out, channel, more):
                 return out
             if out.stop == "paid":
                 return out
             rt.metrics.failovers.labels(account, kind).inc()
             continue
+        finally:
+            rt.breakers.call_ended(account, token)
         ms = int((time.perf_counter() - started) * 1000)
         out.success = (account, ms, probe)
         out.attempts.append(RoutingAttempt(channel=account, outcome="created", ms=ms))
@@ -145,8 +171,9 @@ async def _point_at(rt: Runtime, out: Attempts, channel: Channel, status: str) -
     return replace(out.stored, payment=updated)
 
 
-async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel) -> bool:
-    """After an unknown outcome: True when it is safe to try the next account."""
+async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel, more: bool) -> bool:
+    """After an unknown outcome: True when it is safe to try the next account (`more`: there
+    is one to try)."""
     order = out.stored.order_ref()
     account = channel.account
     try:
@@ -159,6 +186,16 @@ async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel) -> bool:
             # can never be paid, whichever way that request ends.
             await rt.call(account, "close", lambda: channel.close(order))
     except ChannelError as exc:
+        if more and out.stored.payment.method in BUYER_INITIATED:
+            log.warning(
+                "payment %s: %s outcome unknown and cannot be settled now (%s); moving on, "
+                "the re-query worker closes the order there",
+                out.stored.payment.id,
+                account,
+                exc.message,
+            )
+            await _abandon(rt, out, account)
+            return True
         log.warning(
             "payment %s: %s outcome unknown and cannot be settled now (%s); "
             "left processing for the re-query worker",
@@ -169,6 +206,20 @@ async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel) -> bool:
         out.stop = "unknown"
         return False
     return True
+
+
+async def _abandon(rt: Runtime, out: Attempts, account: str) -> None:
+    """Remember that `account` may hold an order for this payment, and have the worker close
+    it: the list first, so that the worker's entry always finds it."""
+    out.abandoned.append(account)
+    stored = out.stored
+    await rt.store.payments.transition(
+        stored, "processing", {"abandoned": list(out.abandoned)}, require="processing"
+    )
+    out.stored = replace(stored, abandoned=tuple(out.abandoned))
+    due = rt.clock.now_ms() + int(ABANDONED_CLOSE_AFTER_S * 1000)
+    await rt.store.schedule.put_abandoned(stored.merchant_id, stored.payment.id, due)
+    rt.metrics.failovers.labels(account, "abandoned").inc()
 
 
 async def fail_create(rt: Runtime, tried: Attempts) -> NoReturn:
@@ -203,12 +254,20 @@ async def fail_create(rt: Runtime, tried: Attempts) -> NoReturn:
     }
     # An unknown outcome that ends here was settled: the order that may exist (a timeout,
     # UnionPay's 03/04/05) was closed at the channel, so it can never be paid.
-    closed = sorted({a.channel for a in tried.attempts if a.outcome == "unknown"})
+    closed = sorted(
+        {a.channel for a in tried.attempts if a.outcome == "unknown"} - set(tried.abandoned)
+    )
     if isinstance(exc, ChannelOutcomeUnknown):
+        last = tried.attempts[-1].channel if tried.attempts else None
+        where = (
+            "it cannot be paid and is closed there shortly"
+            if last in tried.abandoned
+            else "it was closed there"
+        )
         failure = {
             "code": "channel_outcome_unknown",
             "message": f"the channel did not confirm the order ({exc.code or exc.message});"
-            " it was closed there",
+            f" {where}",
         }
     fields = {"routing": routing, "failure": failure}
     await finish_payment(
@@ -226,6 +285,11 @@ async def fail_create(rt: Runtime, tried: Attempts) -> NoReturn:
         if closed
         else "nothing was created"
     )
+    if tried.abandoned:
+        outcome += (
+            f"; any order {', '.join(tried.abandoned)} may have opened cannot be paid and is "
+            "closed there shortly"
+        )
     raise ChannelDown(
         "channel_unavailable",
         f"no channel could take the payment (tried: {tried_names}); {outcome}, retry is safe",

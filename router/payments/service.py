@@ -58,6 +58,7 @@ from router.payments.stranded import answer_for_bound
 from router.risk.rules import Verdict
 from router.routing.decide import decide
 from router.routing.rules import RouteRequest
+from router.routing.window import dimension
 from router.runtime import Runtime
 from router.store.batch import Batch
 from router.store.payments import StoredPayment
@@ -255,7 +256,8 @@ class PaymentService:
             )
         if tried.success is not None:
             account, ms, probe = tried.success
-            rt.breakers.queue_record(batch, account, "ok", ms, probe)
+            dim = dimension(p.method, p.amount)
+            rt.breakers.queue_record(batch, account, "ok", ms, probe, dim)
         if idem is not None:
             rt.store.idempotency.queue_finish(
                 batch, idem.merchant_id, idem.key, idem.token, 201, idem.answer(after.payment)

@@ -15,6 +15,7 @@ so any number of processes can run this worker side by side. For each payment it
   suggested schedule, 1, 2, 4, 8, 16, 32 s apart.
 - a `pending` refund: ask the channel, and re-send the same refund if it has none
   (`router.payments.refunds.RefundService.settle`).
+- orders a failover abandoned at other accounts: closed there (`router.payments.abandoned`).
 
 An entry's lease must outlast the channel calls made for it, or a second process would take
 it meanwhile: at most `CALLS_PER_ENTRY` calls (query, then close, which is a query and a void
@@ -36,6 +37,7 @@ from channels.errors import ChannelError
 from router.domain_errors import ChannelProblem, TradeMismatch
 from router.models import FINAL_STATUSES
 from router.outage import StoreOutage
+from router.payments.abandoned import RETRY_S, close_abandoned
 from router.payments.refunds import RefundService
 from router.payments.service import PaymentService
 from router.payments.stranded import settle_stranded
@@ -121,7 +123,10 @@ class RequeryWorker:
         except (ChannelError, ChannelProblem) as exc:
             outcome = "channel_error"
             log.warning("re-query of %s failed: %s %s", pay_id, exc.code, exc.message)
-            await self._later(mch, pay_id, self.rt.settings.workers.requery_after_s)
+            if entry.kind == "abandoned":
+                await self._abandoned_later(mch, pay_id, RETRY_S)
+            else:
+                await self._later(mch, pay_id, self.rt.settings.workers.requery_after_s)
         self.rt.metrics.worker_runs.labels(outcome).inc()
 
     async def check(self, mch: str, object_id: str) -> str:
@@ -132,6 +137,8 @@ class RequeryWorker:
         mch, pay_id = entry.merchant_id, entry.object_id
         if entry.kind == "refund":
             return await self._refund(mch, pay_id)
+        if entry.kind == "abandoned":
+            return await self._abandoned(mch, pay_id)
         stored = await self.rt.store.payments.get(mch, pay_id)
         if stored is None or stored.payment.status in FINAL_STATUSES:
             await self.rt.store.schedule.done(mch, pay_id)
@@ -190,6 +197,19 @@ class RequeryWorker:
             w = self.rt.settings.workers
             await self._later(mch, re_id, min(max(age / 4, w.requery_after_s), w.requery_max_s))
         return found
+
+    async def _abandoned(self, mch: str, pay_id: str) -> str:
+        stored = await self.rt.store.payments.get(mch, pay_id)
+        left = await close_abandoned(self.rt, stored) if stored is not None else []
+        if left:
+            await self._abandoned_later(mch, pay_id, RETRY_S)
+            return "abandoned_left"
+        await self.rt.store.schedule.done_abandoned(mch, pay_id)
+        return "abandoned_settled"
+
+    async def _abandoned_later(self, mch: str, pay_id: str, seconds: float) -> None:
+        due = self.rt.clock.now_ms() + int(seconds * 1000)
+        await self.rt.store.schedule.put_abandoned(mch, pay_id, due)
 
     async def _later(self, mch: str, pay_id: str, seconds: float) -> None:
         await self.rt.store.schedule.put(mch, pay_id, self.rt.clock.now_ms() + int(seconds * 1000))

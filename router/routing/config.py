@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from channels.credentials import AccountBase, CredentialsError
 from channels.registry import REGISTRY
 from router.config_file import FileProblems, Problem, describe, read_yaml, schema_problems
+from router.routing.adaptive import AdaptiveSettings
 from router.routing.health import BreakerSettings, HealthSettings
 from router.routing.rules import AccountName, Defaults, Rule
 
@@ -43,6 +44,9 @@ class RoutingConfig(BaseModel):
     defaults: Defaults = Defaults()
     health: HealthSettings = HealthSettings()
     breaker: BreakerSettings = BreakerSettings()
+    adaptive: AdaptiveSettings = AdaptiveSettings()
+    fees: dict[AccountName, Annotated[float, Field(ge=0, le=10)]] = Field(default_factory=dict)
+    """Each account's fee, percent of the amount (the `adaptive` strategy weighs it)."""
 
 
 def _references(document: dict[str, Any]) -> list[Problem]:
@@ -51,6 +55,10 @@ def _references(document: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     accounts = document.get("accounts")
     names = set(accounts) if isinstance(accounts, dict) else None
+    fees = document.get("fees")
+    for name in fees if isinstance(fees, dict) else ():
+        if names is not None and name not in names:
+            problems.append((("fees", name), f"no account named {name!r}"))
     rules = document.get("rules")
     seen: set[str] = set()
     for i, rule in enumerate(rules if isinstance(rules, list) else []):

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 
 from channels.base import Channel, Method, Wallet
 from router.domain_errors import ChannelDown, InvalidField
+from router.routing.adaptive import rank, rng_for
 from router.routing.config import RoutingConfig
 from router.routing.health import AccountHealth, Breakers
 from router.routing.rules import RouteRequest, Strategy, matches, order
+from router.routing.window import dimension
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,11 @@ class Decision:
     """To try, in order."""
     health: dict[str, AccountHealth] = field(default_factory=dict)
     considered: list[Considered] = field(default_factory=list)
+    reserve: list[Channel] = field(default_factory=list)
+    """Accounts whose breaker is open (not forced), in the strategy's order: the last resort
+    when every candidate failed (`breaker.last_resort`)."""
+    terms: dict[str, dict[str, object]] = field(default_factory=dict)
+    """Per account, the strategy's score terms (`adaptive` only), for `routes explain`."""
 
     def explain(self) -> dict[str, object]:
         return {
@@ -54,6 +61,7 @@ class Decision:
             "strategy": self.strategy,
             "pick": self.candidates[0].account if self.candidates else None,
             "order": [c.account for c in self.candidates],
+            "last_resort": [c.account for c in self.reserve],
             "considered": [
                 {
                     "account": c.account,
@@ -61,6 +69,7 @@ class Decision:
                     "breaker": c.health.state if c.health else None,
                     "score": c.health.score if c.health else None,
                 }
+                | ({"terms": self.terms[c.account]} if c.account in self.terms else {})
                 for c in self.considered
             ],
         }
@@ -155,24 +164,49 @@ async def decide(
     if not capable:
         raise _refuse([c.excluded or "" for c in considered], req, rule, pinned, mode)
     health = await breakers.snapshot(capable)
-    ordered = order(
-        strategy,
-        capable,
-        payment_id=req.payment_id,
-        weights=weights,
-        scores={n: h.score for n, h in health.items()},
-        exploration=exploration,
-    )
+    terms: dict[str, dict[str, object]] = {}
+    if strategy == "adaptive":
+        window, _ = breakers.settings()
+        ordered, scored = rank(
+            capable,
+            health,
+            settings=config.adaptive,
+            slo_ms=window.latency_slo_ms,
+            bucket_ms=window.window_s * 1000 // window.buckets,
+            fees=config.fees,
+            dim=dimension(req.method, req.amount),
+            exploration=exploration,
+            rng=rng_for(req.payment_id),
+            slow_in_flight={
+                name: breakers.slow_in_flight(name, window.latency_slo_ms) for name in capable
+            },
+        )
+        terms = {name: t.shown() for name, t in scored.items()}
+    else:
+        ordered = order(
+            strategy,
+            capable,
+            payment_id=req.payment_id,
+            weights=weights,
+            scores={n: h.score for n, h in health.items()},
+            exploration=exploration,
+        )
     candidates: list[Channel] = []
+    reserve: list[Channel] = []
     for name in ordered:
         view = health[name]
         if view.state in ("open", "forced_open"):
             considered.append(Considered(name, "breaker_open", view))
+            if view.state == "open":
+                reserve.append(accounts[name].channel)
         else:
             considered.append(Considered(name, None, view))
             candidates.append(accounts[name].channel)
-    decision = Decision(rule, strategy, candidates, health, considered)
-    if not candidates:
+    _, breaker = breakers.settings()
+    if breaker.last_resort == 0:
+        reserve = []
+    decision = Decision(rule, strategy, candidates, health, considered, reserve, terms)
+    if not candidates and not reserve:
         raise ChannelDown(
             "channel_unavailable",
             f"rule {rule!r}: every account that could take this payment is open "

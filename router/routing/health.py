@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from router.clock import Clock
 from router.ids import new_id
 from router.outage import StoreOutage
+from router.routing.window import call_fields
 from router.store.batch import Batch
 from router.store.breakers import BreakerStore, Successes, TripRule
 from router.store.cache import TTLCache
@@ -49,8 +50,10 @@ from router.store.errors import STORE_UNAVAILABLE
 log = logging.getLogger("payrouter")
 
 Outcome = Literal["ok", "fail", "neutral"]
-_Raw = tuple[dict[str, str], tuple[int, int, int]]
-"""An account's breaker hash as stored and its window totals (ok, fail, latency)."""
+Window = tuple[tuple[int, dict[str, int]], ...]
+"""An account's window buckets as read: (bucket number, fields), current first."""
+_Raw = tuple[dict[str, str], tuple[int, int, int], Window]
+"""An account's breaker hash as stored, its window totals (ok, fail, latency) and buckets."""
 BreakerState = Literal["closed", "open", "half_open", "forced_open", "forced_closed"]
 
 
@@ -76,6 +79,9 @@ class BreakerSettings(BaseModel):
     half_open_probes: Annotated[int, Field(ge=1)] = 2
     close_after: Annotated[int, Field(ge=1)] = 3
     probe_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    last_resort: Annotated[int, Field(ge=0, le=5)] = 1
+    """When every other candidate failed, try this many accounts whose breaker is open (best
+    first) before giving up; 0: never."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,10 @@ class AccountHealth:
     """0..1: smoothed success rate, lowered when average latency exceeds the SLO."""
     open_until_ms: int | None
     forced: str | None
+    window: Window = ()
+    """The window's buckets with every field (`router.routing.window`), for `adaptive`."""
+    read_ms: int = 0
+    """When this view was derived (the clock's ms)."""
 
     @property
     def admits_without_asking(self) -> bool:
@@ -107,20 +117,20 @@ class Admission:
 
 @dataclass
 class _Tally:
-    """One account's plain successes not yet written: bucket -> [count, summed latency]."""
+    """One account's plain successes not yet written: bucket -> field increments."""
 
-    buckets: dict[int, list[int]] = field(default_factory=dict)
+    buckets: dict[int, dict[str, int]] = field(default_factory=dict)
     last_ms: int = 0
 
-    def add(self, bucket: int, calls: int, latency_ms: int, at_ms: int) -> None:
-        found = self.buckets.setdefault(bucket, [0, 0])
-        found[0] += calls
-        found[1] += latency_ms
+    def add(self, bucket: int, fields: Mapping[str, int], at_ms: int) -> None:
+        found = self.buckets.setdefault(bucket, {})
+        for name, value in fields.items():
+            found[name] = found.get(name, 0) + value
         self.last_ms = max(self.last_ms, at_ms)
 
     def successes(self, oldest: int) -> Successes:
         """The tally as the store takes it, without buckets older than `oldest`."""
-        kept = {b: (n, lat) for b, (n, lat) in self.buckets.items() if b >= oldest}
+        kept = {b: dict(fields) for b, fields in self.buckets.items() if b >= oldest}
         return Successes(kept, self.last_ms)
 
 
@@ -150,6 +160,29 @@ class Breakers:
         cached after it."""
         self._tallies: dict[str, _Tally] = {}
         """Plain successes recorded here and not yet written, by account."""
+        self._in_flight: dict[str, dict[int, float]] = {}
+        """Creates this process has under way, by account: token -> when they began."""
+        self._tokens = 0
+
+    def call_started(self, account: str) -> int:
+        """A create to `account` began; pass the token to `call_ended`."""
+        self._tokens += 1
+        self._in_flight.setdefault(account, {})[self._tokens] = self._clock.monotonic()
+        return self._tokens
+
+    def call_ended(self, account: str, token: int) -> None:
+        """The create `call_started` returned `token` for has ended, however it ended."""
+        self._in_flight.get(account, {}).pop(token, None)
+
+    def slow_in_flight(self, account: str, threshold_ms: float) -> int:
+        """This process's creates to `account` under way for longer than `threshold_ms`: a
+        slow channel shows in them before any of its slow calls has ended."""
+        since = self._clock.monotonic() - threshold_ms / 1000
+        return sum(1 for began in self._in_flight.get(account, {}).values() if began < since)
+
+    def settings(self) -> tuple[HealthSettings, BreakerSettings]:
+        """The health and breaker settings in force."""
+        return self._settings()
 
     def _buckets(self, now_ms: int) -> list[int]:
         """The window's buckets at `now_ms`, current first."""
@@ -167,7 +200,7 @@ class Breakers:
             found.update(await self._read(missing))
         now_ms = self._clock.now_ms()
         return {
-            account: self._view(account, *(found[account] or ({}, (0, 0, 0))), now_ms)
+            account: self._view(account, *(found[account] or ({}, (0, 0, 0), ())), now_ms)
             for account in accounts
         }
 
@@ -194,11 +227,10 @@ class Breakers:
         read = await self._store.read({account: buckets for account in generations})
         out: dict[str, _Raw] = {}
         for account, generation in generations.items():
-            totals = [0, 0, 0]
-            for bucket in read[account].buckets:
-                for i, value in enumerate(bucket):
-                    totals[i] += value
-            out[account] = (read[account].state, (totals[0], totals[1], totals[2]))
+            found = read[account].buckets
+            totals = tuple(sum(b.get(name, 0) for b in found) for name in ("ok", "fail", "lat"))
+            window = tuple((n, b) for n, b in zip(buckets, found, strict=True) if b)
+            out[account] = (read[account].state, (totals[0], totals[1], totals[2]), window)
             # A change this process made while the read was under way may be missing from it.
             if self._generations.get(account, 0) == generation:
                 self._cache.put(account, out[account])
@@ -218,7 +250,12 @@ class Breakers:
         self._generations[account] = self._generations.get(account, 0) + 1
 
     def _view(
-        self, account: str, raw: Mapping[str, str], totals: tuple[int, int, int], now_ms: int
+        self,
+        account: str,
+        raw: Mapping[str, str],
+        totals: tuple[int, int, int],
+        window: Window,
+        now_ms: int,
     ) -> AccountHealth:
         health, _ = self._settings()
         forced = raw.get("forced") or None
@@ -242,6 +279,8 @@ class Breakers:
             score=round(success * slowness, 4),
             open_until_ms=open_until if state == "open" else None,
             forced=forced,
+            window=window,
+            read_ms=now_ms,
         )
 
     async def admit(self, account: str) -> Admission:
@@ -257,12 +296,18 @@ class Breakers:
         return Admission(admitted, state, probe_id)
 
     async def record(
-        self, account: str, outcome: Outcome, latency_ms: int, probe_id: str = ""
+        self,
+        account: str,
+        outcome: Outcome,
+        latency_ms: int,
+        probe_id: str = "",
+        dim: str | None = None,
     ) -> str:
         """Record one call's outcome; returns the breaker state after it (for a plain
-        success, which is only tallied, the state this process last read)."""
+        success, which is only tallied, the state this process last read). `dim`: the
+        payment's dimension (`router.routing.window.dimension`), counted for `adaptive`."""
         batch = self._store.batch()
-        index = self.queue_record(batch, account, outcome, latency_ms, probe_id)
+        index = self.queue_record(batch, account, outcome, latency_ms, probe_id, dim)
         if index is None:
             cached = self._cache.get(account)
             if cached is None:
@@ -271,7 +316,13 @@ class Breakers:
         return self._store.record_result((await batch.execute())[index])
 
     def queue_record(
-        self, batch: Batch, account: str, outcome: Outcome, latency_ms: int, probe_id: str = ""
+        self,
+        batch: Batch,
+        account: str,
+        outcome: Outcome,
+        latency_ms: int,
+        probe_id: str = "",
+        dim: str | None = None,
     ) -> int | None:
         """`record`, queued in a batch with other writes: the index of the breaker's new
         state in the batch's results, or None for a plain success, which is tallied here
@@ -279,10 +330,10 @@ class Breakers:
         health, breaker = self._settings()
         now_ms = self._clock.now_ms()
         buckets = self._buckets(now_ms)
+        extra = call_fields(outcome, latency_ms, dim)
         if outcome == "ok" and not probe_id:
-            self._tallies.setdefault(account, _Tally()).add(
-                buckets[0], 1, max(0, latency_ms), now_ms
-            )
+            fields = {"ok": 1, "lat": max(0, latency_ms)} | extra
+            self._tallies.setdefault(account, _Tally()).add(buckets[0], fields, now_ms)
             return None
         # What may change the breaker's state is seen by this process's next decision.
         self._forget(account)
@@ -306,6 +357,7 @@ class Breakers:
             ),
             jitter=self._rng(),
             pending=tally.successes(buckets[-1]) if tally is not None else None,
+            extra=extra,
         )
 
     async def flush(self) -> int:
@@ -330,8 +382,8 @@ class Breakers:
         except BaseException:
             for account, tally in taken.items():
                 kept = self._tallies.setdefault(account, _Tally())
-                for bucket, (calls, latency) in tally.buckets.items():
-                    kept.add(bucket, calls, latency, tally.last_ms)
+                for bucket, fields in tally.buckets.items():
+                    kept.add(bucket, fields, tally.last_ms)
             raise
         return written
 

@@ -8,7 +8,9 @@ strategy. Strategies order the candidates (the first is tried first, the rest ar
 - `weighted`: a deterministic split by payment id (the same payment always lands on the same
   account), the rest by weight;
 - `score`: highest health score first; an `exploration` share of payments (again chosen by
-  payment id) tries a lower-ranked account first, so a recovered account gets noticed.
+  payment id) tries a lower-ranked account first, so a recovered account gets noticed;
+- `adaptive`: decayed success per dimension, latency, fee, outliers and Thompson-sampled
+  exploration (`router.routing.adaptive`, which `decide` calls instead of `order`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, m
 from channels.base import Method, Wallet
 
 AccountName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
-Strategy = Literal["priority", "weighted", "score"]
+Strategy = Literal["priority", "weighted", "score", "adaptive"]
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 
@@ -156,7 +158,7 @@ class Defaults(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    strategy: Literal["priority", "score"] = "priority"
+    strategy: Literal["priority", "score", "adaptive"] = "priority"
     exploration: Annotated[float, Field(ge=0.0, le=0.5)] = 0.05
 
 

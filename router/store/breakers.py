@@ -3,7 +3,10 @@
 What the numbers mean (which buckets make a window, when a breaker counts as half-open, how
 a health score is derived) is `router.routing.health`'s; this module only reads and writes.
 A window bucket is named by its number (time divided by the bucket size), so the caller
-chooses which buckets make up the window.
+chooses which buckets make up the window. A bucket is a hash: `ok`, `fail` and `lat` (summed
+latency, ms) feed the breaker's trip rule and the `score` strategy; any other field is a count
+the caller chose to keep beside them (the `adaptive` strategy's latency histogram and counts
+per dimension), added in the same scripts and read back whole.
 """
 
 from __future__ import annotations
@@ -19,16 +22,17 @@ from router.store.batch import Batch
 from router.store.codec import mapping, text
 from router.store.scripts import BREAKER_ADMIT, BREAKER_FLUSH, BREAKER_OVERRIDE, BREAKER_RECORD
 
-Bucket = tuple[int, int, int]
-"""One window bucket's successes, channel-caused failures and summed latency (ms)."""
+Bucket = dict[str, int]
+"""One window bucket's fields: `ok`, `fail`, `lat` (summed latency, ms) and the caller's own."""
 
 
 @dataclass(frozen=True)
 class Successes:
     """Plain successes a process has tallied but not yet written: per window bucket (by
-    number) the count and summed latency (ms), and when the latest happened."""
+    number) the increments of its fields (`ok` and `lat` at least), and when the latest
+    happened."""
 
-    buckets: Mapping[int, tuple[int, int]]
+    buckets: Mapping[int, Mapping[str, int]]
     last_ms: int
 
 
@@ -38,6 +42,12 @@ class BreakerRead:
 
     state: dict[str, str]
     buckets: list[Bucket]
+
+
+def _pairs(fields: Mapping[str, int]) -> list[str | int]:
+    """A bucket's increments as the scripts take them: how many, then field, value, ..."""
+    kept = [(name, value) for name, value in fields.items() if value]
+    return [len(kept), *(part for pair in kept for part in pair)]
 
 
 @dataclass(frozen=True)
@@ -70,15 +80,14 @@ class BreakerStore:
         for account, buckets in windows.items():
             pipe.hgetall(keys.breaker(account))
             for bucket in buckets:
-                pipe.hmget(keys.health_bucket(account, bucket), "ok", "fail", "lat")
+                pipe.hgetall(keys.health_bucket(account, bucket))
         answers = iter(await pipe.execute())
         found: dict[str, BreakerRead] = {}
         for account, buckets in windows.items():
             state = mapping(next(answers))
             counts: list[Bucket] = []
             for _ in buckets:
-                ok, fail, lat = (int(value or 0) for value in next(answers))
-                counts.append((ok, fail, lat))
+                counts.append({name: int(value) for name, value in mapping(next(answers)).items()})
             found[account] = BreakerRead(state, counts)
         return found
 
@@ -105,19 +114,20 @@ class BreakerStore:
         rule: TripRule,
         jitter: float,
         pending: Successes | None = None,
+        extra: Mapping[str, int] | None = None,
     ) -> int:
         """Queue one call's outcome into `buckets[0]` and the breaker's move; returns the
         index of the breaker's new state in the batch's results (see `record_result`).
 
         `pending`: this process's unflushed successes of the account, written first in the
         same script, so the breaker's move counts them. Those outside `buckets` are dropped.
+        `extra`: the caller's own fields to add to `buckets[0]` for this call.
         """
-        folded: list[int] = []
+        folded: list[str | int] = [0]
         if pending is not None:
-            pairs = [pending.buckets.get(bucket, (0, 0)) for bucket in buckets]
-            while pairs and pairs[-1][0] == 0:
-                pairs.pop()
-            folded = [pending.last_ms, *(value for pair in pairs for value in pair)]
+            folded = [pending.last_ms]
+            for bucket in buckets:
+                folded += _pairs(pending.buckets.get(bucket, {}))
         return batch.script(
             self._record,
             [
@@ -138,7 +148,8 @@ class BreakerStore:
                 rule.max_open_ms,
                 jitter,
                 rule.close_after,
-                *(folded or [0]),
+                *_pairs(extra or {}),
+                *folded,
             ],
         )
 
@@ -153,7 +164,7 @@ class BreakerStore:
             [
                 bucket_ttl_s,
                 successes.last_ms,
-                *(value for bucket in buckets for value in successes.buckets[bucket]),
+                *(part for bucket in buckets for part in _pairs(successes.buckets[bucket])),
             ],
         )
 

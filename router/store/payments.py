@@ -24,10 +24,10 @@ from router.store.batch import Batch
 from router.store.codec import decode_fields, encode, mapping, text
 from router.store.merge import newest_first
 from router.store.schedule import Schedule
-from router.store.scripts import CLAIM_CHANNEL, CREATE_PAYMENT, HDEL_IF, TRANSITION
+from router.store.scripts import CLAIM_CHANNEL, CREATE_PAYMENT, HDEL_IF, PAYMENT_HIDDEN, TRANSITION
 
 _CREATION: dict[int, Literal["created", "held", "made"]] = {1: "created", 0: "held", 2: "made"}
-INTERNAL_FIELDS = ("merchant_id", "created_ms", "client_ip", "payer_id", "buyer_action")
+INTERNAL_FIELDS = tuple(name for name in PAYMENT_HIDDEN if name != "amount_reserved")
 LIST_SCAN_BATCH = 100
 LIST_SCAN_LIMIT = 2000
 """At most this many index entries are read per list call when filtering by status."""
@@ -42,6 +42,9 @@ class StoredPayment:
     created_ms: int
     client_ip: str | None = None
     payer_id: str | None = None
+    abandoned: tuple[str, ...] = ()
+    """Accounts a failover left an order at without proof that none exists there (a
+    buyer-initiated method whose query failed); the worker closes them."""
     buyer_action: dict[str, Any] | None = None
     """A checkout's channel action (`router.payments.checkout`); None for other payments."""
 
@@ -74,6 +77,7 @@ def decode(raw: Mapping[str, str]) -> StoredPayment:
         client_ip=internal["client_ip"],
         payer_id=internal["payer_id"],
         buyer_action=internal["buyer_action"],
+        abandoned=tuple(internal["abandoned"] or ()),
     )
 
 

@@ -3,7 +3,9 @@ when.
 
 Each partition has its own sorted set (`keys.schedule`), written by the same script that
 creates the payment or refund, so there is never a payment the worker cannot find. A member
-names what it is, whose, and which: `payment/mch_.../pay_...` or `refund/mch_.../re_...`.
+names what it is, whose, and which: `payment/mch_.../pay_...` or `refund/mch_.../re_...`, or
+`abandoned/mch_.../pay_...`: orders a failover left behind at other accounts, to be closed
+there (`StoredPayment.abandoned`), whatever becomes of the payment itself.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from router.store.batch import Batch
 from router.store.codec import text
 from router.store.scripts import CLAIM_DUE
 
-Kind = Literal["payment", "refund"]
+Kind = Literal["payment", "refund", "abandoned"]
 
 
 def member(kind: Kind, mch: str, object_id: str) -> str:
@@ -40,7 +42,7 @@ class Due(NamedTuple):
 def _due(raw: str) -> Due | None:
     kind, _, rest = raw.partition("/")
     mch, _, object_id = rest.partition("/")
-    if kind not in ("payment", "refund") or not mch or not object_id:
+    if kind not in ("payment", "refund", "abandoned") or not mch or not object_id:
         return None
     return Due(kind, mch, object_id)  # type: ignore[arg-type]
 
@@ -77,6 +79,16 @@ class Schedule:
 
     async def done(self, mch: str, object_id: str) -> None:
         await self._redis.zrem(*self.entry(mch, object_id))
+
+    async def put_abandoned(self, mch: str, pay_id: str, due_ms: int) -> None:
+        """Schedule the closing of the orders a failover left behind for `pay_id`."""
+        key = keys.schedule(keys.partition_of(pay_id))
+        await self._redis.zadd(key, {member("abandoned", mch, pay_id): due_ms})
+
+    async def done_abandoned(self, mch: str, pay_id: str) -> None:
+        """Every order `put_abandoned` was scheduled for is settled."""
+        key = keys.schedule(keys.partition_of(pay_id))
+        await self._redis.zrem(key, member("abandoned", mch, pay_id))
 
     def queue_put(self, batch: Batch, mch: str, object_id: str, due_ms: int) -> None:
         key, entry = self.entry(mch, object_id)

@@ -7,6 +7,19 @@ so each works unchanged on Redis Cluster, in one slot. Status ranks live here be
 
 from __future__ import annotations
 
+PAYMENT_HIDDEN = (
+    "merchant_id",
+    "created_ms",
+    "client_ip",
+    "payer_id",
+    "buyer_action",
+    "abandoned",
+    "amount_reserved",
+)
+"""Fields of a payment's hash that merchants never see: not in the API's answers (the store
+drops them when it reads), nor in the `data` of the events the scripts write."""
+_PAYMENT_SKIP = "{" + ", ".join(f"{name} = true" for name in PAYMENT_HIDDEN) + "}"
+
 _EMIT = """
 -- The outbox: an event is written in the same script as the status change it reports, so
 -- there is no moment where the status changed and the event does not exist.
@@ -99,8 +112,9 @@ if wanted == 'failed' then
   end
 end
 if rank[wanted] == 2 then
-  local skip = {merchant_id = true, created_ms = true, client_ip = true, payer_id = true,
-                amount_reserved = true}
+  local skip = """
+    + _PAYMENT_SKIP
+    + """
   emit(KEYS[1], skip, KEYS[3], KEYS[4], KEYS[5], ARGV[3], 'payment.' .. wanted, ARGV[4],
        ARGV[5], id, ARGV[6])
 end
@@ -326,28 +340,45 @@ BREAKER_RECORD = """
 -- KEYS: breaker state hash, probes zset, then the window's bucket hashes (current first)
 -- ARGV: now_ms, outcome (ok|fail|neutral), latency_ms, probe_id or '', bucket_ttl_s,
 --       min_calls, failure_rate, consecutive_limit, open_ms, max_open_ms, jitter (0..1,
---       drawn by the caller), close_after, then the caller's successes not yet flushed: the
---       time of the latest (0: none) and (count, summed latency) for the window's buckets in
---       KEYS order (trailing empty buckets left out)
+--       drawn by the caller), close_after, then the caller's own fields for this call (a
+--       count, then field, increment, ...), then the caller's successes not yet flushed: the
+--       time of the latest (0: none) and, for each of the window's buckets in KEYS order, a
+--       count and that many field, increment pairs (`ok` and `lat` among them)
 -- Records the unflushed successes and then one call in the sliding window, and moves the
 -- breaker. Returns the state now.
 local now = tonumber(ARGV[1])
 local outcome = ARGV[2]
+local at = 13
+local extra = tonumber(ARGV[at])
+local extra_at = at + 1
+at = at + 1 + 2 * extra
+local last_ok_ms = tonumber(ARGV[at])
+at = at + 1
 -- Folded in first, so the trip decision below counts them.
 local pending = 0
-for i = 14, #ARGV, 2 do
-  local key = KEYS[3 + (i - 14) / 2]
-  local ok = tonumber(ARGV[i])
-  if key and ok > 0 then
-    redis.call('HINCRBY', key, 'ok', ok)
-    redis.call('HINCRBY', key, 'lat', tonumber(ARGV[i + 1]))
-    redis.call('EXPIRE', key, tonumber(ARGV[5]))
-    pending = pending + ok
+local key_index = 3
+while at <= #ARGV and key_index <= #KEYS do
+  local n = tonumber(ARGV[at])
+  at = at + 1
+  for i = 0, n - 1 do
+    local name, by = ARGV[at + 2 * i], tonumber(ARGV[at + 2 * i + 1])
+    redis.call('HINCRBY', KEYS[key_index], name, by)
+    if name == 'ok' then
+      pending = pending + by
+    end
   end
+  if n > 0 then
+    redis.call('EXPIRE', KEYS[key_index], tonumber(ARGV[5]))
+  end
+  at = at + 2 * n
+  key_index = key_index + 1
 end
 if outcome ~= 'neutral' then
   redis.call('HINCRBY', KEYS[3], outcome, 1)
   redis.call('HINCRBY', KEYS[3], 'lat', tonumber(ARGV[3]))
+  for i = 0, extra - 1 do
+    redis.call('HINCRBY', KEYS[3], ARGV[extra_at + 2 * i], tonumber(ARGV[extra_at + 2 * i + 1]))
+  end
   redis.call('EXPIRE', KEYS[3], tonumber(ARGV[5]))
 end
 -- The window's totals matter here only when a failure may trip the breaker; health scores
@@ -382,9 +413,14 @@ if state == 'half_open' and ARGV[4] ~= '' then
       redis.call('HSET', KEYS[1], 'state', 'closed', 'trips', 0, 'consecutive', 0,
                  'probe_ok', 0, 'changed_ms', now)
       redis.call('DEL', KEYS[2])
-      -- Forget the failures that opened it, or the first new one would trip it again.
+      -- Forget the failures that opened it, or the first new one would trip it again. The
+      -- successes and latencies stay: they are what brings the account back into rotation.
       for i = 3, #KEYS do
-        redis.call('DEL', KEYS[i])
+        for _, name in ipairs(redis.call('HKEYS', KEYS[i])) do
+          if name == 'fail' or string.sub(name, -5) == ':fail' then
+            redis.call('HDEL', KEYS[i], name)
+          end
+        end
       end
       return 'closed'
     end
@@ -394,7 +430,7 @@ end
 if state == 'closed' then
   -- A success breaks the run of failures only if no process recorded a failure after it.
   if pending > 0 and
-     tonumber(redis.call('HGET', KEYS[1], 'fail_ms') or '0') <= tonumber(ARGV[13]) and
+     tonumber(redis.call('HGET', KEYS[1], 'fail_ms') or '0') <= last_ok_ms and
      (redis.call('HGET', KEYS[1], 'consecutive') or '0') ~= '0' then
     redis.call('HSET', KEYS[1], 'consecutive', 0)
   end
@@ -414,13 +450,18 @@ return state
 
 BREAKER_FLUSH = """
 -- KEYS: breaker state hash, then window bucket hashes
--- ARGV: bucket_ttl_s, the time of the latest success, then (count, summed latency) per bucket
+-- ARGV: bucket_ttl_s, the time of the latest success, then for each bucket a count and that
+--       many field, increment pairs (`ok` and `lat` among them)
 -- Adds one process's tally of plain successes to the window. Like a success recorded at
 -- once, it breaks a closed breaker's run of failures, unless a failure came after it.
+local at = 3
 for i = 2, #KEYS do
-  local at = 3 + (i - 2) * 2
-  redis.call('HINCRBY', KEYS[i], 'ok', tonumber(ARGV[at]))
-  redis.call('HINCRBY', KEYS[i], 'lat', tonumber(ARGV[at + 1]))
+  local n = tonumber(ARGV[at])
+  at = at + 1
+  for j = 0, n - 1 do
+    redis.call('HINCRBY', KEYS[i], ARGV[at + 2 * j], tonumber(ARGV[at + 2 * j + 1]))
+  end
+  at = at + 2 * n
   redis.call('EXPIRE', KEYS[i], tonumber(ARGV[1]))
 end
 if (redis.call('HGET', KEYS[1], 'consecutive') or '0') ~= '0' and

@@ -162,16 +162,48 @@ async def test_an_ambiguous_timeout_never_leaves_two_live_orders(
     assert live["order"]["trade_state"] == "NOTPAY"
 
 
-async def test_unknown_outcome_that_cannot_be_checked_is_not_failed_over(
+async def test_unknown_barcode_outcome_that_cannot_be_checked_is_not_failed_over(
     pair: Router, simulator: Simulator, backup: Simulator, http: aiohttp.ClientSession
 ) -> None:
+    # The buyer's code may already be charged at wechat_main: no second charge elsewhere.
     await sim_json(http, simulator, "PUT", "/sim/faults", {"timeout_rate": 1.0, "hang_ms": 2500})
-    status, body = await pair.create()
+    status, body = await pair.create(method="barcode", auth_code="134567890123456789")
     assert status == 502
     pay_id = body["error"]["payment_id"]
     assert (await pair.payment(pay_id))["status"] == "processing"
     code, _ = await sim_json(http, backup, "GET", f"/sim/orders/{pay_id}")
     assert code == 404
+
+
+async def test_buyer_initiated_unknown_outcome_fails_over_and_the_order_is_closed_later(
+    pair: Router, simulator: Simulator, backup: Simulator, http: aiohttp.ClientSession
+) -> None:
+    # Creates hang after being processed, and queries and closes fail: no proof either way.
+    await sim_json(http, simulator, "PUT", "/sim/faults", {"timeout_rate": 1.0, "hang_ms": 2500})
+    status, body = await pair.create()
+    assert status == 201, body
+    assert body["channel"] == "wechat_backup"
+    outcomes = [(a["channel"], a["outcome"]) for a in body["routing"]["attempts"]]
+    assert outcomes == [("wechat_main", "unknown"), ("wechat_backup", "created")]
+    _, left = await sim_json(http, simulator, "GET", f"/sim/orders/{body['id']}")
+    assert left["order"]["trade_state"] == "NOTPAY"
+
+    # The worker closes the abandoned order once the channel answers again.
+    worker = pair.worker
+    pair.clock.advance(6)
+    # The payment's entry and its abandoned order's share a partition: one per pass.
+    while await worker.run_once():
+        pass
+    _, still = await sim_json(http, simulator, "GET", f"/sim/orders/{body['id']}")
+    assert still["order"]["trade_state"] == "NOTPAY"
+    await sim_json(http, simulator, "PUT", "/sim/faults", {})
+    pair.clock.advance(31)
+    while await worker.run_once():
+        pass
+    _, closed = await sim_json(http, simulator, "GET", f"/sim/orders/{body['id']}")
+    assert closed["order"]["trade_state"] == "CLOSED"
+    _, live = await sim_json(http, backup, "GET", f"/sim/orders/{body['id']}")
+    assert live["order"]["trade_state"] == "NOTPAY"
 
 
 async def test_operator_override_and_admin_auth(pair: Router, http: aiohttp.ClientSession) -> None:

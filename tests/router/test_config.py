@@ -33,6 +33,24 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_shipped_config_is_valid() -> None:
     loaded = load_config(Path(__file__).parents[2] / "config" / "routing.yaml")
     assert list(loaded.config.accounts) == ["wechat_main", "alipay_main", "unionpay_main"]
+    # Payments no rule matches go to their wallet's accounts: the learning strategy there.
+    assert loaded.config.defaults.strategy == "adaptive"
+    assert set(loaded.config.fees) == set(loaded.config.accounts)
+
+
+def test_fees_must_name_accounts_and_be_percentages(tmp_path: Path) -> None:
+    text = VALID + "fees:\n  wechat_main: 0.6\n  wechat_nope: 0.38\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert any(
+        "fees.wechat_nope: no account named 'wechat_nope'" in p for p in caught.value.problems
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, VALID + "fees: {wechat_main: 12}\n"))
+    assert any("fees.wechat_main" in p for p in caught.value.problems)
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, VALID + "adaptive: {tolerance: 0.5}\n"))
+    assert any("adaptive.tolerance" in p for p in caught.value.problems)
 
 
 def test_valid_file_loads(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 from redis.exceptions import ResponseError
 
 from router.clock import FrozenClock
+from router.models import Payment
 from router.store import Replication, Store, keys, open_store
 from router.store.batch import Atomic, atomic_script
 from router.store.payments import Creation
@@ -204,6 +205,25 @@ async def test_final_status_writes_its_event_in_the_same_step(
     assert first.data["status"] == "succeeded"
     assert "merchant_id" not in first.data
     assert await store.events.pending_count() == 5
+
+
+async def test_an_event_shows_none_of_the_payments_hidden_fields(
+    store: Store, clock: FrozenClock
+) -> None:
+    """Whatever the router keeps beside a payment (a checkout's channel action, the accounts a
+    failover left orders at, the refunds' reservation) stays out of its webhook's `data`."""
+    p = payment(clock, moid="H1")
+    await store.payments.create(p, 0)
+    await store.payments.transition(
+        p,
+        "pending",
+        {"abandoned": ["wechat_b"], "buyer_action": {"type": "none"}, "amount_reserved": 0},
+    )
+    await store.payments.transition(p, "succeeded", {"paid_at": "t"})
+    page, _, _ = await store.events.page(MCH, limit=1, starting_after=None, type_=None)
+    assert set(page[0].data) <= set(Payment.model_fields), set(page[0].data) - set(
+        Payment.model_fields
+    )
 
 
 async def test_claimed_entries_say_what_they_are(store: Store, clock: FrozenClock) -> None:

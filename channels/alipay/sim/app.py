@@ -98,7 +98,8 @@ async def _gateway(request: web.Request) -> web.StreamResponse:
     api_method = params.get("method", "")
     if api_method in BROWSER_METHODS:
         return _cashier(request, sim, params)
-    fault = await sim.faults.before_protocol_call(OPERATIONS.get(api_method))
+    claimed = params.get("app_id")
+    fault = await sim.faults.before_protocol_call(OPERATIONS.get(api_method), claimed)
     if fault == "outage":
         return web.Response(status=503, text="Service Unavailable")
     account: SandboxAccount | None = None
@@ -118,7 +119,7 @@ async def _gateway(request: web.Request) -> web.StreamResponse:
         _log.exception("Alipay simulator failed on %s", api_method)
         payload = unavailable().payload()
     if fault == "timeout":
-        await sim.faults.hang()
+        await sim.faults.hang(claimed)
     return _answer(sim.answer(account, name, payload))
 
 

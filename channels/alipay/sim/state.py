@@ -97,8 +97,8 @@ class AlipaySimulator(SimulatorCore[SandboxAccount]):
         self.trades = TradeBook(self.rng, lambda: datetime.now(BEIJING))
         self.bills = BillDesk[bill.Bill](self.rng, token_length=32)
 
-    def load_account(self) -> SandboxAccount:
-        return ensure_sandbox(self.settings.sandbox_dir)
+    def load_account(self, index: int = 0) -> SandboxAccount:
+        return ensure_sandbox(self.settings.sandbox_dir, index)
 
     def account_id(self, account: SandboxAccount) -> str:
         return account.app_id

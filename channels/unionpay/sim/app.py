@@ -85,13 +85,22 @@ def _refusal(request_fields: Mapping[str, str], error: UnionPayError) -> dict[st
     return out
 
 
+def _claimed_mer_id(body: bytes) -> str | None:
+    """The merchant a call says it is from (not yet verified), for faults set per account."""
+    try:
+        return wire.decode_form(body).get("merId")
+    except wire.WireError:
+        return None
+
+
 @web.middleware
 async def _protocol_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Faults, form parsing, UnionPay refusals and answer signatures for `/gateway/api/`."""
     sim = request.app[SIMULATOR]
     if not request.path.startswith(_PATH):
         return await handler(request)
-    fault = await sim.faults.before_protocol_call()
+    claimed = _claimed_mer_id(await request.read())
+    fault = await sim.faults.before_protocol_call(account=claimed)
     if fault == "outage":
         return web.Response(status=503, text="Service Unavailable")
     front = request.path.endswith("frontTransReq.do")
@@ -113,7 +122,7 @@ async def _protocol_middleware(request: web.Request, handler: Handler) -> web.St
         _log.exception("UnionPay simulator failed on %s", request.path)
         answer = _refused(sim, front, fields, UnionPayError("99"))
     if fault == "timeout":
-        await sim.faults.hang()
+        await sim.faults.hang(claimed)
     return answer
 
 

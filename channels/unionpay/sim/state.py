@@ -39,8 +39,8 @@ class UnionPaySimulator(SimulatorCore[SandboxAccount]):
         )
         self.book = TxnBook(self.rng, lambda: datetime.now(wire.BEIJING))
 
-    def load_account(self) -> SandboxAccount:
-        return ensure_sandbox(self.settings.sandbox_dir)
+    def load_account(self, index: int = 0) -> SandboxAccount:
+        return ensure_sandbox(self.settings.sandbox_dir, index)
 
     def account_id(self, account: SandboxAccount) -> str:
         return account.mer_id

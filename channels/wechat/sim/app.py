@@ -46,6 +46,7 @@ from channels.sim.kit import (
     control_error,
     fault_routes,
 )
+from channels.wechat.crypto import VerificationError, parse_authorization
 from channels.wechat.protocol.wire import dump_json
 from channels.wechat.sim import bill, oauth
 from channels.wechat.sim.orders import KINDS, Order, WeChatError, param_error
@@ -71,6 +72,14 @@ def _operation(request: web.Request) -> Operation:
     return "close" if request.path.endswith("/close") else "create"
 
 
+def _claimed_mchid(request: web.Request) -> str | None:
+    """The merchant a call says it is from (not yet verified), for faults set per account."""
+    try:
+        return parse_authorization(request.headers.get("Authorization", "")).mchid
+    except VerificationError:
+        return None
+
+
 @web.middleware
 async def _protocol_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Faults, authentication, WeChat error bodies and answer signatures for `/v3/`."""
@@ -84,7 +93,8 @@ async def _protocol_middleware(request: web.Request, handler: Handler) -> web.St
         response.headers["Request-ID"] = sim.request_id()
         return response
     request_id = sim.request_id()
-    fault = await sim.faults.before_protocol_call(_operation(request))
+    claimed = _claimed_mchid(request)
+    fault = await sim.faults.before_protocol_call(_operation(request), claimed)
     account = sim.default_account()
     try:
         if fault == "outage":
@@ -104,7 +114,7 @@ async def _protocol_middleware(request: web.Request, handler: Handler) -> web.St
         _log.exception("WeChat simulator failed on %s %s", request.method, request.path)
         answer = _json(500, {"code": "SYSTEM_ERROR", "message": "系统异常，请稍后重试"})
     if fault == "timeout":
-        await sim.faults.hang()
+        await sim.faults.hang(claimed)
     assert isinstance(answer, web.Response)
     body = answer.body if isinstance(answer.body, bytes) else b""
     answer.headers.update(sim.sign(account, body))

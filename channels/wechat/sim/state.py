@@ -57,8 +57,8 @@ class WeChatSimulator(SimulatorCore[SandboxAccount]):
         self.refunds = RefundBook(self.rng, self.orders.now)
         self.bills = BillDesk[bill.Bill](self.rng, token_length=40)
 
-    def load_account(self) -> SandboxAccount:
-        return ensure_sandbox(self.settings.sandbox_dir)
+    def load_account(self, index: int = 0) -> SandboxAccount:
+        return ensure_sandbox(self.settings.sandbox_dir, index)
 
     def account_id(self, account: SandboxAccount) -> str:
         return account.mchid

@@ -107,6 +107,8 @@ def test_delivery_view() -> None:
 def test_faults_validation() -> None:
     assert Faults().model_dump() == {
         "latency_ms": 0,
+        "slow_rate": 0.0,
+        "slow_ms": 3_000,
         "error_rate": 0.0,
         "timeout_rate": 0.0,
         "hang_ms": 30_000,
@@ -128,6 +130,8 @@ def test_faults_validation() -> None:
         Faults.model_validate({"only": ["dance"]})
     with pytest.raises(ValidationError, match="error_rate"):
         Faults.model_validate({"error_rate": 1.5})
+    with pytest.raises(ValidationError, match="slow_rate"):
+        Faults.model_validate({"slow_rate": -0.1})
     with pytest.raises(ValidationError, match="latency"):
         Faults.model_validate({"latency": 5})
 
