@@ -137,6 +137,40 @@ class Metrics:
             "Events waiting in the merchants' outbox streams for a first attempt.",
             registry=r,
         )
+        self.record_lag = Gauge(
+            "payrouter_record_lag_seconds",
+            "Age of the oldest change not yet copied to the record (0: none waiting).",
+            registry=r,
+        )
+        self.record_drained = Counter(
+            "payrouter_record_drained_total",
+            "Objects copied to the record by this process's drainer, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.record_drain_errors = Counter(
+            "payrouter_record_drain_errors_total",
+            "Drain batches the record refused or could not take (retried).",
+            registry=r,
+        )
+        self.record_batch = Histogram(
+            "payrouter_record_drain_batch_size",
+            "Change entries per drained batch.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=r,
+        )
+        self.record_retired = Counter(
+            "payrouter_record_retired_total",
+            "Final, recorded objects removed from Redis after PAYROUTER_REDIS_RETENTION, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.record_unchecked_orders = Counter(
+            "payrouter_record_unchecked_orders_total",
+            "Creates whose merchant_order_id was not in Redis and could not be checked "
+            "against the record (unreachable): made without the check.",
+            registry=r,
+        )
         self.unreadable_records = Counter(
             "payrouter_store_unreadable_records_total",
             "Store records that cannot be decoded and were left out of answers, by kind "

@@ -31,6 +31,13 @@ class SettingsError(ConfigurationError, ValueError):
     """An environment variable with a value payrouter cannot use."""
 
 
+NO_DATABASE = (
+    "PAYROUTER_DATABASE_URL is not set: routers that share a Redis (PAYROUTER_REDIS_URL) "
+    "must share a database; set it to postgresql://USER:PASS@HOST:PORT/DB"
+)
+"""Why `payrouter serve` refuses Redis without a database (the contract's one line)."""
+
+
 DEFAULT_WEBHOOK_SCHEDULE: tuple[float, ...] = (
     0,
     5,
@@ -45,6 +52,10 @@ DEFAULT_WEBHOOK_SCHEDULE: tuple[float, ...] = (
 )
 """0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h, 1d, 1d: the Standard Webhooks example, extended to
 about three days in all."""
+
+
+DEFAULT_RETENTION_S = 7 * 86400.0
+"""PAYROUTER_REDIS_RETENTION unset: a week."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,9 @@ class Settings:
     """The record's PostgreSQL (`postgresql://USER:PASS@HOST:PORT/DB`); None: the embedded
     database of the sandbox (`router.record`)."""
     routing_path: Path = Path("config/routing.yaml")
+    sandbox_dir: Path = Path(".sandbox")
+    """The sandbox folder (PAYROUTER_SANDBOX_DIR): where the embedded database lives when
+    PAYROUTER_DATABASE_URL is unset."""
     admin_token: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8080
@@ -104,6 +118,9 @@ class Settings:
     them (`WAIT`); 0: do not wait (Redis replication is asynchronous)."""
     redis_wait_s: float = 0.1
     """The longest such a wait lasts; a create is answered anyway after it (counted)."""
+    redis_retention_s: float = DEFAULT_RETENTION_S
+    """How long a payment, refund or event stays in Redis once it is final and recorded;
+    older ones are read from the record (`router.record.drain`)."""
 
     @property
     def base_url(self) -> str:
@@ -119,6 +136,7 @@ class Settings:
             redis_url=_redis_url(env.get("PAYROUTER_REDIS_URL") or None),
             database_url=database_url(env.get("PAYROUTER_DATABASE_URL") or None),
             routing_path=Path(env.get("PAYROUTER_ROUTING") or "config/routing.yaml"),
+            sandbox_dir=Path(env.get("PAYROUTER_SANDBOX_DIR") or ".sandbox"),
             admin_token=env.get("PAYROUTER_ADMIN_TOKEN") or None,
             host=env.get("PAYROUTER_HOST") or "127.0.0.1",
             port=_port(env.get("PAYROUTER_PORT") or "8080"),
@@ -134,6 +152,7 @@ class Settings:
             ),
             redis_wait_replicas=_count(env, "PAYROUTER_REDIS_WAIT_REPLICAS"),
             redis_wait_s=_seconds(env, "PAYROUTER_REDIS_WAIT_TIMEOUT", 0.1),
+            redis_retention_s=_duration(env, "PAYROUTER_REDIS_RETENTION", DEFAULT_RETENTION_S),
         )
 
 
@@ -281,6 +300,23 @@ def parse_schedule(text: str) -> list[float]:
             raise ValueError(f"bad duration {item!r} (use e.g. 0s, 5s, 5m, 2h, 1d)")
         out.append(float(int(item[:-1]) * units[item[-1]]))
     return out
+
+
+def _duration(env: Mapping[str, str], name: str, default: float) -> float:
+    """One positive duration such as `30s`, `5m`, `2h` or `7d`."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        values = parse_schedule(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+    if len(values) != 1:
+        raise SettingsError(f"{name} must be one duration such as 30s or 7d, not {raw!r}")
+    value = values[0]
+    if value <= 0:
+        raise SettingsError(f"{name} must be longer than 0s, not {raw!r}")
+    return value
 
 
 def _schedule(value: str | None) -> tuple[float, ...]:

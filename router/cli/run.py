@@ -19,7 +19,7 @@ from router.cli.serving import (
     stop_all,
     stop_signals,
 )
-from router.settings import ConfigurationError
+from router.settings import NO_DATABASE, ConfigurationError
 
 SANDBOX_OPTION = click.option(
     "--sandbox-dir",
@@ -53,6 +53,8 @@ def _sandbox(path: Path) -> Path:
 def serve() -> None:
     """Run the router alone (configured by PAYROUTER_* environment variables)."""
     settings = load_settings()
+    if settings.redis_url is not None and settings.database_url is None:
+        raise ConfigurationError(NO_DATABASE)
 
     async def run() -> None:
         app = await build_app(settings)
@@ -121,6 +123,7 @@ def dev(sandbox_dir: Path, seed: int | None) -> None:
     if settings.admin_token is None:
         settings = replace(settings, admin_token=secrets.token_urlsafe(24))
     options = SimulatorOptions(sandbox_dir=_sandbox(sandbox_dir), seed=seed)
+    settings = replace(settings, sandbox_dir=sandbox_dir)
 
     async def run() -> None:
         runners = await start_simulators(options)

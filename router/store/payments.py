@@ -28,6 +28,9 @@ from router.store.scripts import CREATE_PAYMENT, HDEL_IF, TRANSITION
 
 _CREATION: dict[int, Literal["created", "held", "made"]] = {1: "created", 0: "held", 2: "made"}
 INTERNAL_FIELDS = ("merchant_id", "created_ms", "client_ip", "payer_id")
+VERSION = "v"
+"""The hidden field every state change raises (`router.store.scripts`): the record keeps the
+highest version it has seen of each object."""
 LIST_SCAN_BATCH = 100
 LIST_SCAN_LIMIT = 2000
 """At most this many index entries are read per list call when filtering by status."""
@@ -55,6 +58,7 @@ class StoredPayment:
 def decode(raw: Mapping[str, str]) -> StoredPayment:
     values = decode_fields(raw)
     values.pop("amount_reserved", None)
+    values.pop(VERSION, None)
     internal = {name: values.pop(name, None) for name in INTERNAL_FIELDS}
     return StoredPayment(
         payment=Payment.model_validate(values),
@@ -103,7 +107,12 @@ class PaymentStore:
         return new_id("pay", partition=keys.order_partition(mch, merchant_order_id))
 
     async def create(
-        self, stored: StoredPayment, due_ms: int, idempotency_key: str | None = None
+        self,
+        stored: StoredPayment,
+        due_ms: int,
+        idempotency_key: str | None = None,
+        *,
+        recorded_holder: str | None = None,
     ) -> Creation:
         """Write a new payment, due for its first re-query at `due_ms`, unless its
         merchant_order_id is held by another; one script in the payment's partition.
@@ -111,6 +120,9 @@ class PaymentStore:
         With `idempotency_key` (the key the request runs under) the payment is bound to the
         key beside its order, for as long as the key's record lives: a retry under the key
         meets it here (`made`) instead of writing a second one.
+
+        `recorded_holder`: a payment of the record that holds the merchant_order_id (not
+        failed); it holds the order when the order is no longer in Redis (retention).
         """
         p, mch = stored.payment, stored.merchant_id
         partition = keys.partition_of(p.id)
@@ -132,8 +144,17 @@ class PaymentStore:
                 keys.order(mch, p.merchant_order_id),
                 keys.payments_by_created(partition, mch),
                 schedule_key,
+                keys.changes(partition),
             ],
-            [p.id, stored.created_ms, key_field, due_ms, entry, *encode(fields)],
+            [
+                p.id,
+                stored.created_ms,
+                key_field,
+                due_ms,
+                entry,
+                recorded_holder or "",
+                *encode(fields),
+            ],
         )
         waited = self.queue_wait(batch, p.id)
         results = await batch.execute()
@@ -207,6 +228,7 @@ class PaymentStore:
                 keys.event(evt_id),
                 keys.events(partition, mch),
                 keys.outbox(partition),
+                keys.changes(partition),
             ],
             [
                 status,
