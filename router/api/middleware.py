@@ -46,6 +46,7 @@ from router.errors import (
 )
 from router.ids import new_id
 from router.payments.binding import KeyBinding
+from router.record.reads import RecordUnavailable
 from router.runtime import Runtime
 from router.store.errors import STORE_UNAVAILABLE
 from router.store.idempotency import IdempotencyKeyLost
@@ -132,6 +133,21 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
                 "store_unavailable",
                 "The router cannot reach its store right now. Retry shortly with the same "
                 "Idempotency-Key: the retry answers about anything this request began.",
+            )
+        )
+    except RecordUnavailable as exc:
+        log.warning(
+            "record unavailable request_id=%s %s %s: %s",
+            request_id,
+            request.method,
+            request.path,
+            exc,
+        )
+        response = error_response(
+            StoreUnavailable(
+                "record_unavailable",
+                "The router cannot reach its database right now (this object left Redis). "
+                "Retry shortly.",
             )
         )
     except Exception:

@@ -45,6 +45,7 @@ from router.domain_errors import (
 )
 from router.ids import PAYMENT_ID
 from router.models import CreatePaymentRequest, Payment, Routing
+from router.payments import recorded
 from router.payments.binding import KeyBinding, ensure_held
 from router.payments.failover import Attempts, fail_create, try_candidates
 from router.payments.intake import check_create
@@ -130,7 +131,10 @@ class PaymentService:
             payer_id=req.payer_id,
         )
         due = stored.created_ms + int(rt.settings.workers.processing_grace_s * 1000)
-        creation = await rt.store.payments.create(stored, due, None if idem is None else idem.key)
+        holder = await recorded.order_holder(rt, merchant_id, req.merchant_order_id)
+        creation = await rt.store.payments.create(
+            stored, due, None if idem is None else idem.key, recorded_holder=holder
+        )
         rt.check_replicated("payment", creation.replicas)
         if creation.outcome == "made":
             # An earlier attempt under this key made it (and died, or answered 502).
@@ -259,6 +263,9 @@ class PaymentService:
 
     async def get(self, merchant_id: str, pay_id: str) -> StoredPayment:
         stored = await self.rt.store.payments.get(merchant_id, pay_id)
+        if stored is None:
+            # Final and recorded, it left Redis after PAYROUTER_REDIS_RETENTION.
+            stored = await recorded.payment(self.rt, merchant_id, pay_id)
         if stored is None:
             raise NotFound("payment", pay_id)
         return stored

@@ -177,6 +177,16 @@ class RefundStore:
         )
         return bool(int(applied)), text(now)
 
+    async def all_of_payment(self, mch: str, pay_id: str) -> tuple[list[str], list[StoredRefund]]:
+        """Every refund of the payment Redis names (its index, newest first: ids of refunds
+        that left Redis stay in it) and those it still holds, the merchant's, in that order."""
+        ids = [text(m) for m in await self._redis.zrevrange(keys.payment_refunds(pay_id), 0, -1)]
+        pipe = self._redis.pipeline(transaction=False)
+        for re_id in ids:
+            pipe.hgetall(keys.refund(re_id))
+        found = [decode(mapping(raw)) for raw in await pipe.execute() if raw] if ids else []
+        return ids, [r for r in found if r.merchant_id == mch]
+
     async def of_payment(
         self, mch: str, pay_id: str, *, limit: int, starting_after: StoredRefund | None
     ) -> tuple[list[StoredRefund], bool]:
