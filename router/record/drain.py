@@ -117,8 +117,10 @@ async def upsert(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, A
     for start in range(0, len(ordered), CHUNK):
         stmt = _insert(conn, table).values(ordered[start : start + CHUNK])
         changed = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"}
-        guard = table.c.version < stmt.excluded.version
-        if "version" not in table.c:
+        if "version" in table.c:
+            guard = table.c.version < stmt.excluded.version
+        else:
+            # Merchants carry no version: the later profile wins.
             guard = table.c.updated_ms <= stmt.excluded.updated_ms
         await conn.execute(
             stmt.on_conflict_do_update(index_elements=["id"], set_=changed, where=guard)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import redis.asyncio as aioredis
 
@@ -26,6 +27,9 @@ from router.store.batch import Batch
 from router.store.codec import mapping, text
 from router.store.scripts import CLAIM_DUE, RESTORE_PAYMENT, RETIRE
 from router.store.streams import GroupReader
+
+if TYPE_CHECKING:
+    from router.store.merchants import ApiKey, Merchant
 
 GROUP = "record"
 KINDS = ("pay", "re", "evt")
@@ -97,13 +101,10 @@ class ChangeStore:
             out[kind, object_id] = Loaded(raw, attempts)
         return out
 
-    async def append(self, partition: int, kind: str, row: Mapping[str, Any]) -> None:
-        """A self-contained entry (`ROW_KINDS`) for the record."""
-        await self._redis.xadd(keys.changes(partition), {kind: json.dumps(row)})
-
-    def queue_append(self, pipe: Any, partition: int, kind: str, row: Mapping[str, Any]) -> None:
-        """`append`, queued in the caller's pipeline beside the write it records."""
-        pipe.xadd(keys.changes(partition), {kind: json.dumps(row)})
+    async def notification(self, row: Mapping[str, Any], body: bytes) -> None:
+        """A channel notification as received, for the record's audit table."""
+        full = dict(row) | {"body_hex": body.hex()}
+        await append_row(self._redis, "ntf", str(row.get("payment_id") or row["account"]), full)
 
     async def schedule_retire(self, items: Iterable[Retiring]) -> None:
         """Schedule recorded final objects to leave Redis (a member already there keeps its
@@ -193,3 +194,42 @@ class ChangeStore:
         for partition in range(keys.PARTITIONS):
             pipe.zcard(keys.retire(partition))
         return sum(int(n) for n in await pipe.execute())
+
+
+def _ms(moment: str) -> int:
+    """An RFC 3339 time as whole milliseconds (the record's times)."""
+    return int(datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+async def append_row(
+    redis: aioredis.Redis, kind: str, object_id: str, row: Mapping[str, Any]
+) -> None:
+    """A self-contained entry (`ROW_KINDS`) for the record, in a partition chosen from the
+    object, written after the change it records: a crash between them leaves the record one
+    change behind until the next."""
+    await redis.xadd(keys.changes(keys.spread(kind, object_id)), {kind: json.dumps(row)})
+
+
+async def record_merchant(redis: aioredis.Redis, merchant: Merchant, now_ms: int) -> None:
+    """Hand a merchant's profile to the record."""
+    row = {
+        "id": merchant.id,
+        "name": merchant.name,
+        "notify_url": merchant.notify_url,
+        "require_signed": merchant.require_signed,
+        "created_ms": _ms(merchant.created_at),
+        "updated_ms": now_ms,
+    }
+    await append_row(redis, "mch", merchant.id, row)
+
+
+async def record_key(redis: aioredis.Redis, key: ApiKey) -> None:
+    """Hand an API key's metadata to the record: never its secret nor the secret's hash."""
+    row = {
+        "id": key.id,
+        "merchant_id": key.merchant_id,
+        "mode": key.mode,
+        "created_ms": _ms(key.created_at),
+        "expires_ms": key.expires_at_ms,
+    }
+    await append_row(redis, "key", key.id, row)

@@ -10,9 +10,11 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
+from sqlalchemy import select
 
 from router.api.middleware import RUNTIME
-from router.app import DRAINER
+from router.app import DRAINER, RECORD
+from router.record.schema import channel_notifications
 from tests.e2e.conftest import Router, Simulator, eventually, start_router
 from tests.e2e.test_webhooks import paid_payment, start_receiver
 
@@ -85,7 +87,8 @@ async def test_after_the_retention_every_answer_comes_the_same_from_the_record(
 
     async def recorded() -> bool | None:
         drained = await store.changes.reader.length() == 0
-        return True if drained and await store.changes.scheduled() == 4 else None
+        # The payment may be scheduled twice: at succeeded, and once its refund settled.
+        return True if drained and await store.changes.scheduled() >= 4 else None
 
     await eventually(recorded, timeout=30)
     paths = [
@@ -130,6 +133,18 @@ async def test_after_the_retention_every_answer_comes_the_same_from_the_record(
     await eventually(refunded, timeout=30)
     _, listed_refunds, _ = await r.request("GET", f"/v1/payments/{pay_id}/refunds")
     assert [x["id"] for x in listed_refunds["data"]] == [second["id"], refund["id"]]
+
+    # The channel's callbacks reached the record as received, for audit.
+    async with r.app[RECORD].engine.connect() as conn:
+        audited = (
+            await conn.execute(
+                select(channel_notifications.c.outcome, channel_notifications.c.body).where(
+                    channel_notifications.c.payment_id == pay_id
+                )
+            )
+        ).all()
+    assert "accepted" in {outcome for outcome, _ in audited}
+    assert all(body for _, body in audited)
 
     # Its merchant_order_id is still used, though its order left Redis with it.
     status, duplicate = await r.create(merchant_order_id=paid["merchant_order_id"])

@@ -14,7 +14,7 @@ from router.metrics import Metrics
 from router.record import Record
 from router.record.drain import Drainer, upsert
 from router.record.rows import stored_event, stored_payment, stored_refund
-from router.record.schema import event_attempts, events, payments, refunds
+from router.record.schema import api_keys, event_attempts, events, merchants, payments, refunds
 from router.settings import Settings
 from router.store import Store, open_store
 from router.store.changes import GROUP
@@ -184,3 +184,24 @@ def store_changes(pay_id: str) -> str:
     from router.store import keys
 
     return keys.changes(keys.partition_of(pay_id))
+
+
+async def test_merchants_and_key_metadata_reach_the_record_without_secrets(
+    store: Store, migrated: Record
+) -> None:
+    merchant, issued = await store.merchants.create("Shop", notify_url="https://shop.example/h")
+    await store.merchants.update(merchant.id, require_signed=True)
+    rotated = await store.merchants.rotate(merchant.id, "test", 60)
+    d = drainer(store, migrated)
+    for entry in await read_all(d):
+        await d.drain([entry])  # one by one: the later profile wins, whatever the order
+    shops = await rows(migrated, merchants)
+    assert shops[merchant.id]["require_signed"] is True
+    assert shops[merchant.id]["notify_url"] == "https://shop.example/h"
+    found = await rows(migrated, api_keys)
+    assert set(found) == {issued.key.id, rotated.key.id}
+    assert found[issued.key.id]["expires_ms"] is not None
+    assert found[rotated.key.id]["expires_ms"] is None
+    dumped = repr(found)
+    assert issued.secret not in dumped and rotated.secret not in dumped
+    assert set(found[issued.key.id]) == {"id", "merchant_id", "mode", "created_ms", "expires_ms"}
