@@ -205,3 +205,44 @@ async def test_merchants_and_key_metadata_reach_the_record_without_secrets(
     dumped = repr(found)
     assert issued.secret not in dumped and rotated.secret not in dumped
     assert set(found[issued.key.id]) == {"id", "merchant_id", "mode", "created_ms", "expires_ms"}
+
+
+async def test_retention_removes_only_what_the_record_holds_at_that_version(
+    store: Store, migrated: Record
+) -> None:
+    clock = FrozenClock()
+    pay_id, re_id, evt_id = await history(store, clock)
+    d = drainer(store, migrated)
+    d.rt.settings = Settings(redis_retention_s=60.0)
+    drained = await d.drain(await read_all(d))
+    kinds = sorted(r.kind for r in drained.retiring)
+    assert kinds == ["evt", "pay", "re"]
+    # A change after it was recorded (a new refund, pending) keeps the payment in Redis.
+    paid = await store.payments.find(pay_id)
+    assert paid is not None
+    late = refund(pay_id, clock, mrid="R2")
+    await store.refunds.create(late, 100, 0)
+    assert await d.retire() == {}  # not due yet
+    d.rt.clock = FrozenClock(clock.now() + 61)
+    gone = await d.retire()
+    assert gone == {"re": 1, "evt": 1}
+    assert await store.payments.find(pay_id) is not None
+    assert await store.refunds.find(re_id) is None
+    assert await store.events.get(MCH, evt_id) is None
+    # The refund that left is still named by its payment: the same request meets it.
+    again = await store.refunds.create(refund(pay_id, clock, mrid="R1"), 500, 0)
+    assert (again.outcome, again.value) == ("exists", re_id)
+    # Once the late refund is final and recorded, the payment and its order go too.
+    await store.refunds.transition(late, "failed", {})
+    await d.drain(await read_all(d))
+    d.rt.clock = FrozenClock(clock.now() + 200)
+    assert (await d.retire()).get("pay") == 1
+    assert await store.payments.find(pay_id) is None
+    # Its order hash held no other payment: it left with it (the record answers for it).
+    assert not await store.redis.exists(store_order("A1"))
+
+
+def store_order(merchant_order_id: str) -> str:
+    from router.store import keys
+
+    return keys.order(MCH, merchant_order_id)
