@@ -176,8 +176,25 @@ async def _recorded(rt: Runtime, mch: str, evt_id: str) -> web.Response | None:
     found = await reads.event(rt.record, evt_id)
     if found is None or found[0].merchant_id != mch:
         return None
-    event, rows = found
+    event, rows, _ = found
     return json_response(_public(event, readable_attempts(rt, event, list(rows))))
+
+
+async def _restore(rt: Runtime, mch: str, evt_id: str) -> bool:
+    """Put an event the record holds (and Redis does not) back in Redis."""
+    if rt.record is None or not EVENT_ID.fullmatch(evt_id):
+        return False
+    try:
+        if await rt.store.events.get(mch, evt_id) is not None:
+            return False
+    except UnreadableEvent:
+        return False
+    found = await reads.event(rt.record, evt_id)
+    if found is None or found[0].merchant_id != mch:
+        return False
+    event, attempts, version = found
+    await rt.store.changes.restore_event(event, attempts, version)
+    return True
 
 
 async def _shown(rt: Runtime, event: StoredEvent) -> web.Response:
@@ -235,7 +252,13 @@ async def get_event(request: web.Request) -> web.Response:
 
 async def resend_event(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    event = await _event(request)
+    try:
+        event = await _event(request)
+    except NotFound:
+        # Left Redis after PAYROUTER_REDIS_RETENTION: put back from the record, then resent.
+        if not await _restore(rt, principal(request).merchant.id, request.match_info["id"]):
+            raise
+        event = await _event(request)
     await rt.store.events.resend(event)
     fresh = await rt.store.events.get(event.merchant_id, event.id)
     assert fresh is not None

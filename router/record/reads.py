@@ -66,8 +66,10 @@ async def refunds_of(record: Record, pay_id: str) -> list[StoredRefund]:
         return [stored_refund(dict(row._mapping)) for row in found]
 
 
-async def event(record: Record, evt_id: str) -> tuple[StoredEvent, list[dict[str, Any]]] | None:
-    """The event the record holds and its delivery attempts (as Redis kept them)."""
+async def event(
+    record: Record, evt_id: str
+) -> tuple[StoredEvent, list[dict[str, Any]], int] | None:
+    """The event the record holds, its delivery attempts (as Redis kept them) and version."""
     async with _reading(record) as conn:
         row = (await conn.execute(select(events).where(events.c.id == evt_id))).first()
         if row is None:
@@ -77,7 +79,8 @@ async def event(record: Record, evt_id: str) -> tuple[StoredEvent, list[dict[str
             .where(event_attempts.c.event_id == evt_id)
             .order_by(event_attempts.c.number)
         )
-        return stored_event(dict(row._mapping)), [attempt_object(dict(a._mapping)) for a in tried]
+        attempts = [attempt_object(dict(a._mapping)) for a in tried]
+        return stored_event(dict(row._mapping)), attempts, int(row.version)
 
 
 async def order_holder(record: Record, mch: str, merchant_order_id: str) -> str | None:

@@ -25,10 +25,11 @@ import redis.asyncio as aioredis
 from router.store import keys
 from router.store.batch import Batch
 from router.store.codec import mapping, text
-from router.store.scripts import CLAIM_DUE, RESTORE_PAYMENT, RETIRE
+from router.store.scripts import CLAIM_DUE, RESTORE_EVENT, RESTORE_PAYMENT, RETIRE
 from router.store.streams import GroupReader
 
 if TYPE_CHECKING:
+    from router.store.events import StoredEvent
     from router.store.merchants import ApiKey, Merchant
 
 GROUP = "record"
@@ -76,6 +77,7 @@ class ChangeStore:
         self._claim = redis.register_script(CLAIM_DUE)
         self._retire = redis.register_script(RETIRE)
         self._restore = redis.register_script(RESTORE_PAYMENT)
+        self._restore_event = redis.register_script(RESTORE_EVENT)
 
     async def load(self, objects: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Loaded]:
         """The current hash of each (kind, id), and each event's attempts: one round trip."""
@@ -185,6 +187,33 @@ class ChangeStore:
                 keys.payments_by_created(partition, mch),
             ],
             args=[pay_id, created_ms, len(refunds), *flat, *fields],
+        )
+        return bool(int(written))
+
+    async def restore_event(
+        self, event: StoredEvent, attempts: Sequence[Mapping[str, Any]], version: int
+    ) -> bool:
+        """Put an event that left Redis back (`scripts.RESTORE_EVENT`) with its attempts,
+        unless it is there. Returns True if written."""
+        fields: list[str | int] = [
+            "id", event.id, "type", event.type, "created_at", event.created_at,
+            "created_ms", event.created_ms, "payment_id", event.payment_id,
+            "merchant_id", event.merchant_id, "data", json.dumps(event.data),
+            "state", event.state, "attempt_count", event.attempt_count, "v", version,
+        ]  # fmt: skip
+        written = await self._restore_event(
+            keys=[
+                keys.event(event.id),
+                keys.event_attempts(event.id),
+                keys.events(keys.partition_of(event.id), event.merchant_id),
+            ],
+            args=[
+                event.id,
+                event.created_ms,
+                len(attempts),
+                *(json.dumps(a) for a in attempts),
+                *fields,
+            ],
         )
         return bool(int(written))
 

@@ -604,6 +604,25 @@ redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[1])
 return 1
 """
 
+RESTORE_EVENT = """
+-- KEYS: event hash, its attempts list, the merchant's events index
+-- ARGV: evt_id, created_ms, number of attempts n, then n attempts (JSON), then field/value
+--       pairs (with the record's version `v`)
+-- Puts an event that left Redis back from the record (to resend it), only if it is not
+-- there. Returns 1 if written.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local n = tonumber(ARGV[3])
+redis.call('DEL', KEYS[2])
+for i = 4, 3 + n do
+  redis.call('RPUSH', KEYS[2], ARGV[i])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4 + n))
+redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+
 ALL = (
     CREATE_PAYMENT,
     TRANSITION,
@@ -625,5 +644,6 @@ ALL = (
     ATOMIC,
     RETIRE,
     RESTORE_PAYMENT,
+    RESTORE_EVENT,
 )
 """Loaded when a store opens, so batches can call them by hash (`router.store.batch`)."""

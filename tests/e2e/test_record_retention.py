@@ -4,6 +4,7 @@ from the record; an old payment can still be refunded, and its merchant_order_id
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,19 @@ async def test_after_the_retention_every_answer_comes_the_same_from_the_record(
     assert await raw(r, "POST", f"/v1/payments/{pay_id}/close") == closed_before
     metrics = r.app[RUNTIME].metrics
     assert metrics.record_retired.labels("pay")._value.get() == 1
+
+    # An event that left Redis can be resent: put back, with its attempts, and delivered.
+    first_event = json.loads(before[4][1])
+    delivered_before = len(receiver.received)
+    status, resent, _ = await r.request("POST", f"/v1/events/{event_ids[0]}/resend")
+    assert status == 200, resent
+    assert resent["delivery"]["attempts"][:1] == first_event["delivery"]["attempts"]
+
+    async def redelivered() -> bool | None:
+        return True if len(receiver.received) > delivered_before else None
+
+    await eventually(redelivered, timeout=30)
+    assert json.loads(receiver.received[-1][2])["id"] == event_ids[0]
 
     # The retired refund's merchant_refund_id still names it; the rest can be refunded.
     again = await raw(
