@@ -57,8 +57,6 @@ from router.store.streams import StreamEntry
 log = logging.getLogger("payrouter.record")
 BATCH = 500
 """Change entries one pass reads and drains at once."""
-CHUNK = 500
-"""Rows per INSERT statement (under both databases' limits on bound parameters)."""
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 """Waits before each new try of a batch the database refused or could not take."""
 RETIRE_S = 5.0
@@ -112,10 +110,14 @@ def _insert(conn: AsyncConnection, table: Table) -> Any:
 
 
 async def upsert(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows or update them to a higher version, never to a lower or equal one."""
+    """Insert rows or update them to a higher version, never to a lower or equal one.
+
+    One statement for every row (executemany: SQLAlchemy sends the rows in multi-row batches
+    where the driver allows, and compiles the statement once, not once per batch), in id
+    order so that two drainers writing the same rows take their locks in the same order."""
     ordered = sorted(rows, key=lambda row: str(row["id"]))
-    for start in range(0, len(ordered), CHUNK):
-        stmt = _insert(conn, table).values(ordered[start : start + CHUNK])
+    if ordered:
+        stmt = _insert(conn, table)
         changed = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"}
         if "version" in table.c:
             guard = table.c.version < stmt.excluded.version
@@ -123,15 +125,14 @@ async def upsert(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, A
             # Merchants carry no version: the later profile wins.
             guard = table.c.updated_ms <= stmt.excluded.updated_ms
         await conn.execute(
-            stmt.on_conflict_do_update(index_elements=["id"], set_=changed, where=guard)
+            stmt.on_conflict_do_update(index_elements=["id"], set_=changed, where=guard), ordered
         )
 
 
 async def insert_new(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows whose key is not there yet."""
-    for start in range(0, len(rows), CHUNK):
-        stmt = _insert(conn, table).values(list(rows[start : start + CHUNK]))
-        await conn.execute(stmt.on_conflict_do_nothing())
+    if rows:
+        await conn.execute(_insert(conn, table).on_conflict_do_nothing(), list(rows))
 
 
 async def _insert_notifications(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
