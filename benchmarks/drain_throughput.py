@@ -101,7 +101,8 @@ async def main(payments: int, database: str) -> None:
         await store.changes.reader.ensure_groups()
         batches, rows = 0, 0
         started = time.perf_counter()
-        while entries := await store.changes.reader.read_new(drainer.consumer, drainer.batch):
+        reader = store.changes.reader
+        while entries := await reader.read_new(drainer.consumer, drainer.batch, spread=True):
             drained = await drainer.drain(entries)
             batches += 1
             rows += len(drained.payments) + len(drained.events)

@@ -217,7 +217,9 @@ class Drainer:
                     idle_ms = int(self.claim_idle_s * 1000)
                     entries = await self.changes.reader.claim_stale(self.consumer, idle_ms, 100)
                 if not entries:
-                    entries = await self.changes.reader.read_new(self.consumer, self.batch)
+                    entries = await self.changes.reader.read_new(
+                        self.consumer, self.batch, spread=True
+                    )
                 if entries:
                     await self._until_drained(entries, stop)
                     if len(entries) < self.batch:

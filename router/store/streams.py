@@ -79,13 +79,17 @@ class GroupReader:
             if isinstance(answer, Exception) and "BUSYGROUP" not in str(answer):
                 raise answer
 
-    async def read_new(self, consumer: str, count: int) -> list[StreamEntry]:
+    async def read_new(
+        self, consumer: str, count: int, *, spread: bool = False
+    ) -> list[StreamEntry]:
         """New entries for this consumer, from every partition. Waits up to `POLL_S` for some
-        when there are none."""
+        when there are none. On one server `count` is per stream unless `spread` (then, as on
+        a Cluster, about `count` in all, at least one per stream)."""
         if not self._clustered:
             streams: dict[Any, Any] = {self.stream(p): ">" for p in range(keys.PARTITIONS)}
+            each = max(1, -(-count // keys.PARTITIONS)) if spread else count
             answer: Any = await self._redis.xreadgroup(
-                self.group, consumer, streams, count=count, block=int(POLL_S * 1000)
+                self.group, consumer, streams, count=each, block=int(POLL_S * 1000)
             )
             out = []
             for stream, entries in answer or []:
