@@ -65,6 +65,8 @@ LINGER_S = 0.1
 """After a batch smaller than `BATCH`, the wait before reading again: changes gather into
 larger batches (fewer acknowledgements, one read of a payment changed twice), for a lag this
 much longer."""
+PRUNE_AFTER_IDLE = 10
+"""A consumer idle this many claim periods with nothing pending belongs to a dead process."""
 RETIRE_LEASE_MS = 30_000
 RETIRE_LIMIT = 512
 FINAL_PAYMENT = frozenset({"succeeded", "failed", "closed"})
@@ -199,7 +201,7 @@ class Drainer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Drain until `stop` is set; a batch in hand is finished (or left pending) first."""
-        last_retire = last_claim = float("-inf")
+        last_retire = last_claim = last_prune = float("-inf")
         while not stop.is_set():
             try:
                 if not self._grouped:
@@ -216,6 +218,9 @@ class Drainer:
                     last_claim = now
                     idle_ms = int(self.claim_idle_s * 1000)
                     entries = await self.changes.reader.claim_stale(self.consumer, idle_ms, 100)
+                if now - last_prune >= self.claim_idle_s * PRUNE_AFTER_IDLE:
+                    last_prune = now
+                    await self._prune()
                 if not entries:
                     entries = await self.changes.reader.read_new(
                         self.consumer, self.batch, spread=True
@@ -235,6 +240,14 @@ class Drainer:
                 else:
                     log.exception("record drain pass failed; retrying")
                 await _wait(stop, 1.0)
+
+    async def _prune(self) -> None:
+        """Remove the consumers of processes that died: long idle and holding nothing (what
+        a dead process held is claimed first)."""
+        idle_ms = int(self.claim_idle_s * 1000 * PRUNE_AFTER_IDLE)
+        removed = await self.changes.reader.remove_consumers(idle_ms)
+        if removed:
+            log.info("removed idle record consumers: %s", ", ".join(sorted(set(removed))))
 
     async def close(self) -> None:
         """Leave the consumer groups where this process holds nothing pending."""

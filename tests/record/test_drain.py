@@ -172,6 +172,10 @@ async def test_a_batch_left_by_a_killed_drainer_is_taken_over(
     assert await store.changes.reader.length() == 0
     info = await store.redis.xinfo_groups(store_changes(pay_id))
     assert [g["pending"] for g in info if g["name"] == GROUP] == [0]
+    # The dead process's consumer, holding nothing now, is removed from every group.
+    await alive._prune()
+    consumers = await store.redis.xinfo_consumers(store_changes(pay_id), GROUP)
+    assert dead.consumer not in {c["name"] for c in consumers}
 
 
 def store_key(pay_id: str) -> str:
@@ -246,3 +250,21 @@ def store_order(merchant_order_id: str) -> str:
     from router.store import keys
 
     return keys.order(MCH, merchant_order_id)
+
+
+async def test_the_sandbox_store_drains_too(tmp_path: Any) -> None:
+    """`payrouter dev` without Redis: the embedded store and the embedded database."""
+    from router.record import open_record
+
+    embedded = await open_store(None, Clock())
+    record = await open_record(None, tmp_path)
+    await record.migrate()
+    try:
+        await embedded.changes.reader.ensure_groups()
+        pay_id, re_id, evt_id = await history(embedded, FrozenClock())
+        d = drainer(embedded, record)
+        await d.drain(await read_all(d))
+        await same_answers(embedded, record, pay_id, re_id, evt_id)
+    finally:
+        await record.close()
+        await embedded.close()
