@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy import Table, and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from router.outage import StoreOutage
@@ -65,6 +65,9 @@ LINGER_S = 0.1
 """After a batch smaller than `BATCH`, the wait before reading again: changes gather into
 larger batches (fewer acknowledgements, one read of a payment changed twice), for a lag this
 much longer."""
+REFUSALS = 3
+"""Tries of a batch the record refuses (a constraint, not an outage) before it is drained
+entry by entry."""
 PRUNE_AFTER_IDLE = 10
 """A consumer idle this many claim periods with nothing pending belongs to a dead process."""
 RETIRE_LEASE_MS = 30_000
@@ -259,9 +262,22 @@ class Drainer:
     async def _until_drained(self, entries: list[StreamEntry], stop: asyncio.Event) -> None:
         """Drain the batch, trying again with backoff while the database fails; on `stop`
         the batch stays pending for another process (or this one's next start)."""
+        refused = 0
         while True:
             try:
                 await self.drain(entries)
+            except (IntegrityError, DataError) as exc:
+                # The rows, not the database: a change whose object the record cannot take
+                # yet (its payment still in another process's batch) goes through on a later
+                # try; one it never takes must not hold every change behind it.
+                refused += 1
+                if refused >= REFUSALS:
+                    await self._one_by_one(entries, stop, exc)
+                    return
+                self.rt.metrics.record_drain_errors.inc()
+                if await _wait(stop, BACKOFF_S[min(refused, len(BACKOFF_S) - 1)]):
+                    return
+                continue
             except (SQLAlchemyError, OSError) as exc:
                 self.rt.metrics.record_drain_errors.inc()
                 wait = BACKOFF_S[min(self._failures, len(BACKOFF_S) - 1)]
@@ -275,6 +291,22 @@ class Drainer:
                 log.info("record: writing again after %d failed tries", self._failures)
                 self._failures = 0
             return
+
+    async def _one_by_one(
+        self, entries: list[StreamEntry], stop: asyncio.Event, exc: Exception
+    ) -> None:
+        """A batch the record keeps refusing: each entry alone; one refused alone is reported
+        (`payrouter_store_unreadable_records_total`), logged, and acknowledged."""
+        if len(entries) > 1:
+            for entry in entries:
+                await self._until_drained([entry], stop)
+            return
+        entry = entries[0]
+        named = ", ".join(f"{k}={v}" for k, v in entry.fields.items() if k in KINDS) or "a row"
+        self.rt.metrics.record_drain_errors.inc()
+        self.rt.damaged.report("change", entry.id, f"{named} refused by the record: {exc}")
+        log.error("record: change %s (%s) refused, skipped: %s", entry.id, named, exc)
+        await self.changes.reader.ack([entry])
 
     async def drain(self, entries: Sequence[StreamEntry]) -> Drained:
         """Copy the objects the entries name to the record, schedule the final ones to leave

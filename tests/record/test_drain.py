@@ -268,3 +268,26 @@ async def test_the_sandbox_store_drains_too(tmp_path: Any) -> None:
     finally:
         await record.close()
         await embedded.close()
+
+
+async def test_a_change_the_record_refuses_is_skipped_not_blocking(
+    store: Store, migrated: Record, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from router.record import drain
+    from router.store import keys
+
+    monkeypatch.setattr(drain, "BACKOFF_S", (0.0,))
+    clock = FrozenClock()
+    pay_id, re_id, evt_id = await history(store, clock)
+    bad = payment(clock, moid="B1")
+    await store.payments.create(bad, 0)
+    # Damaged by hand: more refunded than paid, which the record's constraint refuses.
+    await store.redis.hset(keys.payment(bad.payment.id), "amount_refunded", "999999")
+    d = drainer(store, migrated)
+    await d._until_drained(await read_all(d), asyncio.Event())
+    await same_answers(store, migrated, pay_id, re_id, evt_id)
+    assert bad.payment.id not in await rows(migrated, payments)
+    assert await store.changes.reader.length() == 0
+    assert d.rt.metrics.unreadable_records.labels("change")._value.get() == 1
