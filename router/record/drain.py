@@ -31,23 +31,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, and_, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from router.outage import StoreOutage
 from router.record import Record
 from router.record.rows import attempt_rows, event_row, payment_row, refund_row, version_of
-from router.record.schema import (
-    api_keys,
-    channel_notifications,
-    event_attempts,
-    events,
-    merchants,
-    payments,
-    refunds,
-)
+from router.record.schema import api_keys, event_attempts, events, merchants, payments, refunds
+from router.record.writes import insert_new, insert_notifications, update_expiry, upsert
 from router.runtime import Runtime
 from router.store.changes import KINDS, ROW_KINDS, Loaded, Retiring
 from router.store.codec import decode_fields
@@ -106,65 +97,6 @@ async def write_postings(conn: AsyncConnection, drained: Drained) -> None:
     """Where the ledger's postings for the drained rows are written, in the drain's own
     transaction (`router.record.ledger`): a payment that reached `succeeded`, a refund that
     succeeded. Nothing yet."""
-
-
-def _insert(conn: AsyncConnection, table: Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
-async def upsert(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows or update them to a higher version, never to a lower or equal one.
-
-    One statement for every row (executemany: SQLAlchemy sends the rows in multi-row batches
-    where the driver allows, and compiles the statement once, not once per batch), in id
-    order so that two drainers writing the same rows take their locks in the same order."""
-    ordered = sorted(rows, key=lambda row: str(row["id"]))
-    if ordered:
-        stmt = _insert(conn, table)
-        changed = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"}
-        if "version" in table.c:
-            guard = table.c.version < stmt.excluded.version
-        else:
-            # Merchants carry no version: the later profile wins.
-            guard = table.c.updated_ms <= stmt.excluded.updated_ms
-        await conn.execute(
-            stmt.on_conflict_do_update(index_elements=["id"], set_=changed, where=guard), ordered
-        )
-
-
-async def insert_new(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows whose key is not there yet."""
-    if rows:
-        await conn.execute(_insert(conn, table).on_conflict_do_nothing(), list(rows))
-
-
-async def _insert_notifications(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Notifications have no natural key: one delivered twice (a redelivered entry) is known
-    by its account, time and body."""
-    if not rows:
-        return
-    t = channel_notifications
-    seen = await conn.execute(
-        select(t.c.account, t.c.received_ms, t.c.body).where(
-            or_(
-                *(
-                    and_(t.c.account == row["account"], t.c.received_ms == row["received_ms"])
-                    for row in rows
-                )
-            )
-        )
-    )
-    known = {(a, ms, bytes(body)) for a, ms, body in seen}
-    fresh = []
-    for row in rows:
-        mark = (row["account"], row["received_ms"], row["body"])
-        if mark not in known:
-            known.add(mark)
-            fresh.append(row)
-    if fresh:
-        await conn.execute(t.insert().values(fresh))
 
 
 def _object_ids(entries: Sequence[StreamEntry]) -> list[tuple[str, str]]:
@@ -322,8 +254,8 @@ class Drainer:
             await upsert(conn, merchants, drained.merchants)
             await insert_new(conn, api_keys, drained.api_keys)
             if drained.api_keys:
-                await _update_expiry(conn, drained.api_keys)
-            await _insert_notifications(conn, drained.notifications)
+                await update_expiry(conn, drained.api_keys)
+            await insert_notifications(conn, drained.notifications)
             await write_postings(conn, drained)
         await self.changes.schedule_retire(drained.retiring)
         await self.changes.reader.ack(list(entries))
@@ -406,17 +338,6 @@ class Drainer:
         for kind, count in gone.items():
             self.rt.metrics.record_retired.labels(kind).inc(count)
         return gone
-
-
-async def _update_expiry(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """An API key's only change after it is made: its expiry (a rotation's grace)."""
-    for row in rows:
-        if row.get("expires_ms") is not None:
-            await conn.execute(
-                api_keys.update()
-                .where(api_keys.c.id == row["id"])
-                .values(expires_ms=row["expires_ms"])
-            )
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:
