@@ -24,7 +24,8 @@ from router.payments.links import LinkService
 from router.payments.refunds import RefundService
 from router.payments.service import PaymentService
 from router.payments.worker import RequeryWorker, check_lease
-from router.record import Record, open_checked
+from router.record import Record, open_checked, open_record
+from router.record.drain import Drainer, set_lag
 from router.runtime import RoutingTable, Runtime
 from router.settings import Settings
 from router.store import Replication, open_store
@@ -36,7 +37,8 @@ WORKER = web.AppKey("worker", RequeryWorker)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 RECORD = web.AppKey("record", Record)
-"""The record (PostgreSQL), present only when PAYROUTER_DATABASE_URL is set."""
+"""The record: PostgreSQL (PAYROUTER_DATABASE_URL), else the sandbox's embedded database."""
+DRAINER = web.AppKey("drainer", Drainer)
 EMBEDDED_WARNING = (
     "PAYROUTER_REDIS_URL is not set: using the EMBEDDED in-process store. It is for the sandbox "
     "only: test keys only, one process only, and everything is lost when the process stops."
@@ -50,6 +52,7 @@ async def build_app(
     run_worker: bool = True,
     watch_config: bool = True,
     run_dispatcher: bool = True,
+    run_drainer: bool = True,
 ) -> web.Application:
     """Load the routing file, connect the store and build the application.
 
@@ -79,17 +82,12 @@ async def build_app(
     except BaseException:
         await session.close()
         raise
-    record = None
-    if settings.database_url is not None:
-        # Opened and checked at start (a schema older than the code is refused, naming
-        # `payrouter db migrate`); nothing reads or writes it yet.
-        try:
-            record = await open_checked(settings.database_url)
-        except BaseException:
-            await store.close()
-            await session.close()
-            raise
-        log.info("record: %s", record.description)
+    try:
+        record = await _open_record(settings)
+    except BaseException:
+        await store.close()
+        await session.close()
+        raise
     loaded = table.loaded
     if store.embedded:
         log.warning(EMBEDDED_WARNING)
@@ -101,6 +99,7 @@ async def build_app(
     try:
         # Loads the risk file: a broken one ends start-up like a broken routing file.
         runtime = Runtime(settings, clock, store, table, session)
+        runtime.record = record
     except BaseException:
         await store.close()
         if record is not None:
@@ -119,8 +118,7 @@ async def build_app(
     app[REFUNDS] = refunds
     app[SESSION] = session
     app[WORKER] = RequeryWorker(runtime, service, refunds)
-    if record is not None:
-        app[RECORD] = record
+    app[RECORD] = record
     payments.add_routes(app)
     checkout.add_routes(app, CheckoutService(service))
     links.add_routes(app, LinkService(service))
@@ -141,6 +139,9 @@ async def build_app(
     if run_dispatcher:
         app[DISPATCHER] = Dispatcher(runtime)
         app.cleanup_ctx.append(_dispatcher)
+    if run_drainer:
+        app[DRAINER] = Drainer(runtime, record)
+        app.cleanup_ctx.append(_drainer)
     # Cleaned up after the requests in flight have finished and before the store closes
     # (`_close`), so the final flush writes every success this process recorded.
     app.cleanup_ctx.append(_breaker_flusher)
@@ -153,6 +154,38 @@ async def build_app(
         ", ".join(loaded.config.accounts),
     )
     return app
+
+
+async def _open_record(settings: Settings) -> Record:
+    """PAYROUTER_DATABASE_URL, opened and checked (a schema older than the code is refused,
+    naming `payrouter db migrate`); without it the sandbox's embedded database, migrated."""
+    if settings.database_url is not None:
+        record = await open_checked(settings.database_url)
+        log.info("record: %s", record.description)
+        return record
+    record = await open_record(None, settings.sandbox_dir)
+    try:
+        await record.migrate()
+    except BaseException:
+        await record.close()
+        raise
+    log.warning(
+        "PAYROUTER_DATABASE_URL is not set: the record is the %s (sandbox only)",
+        record.description,
+    )
+    return record
+
+
+async def _drainer(app: web.Application) -> AsyncIterator[None]:
+    """Copy Redis's changes to the record (`router.record.drain`)."""
+    drainer = app[DRAINER]
+    stop = asyncio.Event()
+    task = asyncio.create_task(drainer.run(stop), name="record-drainer")
+    yield
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(task, timeout=5)
+    await drainer.close()
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -254,8 +287,7 @@ async def _breaker_flusher(app: web.Application) -> AsyncIterator[None]:
 async def _close(app: web.Application) -> None:
     await app[SESSION].close()
     await app[RUNTIME].store.close()
-    if RECORD in app:
-        await app[RECORD].close()
+    await app[RECORD].close()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -281,6 +313,7 @@ async def metrics(request: web.Request) -> web.Response:
     try:
         admin.set_gauges(rt, await admin.channel_health(rt))
         await admin.set_webhook_gauges(rt)
+        await set_lag(rt)
     except STORE_UNAVAILABLE as exc:
         rt.metrics.store_up.set(0)
         log.warning("metrics: store unreachable: %s: %s", type(exc).__name__, exc)

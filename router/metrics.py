@@ -51,7 +51,7 @@ LABEL_SOURCES: dict[str, str] = {
     "account": "a channel account of the routing file in force (config-bound)",
     "from_account": "a channel account of the routing file in force (config-bound)",
     "wallet": "a wallet of the channel registry: wechat, alipay, unionpay",
-    "rule": "a rule name of the routing file, or `default`",
+    "rule": "a rule name of the routing file or of the risk file, or `default`",
     "operation": "a channel operation: create, query, close, refund, query_refund",
     "outcome": "a literal of the code that counts it (ok, unavailable, delivered, refused...)",
     "reason": "a failover kind: unavailable, unknown, breaker_open",
@@ -61,7 +61,12 @@ LABEL_SOURCES: dict[str, str] = {
     "source": "what changed a payment or refund: create, notification, query, close, ...",
     "write": "what a create wrote: payment, payment_status, refund",
     "record": "a kind of store record: event, event_attempt",
-    "version": "the routing file's digest (one series per process: `Info` replaces it)",
+    "version": "the routing or risk file's digest, or `off` with no risk file (one series per "
+    "process: `Info` replaces it)",
+    "kind": "a literal of the code: a record kind (payment, refund, event, merchant, api_key, "
+    "notification; pay, re, evt) or a rate-limit budget (create, read, refund, global)",
+    "decision": "a risk decision: allow, flag, block",
+    "action": "a risk rule's action: block, flag, limit",
 }
 """Every label any metric has, and where its values come from."""
 
@@ -205,6 +210,46 @@ class Metrics:
         self.webhook_outbox = Gauge(
             "payrouter_webhook_outbox_entries",
             "Events waiting in the merchants' outbox streams for a first attempt.",
+            registry=r,
+        )
+        self.record_lag = Gauge(
+            "payrouter_record_lag_seconds",
+            "Age of the oldest change not yet copied to the record (0: none waiting).",
+            registry=r,
+        )
+        self.record_drained = Counter(
+            "payrouter_record_drained_total",
+            "Objects copied to the record by this process's drainer, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.record_drain_errors = Counter(
+            "payrouter_record_drain_errors_total",
+            "Drain batches the record refused or could not take (retried).",
+            registry=r,
+        )
+        self.record_batch = Histogram(
+            "payrouter_record_drain_batch_size",
+            "Change entries per drained batch.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=r,
+        )
+        self.record_retired = Counter(
+            "payrouter_record_retired_total",
+            "Final, recorded objects removed from Redis after PAYROUTER_REDIS_RETENTION, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        # Every kind from the start: a scrape shows the same series before and after the
+        # first drain (and an alert on a kind's rate has a series to read).
+        for kind in ("payment", "refund", "event", "merchant", "api_key", "notification"):
+            self.record_drained.labels(kind)
+        for kind in ("pay", "re", "evt"):
+            self.record_retired.labels(kind)
+        self.record_unchecked_orders = Counter(
+            "payrouter_record_unchecked_orders_total",
+            "Creates whose merchant_order_id was not in Redis and could not be checked "
+            "against the record (unreachable): made without the check.",
             registry=r,
         )
         self.unreadable_records = Counter(

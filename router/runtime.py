@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -97,6 +97,9 @@ class Runtime:
     """Where readers report store records they cannot decode (`router.damaged`)."""
     risk: RiskControl = field(init=False)
     """Rate limits and risk rules (`router.risk`); raises `RiskError` for a bad risk file."""
+    record: Any = None
+    """The record (`router.record.Record`), set by `router.app`: where reads of objects that
+    left Redis go. Typed loosely: the record's package sits beside this one, not below."""
 
     def __post_init__(self) -> None:
         self.damaged = DamagedRecords(self.metrics)

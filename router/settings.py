@@ -31,6 +31,13 @@ class SettingsError(ConfigurationError, ValueError):
     """An environment variable with a value payrouter cannot use."""
 
 
+NO_DATABASE = (
+    "PAYROUTER_DATABASE_URL is not set: routers that share a Redis (PAYROUTER_REDIS_URL) "
+    "must share a database; set it to postgresql://USER:PASS@HOST:PORT/DB"
+)
+"""Why `payrouter serve` refuses Redis without a database (the contract's one line)."""
+
+
 DEFAULT_WEBHOOK_SCHEDULE: tuple[float, ...] = (
     0,
     5,
@@ -45,6 +52,10 @@ DEFAULT_WEBHOOK_SCHEDULE: tuple[float, ...] = (
 )
 """0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h, 1d, 1d: the Standard Webhooks example, extended to
 about three days in all."""
+
+
+DEFAULT_RETENTION_S = 7 * 86400.0
+"""PAYROUTER_REDIS_RETENTION unset: a week."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,9 @@ class Settings:
     risk_path: Path | None = None
     """The risk file (`PAYROUTER_RISK`, else `config/risk.yaml` if there is one); None: no
     rate limits and no risk rules."""
+    sandbox_dir: Path = Path(".sandbox")
+    """The sandbox folder (PAYROUTER_SANDBOX_DIR): where the embedded database lives when
+    PAYROUTER_DATABASE_URL is unset."""
     admin_token: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8080
@@ -110,6 +124,9 @@ class Settings:
     log_format: str | None = None
     """`json` (one object per line) or `console` (readable); None: the command's own
     (`serve`: json; `dev` and the others: console)."""
+    redis_retention_s: float = DEFAULT_RETENTION_S
+    """How long a payment, refund or event stays in Redis once it is final and recorded;
+    older ones are read from the record (`router.record.drain`)."""
 
     @property
     def base_url(self) -> str:
@@ -126,6 +143,7 @@ class Settings:
             database_url=database_url(env.get("PAYROUTER_DATABASE_URL") or None),
             routing_path=Path(env.get("PAYROUTER_ROUTING") or "config/routing.yaml"),
             risk_path=_risk_path(env.get("PAYROUTER_RISK") or None),
+            sandbox_dir=Path(env.get("PAYROUTER_SANDBOX_DIR") or ".sandbox"),
             admin_token=env.get("PAYROUTER_ADMIN_TOKEN") or None,
             host=env.get("PAYROUTER_HOST") or "127.0.0.1",
             port=_port(env.get("PAYROUTER_PORT") or "8080"),
@@ -142,6 +160,7 @@ class Settings:
             redis_wait_replicas=_count(env, "PAYROUTER_REDIS_WAIT_REPLICAS"),
             redis_wait_s=_seconds(env, "PAYROUTER_REDIS_WAIT_TIMEOUT", 0.1),
             log_format=_log_format(env.get("PAYROUTER_LOG_FORMAT") or None),
+            redis_retention_s=_duration(env, "PAYROUTER_REDIS_RETENTION", DEFAULT_RETENTION_S),
         )
 
 
@@ -296,6 +315,23 @@ def parse_schedule(text: str) -> list[float]:
             raise ValueError(f"bad duration {item!r} (use e.g. 0s, 5s, 5m, 2h, 1d)")
         out.append(float(int(item[:-1]) * units[item[-1]]))
     return out
+
+
+def _duration(env: Mapping[str, str], name: str, default: float) -> float:
+    """One positive duration such as `30s`, `5m`, `2h` or `7d`."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        values = parse_schedule(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+    if len(values) != 1:
+        raise SettingsError(f"{name} must be one duration such as 30s or 7d, not {raw!r}")
+    value = values[0]
+    if value <= 0:
+        raise SettingsError(f"{name} must be longer than 0s, not {raw!r}")
+    return value
 
 
 def _schedule(value: str | None) -> tuple[float, ...]:

@@ -88,6 +88,41 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         self.sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def start_argv(self) -> list[str]:
+        """`pg_ctl start` for this server's folder and port, waiting until it answers."""
+        return [
+            str(self.bin / "pg_ctl"),
+            "start",
+            "-w",
+            "-t",
+            "30",
+            "-D",
+            str(self.folder / "data"),
+            "-l",
+            str(self.folder / "server.log"),
+            "-o",
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200",
+        ]
+
+    def pause(self) -> None:
+        """Stop the server (fast shutdown: clients are cut off), keeping its data: an outage
+        that `resume` ends."""
+        self._pg_ctl(
+            [str(self.bin / "pg_ctl"), "stop", "-D", str(self.folder / "data"), "-m", "fast"]
+        )
+
+    def resume(self) -> None:
+        """Start the server `pause` stopped, on the same port."""
+        self._pg_ctl(self.start_argv())
+
+    def _pg_ctl(self, argv: list[str]) -> None:
+        result = subprocess.run(  # noqa: S603 - our own server, a fixed argv
+            self._as_owner(argv), capture_output=True, text=True, timeout=60, check=False
+        )
+        if result.returncode != 0:
+            raise PostgresError(f"pg_ctl: {result.stdout}{result.stderr}".strip())
+
     def stop(self) -> None:
         subprocess.run(  # noqa: S603 - our own server, a fixed argv
             self._as_owner(
@@ -124,20 +159,7 @@ def start_postgres() -> PostgresServer:
             "UTF8",
             "--locale=C",
         ],
-        [
-            str(bin_dir / "pg_ctl"),
-            "start",
-            "-w",
-            "-t",
-            "30",
-            "-D",
-            str(data),
-            "-l",
-            str(folder / "server.log"),
-            "-o",
-            f"-p {server.port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200",
-        ],
+        server.start_argv(),
     ]
     for argv in steps:
         result = subprocess.run(  # noqa: S603 - fixed argv, our own temporary cluster

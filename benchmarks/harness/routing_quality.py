@@ -245,6 +245,7 @@ async def _one_run(
                 routing.write_text(routing_yaml(sims, sandboxes, max_open_s))
                 settings = Settings(
                     redis_url=redis_url,
+                    sandbox_dir=work / "router",
                     routing_path=routing,
                     workers=Workers(requery_after_s=3600.0, requery_max_s=3600.0),
                 )

@@ -171,6 +171,24 @@ async def start_redis(
     return url, {"redis": [redis.pid]}
 
 
+async def start_record(children: procs.Children, say: Callable[[str], None]) -> str:
+    """A private PostgreSQL with a migrated database for the routers' record (`serve` with a
+    Redis needs one); its PAYROUTER_DATABASE_URL."""
+    from benchmarks.harness.postgres import start_postgres
+    from router.record import open_record
+
+    server = await asyncio.to_thread(start_postgres)
+    children.blocking_stops.append(server.stop)
+    url = await asyncio.to_thread(server.create_database, "payrouter")
+    record = await open_record(url)
+    try:
+        await record.migrate()
+    finally:
+        await record.close()
+    say(f"postgresql {server.url('payrouter')}")
+    return url
+
+
 async def start_everything(
     options: BenchOptions,
     session: aiohttp.ClientSession,
@@ -181,6 +199,7 @@ async def start_everything(
     workdir = children.workdir
     sandbox_dir = options.sandbox_dir or workdir / "sandbox"
     redis_url, redis_pids = await start_redis(options, children, say)
+    database_url = await start_record(children, say)
     ports: dict[Wallet, int] = {wallet: procs.free_port() for wallet in ACCOUNT_NAMES}
     sims = await procs.start_simulators(
         children, sandbox_dir, {str(k): v for k, v in ports.items()}, options.time_factor
@@ -200,6 +219,7 @@ async def start_everything(
         envs = [
             procs.router_env(os.environ, redis_url, routing, procs.free_port(), secret_key)
             | {"PAYROUTER_RISK": str(risk)}
+            | {"PAYROUTER_DATABASE_URL": database_url}
             for _ in range(count)
         ]
         started = await asyncio.gather(

@@ -4,7 +4,7 @@
         every ledger account (id, kind, owner, currency, balance, number of entries), narrowed
         by the filters given, and the totals per currency of the whole ledger (each 0)
 
-Read from the record (router.record.ledger); a router without one answers 503.
+Read from the record (router.record.ledger); a record that cannot answer is a 503.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from router.api.admin import authorize
 from router.api.payments import query_params
 from router.errors import ApiError
 from router.record import Record
-from router.record.ledger import RecordUnavailable, read_balances
+from router.record.connect import RecordUnavailable
+from router.record.ledger import read_balances
 
 AccountKind = Literal["merchant_receivable", "channel_clearing", "fees", "refunds", "settlement"]
 
 
 class RecordError(ApiError):
-    """The record is missing or cannot be read: nothing was done, a retry may work."""
+    """The record cannot be read: nothing was done, a retry may work."""
 
     status = 503
     type = "api_error"
@@ -47,13 +48,7 @@ def add_routes(app: web.Application, record: web.AppKey[Record]) -> None:
     async def balances(request: web.Request) -> web.Response:
         authorize(request)
         query = query_params(request, BalancesQuery)
-        opened = request.app.get(record)
-        if opened is None:
-            raise RecordError(
-                "record_not_configured",
-                "The ledger lives in the record: this router has none (PAYROUTER_DATABASE_URL "
-                "is not set)",
-            )
+        opened = request.app[record]
         try:
             sheet = await read_balances(
                 opened.engine, merchant=query.merchant, kind=query.kind, currency=query.currency

@@ -21,6 +21,7 @@ from router.api.payments import query_params
 from router.clock import from_ms, rfc3339
 from router.errors import InvalidRequest, NotFound
 from router.models import Cursor, Limit
+from router.record import reads
 from router.runtime import Runtime
 from router.store.endpoints import DisabledEndpoint
 from router.store.events import EventStore, StoredEvent, UnreadableEvent
@@ -168,6 +169,34 @@ async def _event(request: web.Request) -> StoredEvent:
     return found
 
 
+async def _recorded(rt: Runtime, mch: str, evt_id: str) -> web.Response | None:
+    """An event that left Redis after PAYROUTER_REDIS_RETENTION, from the record."""
+    if rt.record is None or not EVENT_ID.fullmatch(evt_id):
+        return None
+    found = await reads.event(rt.record, evt_id)
+    if found is None or found[0].merchant_id != mch:
+        return None
+    event, rows, _ = found
+    return json_response(_public(event, readable_attempts(rt, event, list(rows))))
+
+
+async def _restore(rt: Runtime, mch: str, evt_id: str) -> bool:
+    """Put an event the record holds (and Redis does not) back in Redis."""
+    if rt.record is None or not EVENT_ID.fullmatch(evt_id):
+        return False
+    try:
+        if await rt.store.events.get(mch, evt_id) is not None:
+            return False
+    except UnreadableEvent:
+        return False
+    found = await reads.event(rt.record, evt_id)
+    if found is None or found[0].merchant_id != mch:
+        return False
+    event, attempts, version = found
+    await rt.store.changes.restore_event(event, attempts, version)
+    return True
+
+
 async def _shown(rt: Runtime, event: StoredEvent) -> web.Response:
     """A readable event (`read_event`) with the attempts of its delivery that can be read."""
     rows = await rt.store.events.attempts(event.merchant_id, event.id)
@@ -204,12 +233,32 @@ async def list_events(request: web.Request) -> web.Response:
 
 
 async def get_event(request: web.Request) -> web.Response:
-    return await _shown(request.app[RUNTIME], await _event(request))
+    rt = request.app[RUNTIME]
+    try:
+        event = await _event(request)
+    except NotFound:
+        mch, evt_id = principal(request).merchant.id, request.match_info["id"]
+        try:
+            await rt.store.events.get(mch, evt_id)
+        except UnreadableEvent:
+            # Damaged in Redis (reported): not answered from an older copy in the record.
+            raise NotFound("event", evt_id) from None
+        recorded = await _recorded(rt, mch, evt_id)
+        if recorded is None:
+            raise
+        return recorded
+    return await _shown(rt, event)
 
 
 async def resend_event(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    event = await _event(request)
+    try:
+        event = await _event(request)
+    except NotFound:
+        # Left Redis after PAYROUTER_REDIS_RETENTION: put back from the record, then resent.
+        if not await _restore(rt, principal(request).merchant.id, request.match_info["id"]):
+            raise
+        event = await _event(request)
     await rt.store.events.resend(event)
     fresh = await rt.store.events.get(event.merchant_id, event.id)
     assert fresh is not None

@@ -52,6 +52,7 @@ from router.ids import new_id
 from router.logs import TraceContext
 from router.metrics import http_method
 from router.payments.binding import KeyBinding
+from router.record.connect import RecordUnavailable
 from router.runtime import Runtime
 from router.store.errors import STORE_UNAVAILABLE
 from router.store.idempotency import IdempotencyKeyLost
@@ -149,6 +150,21 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
                 "store_unavailable",
                 "The router cannot reach its store right now. Retry shortly with the same "
                 "Idempotency-Key: the retry answers about anything this request began.",
+            )
+        )
+    except RecordUnavailable as exc:
+        log.warning(
+            "record unavailable request_id=%s %s %s: %s",
+            request_id,
+            request.method,
+            request.path,
+            exc,
+        )
+        response = error_response(
+            StoreUnavailable(
+                "record_unavailable",
+                "The router cannot reach its database right now (this object left Redis). "
+                "Retry shortly.",
             )
         )
     except Exception:

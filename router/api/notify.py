@@ -17,7 +17,7 @@ import logging
 
 from aiohttp import web
 
-from channels.base import Acknowledgement, Channel
+from channels.base import Acknowledgement, Channel, Notification
 from channels.errors import NotificationRejected
 from router.api.middleware import RUNTIME
 from router.api.payments import PAYMENTS, REFUNDS
@@ -45,12 +45,15 @@ async def channel_notification(request: web.Request) -> web.Response:
     try:
         note = channel.parse_notification(request.headers, body)
     except NotificationRejected as exc:
+        await _audit(request, account, body, exc.reason, None)
         return _refuse(request, channel, exc.reason, exc.message)
     service = NotificationService(request.app[PAYMENTS], request.app[REFUNDS])
     try:
         described = await service.apply(account, note)
     except NotificationRefused as exc:
+        await _audit(request, account, body, exc.reason, note)
         return _refuse(request, channel, exc.reason, exc.detail)
+    await _audit(request, account, body, "accepted", note)
     rt.metrics.notifications.labels(account, "accepted").inc()
     log.info(
         "notification accepted account=%s id=%s event=%s %s",
@@ -60,6 +63,35 @@ async def channel_notification(request: web.Request) -> web.Response:
         described,
     )
     return _answer(channel.acknowledgement(True))
+
+
+UNRECORDED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+"""Headers left out of the audit copy: a channel sends none, a stranger might."""
+
+
+async def _audit(
+    request: web.Request, account: str, body: bytes, outcome: str, note: Notification | None
+) -> None:
+    """Hand the callback as received, and what came of it, to the record's audit table
+    (`channel_notifications`), before the channel is answered."""
+    rt = request.app[RUNTIME]
+    refund = note.refund if note is not None else None
+    trade = note.trade if note is not None else None
+    payment_id = refund.order_no if refund is not None else trade.order_no if trade else None
+    headers = {
+        name: value
+        for name, value in request.headers.items()
+        if name.lower() not in UNRECORDED_HEADERS
+    }
+    row = {
+        "account": account,
+        "received_ms": rt.clock.now_ms(),
+        "headers": headers,
+        "outcome": outcome,
+        "payment_id": payment_id,
+        "refund_id": refund.refund_no if refund is not None else None,
+    }
+    await rt.store.changes.notification(row, body)
 
 
 def _refuse(request: web.Request, channel: Channel, reason: str, detail: str) -> web.Response:

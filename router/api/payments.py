@@ -13,6 +13,7 @@ from pydantic_core import PydanticCustomError
 from channels.base import Method, Wallet
 from router.api.limits import screen_create
 from router.api.middleware import (
+    RUNTIME,
     idempotent,
     json_response,
     parse_body,
@@ -33,8 +34,10 @@ from router.models import (
     QueryTime,
     RefundList,
 )
+from router.payments import recorded
 from router.payments.refunds import RefundService
 from router.payments.service import PaymentService
+from router.record.query import PaymentFilter
 from router.routing.rules import AccountName
 from router.store.payments import StoredPayment
 
@@ -52,8 +55,6 @@ def _query_amount(value: object) -> object:
 
 QueryAmount = Annotated[StrictInt, Field(ge=1, le=MAX_AMOUNT), BeforeValidator(_query_amount)]
 """An amount bound as a query parameter, in minor units."""
-RECORD_FILTERS = ("method", "wallet", "channel", "amount_gte", "amount_lte")
-"""Filters served only from the record (router.record.query), not by the Redis listing."""
 
 
 class ListQuery(BaseModel):
@@ -153,23 +154,22 @@ async def list_payments(request: web.Request) -> web.Response:
         raise InvalidRequest(
             "parameter_invalid", "amount_lte: must not be below amount_gte", param="amount_lte"
         )
-    for name in RECORD_FILTERS:
-        if getattr(query, name) is not None:
-            # The Redis listing cannot filter on it; the record's list (router.record.query)
-            # will serve every filter once the API reads from it.
-            raise InvalidRequest(
-                "parameter_unsupported",
-                f"{name}: filtering by {name} needs the record's listing, not served by this "
-                "router yet",
-                param=name,
-            )
-    page, has_more = await request.app[PAYMENTS].list(
-        mch,
-        limit=query.limit,
-        merchant_order_id=query.merchant_order_id,
+    filters = PaymentFilter(
         status=query.status,
+        method=query.method,
+        wallet=query.wallet,
+        channel=query.channel,
+        merchant_order_id=query.merchant_order_id,
         created_gte_ms=_ms(query.created_gte),
         created_lt_ms=_ms(query.created_lt),
+        amount_gte=query.amount_gte,
+        amount_lte=query.amount_lte,
+    )
+    page, has_more = await recorded.payments(
+        request.app[RUNTIME],
+        mch,
+        filters,
+        limit=query.limit,
         starting_after=query.starting_after,
     )
     return json_response(PaymentList(data=[s.payment for s in page], has_more=has_more))

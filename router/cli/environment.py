@@ -38,6 +38,16 @@ VARIABLES: tuple[Variable, ...] = (
         "the record's PostgreSQL, postgresql://USER:PASS@HOST:PORT/DB",
     ),
     Variable("PAYROUTER_ROUTING", lambda s: s.routing_path, "the routing file"),
+    Variable(
+        "PAYROUTER_RISK",
+        "config/risk.yaml if present, else no rate limits and no risk rules",
+        "the risk file (rate limits, risk rules)",
+    ),
+    Variable(
+        "PAYROUTER_REDIS_RETENTION",
+        lambda s: _duration(s.redis_retention_s),
+        "how long a final, recorded payment, refund or event stays in Redis",
+    ),
     Variable("PAYROUTER_HOST", lambda s: s.host, "address to listen on"),
     Variable("PAYROUTER_PORT", lambda s: s.port, "port to listen on"),
     Variable(

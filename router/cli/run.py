@@ -22,7 +22,7 @@ from router.cli.serving import (
     stop_all,
     stop_signals,
 )
-from router.settings import ConfigurationError
+from router.settings import NO_DATABASE, ConfigurationError
 
 log = logging.getLogger("payrouter")
 SANDBOX_OPTION = click.option(
@@ -57,6 +57,8 @@ def _sandbox(path: Path) -> Path:
 def serve() -> None:
     """Run the router alone (configured by PAYROUTER_* environment variables)."""
     settings = load_settings()
+    if settings.redis_url is not None and settings.database_url is None:
+        raise ConfigurationError(NO_DATABASE)
     logs.configure(
         "console" if settings.log_format == "console" else "json",
         logging.getLogger().getEffectiveLevel(),
@@ -145,6 +147,7 @@ def dev(sandbox_dir: Path, seed: int | None) -> None:
     if settings.admin_token is None:
         settings = replace(settings, admin_token=secrets.token_urlsafe(24))
     options = SimulatorOptions(sandbox_dir=_sandbox(sandbox_dir), seed=seed)
+    settings = replace(settings, sandbox_dir=sandbox_dir)
 
     async def run() -> None:
         runners = await start_simulators(options)

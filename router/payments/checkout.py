@@ -217,7 +217,7 @@ class CheckoutService:
             pinned=None,
             livemode=p.livemode,
         )
-        channel = decision.candidates[0]
+        channel = decision.first
         if not isinstance(channel, IdentifiesPayer):
             raise ChannelDown(
                 "channel_unavailable",
@@ -267,7 +267,7 @@ class CheckoutService:
             pinned=None,
             livemode=p.livemode,
         )
-        first = decision.candidates[0]
+        first = decision.first
         claim: dict[str, Any] = {
             "channel": first.account,
             "wallet": buyer.wallet,

@@ -32,6 +32,7 @@ from router.clock import from_ms, rfc3339
 from router.domain_errors import ChannelDeclined, ChannelDown, InvalidField, NotFound, StateConflict
 from router.ids import REFUND_ID
 from router.models import CreateRefundRequest, Refund
+from router.payments import recorded
 from router.payments.binding import KeyBinding, ensure_held
 from router.payments.mismatch import check_report
 from router.payments.moves import RefundFinal, finish_refund
@@ -91,6 +92,9 @@ class RefundService:
         attempt under the key (it died) already wrote one, the answer is about that one."""
         rt = self.rt
         stored_payment = await self.payments.get(merchant_id, pay_id)
+        if await rt.store.payments.find(pay_id) is None:
+            # A payment that left Redis: put back from the record, then refunded as any other.
+            await recorded.restore(rt, pay_id)
         p = stored_payment.payment
         if p.channel is None:
             raise StateConflict(
@@ -230,6 +234,8 @@ class RefundService:
     async def get(self, merchant_id: str, re_id: str) -> StoredRefund:
         stored = await self.rt.store.refunds.get(merchant_id, re_id)
         if stored is None:
+            stored = await recorded.refund(self.rt, merchant_id, re_id)
+        if stored is None:
             raise NotFound("refund", re_id)
         return stored
 
@@ -238,18 +244,21 @@ class RefundService:
     ) -> tuple[list[StoredRefund], bool]:
         """A page of the refunds of payment `pay_id` (which the caller has found), newest
         first, after the refund named by `starting_after`. Returns (page, has_more)."""
-        store = self.rt.store.refunds
-        cursor = None
+        named, live = await self.rt.store.refunds.all_of_payment(merchant_id, pay_id)
+        found = live
+        if len(live) < len(named) or not named:
+            # Some (or all, with the payment) left Redis after PAYROUTER_REDIS_RETENTION.
+            found = await recorded.refunds(self.rt, merchant_id, pay_id, live)
+        ids = [r.refund.id for r in found]
         if starting_after is not None:
-            if REFUND_ID.fullmatch(starting_after):
-                cursor = await store.get(merchant_id, starting_after)
-            if cursor is None or cursor.refund.payment != pay_id:
+            if not REFUND_ID.fullmatch(starting_after) or starting_after not in ids:
                 raise InvalidField(
                     "resource_missing",
                     f"starting_after: no such refund of this payment {starting_after!r}",
                     param="starting_after",
                 )
-        return await store.of_payment(merchant_id, pay_id, limit=limit, starting_after=cursor)
+            found = found[ids.index(starting_after) + 1 :]
+        return found[:limit], len(found) > limit
 
     async def apply(
         self, stored: StoredRefund, status: RefundStatus, *, account: str, source: str

@@ -45,8 +45,8 @@ from router.domain_errors import (
     StateConflict,
     TradeMismatch,
 )
-from router.ids import PAYMENT_ID
 from router.models import CreatePaymentRequest, Payment, Routing
+from router.payments import recorded
 from router.payments.binding import KeyBinding, ensure_held
 from router.payments.blocked import block_created, count_declined, risk_of
 from router.payments.checkout import create_checkout
@@ -119,7 +119,7 @@ class PaymentService:
             pinned=req.channel,
             livemode=livemode,
         )
-        first = decision.candidates[0]
+        first = decision.first
         expires_at = now + timedelta(seconds=req.expires_in or rt.settings.default_expires_in_s)
         stored = StoredPayment(
             payment=Payment(
@@ -147,7 +147,10 @@ class PaymentService:
             payer_id=req.payer_id,
         )
         due = stored.created_ms + int(rt.settings.workers.processing_grace_s * 1000)
-        creation = await rt.store.payments.create(stored, due, None if idem is None else idem.key)
+        holder = await recorded.order_holder(rt, merchant_id, req.merchant_order_id)
+        creation = await rt.store.payments.create(
+            stored, due, None if idem is None else idem.key, recorded_holder=holder
+        )
         rt.check_replicated("payment", creation.replicas)
         if creation.outcome == "made":
             # An earlier attempt under this key made it (and died, or answered 502).
@@ -283,42 +286,11 @@ class PaymentService:
     async def get(self, merchant_id: str, pay_id: str) -> StoredPayment:
         stored = await self.rt.store.payments.get(merchant_id, pay_id)
         if stored is None:
+            # Final and recorded, it left Redis after PAYROUTER_REDIS_RETENTION.
+            stored = await recorded.payment(self.rt, merchant_id, pay_id)
+        if stored is None:
             raise NotFound("payment", pay_id)
         return stored
-
-    async def list(
-        self,
-        merchant_id: str,
-        *,
-        limit: int,
-        merchant_order_id: str | None = None,
-        status: str | None = None,
-        created_gte_ms: int | None = None,
-        created_lt_ms: int | None = None,
-        starting_after: str | None = None,
-    ) -> tuple[list[StoredPayment], bool]:
-        """A page of the merchant's payments, newest first, after the payment named by
-        `starting_after`. Returns (page, has_more)."""
-        store = self.rt.store.payments
-        cursor = None
-        if starting_after is not None:
-            if PAYMENT_ID.fullmatch(starting_after):
-                cursor = await store.get(merchant_id, starting_after)
-            if cursor is None:
-                raise InvalidField(
-                    "resource_missing",
-                    f"starting_after: no such payment {starting_after!r}",
-                    param="starting_after",
-                )
-        return await store.page(
-            merchant_id,
-            limit=limit,
-            merchant_order_id=merchant_order_id,
-            status=status,
-            created_gte_ms=created_gte_ms,
-            created_lt_ms=created_lt_ms,
-            starting_after=cursor,
-        )
 
     async def reload(self, stored: StoredPayment) -> StoredPayment:
         return await self.get(stored.merchant_id, stored.payment.id)

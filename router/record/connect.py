@@ -117,6 +117,11 @@ async def open_engine(url: URL) -> AsyncEngine:
     return engine
 
 
+class RecordUnavailable(Exception):
+    """The record's database cannot answer now (down, or refused us): nothing was done, a
+    retry is safe. The message is `reason`'s: the driver's words, never the URL."""
+
+
 def reason(exc: BaseException) -> str:
     """The driver's own words for a failure, on one line, without SQLAlchemy's decoration."""
     inner: BaseException = exc

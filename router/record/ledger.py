@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from router.record.connect import reason
+from router.record.connect import RecordUnavailable, reason
 from router.record.schema import (
     ACCOUNT_KINDS,
     ledger_accounts,
@@ -193,10 +193,6 @@ async def account_balances(
         AccountBalance(account_id, kind_, owner_, currency_, int(balance), int(count))
         for account_id, kind_, owner_, currency_, balance, count in rows
     ]
-
-
-class RecordUnavailable(Exception):
-    """The record could not be read (the database is down or refused us): nothing changed."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ uses a database: a schema older than the code is refused, naming `payrouter db m
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from alembic import command
@@ -15,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from router.settings import ConfigurationError
 
@@ -76,8 +78,44 @@ async def migrate(engine: AsyncEngine, cfg: Config | None = None, target: str = 
         assert after is not None
         return Migrated(before, after)
 
-    async with engine.begin() as conn:
-        return await conn.run_sync(upgrade)
+    async with engine.connect() as conn, _foreign_keys_off(conn):
+        async with conn.begin():
+            migrated = await conn.run_sync(upgrade)
+            await conn.run_sync(_check_foreign_keys)
+        return migrated
+
+
+@asynccontextmanager
+async def _foreign_keys_off(conn: AsyncConnection) -> AsyncIterator[None]:
+    """On SQLite, foreign keys off while migrating: a revision that rebuilds a table (SQLite
+    alters little in place) drops it first, which foreign keys would refuse. Off and on only
+    outside a transaction (SQLite ignores the pragma inside one); `_check_foreign_keys`
+    checks every row before the migration commits. Nothing on PostgreSQL."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    await conn.run_sync(_pragma, "PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        await conn.run_sync(_pragma, "PRAGMA foreign_keys = ON")
+
+
+def _pragma(connection: Connection, statement: str) -> None:
+    # On the driver's connection: through SQLAlchemy it would open the transaction first.
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    if connection.dialect.name != "sqlite":
+        return
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"the migration left rows whose foreign keys fail: {broken[:5]}")
 
 
 async def downgrade(engine: AsyncEngine, target: str, cfg: Config | None = None) -> None:
@@ -89,8 +127,9 @@ async def downgrade(engine: AsyncEngine, target: str, cfg: Config | None = None)
         cfg.attributes["connection"] = connection
         command.downgrade(cfg, target)
 
-    async with engine.begin() as conn:
+    async with engine.connect() as conn, _foreign_keys_off(conn), conn.begin():
         await conn.run_sync(run)
+        await conn.run_sync(_check_foreign_keys)
 
 
 async def check_schema(engine: AsyncEngine, cfg: Config | None = None) -> str:

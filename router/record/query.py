@@ -146,12 +146,16 @@ async def list_payments(
     *,
     limit: int = 10,
     starting_after: str | None = None,
+    after: tuple[int, str] | None = None,
 ) -> Page:
-    """A merchant's payments matching `filters`, newest first, after `starting_after`."""
+    """A merchant's payments matching `filters`, newest first, after `starting_after` (a
+    recorded payment's id), or after the position `after` (`(created_ms, id)`: a cursor the
+    caller found elsewhere, such as a payment not drained yet)."""
     owner = payments.c.merchant_id == merchant_id
-    return await _page(
-        conn, payments, owner, "payment", filters.conditions(), limit, starting_after
-    )
+    conditions = filters.conditions()
+    if after is not None:
+        conditions.append(tuple_(payments.c.created_ms, payments.c.id) < tuple_(*after))
+    return await _page(conn, payments, owner, "payment", conditions, limit, starting_after)
 
 
 async def list_refunds(

@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 
 import cel
 
+from channels.base import WALLETS
+
 Decision = Literal["allow", "flag", "block"]
 Subject = Literal["payer", "ip", "merchant"]
 Measure = Literal["count", "sum", "failed", "payers"]
@@ -37,7 +39,7 @@ _SAMPLE_REQUEST: dict[str, Any] = {
     "amount": 100,
     "currency": "CNY",
     "method": "qr",
-    "wallet": "wechat",
+    "wallet": WALLETS[0],
     "channel": "",
     "merchant": "mch_sample",
     "livemode": False,

@@ -55,6 +55,12 @@ class Decision:
     terms: dict[str, dict[str, object]] = field(default_factory=dict)
     """Per account, the strategy's score terms (`adaptive` only), for `routes explain`."""
 
+    @property
+    def first(self) -> Channel:
+        """The account tried first: the best candidate, else (every breaker open) the best
+        last resort. `decide` never returns a decision with neither."""
+        return (self.candidates or self.reserve)[0]
+
     def explain(self) -> dict[str, object]:
         return {
             "rule": self.rule,

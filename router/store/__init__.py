@@ -21,6 +21,7 @@ from router.settings import ConfigurationError, redacted
 from router.store import scripts
 from router.store.batch import load_scripts
 from router.store.breakers import BreakerStore
+from router.store.changes import ChangeStore
 from router.store.connect import (
     CONNECT_TIMEOUT_S,
     MIN_REPLY_TIMEOUT_S,
@@ -53,6 +54,8 @@ class Store:
     merchants: MerchantStore
     schedule: Schedule
     breakers: BreakerStore
+    changes: ChangeStore
+    """The change streams the record is drained from, and retention (`router.record.drain`)."""
     embedded: bool
     risk: RiskStore
 
@@ -129,6 +132,7 @@ async def open_store(
         merchants=MerchantStore(redis, clock, box, allow_live=url is not None, cache_s=cache_s),
         schedule=Schedule(redis),
         breakers=BreakerStore(redis),
+        changes=ChangeStore(redis, clustered=isinstance(client, RedisCluster)),
         embedded=url is None,
         risk=RiskStore(redis),
     )
@@ -139,6 +143,7 @@ __all__ = [
     "MIN_REPLY_TIMEOUT_S",
     "REPLY_TIMEOUT_S",
     "BreakerStore",
+    "ChangeStore",
     "EventStore",
     "IdempotencyStore",
     "MerchantStore",

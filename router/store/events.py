@@ -27,7 +27,6 @@ report the damage (`router.damaged`).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -41,21 +40,14 @@ from router.store.batch import Atomic, Batch, atomic_script
 from router.store.codec import mapping, text
 from router.store.endpoints import DisabledEndpoints
 from router.store.merge import newest_first
-from router.store.scripts import CLAIM_DUE, READ_OUTBOX, REMOVE_IDLE_CONSUMERS
+from router.store.scripts import CLAIM_DUE
+from router.store.streams import GroupReader, StreamEntry
 
 GROUP = "dispatch"
 MAX_FAULTS = 5
 """Failed tries to process one event before it is abandoned as a dead letter."""
 FINAL_STATES = ("delivered", "dead", "no_endpoint")
 STATES = ("pending", "retrying", *FINAL_STATES)
-
-POLL_S = 0.2
-"""How long a read of the outboxes waits for new entries (blocking on one server; between
-non-blocking polls on a Cluster, where one read cannot span the partitions' slots)."""
-IDLE_POLL_S = 1.0
-"""On a Cluster, the wait between polls grows from `POLL_S` to this while nothing comes: an
-idle router costs 64 reads a second, and the first webhook after a quiet spell waits at most
-this long."""
 
 
 class OutboxEntry(NamedTuple):
@@ -169,12 +161,8 @@ def _mine(mch: str, raw: dict[str, str]) -> dict[str, str]:
 class EventStore:
     def __init__(self, redis: aioredis.Redis, *, clustered: bool = False) -> None:
         self._redis = redis
-        self._clustered = clustered
-        self._quiet = 0
-        """Polls in a row that found nothing (Cluster only)."""
         self._claim = redis.register_script(CLAIM_DUE)
-        self._remove_idle = redis.register_script(REMOVE_IDLE_CONSUMERS)
-        self._read = redis.register_script(READ_OUTBOX)
+        self.outbox = GroupReader(redis, keys.outbox, GROUP, clustered=clustered)
         self._atomic = atomic_script(redis)
         self.endpoints = DisabledEndpoints(redis)
 
@@ -242,7 +230,8 @@ class EventStore:
         pipe = Atomic(self._redis, self._atomic)
         pipe.rpush(keys.event_attempts(event.id), json.dumps(attempt))
         pipe.hincrby(keys.event(event.id), "attempt_count", 1)
-        _, count = await pipe.execute()
+        _changed(pipe, event.id)
+        _, count, *_ = await pipe.execute()
         return int(count)
 
     async def fault(self, mch: str, evt_id: str) -> int:
@@ -269,6 +258,7 @@ class EventStore:
             pipe.hincrby(keys.event(evt_id), "attempt_count", 1)
             pipe.hset(keys.event(evt_id), "state", "dead")
             pipe.zadd(keys.dead_letters(partition, mch), {evt_id: at_ms})
+            _changed(pipe, evt_id)
             await pipe.execute()
         finally:
             release = self._redis.pipeline(transaction=False)
@@ -292,6 +282,7 @@ class EventStore:
             pipe.zadd(dead, {event.id: dead_at_ms})
         else:
             pipe.zrem(dead, event.id)
+        _changed(pipe, event.id)
         await pipe.execute()
 
     async def retry_at(self, event: StoredEvent, due_ms: int) -> None:
@@ -300,6 +291,7 @@ class EventStore:
         pipe.hset(keys.event(event.id), "state", "retrying")
         pipe.hdel(keys.webhook_faults(partition), event.id)
         pipe.zadd(keys.webhook_retries(partition), {f"{event.merchant_id}/{event.id}": due_ms})
+        _changed(pipe, event.id)
         await pipe.execute()
 
     async def claim_retries(self, now_ms: int, lease_ms: int, limit: int) -> list[tuple[str, str]]:
@@ -327,6 +319,7 @@ class EventStore:
         pipe.zrem(keys.dead_letters(partition, event.merchant_id), event.id)
         pipe.zrem(keys.webhook_retries(partition), f"{event.merchant_id}/{event.id}")
         pipe.xadd(keys.outbox(partition), {"event": event.id, "mch": event.merchant_id})
+        _changed(pipe, event.id)
         await pipe.execute()
 
     async def dead(self, mch: str) -> list[str]:
@@ -352,56 +345,17 @@ class EventStore:
 
     async def ensure_groups(self) -> None:
         """Create the consumer group of every partition's outbox (and the stream) if missing."""
-        pipe = self._redis.pipeline(transaction=False)
-        for partition in range(keys.PARTITIONS):
-            pipe.xgroup_create(keys.outbox(partition), GROUP, id="0", mkstream=True)
-        for answer in await pipe.execute(raise_on_error=False):
-            if isinstance(answer, Exception) and "BUSYGROUP" not in str(answer):
-                raise answer
+        await self.outbox.ensure_groups()
 
     async def read_new(self, consumer: str, count: int) -> list[OutboxEntry]:
         """New outbox entries for this consumer, from every partition. Waits up to `POLL_S`
         for some when there are none."""
-        streams: dict[Any, Any] = {keys.outbox(p): ">" for p in range(keys.PARTITIONS)}
-        if not self._clustered:
-            block_ms = int(POLL_S * 1000)
-            answer = await self._redis.xreadgroup(
-                GROUP, consumer, streams, count=count, block=block_ms
-            )
-            return self._entries(answer)
-        # One XREADGROUP cannot span slots: one per partition, sent to all nodes at once. Run
-        # as a script: redis-py's Cluster client routes EVALSHA by its keys, but asks the
-        # server where a plain XREADGROUP goes (COMMAND GETKEYS) before each one.
-        batch = Batch(self._redis)
-        each = max(1, -(-count // keys.PARTITIONS))
-        for partition in range(keys.PARTITIONS):
-            batch.script(self._read, [keys.outbox(partition)], [GROUP, consumer, each])
-        found = [
-            _entry(partition, entry_id, _pairs(fields))
-            for partition, answer in enumerate(await batch.execute())
-            for entry_id, fields in answer or []
-            if fields
-        ]
-        if found:
-            self._quiet = 0
-        else:
-            await asyncio.sleep(min(POLL_S * 2**self._quiet, IDLE_POLL_S))
-            self._quiet = min(self._quiet + 1, 8)
-        return found
+        return [_entry(e) for e in await self.outbox.read_new(consumer, count)]
 
     async def claim_stale(self, consumer: str, min_idle_ms: int, count: int) -> list[OutboxEntry]:
         """Entries another consumer took and never acknowledged (its process died), from every
         partition's outbox in one round trip."""
-        pipe = self._redis.pipeline(transaction=False)
-        for partition in range(keys.PARTITIONS):
-            pipe.xautoclaim(
-                keys.outbox(partition), GROUP, consumer, min_idle_ms, start_id="0-0", count=count
-            )
-        out = []
-        for partition, answer in enumerate(await pipe.execute()):
-            claimed = answer[1] if len(answer) > 1 else []
-            out += [_entry(partition, entry, fields) for entry, fields in claimed if fields]
-        return out
+        return [_entry(e) for e in await self.outbox.claim_stale(consumer, min_idle_ms, count)]
 
     async def ack(self, entry: OutboxEntry) -> None:
         pipe = Atomic(self._redis, self._atomic)
@@ -413,33 +367,20 @@ class EventStore:
         """Remove consumers (`only` that one) holding no pending entries and idle at least
         `min_idle_ms` from every partition's group; returns the names removed, one per
         group."""
-        batch = Batch(self._redis)
-        for partition in range(keys.PARTITIONS):
-            batch.script(self._remove_idle, [keys.outbox(partition)], [GROUP, min_idle_ms, only])
-        return [text(name) for removed in await batch.execute() for name in removed]
+        return await self.outbox.remove_consumers(min_idle_ms, only)
 
     async def pending_count(self) -> int:
-        pipe = self._redis.pipeline(transaction=False)
-        for partition in range(keys.PARTITIONS):
-            pipe.xlen(keys.outbox(partition))
-        return sum(int(n) for n in await pipe.execute())
-
-    @staticmethod
-    def _entries(answer: Any) -> list[OutboxEntry]:
-        out = []
-        for stream, entries in answer or []:
-            partition = keys.outbox_partition(text(stream))
-            out += [_entry(partition, entry, fields) for entry, fields in entries if fields]
-        return out
+        return await self.outbox.length()
 
 
-def _pairs(flat: Any) -> dict[str, str]:
-    """A stream entry's fields as a script returns them: a flat list of names and values."""
-    items = [text(v) for v in flat]
-    return dict(zip(items[::2], items[1::2], strict=True))
+def _changed(pipe: Atomic, evt_id: str) -> None:
+    """Raise the event's version and name it in the change stream, with the group's writes
+    (`router.store.scripts`, "Versions and the change stream")."""
+    pipe.hincrby(keys.event(evt_id), "v", 1)
+    pipe.xadd(keys.changes(keys.partition_of(evt_id)), {"evt": evt_id})
 
 
-def _entry(partition: int, entry_id: Any, fields: Any) -> OutboxEntry:
+def _entry(entry: StreamEntry) -> OutboxEntry:
     return OutboxEntry(
-        partition, text(entry_id), text(fields.get("mch", "")), text(fields.get("event", ""))
+        entry.partition, entry.id, entry.fields.get("mch", ""), entry.fields.get("event", "")
     )

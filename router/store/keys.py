@@ -30,6 +30,10 @@ id be used twice.
                                              payment made under Idempotency-Key k)
     pr:{P}:due                       zset    "payment|refund/mch/id" by next re-query (ms)
     pr:{P}:outbox                    stream  events to deliver (consumer group "dispatch")
+    pr:{P}:changes                   stream  objects changed, for the record (consumer group
+                                             "record"): fields kind -> id (pay, re, evt), or
+                                             a self-contained row (mch, key, ntf)
+    pr:{P}:retire                    zset    "kind/id/version" by when it leaves Redis (ms)
     pr:{P}:webhook-retry             zset    "mch/evt_id" by the next delivery attempt (ms)
     pr:{P}:webhook-faults            hash    event id -> deliveries that failed unrecorded
     pr:{Q}:idem:{mch}:{sha256(key)}  string  an idempotency record (JSON, 25 h); Q from the key
@@ -192,6 +196,22 @@ def schedule(partition: int) -> str:
 
 def outbox(partition: int) -> str:
     return f"{_in(partition)}:outbox"
+
+
+def changes(partition: int) -> str:
+    """The partition's change stream: what the drainer copies to the record."""
+    return f"{_in(partition)}:changes"
+
+
+def retire(partition: int) -> str:
+    """The partition's retention schedule: final, recorded objects by when they leave Redis."""
+    return f"{_in(partition)}:retire"
+
+
+def spread(*parts: str) -> int:
+    """A partition for something that has none of its own (a merchant's change, a channel
+    notification): the same input always lands in the same one."""
+    return _spread(*parts)
 
 
 def outbox_partition(stream: str) -> int:

@@ -38,6 +38,7 @@ from router.clock import Clock, rfc3339
 from router.ids import MERCHANT_ID, new_id
 from router.store import keys
 from router.store.cache import TTLCache
+from router.store.changes import record_key, record_merchant
 from router.store.codec import mapping, maybe_text, text
 from router.store.sealing import SecretBox
 from router.urls import live_url_problem, url_problem
@@ -196,6 +197,7 @@ class MerchantStore:
             },
         )
         await self._redis.sadd(keys.merchants(), merchant.id)
+        await record_merchant(self._redis, merchant, self._clock.now_ms())
         return merchant
 
     async def update(
@@ -226,6 +228,7 @@ class MerchantStore:
             changes += ["require_signed", "1" if require_signed else "0"]
         if changes:
             await self._redis.hset(keys.merchant(mch), items=changes)
+            await record_merchant(self._redis, current, self._clock.now_ms())
         self._merchants.drop(mch)
         return current
 
@@ -326,6 +329,7 @@ class MerchantStore:
             },
         )
         await self._redis.set(keys.api_key_hash(hash_secret(secret)), key.id)
+        await record_key(self._redis, key)
         return IssuedKey(key, secret)
 
     async def keys_of(self, mch: str) -> list[ApiKey]:
@@ -351,6 +355,7 @@ class MerchantStore:
         for old in await self.keys_of(mch):
             if old.mode == mode and (old.expires_at_ms is None or old.expires_at_ms > expires):
                 await self._redis.hset(keys.api_key(old.id), "expires_at_ms", str(expires))
+                await record_key(self._redis, replace(old, expires_at_ms=expires))
         self._keys.clear()
         return await self.issue_key(mch, mode)
 

@@ -27,7 +27,10 @@ from router.store.schedule import Schedule
 from router.store.scripts import CLAIM_CHANNEL, CREATE_PAYMENT, HDEL_IF, PAYMENT_HIDDEN, TRANSITION
 
 _CREATION: dict[int, Literal["created", "held", "made"]] = {1: "created", 0: "held", 2: "made"}
-INTERNAL_FIELDS = tuple(name for name in PAYMENT_HIDDEN if name != "amount_reserved")
+INTERNAL_FIELDS = tuple(name for name in PAYMENT_HIDDEN if name not in ("amount_reserved", "v"))
+VERSION = "v"
+"""The hidden field every state change raises (`router.store.scripts`): the record keeps the
+highest version it has seen of each object."""
 LIST_SCAN_BATCH = 100
 LIST_SCAN_LIMIT = 2000
 """At most this many index entries are read per list call when filtering by status."""
@@ -69,6 +72,7 @@ class StoredPayment:
 def decode(raw: Mapping[str, str]) -> StoredPayment:
     values = decode_fields(raw)
     values.pop("amount_reserved", None)
+    values.pop(VERSION, None)
     internal = {name: values.pop(name, None) for name in INTERNAL_FIELDS}
     return StoredPayment(
         payment=Payment.model_validate(values),
@@ -120,7 +124,12 @@ class PaymentStore:
         return new_id("pay", partition=keys.order_partition(mch, merchant_order_id))
 
     async def create(
-        self, stored: StoredPayment, due_ms: int, idempotency_key: str | None = None
+        self,
+        stored: StoredPayment,
+        due_ms: int,
+        idempotency_key: str | None = None,
+        *,
+        recorded_holder: str | None = None,
     ) -> Creation:
         """Write a new payment, due for its first re-query at `due_ms`, unless its
         merchant_order_id is held by another; one script in the payment's partition.
@@ -128,6 +137,9 @@ class PaymentStore:
         With `idempotency_key` (the key the request runs under) the payment is bound to the
         key beside its order, for as long as the key's record lives: a retry under the key
         meets it here (`made`) instead of writing a second one.
+
+        `recorded_holder`: a payment of the record that holds the merchant_order_id (not
+        failed); it holds the order when the order is no longer in Redis (retention).
         """
         p, mch = stored.payment, stored.merchant_id
         partition = keys.partition_of(p.id)
@@ -149,8 +161,17 @@ class PaymentStore:
                 keys.order(mch, p.merchant_order_id),
                 keys.payments_by_created(partition, mch),
                 schedule_key,
+                keys.changes(partition),
             ],
-            [p.id, stored.created_ms, key_field, due_ms, entry, *encode(fields)],
+            [
+                p.id,
+                stored.created_ms,
+                key_field,
+                due_ms,
+                entry,
+                recorded_holder or "",
+                *encode(fields),
+            ],
         )
         waited = self.queue_wait(batch, p.id)
         results = await batch.execute()
@@ -178,7 +199,11 @@ class PaymentStore:
     async def claim_channel(self, pay_id: str, fields: Mapping[str, Any]) -> bool:
         """Point a pending checkout that has no channel yet at one (and its buyer); False if
         it is no longer pending or another request pointed it first."""
-        return bool(int(await self._claim(keys=[keys.payment(pay_id)], args=encode(fields))))
+        stream = keys.changes(keys.partition_of(pay_id))
+        claimed = await self._claim(
+            keys=[keys.payment(pay_id), stream], args=[pay_id, *encode(fields)]
+        )
+        return bool(int(claimed))
 
     async def get(self, mch: str, pay_id: str) -> StoredPayment | None:
         """The merchant's payment; None if there is none, or it is another merchant's."""
@@ -229,6 +254,7 @@ class PaymentStore:
                 keys.event(evt_id),
                 keys.events(partition, mch),
                 keys.outbox(partition),
+                keys.changes(partition),
             ],
             [
                 status,

@@ -19,7 +19,7 @@ from router.models import Refund
 from router.store import keys
 from router.store.batch import Batch
 from router.store.codec import decode_fields, encode, mapping, text
-from router.store.payments import Replication
+from router.store.payments import VERSION, Replication
 from router.store.schedule import Schedule
 from router.store.scripts import CREATE_REFUND, DELETE_IF, REFUND_TRANSITION
 
@@ -49,6 +49,7 @@ class RefundCreation:
 def decode(raw: Mapping[str, str]) -> StoredRefund:
     values = decode_fields(raw)
     internal = {name: values.pop(name, None) for name in INTERNAL_FIELDS}
+    values.pop(VERSION, None)
     return StoredRefund(
         refund=Refund.model_validate(values),
         merchant_id=str(internal["merchant_id"]),
@@ -107,8 +108,9 @@ class RefundStore:
                 keys.refund(r.id),
                 keys.payment_refunds(r.payment),
                 schedule_key,
+                keys.changes(keys.partition_of(r.id)),
             ],
-            [r.id, requested or 0, stored.created_ms, due_ms, entry, *encode(fields)],
+            [r.id, requested or 0, stored.created_ms, due_ms, entry, r.payment, *encode(fields)],
         )
         waited = None
         if self.replication is not None:
@@ -161,6 +163,7 @@ class RefundStore:
                 keys.event(evt_id),
                 keys.events(partition, mch),
                 keys.outbox(partition),
+                keys.changes(partition),
             ],
             args=[
                 status,
@@ -173,6 +176,16 @@ class RefundStore:
             ],
         )
         return bool(int(applied)), text(now)
+
+    async def all_of_payment(self, mch: str, pay_id: str) -> tuple[list[str], list[StoredRefund]]:
+        """Every refund of the payment Redis names (its index, newest first: ids of refunds
+        that left Redis stay in it) and those it still holds, the merchant's, in that order."""
+        ids = [text(m) for m in await self._redis.zrevrange(keys.payment_refunds(pay_id), 0, -1)]
+        pipe = self._redis.pipeline(transaction=False)
+        for re_id in ids:
+            pipe.hgetall(keys.refund(re_id))
+        found = [decode(mapping(raw)) for raw in await pipe.execute() if raw] if ids else []
+        return ids, [r for r in found if r.merchant_id == mch]
 
     async def of_payment(
         self, mch: str, pay_id: str, *, limit: int, starting_after: StoredRefund | None

@@ -15,12 +15,17 @@ PAYMENT_HIDDEN = (
     "buyer_action",
     "abandoned",
     "amount_reserved",
+    "v",
 )
 """Fields of a payment's hash that merchants never see: not in the API's answers (the store
 drops them when it reads), nor in the `data` of the events the scripts write."""
 _PAYMENT_SKIP = "{" + ", ".join(f"{name} = true" for name in PAYMENT_HIDDEN) + "}"
 
 _EMIT = """
+-- Versions and the change stream: every script that changes a payment, refund or event
+-- raises the object's hidden version `v` (in the write it makes anyway) and appends
+-- `kind id ...` to its partition's change stream in the same step, for the record's drainer
+-- (router.record.drain), which copies each object's current state with its version.
 -- The outbox: an event is written in the same script as the status change it reports, so
 -- there is no moment where the status changed and the event does not exist.
 local function render(key, skip)
@@ -42,7 +47,7 @@ local function emit(object_key, skip, event_key, index_key, outbox_key, id, kind
                     payment_id, merchant_id)
   redis.call('HSET', event_key, 'id', id, 'type', kind, 'created_at', at, 'created_ms', at_ms,
              'payment_id', payment_id, 'merchant_id', merchant_id,
-             'data', render(object_key, skip), 'state', 'pending', 'attempt_count', 0)
+             'data', render(object_key, skip), 'state', 'pending', 'attempt_count', 0, 'v', 1)
   redis.call('ZADD', index_key, tonumber(at_ms), id)
   redis.call('XADD', outbox_key, '*', 'event', id, 'mch', merchant_id)
 end
@@ -50,11 +55,14 @@ end
 
 CREATE_PAYMENT = """
 -- KEYS: payment hash, order hash (its merchant_order_id), the merchant's created index, the
---       partition's re-query schedule (all in the payment's partition)
+--       partition's re-query schedule, its change stream (all in the payment's partition)
 -- ARGV: pay_id, created_ms, the order hash's field for the request's Idempotency-Key
---       ('' = none), due_ms, schedule member, then field/value pairs
+--       ('' = none), due_ms, schedule member, the payment holding the order in the record
+--       ('' = none known), then field/value pairs
 -- Returns {1, pay_id} | {0, id of the payment holding the order}
 --       | {2, id of the payment an earlier attempt made under the same key}.
+-- The record's holder counts only when the order hash is gone (its payments left Redis after
+-- PAYROUTER_REDIS_RETENTION); a hash that is there knows better.
 -- The order hash holds the order: `current` (the payment that holds it), `pay:<id>` (every
 -- payment made with it, when) and `key:<digest>` (the payment made under an
 -- Idempotency-Key). The key's binding lives here, not with the idempotency record (another
@@ -68,15 +76,19 @@ end
 if found[1] then
   return {0, found[1]}
 end
+if ARGV[6] ~= '' and redis.call('EXISTS', KEYS[2]) == 0 then
+  return {0, ARGV[6]}
+end
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[2], 'current', ARGV[1], 'pay:' .. ARGV[1], ARGV[2], ARGV[3],
              ARGV[1])
 else
   redis.call('HSET', KEYS[2], 'current', ARGV[1], 'pay:' .. ARGV[1], ARGV[2])
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('HSET', KEYS[1], 'v', 1, unpack(ARGV, 7))
 redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[1])
 redis.call('ZADD', KEYS[4], tonumber(ARGV[4]), ARGV[5])
+redis.call('XADD', KEYS[5], '*', 'pay', ARGV[1])
 return {1, ARGV[1]}
 """
 
@@ -84,12 +96,14 @@ TRANSITION = (
     _EMIT
     + """
 -- KEYS: payment hash, order hash of its merchant_order_id, then for the event it may emit:
---       event hash, the merchant's events index, the partition's outbox stream
+--       event hash, the merchant's events index, the partition's outbox stream; then the
+--       partition's change stream
 -- ARGV: new status, required current status ('' = any), event id, event time (RFC 3339),
 --       event time (ms), merchant id, payment id, then field/value pairs
 -- Returns {applied (0/1), status now}. Reaching a final status emits `payment.<status>`.
 local rank = {processing = 0, pending = 1, succeeded = 2, failed = 2, closed = 2}
-local current = redis.call('HGET', KEYS[1], 'status')
+local now = redis.call('HMGET', KEYS[1], 'status', 'v')
+local current = now[1]
 if not current then
   return {0, ''}
 end
@@ -103,7 +117,7 @@ end
 if wanted == current and rank[current] == 2 then
   return {0, current}
 end
-redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], 'status', wanted, 'v', tonumber(now[2] or '0') + 1, unpack(ARGV, 8))
 local id = ARGV[7]
 if wanted == 'failed' then
   -- A failed payment gives its merchant_order_id back, so the merchant can try again.
@@ -117,6 +131,9 @@ if rank[wanted] == 2 then
     + """
   emit(KEYS[1], skip, KEYS[3], KEYS[4], KEYS[5], ARGV[3], 'payment.' .. wanted, ARGV[4],
        ARGV[5], id, ARGV[6])
+  redis.call('XADD', KEYS[6], '*', 'pay', id, 'evt', ARGV[3])
+else
+  redis.call('XADD', KEYS[6], '*', 'pay', id)
 end
 return {1, wanted}
 """
@@ -236,9 +253,9 @@ return due
 
 CREATE_REFUND = """
 -- KEYS: payment hash, refund hash, payment's refunds zset, the partition's re-query
---       schedule (all in the payment's partition)
+--       schedule, its change stream (all in the payment's partition)
 -- ARGV: refund_id, amount (0 = all that is left), created_ms, due_ms, schedule member,
---       then field/value pairs for the refund hash (the script adds 'amount' and
+--       payment id, then field/value pairs for the refund hash (the script adds 'amount' and
 --       'refundable_before': what was left to refund, so a repeat of the merchant_refund_id
 --       without an amount, "all that is left", can be told apart from a different request)
 -- Returns {'created', amount} | {'exists', refund_id} | {'not_refundable', status}
@@ -247,7 +264,8 @@ CREATE_REFUND = """
 -- id derived from that name (`router.ids.derived_id`): a second attempt meets the first here.
 -- The running total (amount_reserved: pending + succeeded refunds) is checked and raised in
 -- the same step, so concurrent refunds can never add up to more than the payment.
-if redis.call('EXISTS', KEYS[2]) == 1 then
+-- A refund that left Redis (PAYROUTER_REDIS_RETENTION) stays named in its payment's index.
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('ZSCORE', KEYS[3], ARGV[1]) then
   return {'exists', ARGV[1]}
 end
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -264,10 +282,13 @@ if amount <= 0 or reserved + amount > total then
   return {'exceeds', tostring(total - reserved)}
 end
 redis.call('HINCRBY', KEYS[1], 'amount_reserved', amount)
+-- The payment's version moves too: a refund pending keeps it in Redis (retention).
+redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('HSET', KEYS[2], 'amount', tostring(amount), 'refundable_before',
-           tostring(total - reserved), unpack(ARGV, 6))
+           tostring(total - reserved), 'v', 1, unpack(ARGV, 7))
 redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), ARGV[1])
 redis.call('ZADD', KEYS[4], tonumber(ARGV[4]), ARGV[5])
+redis.call('XADD', KEYS[5], '*', 're', ARGV[1], 'pay', ARGV[6])
 return {'created', tostring(amount)}
 """
 
@@ -275,13 +296,14 @@ REFUND_TRANSITION = (
     _EMIT
     + """
 -- KEYS: refund hash, its payment's hash, event hash, the merchant's events index, the
---       partition's outbox stream
+--       partition's outbox stream, its change stream
 -- ARGV: new status (pending|succeeded|failed), event id, event time (RFC 3339), event time
 --       (ms), the payment's id, merchant id, then field/value pairs
 -- Returns {applied (0/1), status now}. Only a pending refund changes; a succeeded one raises
 -- the payment's amount_refunded, a failed one gives its amount back to what can be refunded;
 -- both emit `refund.<status>`.
-local current = redis.call('HGET', KEYS[1], 'status')
+local now = redis.call('HMGET', KEYS[1], 'status', 'amount', 'v', 'id')
+local current = now[1]
 if not current then
   return {0, ''}
 end
@@ -289,16 +311,21 @@ if current ~= 'pending' then
   return {0, current}
 end
 local wanted = ARGV[1]
-local amount = tonumber(redis.call('HGET', KEYS[1], 'amount'))
+local amount = tonumber(now[2])
 if wanted == 'succeeded' then
   redis.call('HINCRBY', KEYS[2], 'amount_refunded', amount)
 elseif wanted == 'failed' then
   redis.call('HINCRBY', KEYS[2], 'amount_reserved', -amount)
 end
-redis.call('HSET', KEYS[1], 'status', wanted, unpack(ARGV, 7))
+redis.call('HSET', KEYS[1], 'status', wanted, 'v', tonumber(now[3] or '0') + 1, unpack(ARGV, 7))
 if wanted ~= 'pending' then
-  emit(KEYS[1], {merchant_id = true, created_ms = true, refundable_before = true}, KEYS[3],
-       KEYS[4], KEYS[5], ARGV[2], 'refund.' .. wanted, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+  redis.call('HINCRBY', KEYS[2], 'v', 1)
+  emit(KEYS[1], {merchant_id = true, created_ms = true, refundable_before = true, v = true},
+       KEYS[3], KEYS[4], KEYS[5], ARGV[2], 'refund.' .. wanted, ARGV[3], ARGV[4], ARGV[5],
+       ARGV[6])
+  redis.call('XADD', KEYS[6], '*', 're', now[4], 'pay', ARGV[5], 'evt', ARGV[2])
+else
+  redis.call('XADD', KEYS[6], '*', 're', now[4])
 end
 return {1, wanted}
 """
@@ -485,18 +512,21 @@ return ARGV[1]
 """
 
 CLAIM_CHANNEL = """
--- KEYS: payment hash
--- ARGV: field/value pairs (the account, wallet and buyer a checkout is paid with)
--- Sets the fields if the payment is pending and has no channel yet. Returns 1 if set.
+-- KEYS: payment hash, the partition's change stream
+-- ARGV: payment id, then field/value pairs (the account, wallet and buyer a checkout is paid
+--       with)
+-- Sets the fields if the payment is pending and has no channel yet, as a new version the
+-- record drains. Returns 1 if set.
 -- Two tabs of one checkout opened at once: only one of them creates the channel's order.
-if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then
+local now = redis.call('HMGET', KEYS[1], 'status', 'channel', 'v')
+if now[1] ~= 'pending' then
   return 0
 end
-local channel = redis.call('HGET', KEYS[1], 'channel')
-if channel and channel ~= 'null' then
+if now[2] and now[2] ~= 'null' then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+redis.call('HSET', KEYS[1], 'v', tonumber(now[3] or '0') + 1, unpack(ARGV, 2))
+redis.call('XADD', KEYS[2], '*', 'pay', ARGV[1])
 return 1
 """
 
@@ -573,6 +603,87 @@ end
 return replies
 """
 
+RETIRE = """
+-- KEYS: the partition's retention schedule, the object's hash, then by kind
+--       pay: the merchant's payments index, the order hash, the payment's refunds index
+--       evt: the event's attempts list, the merchant's events index
+-- ARGV: the schedule's member, kind (pay | re | evt), id, the version the record has
+-- Removes a final object the record holds from Redis, with its index entries, only if it is
+-- still at the recorded version (a change since then is recorded, and scheduled, again) and,
+-- for a payment, no refund of it is pending. Returns 1 if removed.
+redis.call('ZREM', KEYS[1], ARGV[1])
+local now = redis.call('HMGET', KEYS[2], 'v', 'amount_reserved', 'amount_refunded')
+if now[1] ~= ARGV[4] then
+  return 0
+end
+local kind, id = ARGV[2], ARGV[3]
+if kind == 'pay' then
+  if tonumber(now[2] or '0') ~= tonumber(now[3] or '0') then
+    return 0
+  end
+  redis.call('DEL', KEYS[2], KEYS[5])
+  redis.call('ZREM', KEYS[3], id)
+  -- The order hash forgets this payment and the Idempotency-Keys bound to it; once it holds
+  -- no payment at all it goes, and a create with its merchant_order_id asks the record.
+  local flat = redis.call('HGETALL', KEYS[4])
+  local others = 0
+  for i = 1, #flat, 2 do
+    local field, value = flat[i], flat[i + 1]
+    if field == 'pay:' .. id or (string.sub(field, 1, 4) == 'key:' and value == id) then
+      redis.call('HDEL', KEYS[4], field)
+    elseif string.sub(field, 1, 4) == 'pay:' then
+      others = others + 1
+    end
+  end
+  if others == 0 then
+    redis.call('DEL', KEYS[4])
+  end
+elseif kind == 'evt' then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('ZREM', KEYS[4], id)
+else
+  redis.call('DEL', KEYS[2])
+end
+return 1
+"""
+
+RESTORE_PAYMENT = """
+-- KEYS: payment hash, its refunds index, the merchant's payments index
+-- ARGV: pay_id, created_ms, number of refunds n, then n (refund id, created_ms) pairs, then
+--       field/value pairs (with the record's version `v` and `amount_reserved`)
+-- Puts a payment that left Redis back from the record, only if it is not there (another
+-- process may have put it back, and changed it, first). Returns 1 if written.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local n = tonumber(ARGV[3])
+for i = 0, n - 1 do
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[5 + 2 * i]), ARGV[4 + 2 * i])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4 + 2 * n))
+redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+
+RESTORE_EVENT = """
+-- KEYS: event hash, its attempts list, the merchant's events index
+-- ARGV: evt_id, created_ms, number of attempts n, then n attempts (JSON), then field/value
+--       pairs (with the record's version `v`)
+-- Puts an event that left Redis back from the record (to resend it), only if it is not
+-- there. Returns 1 if written.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+local n = tonumber(ARGV[3])
+redis.call('DEL', KEYS[2])
+for i = 4, 3 + n do
+  redis.call('RPUSH', KEYS[2], ARGV[i])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4 + n))
+redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+
 ALL = (
     CREATE_PAYMENT,
     TRANSITION,
@@ -592,5 +703,8 @@ ALL = (
     REMOVE_IDLE_CONSUMERS,
     READ_OUTBOX,
     ATOMIC,
+    RETIRE,
+    RESTORE_PAYMENT,
+    RESTORE_EVENT,
 )
 """Loaded when a store opens, so batches can call them by hash (`router.store.batch`)."""

@@ -42,6 +42,7 @@ import aiohttp
 
 from router.clock import rfc3339
 from router.outage import StoreOutage
+from router.record import reads
 from router.runtime import Runtime
 from router.store.errors import STORE_UNAVAILABLE, StoreError, missing_stream_group
 from router.store.events import (
@@ -243,6 +244,11 @@ class Dispatcher:
             url = event.data.get("notify_url")
         else:
             payment = await store.payments.get(event.merchant_id, event.payment_id)
+            if payment is None and self.rt.record is not None:
+                # A resent event of a payment that left Redis (PAYROUTER_REDIS_RETENTION).
+                payment = await reads.payment(self.rt.record, event.payment_id)
+                if payment is not None and payment.merchant_id != event.merchant_id:
+                    payment = None
             url = payment.payment.notify_url if payment else None
         if url is None:
             merchant = await store.merchants.get(event.merchant_id)

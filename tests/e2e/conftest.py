@@ -167,6 +167,8 @@ async def start_router(
     settings = Settings(
         redis_url=redis_url,
         routing_path=config,
+        # The record: an embedded database in the test's folder (one process).
+        sandbox_dir=tmp_path / "sandbox",
         public_url=url,
         admin_token=ADMIN_TOKEN,
         config_poll_s=0.05,
@@ -240,10 +242,20 @@ class RouterProcess:
             await asyncio.wait_for(self.proc.wait(), timeout=20)
 
 
+class Processes(list[RouterProcess]):
+    """Router processes a test starts, and the record they share (`serve` with a Redis
+    needs PAYROUTER_DATABASE_URL)."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__()
+        self.database_url = database_url
+
+
 @pytest.fixture
-async def processes() -> AsyncIterator[list[RouterProcess]]:
-    """Router processes a test starts; stopped (SIGTERM) afterwards."""
-    started: list[RouterProcess] = []
+async def processes(postgres_migrated_url: str) -> AsyncIterator[Processes]:
+    """Router processes a test starts, on a new database of the session's PostgreSQL;
+    stopped (SIGTERM) afterwards."""
+    started = Processes(postgres_migrated_url)
     yield started
     for proc in started:
         with contextlib.suppress(ProcessLookupError, TimeoutError):

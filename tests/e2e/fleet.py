@@ -13,7 +13,7 @@ from payrouter_sdk import AsyncClient, PayrouterError
 from router.clock import Clock
 from router.store import open_store
 from tests.conftest import loopback_socket
-from tests.e2e.conftest import RouterProcess
+from tests.e2e.conftest import Processes, RouterProcess
 from tests.e2e.test_webhooks import Receiver
 
 LEASE_S = 2
@@ -47,7 +47,7 @@ async def start_fleet(
     size: int,
     redis_url: str,
     config: Path,
-    processes: list[RouterProcess],
+    processes: Processes,
     extra_env: dict[str, str] | None = None,
 ) -> Fleet:
     """`size` routers with short leases, grace periods and retry waits (`extra_env` added),
@@ -55,6 +55,7 @@ async def start_fleet(
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PAYROUTER_REDIS_URL": redis_url,
+        "PAYROUTER_DATABASE_URL": processes.database_url,
         "PAYROUTER_ROUTING": str(config),
         "PAYROUTER_IDEMPOTENCY_LEASE": str(LEASE_S),
         "PAYROUTER_PROCESSING_GRACE": str(GRACE_S),

@@ -28,7 +28,13 @@ from payrouter_sdk import (
     PayrouterError,
     Webhook,
 )
-from tests.e2e.conftest import RouterProcess, Simulator, eventually, routing_yaml, sim_json
+from tests.e2e.conftest import (
+    Processes,
+    Simulator,
+    eventually,
+    routing_yaml,
+    sim_json,
+)
 from tests.e2e.fleet import LEASE_S, Ledger, create_body, load, new_merchant, sdk, start_fleet
 from tests.e2e.test_webhooks import Receiver, start_receiver
 
@@ -52,7 +58,7 @@ async def test_a_retry_after_a_crashed_create_names_the_payment_it_made(
     config: Path,
     http: aiohttp.ClientSession,
     serving: list[web.AppRunner],
-    processes: list[RouterProcess],
+    processes: Processes,
 ) -> None:
     """The router dies while the channel is creating the order. The merchant's retry with the
     same key waits out the dead router's lease (told how long by `Retry-After`), then gets an
@@ -115,7 +121,7 @@ async def test_a_retry_after_a_crashed_refund_is_about_the_same_refund(
     config: Path,
     http: aiohttp.ClientSession,
     serving: list[web.AppRunner],
-    processes: list[RouterProcess],
+    processes: Processes,
 ) -> None:
     """The router dies while the channel is taking a refund: the retry with the same key
     answers with that refund; it never refunds the buyer a second time."""
@@ -164,7 +170,7 @@ async def test_routers_killed_under_load(
     config: Path,
     http: aiohttp.ClientSession,
     serving: list[web.AppRunner],
-    processes: list[RouterProcess],
+    processes: Processes,
 ) -> None:
     receiver = await start_receiver(serving)
     # Creates take a while (so kills land mid-create) and every order is paid at once.

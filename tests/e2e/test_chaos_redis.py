@@ -26,7 +26,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.harness.topologies import RedisClusterSetup, RedisSentinelSetup
 from payrouter_sdk import APIConnectionError, AsyncClient, NotFoundError, PayrouterError
-from tests.e2e.conftest import RouterProcess, Simulator, eventually, routing_yaml, sim_json
+from tests.e2e.conftest import (
+    Processes,
+    Simulator,
+    eventually,
+    routing_yaml,
+    sim_json,
+)
 from tests.e2e.fleet import Fleet, Ledger, create_body, new_merchant, sdk, start_fleet
 from tests.e2e.test_webhooks import Receiver, start_receiver
 
@@ -166,7 +172,7 @@ async def failover_under_load(
     tmp_path: Path,
     http: aiohttp.ClientSession,
     serving: list[web.AppRunner],
-    processes: list[RouterProcess],
+    processes: Processes,
 ) -> None:
     """Load, `kill`, see the creates resume, `restore`, then look for every payment and refund
     the clients were told of."""
@@ -274,7 +280,7 @@ async def test_a_cluster_primary_killed_under_load(
     tmp_path: Path,
     http: aiohttp.ClientSession,
     serving: list[web.AppRunner],
-    processes: list[RouterProcess],
+    processes: Processes,
 ) -> None:
     # With 64 partitions spread evenly, every primary holds some of the traffic.
     victim = redis_cluster.primaries()[0]
@@ -310,7 +316,7 @@ async def test_a_sentinel_primary_killed_under_load(
     tmp_path: Path,
     http: aiohttp.ClientSession,
     serving: list[web.AppRunner],
-    processes: list[RouterProcess],
+    processes: Processes,
 ) -> None:
     victim = redis_sentinel.primary()
 

@@ -210,7 +210,11 @@ def served(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         sock = loopback_socket()
         url = url_of(sock)
         settings = Settings(
-            redis_url=redis_server, routing_path=config, public_url=url, workers=FAST_WORKERS
+            redis_url=redis_server,
+            routing_path=config,
+            sandbox_dir=tmp / "sandbox",
+            public_url=url,
+            workers=FAST_WORKERS,
         )
         clock = ShiftedClock()
         # No dispatcher: fuzzed notify_urls name hosts that must not be called.

@@ -128,6 +128,27 @@ async def test_an_open_account_is_the_last_resort_when_every_other_fails(
     assert explained["last_resort"] == ["wechat_main"]
 
 
+async def test_when_every_breaker_is_open_the_last_resort_is_tried(
+    redis_url: str,
+    simulator: Simulator,
+    backup: Simulator,
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+) -> None:
+    """No candidate at all, only last resorts: the create starts at the best of them (it
+    answered 500 when the payment was written with the first candidate's account)."""
+    router = await router_for("priority", redis_url, simulator, backup, tmp_path, serving, http)
+    await account_faults(http, simulator, {"outage": True})
+    await account_faults(http, backup, {"outage": True})
+    for _ in range(3):
+        assert (await router.create())[0] == 503
+    await account_faults(http, simulator, {})
+    status, body = await router.create()
+    assert status == 201, body
+    assert body["channel"] == "wechat_main"
+
+
 async def test_without_a_last_resort_every_open_account_is_a_503(
     redis_url: str,
     simulator: Simulator,

@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from tests.conftest import loopback_socket
-from tests.e2e.conftest import RouterProcess, Simulator, eventually, routing_yaml
+from tests.e2e.conftest import Processes, RouterProcess, Simulator, eventually, routing_yaml
 
 
 async def reloads(http: aiohttp.ClientSession, url: str, outcome: str) -> float:
@@ -27,7 +27,7 @@ async def test_sighup_reloads_and_refuses_a_bad_file(
     tmp_path: Path,
     serving: list[web.AppRunner],
     http: aiohttp.ClientSession,
-    processes: list[RouterProcess],
+    processes: Processes,
 ) -> None:
     config = tmp_path / "routing.yaml"
     config.write_text(routing_yaml(simulator))
@@ -38,6 +38,7 @@ async def test_sighup_reloads_and_refuses_a_bad_file(
         {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PAYROUTER_REDIS_URL": redis_url,
+            "PAYROUTER_DATABASE_URL": processes.database_url,
             "PAYROUTER_ROUTING": str(config),
             "PAYROUTER_PORT": str(port),
         }

@@ -20,7 +20,14 @@ from aiohttp import web
 from router.clock import Clock
 from router.store import open_store
 from tests.conftest import loopback_socket
-from tests.e2e.conftest import RouterProcess, Simulator, eventually, routing_yaml, sim_json
+from tests.e2e.conftest import (
+    Processes,
+    RouterProcess,
+    Simulator,
+    eventually,
+    routing_yaml,
+    sim_json,
+)
 from tests.e2e.test_webhooks import start_receiver
 
 PAYMENTS = 8
@@ -33,7 +40,7 @@ async def test_sigkill_mid_delivery_loses_nothing(
     tmp_path: Path,
     serving: list[web.AppRunner],
     http: aiohttp.ClientSession,
-    processes: list[RouterProcess],
+    processes: Processes,
 ) -> None:
     receiver = await start_receiver(serving)
     receiver.hang = 0.4
@@ -45,6 +52,7 @@ async def test_sigkill_mid_delivery_loses_nothing(
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PAYROUTER_REDIS_URL": redis_url,
+        "PAYROUTER_DATABASE_URL": processes.database_url,
         "PAYROUTER_ROUTING": str(config),
         "PAYROUTER_PORT": str(port),
         "PAYROUTER_PUBLIC_URL": url,

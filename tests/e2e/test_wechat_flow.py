@@ -267,7 +267,10 @@ async def test_the_worker_lease_is_settable_but_never_too_short(
     assert r.worker.lease_s() == 20.0
     shorter = replace(FAST_WORKERS, lease_s=13.0)
     settings = Settings(
-        redis_url=redis_url, routing_path=tmp_path / "routing.yaml", workers=shorter
+        redis_url=redis_url,
+        routing_path=tmp_path / "routing.yaml",
+        sandbox_dir=tmp_path / "sandbox",
+        workers=shorter,
     )
     with pytest.raises(ConfigurationError, match="at least 14 seconds"):
         await build_app(settings)

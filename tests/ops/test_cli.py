@@ -18,6 +18,7 @@ SAMPLES = {
     "PAYROUTER_ROUTING": "other.yaml",
     "PAYROUTER_HOST": "10.1.2.3",
     "PAYROUTER_WEBHOOK_SCHEDULE": "1s,2s",
+    "PAYROUTER_REDIS_RETENTION": "3d",
 }
 """A value other than the default for variables that are not a number of seconds."""
 

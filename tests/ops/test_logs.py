@@ -62,7 +62,11 @@ async def serve(env: dict[str, str], log_file: Path) -> tuple[asyncio.subprocess
 
 @pytest.mark.e2e
 async def test_serve_logs_json_lines_with_trace_and_no_secret(
-    redis_url: str, simulator: Simulator, tmp_path: Path, http: aiohttp.ClientSession
+    redis_url: str,
+    postgres_migrated_url: str,
+    simulator: Simulator,
+    tmp_path: Path,
+    http: aiohttp.ClientSession,
 ) -> None:
     config = tmp_path / "routing.yaml"
     config.write_text(routing_yaml(simulator))
@@ -70,6 +74,7 @@ async def test_serve_logs_json_lines_with_trace_and_no_secret(
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PAYROUTER_REDIS_URL": redis_url,
+        "PAYROUTER_DATABASE_URL": postgres_migrated_url,
         "PAYROUTER_ROUTING": str(config),
         "PAYROUTER_ADMIN_TOKEN": ADMIN_TOKEN,
         "PAYROUTER_SECRET_KEY": SECRET_KEY,

@@ -48,6 +48,7 @@ def payment_row(
         "return_url": None,
         "metadata": {},
         "failure": None,
+        "risk": None,
         "routing": {"rule": "default"},
         "livemode": False,
         "created_ms": created_ms,

@@ -91,6 +91,12 @@ def test_serve_refuses_a_database_without_the_schema(postgres_url: str, good_rou
     one_line_exit_2(payrouter("serve", env=env), "PAYROUTER_DATABASE_URL", "payrouter db migrate")
 
 
+def test_serve_refuses_redis_without_a_database(good_routing: Path) -> None:
+    # Checked before anything is opened: the Redis named need not even exist.
+    env = {"PAYROUTER_REDIS_URL": "redis://127.0.0.1:1/0", "PAYROUTER_ROUTING": str(good_routing)}
+    one_line_exit_2(payrouter("serve", env=env), "PAYROUTER_DATABASE_URL", "PAYROUTER_REDIS_URL")
+
+
 @pytest.mark.postgres
 async def test_a_router_opens_checks_and_closes_the_database(
     postgres_server: PostgresServer, postgres_migrated_url: str, good_routing: Path
@@ -108,15 +114,28 @@ async def test_a_router_opens_checks_and_closes_the_database(
     assert int(postgres_server.sql(sessions)) == 0
 
 
-async def test_without_the_variable_a_router_opens_no_database(good_routing: Path) -> None:
+async def test_without_the_variable_a_router_opens_the_embedded_database(
+    good_routing: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sandbox = tmp_path / "sandbox"
+    caplog.set_level("WARNING", logger="payrouter")
     app = await build_app(
-        Settings(routing_path=good_routing),
+        Settings(routing_path=good_routing, sandbox_dir=sandbox),
         run_worker=False,
         watch_config=False,
         run_dispatcher=False,
     )
     runner = await serve(app, loopback_socket())
     try:
-        assert RECORD not in app
+        assert app[RECORD].embedded
+        assert (sandbox / "record.sqlite3").exists()
+        said = [
+            r.getMessage() for r in caplog.records if "PAYROUTER_DATABASE_URL" in r.getMessage()
+        ]
+        described = app[RECORD].description
+        assert said == [
+            f"PAYROUTER_DATABASE_URL is not set: the record is the {described} (sandbox only)"
+        ]
+        assert str(sandbox / "record.sqlite3") in said[0]
     finally:
         await runner.cleanup()

@@ -115,18 +115,6 @@ async def test_the_admin_token_is_required(client: TestClient[Any, Any]) -> None
     assert wrong.status == 401
 
 
-async def test_a_router_without_a_record_answers_503(good_routing: Path) -> None:
-    client = await client_for(good_routing, None)
-    try:
-        response = await client.get("/admin/ledger/balances", headers=ADMIN)
-        assert response.status == 503
-        error = (await response.json())["error"]
-        assert error["code"] == "record_not_configured"
-        assert "PAYROUTER_DATABASE_URL" in error["message"]
-    finally:
-        await client.close()
-
-
 async def test_a_database_that_does_not_answer_is_503_with_retry_after(
     good_routing: Path,
 ) -> None:

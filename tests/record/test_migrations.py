@@ -71,13 +71,13 @@ def _newer_code(tmp_path: Path) -> str:
     """The revisions of a payrouter one schema change ahead of this one."""
     scripts = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_next.py").write_text(
+    (scripts / "versions" / "9999_next.py").write_text(
         f'''"""A later schema change."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
+revision = "9999"
 down_revision = "{head()}"
 branch_labels = None
 depends_on = None
@@ -103,8 +103,8 @@ async def test_a_schema_older_than_the_code_is_refused(migrated: Record, tmp_pat
     assert head() in caught.value.line()
 
     done = await migrate(migrated.engine, newer)
-    assert (done.before, done.after) == (head(), "0002")
-    assert await check_schema(migrated.engine, newer) == "0002"
+    assert (done.before, done.after) == (head(), "9999")
+    assert await check_schema(migrated.engine, newer) == "9999"
 
     # One step back down: refused again, and this code's own check passes on it.
     await downgrade(migrated.engine, head(), newer)

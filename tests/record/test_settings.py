@@ -69,3 +69,17 @@ def test_refused_in_one_line_without_the_password(url: str, fragment: str) -> No
     assert line.startswith("PAYROUTER_DATABASE_URL")
     assert fragment in line
     assert ":pw@" not in line
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("", 7 * 86400.0), ("30s", 30.0), ("5m", 300.0), ("7d", 604800.0)]
+)
+def test_redis_retention_is_one_duration(value: str, seconds: float) -> None:
+    env = {"PAYROUTER_REDIS_RETENTION": value}
+    assert Settings.from_env(env).redis_retention_s == seconds
+
+
+@pytest.mark.parametrize("value", ["0s", "7", "7 days", "1d,2d", "-1d"])
+def test_a_bad_redis_retention_names_the_variable(value: str) -> None:
+    with pytest.raises(SettingsError, match="PAYROUTER_REDIS_RETENTION"):
+        Settings.from_env({"PAYROUTER_REDIS_RETENTION": value})

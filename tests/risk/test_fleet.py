@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import RouterProcess, Simulator, routing_yaml
+from tests.e2e.conftest import Processes, Simulator, routing_yaml
 from tests.e2e.fleet import new_merchant, start_fleet
 
 pytestmark = pytest.mark.e2e
@@ -58,7 +58,7 @@ async def test_two_routers_share_one_budget(
     redis_url: str,
     simulator: Simulator,
     tmp_path: Path,
-    processes: list[RouterProcess],
+    processes: Processes,
     http: aiohttp.ClientSession,
 ) -> None:
     config = tmp_path / "routing.yaml"

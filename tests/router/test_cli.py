@@ -41,6 +41,11 @@ def payrouter(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
     )
 
 
+UNREACHED_DATABASE = {"PAYROUTER_DATABASE_URL": "postgresql://u@127.0.0.1:1/db"}
+"""What `serve` needs beside a Redis, for tests whose store is refused first (the store is
+opened before the database, so this one is never reached)."""
+
+
 def one_line_exit_2(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
     """The error line, after checking the shape every configuration error must have."""
     assert "Traceback" not in result.stderr, result.stderr
@@ -101,9 +106,10 @@ def test_redis_that_refuses_connections(
     verb: list[str], closed_port: int, good_routing: Path
 ) -> None:
     url = f"redis://user:hunter2@127.0.0.1:{closed_port}/0"
-    result = payrouter(
-        *verb, env={"PAYROUTER_REDIS_URL": url, "PAYROUTER_ROUTING": str(good_routing)}
-    )
+    # `serve` needs a database beside a Redis; the store is opened first, and refused.
+    database = f"postgresql://u@127.0.0.1:{closed_port}/db"
+    env = {"PAYROUTER_REDIS_URL": url, "PAYROUTER_DATABASE_URL": database}
+    result = payrouter(*verb, env=env | {"PAYROUTER_ROUTING": str(good_routing)})
     line = one_line_exit_2(result, "PAYROUTER_REDIS_URL", f"127.0.0.1:{closed_port}")
     assert "hunter2" not in result.stderr + result.stdout, line
 
@@ -234,7 +240,9 @@ def test_secret_key_that_does_not_open_the_store(redis_url: str, good_routing: P
     wrong = payrouter("merchants", "list", env=env | {"PAYROUTER_SECRET_KEY": other})
     one_line_exit_2(wrong, "PAYROUTER_SECRET_KEY")
     assert other not in wrong.stderr
-    one_line_exit_2(payrouter("serve", env=env), "PAYROUTER_SECRET_KEY is not set")
+    # `serve` needs a database beside a Redis (never reached: the store is refused first).
+    database = {"PAYROUTER_DATABASE_URL": "postgresql://u@127.0.0.1:1/db"}
+    one_line_exit_2(payrouter("serve", env=env | database), "PAYROUTER_SECRET_KEY is not set")
 
     right = payrouter("merchants", "list", env=env | {"PAYROUTER_SECRET_KEY": first})
     assert right.returncode == 0, right.stderr

@@ -28,9 +28,9 @@ from router.store import (
 )
 from router.store.batch import load_scripts
 from router.store.connect import SentinelRedis
+from tests.router.test_cli import UNREACHED_DATABASE, one_line_exit_2, payrouter
 from tests.router.test_cli import closed_port as closed_port  # a fixture, used by name
 from tests.router.test_cli import good_routing as good_routing  # a fixture, used by name
-from tests.router.test_cli import one_line_exit_2, payrouter
 from tests.router.test_store_timeouts import FAST
 from tests.router.test_store_timeouts import silent as silent  # a fixture, used by name
 
@@ -155,9 +155,8 @@ def test_serve_gives_up_in_one_line_when_no_node_listens(
 ) -> None:
     url = f"redis+{scheme}://:hunter2@127.0.0.1:{closed_port}"
     url += "/payrouter/0" if scheme == "sentinel" else ""
-    result = payrouter(
-        *verb, env={"PAYROUTER_REDIS_URL": url, "PAYROUTER_ROUTING": str(good_routing)}
-    )
+    env = {"PAYROUTER_REDIS_URL": url, "PAYROUTER_ROUTING": str(good_routing)}
+    result = payrouter(*verb, env=env | UNREACHED_DATABASE)
     one_line_exit_2(result, "PAYROUTER_REDIS_URL", f"127.0.0.1:{closed_port}")
     assert "hunter2" not in result.stderr + result.stdout
 
@@ -167,9 +166,8 @@ def test_serve_gives_up_in_one_line_when_no_node_answers(
 ) -> None:
     url = f"redis+{scheme}://127.0.0.1:{silent}"
     url += f"/payrouter/0?{FAST}" if scheme == "sentinel" else f"?{FAST}"
-    result = payrouter(
-        "serve", env={"PAYROUTER_REDIS_URL": url, "PAYROUTER_ROUTING": str(good_routing)}
-    )
+    env = {"PAYROUTER_REDIS_URL": url, "PAYROUTER_ROUTING": str(good_routing)}
+    result = payrouter("serve", env=env | UNREACHED_DATABASE)
     one_line_exit_2(result, "PAYROUTER_REDIS_URL", f"127.0.0.1:{silent}")
 
 

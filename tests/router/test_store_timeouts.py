@@ -27,7 +27,7 @@ from router.store import (
     redis_client,
     startup_deadline,
 )
-from tests.router.test_cli import ROOT, one_line_exit_2, payrouter
+from tests.router.test_cli import ROOT, UNREACHED_DATABASE, one_line_exit_2, payrouter
 from tests.router.test_cli import good_routing as good_routing  # a fixture, used by name
 
 FAST = "socket_connect_timeout=1&socket_timeout=1"
@@ -98,9 +98,8 @@ def test_other_verbs_give_up_on_a_silent_redis(
     silent: int, verb: list[str], good_routing: Path
 ) -> None:
     url = f"redis://127.0.0.1:{silent}/0?{FAST}"
-    result = payrouter(
-        *verb, env={"PAYROUTER_REDIS_URL": url, "PAYROUTER_ROUTING": str(good_routing)}
-    )
+    env = {"PAYROUTER_REDIS_URL": url, "PAYROUTER_ROUTING": str(good_routing)}
+    result = payrouter(*verb, env=env | UNREACHED_DATABASE)
     one_line_exit_2(result, "PAYROUTER_REDIS_URL", f"127.0.0.1:{silent}")
 
 

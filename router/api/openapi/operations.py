@@ -161,7 +161,7 @@ OPERATIONS: tuple[Operation, ...] = (
         ok={200: (PaymentList, "One page of payments")},
         query=ListQuery,
         errors=merged(
-            EVERY_OPERATION, {400: (*QUERY_CODES, "parameter_unsupported", "resource_missing")}
+            EVERY_OPERATION, {400: (*QUERY_CODES, "resource_missing")}
         ),
     ),
     Operation(
