@@ -160,9 +160,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "List payments, newest first",
         ok={200: (PaymentList, "One page of payments")},
         query=ListQuery,
-        errors=merged(
-            EVERY_OPERATION, {400: (*QUERY_CODES, "resource_missing")}
-        ),
+        errors=merged(EVERY_OPERATION, {400: (*QUERY_CODES, "resource_missing")}),
     ),
     Operation(
         "retrievePayment",
