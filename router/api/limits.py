@@ -7,9 +7,12 @@ anything else from `read`. Every answer to an authenticated merchant request car
 full again) of its tightest bucket; a request without a token is `429 rate_limit_error` with
 `Retry-After`, and did nothing.
 
-A create takes its token inside `screen_create`, in the same script that counts its velocity
-(one round trip for both); a create that ends before it gets there (bad input, an
-idempotent replay) takes its token afterwards, and a 429 then replaces the answer.
+A create takes its token in the same script that counts its velocity, and that script is
+sent in the round trip of the create's idempotency BEGIN (`middleware.PRESCREEN`): no round
+trip of its own. The handler judges the rules on what it found (`screen_create`). A create
+without an Idempotency-Key sends the script on its own; one whose body does not parse takes
+its token afterwards, and a 429 then replaces the answer (so does one whose key answered
+without running: a replay, a key in use).
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from router.api.errors import api_error
-from router.api.middleware import RUNTIME, Handler, error_response, principal
+from router.api.middleware import (
+    PRESCREEN,
+    RUNTIME,
+    Handler,
+    Prescreen,
+    error_response,
+    parse_body,
+    principal,
+)
 from router.clock import from_ms
 from router.domain_errors import DomainError
 from router.errors import ApiError, RateLimited
@@ -40,6 +51,7 @@ class RateState:
 
 
 RATE = web.RequestKey("rate", RateState)
+CREATE_BODY = web.RequestKey("create_body", CreatePaymentRequest)
 
 
 def kind_of(request: web.Request) -> Kind:
@@ -89,13 +101,20 @@ async def rate_limits(request: web.Request, handler: Handler) -> web.StreamRespo
         state.drawn = True
         if state.taken is not None and not state.taken.allowed:
             raise refusal(state.taken, kind)
+    else:
+        await _prepare(request)
     try:
         response = await handler(request)
     except (ApiError, DomainError) as caught:
         exc = api_error(caught) if isinstance(caught, DomainError) else caught
         response = error_response(exc)
     if not state.drawn:
-        state.taken = await rt.risk.take(who.merchant.id, who.key.id, kind)
+        pre = request.get(PRESCREEN)
+        if pre is not None and pre.screened is not None:
+            state.taken = pre.screened.taken
+            rt.risk.count_refusal(state.taken, kind)
+        else:
+            state.taken = await rt.risk.take(who.merchant.id, who.key.id, kind)
         state.drawn = True
         if state.taken is not None and not state.taken.allowed:
             return error_response(refusal(state.taken, kind))
@@ -104,27 +123,54 @@ async def rate_limits(request: web.Request, handler: Handler) -> web.StreamRespo
     return response
 
 
-async def screen_create(request: web.Request, req: CreatePaymentRequest) -> Screen:
-    """Draw the create's token and run the risk rules on it (one round trip); raises
-    `RateLimited` when the budget is spent."""
+async def _prepare(request: web.Request) -> None:
+    """Parse a create and build its screen, for the idempotency middleware to send with its
+    BEGIN. A body that does not parse is left to the handler to refuse."""
+    try:
+        req = await parse_body(request, CreatePaymentRequest)
+    except ApiError:
+        return
+    request[CREATE_BODY] = req
+    pending = request.app[RUNTIME].risk.prepare(
+        principal(request).key.id, _risk_request(request, req)
+    )
+    if pending is not None:
+        request[PRESCREEN] = Prescreen(pending)
+
+
+def create_body(request: web.Request) -> CreatePaymentRequest | None:
+    """The create's body as the rate-limit middleware parsed it (None: it did not parse)."""
+    return request.get(CREATE_BODY)
+
+
+def _risk_request(request: web.Request, req: CreatePaymentRequest) -> RiskRequest:
     rt = request.app[RUNTIME]
     who = principal(request)
-    screen = await rt.risk.screen(
-        who.key.id,
-        RiskRequest(
-            merchant=who.merchant.id,
-            amount=req.amount,
-            currency=req.currency,
-            method=req.method,
-            wallet=req.wallet,
-            channel=req.channel,
-            livemode=who.livemode,
-            metadata=req.metadata,
-            ip=req.client_ip,
-            payer=req.payer_id,
-            now=from_ms(rt.clock.now_ms()),
-        ),
+    return RiskRequest(
+        merchant=who.merchant.id,
+        amount=req.amount,
+        currency=req.currency,
+        method=req.method,
+        wallet=req.wallet,
+        channel=req.channel,
+        livemode=who.livemode,
+        metadata=req.metadata,
+        ip=req.client_ip,
+        payer=req.payer_id,
+        now=from_ms(rt.clock.now_ms()),
     )
+
+
+async def screen_create(request: web.Request, req: CreatePaymentRequest) -> Screen:
+    """Draw the create's token and run the risk rules on it (no round trip of its own when
+    it went with the idempotency BEGIN); raises `RateLimited` when the budget is spent."""
+    rt = request.app[RUNTIME]
+    pre = request.get(PRESCREEN)
+    if pre is not None and create_body(request) is req:
+        screened = pre.screened or await rt.store.risk.run(pre.pending.call)
+        screen = rt.risk.conclude(pre.pending, screened)
+    else:
+        screen = await rt.risk.screen(principal(request).key.id, _risk_request(request, req))
     state = request.get(RATE)
     if state is not None:
         state.taken, state.drawn = screen.taken, True

@@ -30,6 +30,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -52,9 +53,12 @@ from router.ids import new_id
 from router.logs import TraceContext
 from router.metrics import http_method
 from router.payments.binding import KeyBinding
+from router.risk.control import Pending
 from router.runtime import Runtime
+from router.store.batch import Batch
 from router.store.errors import STORE_UNAVAILABLE
-from router.store.idempotency import IdempotencyKeyLost
+from router.store.idempotency import Begun, IdempotencyKeyLost
+from router.store.risk import Screened
 
 log = logging.getLogger("payrouter.http")
 M = TypeVar("M", bound=BaseModel)
@@ -216,7 +220,7 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     ).hexdigest()
     token = new_id("idem", 16)
     lease_s = rt.settings.idempotency_lease_s
-    begun = await rt.store.idempotency.begin(mch, key, fingerprint, token, int(lease_s * 1000))
+    begun = await _begin(request, rt, mch, key, fingerprint, token, int(lease_s * 1000))
     if begun.outcome == "replay":
         return web.Response(
             status=begun.status,
@@ -271,6 +275,50 @@ async def _run(request: web.Request, handler: Handler) -> tuple[web.StreamRespon
         remembered = isinstance(exc, ChannelFailed | RiskRefused) and exc.status < 500
         return error_response(exc), remembered
     return response, response.status < 300
+
+
+@dataclass
+class Prescreen:
+    """A create's risk screen (`router.api.limits`), built before the idempotency BEGIN so
+    that both go in one round trip; `screened` once it was sent."""
+
+    pending: Pending
+    screened: Screened | None = None
+
+
+PRESCREEN = web.RequestKey("prescreen", Prescreen)
+
+
+async def _begin(
+    request: web.Request,
+    rt: Runtime,
+    mch: str,
+    key: str,
+    fingerprint: str,
+    token: str,
+    lease_ms: int,
+) -> Begun:
+    """The idempotency BEGIN, with a create's risk screen in the same round trip.
+
+    Both run whatever the other finds (they live in different slots). A screen that refused
+    the create counted nothing, and the request then answers 429 and gives its key up, so a
+    retry is not kept waiting by it. A screen beside a request that will not run (a replay,
+    a key in use or reused) has its velocity counts taken back; its token stays taken, as
+    every request's does."""
+    pre = request.get(PRESCREEN)
+    if pre is None:
+        return await rt.store.idempotency.begin(mch, key, fingerprint, token, lease_ms)
+    batch = Batch(rt.store.redis)
+    begun_of = rt.store.idempotency.queue_begin(batch, mch, key, fingerprint, token, lease_ms)
+    call = pre.pending.call
+    indexes = rt.store.risk.queue(batch, call)
+    results = await batch.execute()
+    begun = begun_of(results)
+    pre.screened = call.decode_from(results, indexes)
+    taken = pre.screened.taken
+    if begun.outcome != "new" and (taken is None or taken.allowed):
+        await rt.store.risk.uncount(call)
+    return begun
 
 
 def _key_in_use(retry_after_s: int) -> IdempotencyError:

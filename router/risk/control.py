@@ -20,7 +20,7 @@ from router.clock import Clock
 from router.metrics import Metrics
 from router.risk.config import OFF, Kind, RiskConfig, RiskError, load_risk, window_s
 from router.risk.rules import RiskRequest, Verdict, activation, evaluate
-from router.store.risk import Bucket, RiskStore, Taken, Window
+from router.store.risk import Bucket, RiskStore, ScreenCall, Screened, Taken, Window
 
 log = logging.getLogger("payrouter.risk")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -72,6 +72,16 @@ class Screen:
     verdict: Verdict | None
     features: dict[str, int] = field(default_factory=dict)
     lists: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A create's screen, built by `RiskControl.prepare` and not yet sent."""
+
+    config: RiskConfig
+    req: RiskRequest
+    distinct: tuple[str, str, list[int]] | None
+    call: ScreenCall
 
 
 @dataclass
@@ -145,39 +155,50 @@ class RiskControl:
         if not buckets and glob is None:
             return None
         screened = await self.store.screen(mch, self.clock.now_ms(), buckets, global_bucket=glob)
-        self._count_refusal(screened.taken, kind)
+        self.count_refusal(screened.taken, kind)
         return screened.taken
 
-    def _count_refusal(self, taken: Taken | None, kind: Kind) -> None:
+    def count_refusal(self, taken: Taken | None, kind: Kind) -> None:
+        """Count a 429 in the metrics."""
         if taken is not None and not taken.allowed:
             self.metrics.rate_limited.labels(kind).inc()
+
+    def prepare(self, key_id: str, req: RiskRequest) -> Pending | None:
+        """The screen script call of a create, built but not sent, so that it can share the
+        round trip of the create's first store call (`router.api.middleware.idempotency`);
+        None when nothing limits or judges creates."""
+        config = self.config
+        buckets = self._buckets(config, req.merchant, key_id, "create")
+        glob = self._global(config, "create")
+        if not buckets and glob is None and not config.rules:
+            return None
+        windows, distinct = self._windows(config, req)
+        call = ScreenCall(
+            req.merchant, self.clock.now_ms(), buckets, windows, (1, req.amount), distinct, glob
+        )
+        return Pending(config, req, distinct, call)
+
+    def conclude(self, pending: Pending, screened: Screened) -> Screen:
+        """Judge a prepared create on what its script found (a refusal is not judged)."""
+        self.count_refusal(screened.taken, "create")
+        if screened.taken is not None and not screened.taken.allowed:
+            return Screen(screened.taken, None)
+        call = pending.call
+        features = self._features(
+            pending.config, list(call.windows), pending.distinct, screened.windows, screened.payers
+        )
+        verdict, lists = self.judge(pending.config, pending.req, features)
+        self._count(verdict)
+        return Screen(screened.taken, verdict, features, lists)
 
     async def screen(self, key_id: str, req: RiskRequest) -> Screen:
         """Draw a create's token, count the attempt in the velocity windows the rules read,
         and run the rules: one round trip. A create refused by the rate limit is neither
         counted nor judged."""
-        config = self.config
-        buckets = self._buckets(config, req.merchant, key_id, "create")
-        glob = self._global(config, "create")
-        if not buckets and glob is None and not config.rules:
+        pending = self.prepare(key_id, req)
+        if pending is None:
             return Screen(None, Verdict("allow", (), None))
-        windows, distinct = self._windows(config, req)
-        screened = await self.store.screen(
-            req.merchant,
-            self.clock.now_ms(),
-            buckets,
-            windows,
-            (1, req.amount),
-            distinct,
-            glob,
-        )
-        self._count_refusal(screened.taken, "create")
-        if screened.taken is not None and not screened.taken.allowed:
-            return Screen(screened.taken, None)
-        features = self._features(config, windows, distinct, screened.windows, screened.payers)
-        verdict, lists = self.judge(config, req, features)
-        self._count(verdict)
-        return Screen(screened.taken, verdict, features, lists)
+        return self.conclude(pending, await self.store.run(pending.call))
 
     async def peek(self, req: RiskRequest) -> Screen:
         """The verdict the rules in force give `req` on the counters as they are now,
