@@ -29,12 +29,13 @@ from router.api.middleware import (
     Handler,
     Prescreen,
     error_response,
+    http_error,
     parse_body,
     principal,
 )
 from router.clock import from_ms
 from router.domain_errors import DomainError
-from router.errors import ApiError, RateLimited
+from router.errors import ApiError, AuthenticationFailed, RateLimited
 from router.models import CreatePaymentRequest
 from router.risk.config import Kind
 from router.risk.control import Screen
@@ -78,7 +79,28 @@ def headers(taken: Taken) -> dict[str, str]:
     }
 
 
-def refusal(taken: Taken, kind: Kind) -> RateLimited:
+@web.middleware
+async def unauthenticated_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A merchant request that fails authentication (401) draws from its client address's
+    bucket (`RiskControl.take_unauthenticated`): its answer carries that bucket's RateLimit
+    fields, and once the bucket is empty it is `429` instead, which slows down guessing keys.
+    The address is the connection's peer: behind a proxy, the proxy's."""
+    if not _merchant_route(request):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except AuthenticationFailed as exc:
+        taken = await request.app[RUNTIME].risk.take_unauthenticated(request.remote or "unknown")
+        if taken is None:
+            raise
+        if not taken.allowed:
+            raise refusal(taken, "unauthenticated") from None
+        response = error_response(exc)
+        response.headers.update(headers(taken))
+        return response
+
+
+def refusal(taken: Taken, kind: str) -> RateLimited:
     wait = max(1, math.ceil(taken.retry_ms / 1000))
     return RateLimited(
         "rate_limited",
@@ -108,6 +130,12 @@ async def rate_limits(request: web.Request, handler: Handler) -> web.StreamRespo
     except (ApiError, DomainError) as caught:
         exc = api_error(caught) if isinstance(caught, DomainError) else caught
         response = error_response(exc)
+    except web.HTTPException as caught:
+        # An unknown /v1 URL or method (aiohttp's 404/405) is answered here, with the
+        # budget it spent, rather than by the outer middleware without it.
+        if caught.status < 400:
+            raise
+        response = error_response(http_error(caught))
     if not state.drawn:
         pre = request.get(PRESCREEN)
         if pre is not None and pre.screened is not None:

@@ -92,7 +92,9 @@ def json_response(model: BaseModel | dict[str, Any], status: int = 200) -> web.R
 IDEMPOTENT = web.RequestKey("idempotent", KeyBinding)
 
 
-def _http_error(exc: web.HTTPException) -> ApiError:
+def http_error(exc: web.HTTPException) -> ApiError:
+    """aiohttp's own error answer (an unknown URL, a method it has no route for) as the
+    contract's error object."""
     if exc.status == 404:
         return ApiError("resource_missing", "Unrecognized request URL", status=404, param="path")
     if exc.status == 405:
@@ -138,7 +140,7 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = error_response(_http_error(exc))
+        response = error_response(http_error(exc))
     except STORE_UNAVAILABLE as exc:
         log.warning(
             "store unavailable request_id=%s %s %s: %s: %s",

@@ -158,7 +158,21 @@ class RiskControl:
         self.count_refusal(screened.taken, kind)
         return screened.taken
 
-    def count_refusal(self, taken: Taken | None, kind: Kind) -> None:
+    async def take_unauthenticated(self, address: str) -> Taken | None:
+        """Draw one token for a request that failed authentication, from its client
+        address's own bucket (the `default` tier's per-key `read` budget, else its merchant
+        `read` budget): guessing keys from one address is slowed down like one key's reads,
+        and no merchant's budget is spent by someone who is not it. None when not limited."""
+        tier = self.config.file.rate_limits.tiers["default"]
+        budget = tier.key.of("read") or tier.merchant.of("read")
+        if budget is None:
+            return None
+        bucket = Bucket("unauthenticated", 1000 / budget.per_second, budget.burst)
+        screened = await self.store.screen(f"ip:{address}", self.clock.now_ms(), [bucket])
+        self.count_refusal(screened.taken, "unauthenticated")
+        return screened.taken
+
+    def count_refusal(self, taken: Taken | None, kind: str) -> None:
         """Count a 429 in the metrics."""
         if taken is not None and not taken.allowed:
             self.metrics.rate_limited.labels(kind).inc()
