@@ -134,11 +134,15 @@ class RiskControl:
         found = await self.store.lists()
         self.lists = {name: RiskList.of(entries) for name, entries in found.items()}
 
-    def _buckets(self, config: RiskConfig, mch: str, key_id: str, kind: Kind) -> list[Bucket]:
+    def _buckets(
+        self, config: RiskConfig, mch: str, key_id: str | None, kind: Kind
+    ) -> list[Bucket]:
         tier = config.tier_of(mch)
         out = []
         for budgets, key in ((tier.merchant, None), (tier.key, key_id)):
             budget = budgets.of(kind)
+            if budgets is tier.key and key is None:
+                continue
             if budget is not None:
                 out.append(Bucket(kind, 1000 / budget.per_second, budget.burst, key))
         return out
@@ -183,14 +187,58 @@ class RiskControl:
         None when nothing limits or judges creates."""
         config = self.config
         buckets = self._buckets(config, req.merchant, key_id, "create")
-        glob = self._global(config, "create")
+        return self._pending(config, req, buckets, self._global(config, "create"))
+
+    def _pending(
+        self,
+        config: RiskConfig,
+        req: RiskRequest,
+        buckets: list[Bucket],
+        glob: Bucket | None,
+        counted: frozenset[str] = frozenset(),
+    ) -> Pending | None:
         if not buckets and glob is None and not config.rules:
             return None
         windows, distinct = self._windows(config, req)
         call = ScreenCall(
-            req.merchant, self.clock.now_ms(), buckets, windows, (1, req.amount), distinct, glob
+            req.merchant,
+            self.clock.now_ms(),
+            buckets,
+            windows,
+            (1, req.amount),
+            distinct,
+            glob,
+            counted,
         )
         return Pending(config, req, distinct, call)
+
+    async def screen_scan(self, link_id: str, req: RiskRequest) -> Screen:
+        """A buyer's scan of a payment link, which makes a checkout: it draws from the link's
+        merchant's `create` budget (no API key is involved) and from the scanning address's
+        own bucket for this link (`rate_limits.scan`), then is counted and judged like a
+        create. One round trip."""
+        config = self.config
+        buckets = self._buckets(config, req.merchant, None, "create")
+        scan = config.file.rate_limits.scan
+        if scan is not None and req.ip:
+            key = f"{link_id}:{req.ip}"
+            buckets.append(Bucket("scan", 1000 / scan.per_second, scan.burst, key))
+        pending = self._pending(config, req, buckets, self._global(config, "create"))
+        if pending is None:
+            return Screen(None, Verdict("allow", (), None))
+        return self.conclude(pending, await self.store.run(pending.call))
+
+    async def screen_attach(self, req: RiskRequest, counted: frozenset[str]) -> Screen | None:
+        """A checkout once its buyer's wallet is known (and with it the buyer's address and
+        payer id): the rules judge the request again, complete now. No token is drawn (its
+        create drew one); the attempt is added to the windows of the subjects not `counted`
+        at create. None when no rules are in force."""
+        config = self.config
+        if not config.rules:
+            return None
+        pending = self._pending(config, req, [], None, counted)
+        assert pending is not None
+        return self.conclude(pending, await self.store.run(pending.call))
 
     def conclude(self, pending: Pending, screened: Screened) -> Screen:
         """Judge a prepared create on what its script found (a refusal is not judged)."""

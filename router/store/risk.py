@@ -220,7 +220,10 @@ class ScreenCall:
         count: tuple[int, int] = (1, 0),
         distinct: tuple[str, str, Sequence[int]] | None = None,
         global_bucket: Bucket | None = None,
+        counted: frozenset[str] = frozenset(),
     ) -> None:
+        """`counted`: subjects (`payer`, `ip`, `merchant`) whose windows are read without
+        adding this attempt (it was counted there already)."""
         self.mch, self.now_ms, self.count = mch, now_ms, count
         self.buckets, self.windows, self.global_bucket = buckets, windows, global_bucket
         key_list: list[str] = [keys.rate_bucket(mch, b.kind, b.key_id) for b in buckets]
@@ -230,7 +233,8 @@ class ScreenCall:
         args.append(len(windows))
         for w in windows:
             key_list.append(keys.velocity_window(mch, w.subject, w.value, w.name))
-            args += [now_ms // w.bucket_ms, w.bucket_ms * (BUCKETS + 1), count[0], count[1]]
+            adds = (0, 0) if w.subject in counted else count
+            args += [now_ms // w.bucket_ms, w.bucket_ms * (BUCKETS + 1), adds[0], adds[1]]
         if distinct is None:
             args.append(0)
         else:

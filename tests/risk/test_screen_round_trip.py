@@ -4,7 +4,6 @@ is not counted again (real router on loopback, real redis-server)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """Every write the router's Redis connections make (one per command or pipeline)."""
     writes: list[bytes] = []
     real = AbstractConnection.send_packed_command
@@ -35,7 +34,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
         await real(self, command, check_health)
 
     monkeypatch.setattr(AbstractConnection, "send_packed_command", recording)
-    yield writes
+    return writes
 
 
 def order(i: str, **extra: Any) -> dict[str, Any]:
