@@ -2,10 +2,11 @@
 
 Every merchant request draws a token from its budget (`config/risk.yaml`, per merchant tier,
 per API key, a global ceiling): a create from the `create` budget, a refund from `refund`,
-anything else from `read`. Every answer to an authenticated merchant request carries
+anything else from `read` (an unknown URL's 404 too). Every answer under /v1 carries
 `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds until the bucket is
 full again) of its tightest bucket; a request without a token is `429 rate_limit_error` with
-`Retry-After`, and did nothing.
+`Retry-After`, and did nothing. A request that fails authentication draws from its client
+address's bucket instead (`unauthenticated_limits`).
 
 A create takes its token in the same script that counts its velocity, and that script is
 sent in the round trip of the create's idempotency BEGIN (`middleware.PRESCREEN`): no round
@@ -35,7 +36,7 @@ from router.api.middleware import (
 )
 from router.clock import from_ms
 from router.domain_errors import DomainError
-from router.errors import ApiError, AuthenticationFailed, RateLimited
+from router.errors import ApiError, AuthenticationFailed, PermissionDenied, RateLimited
 from router.models import CreatePaymentRequest
 from router.risk.config import Kind
 from router.risk.control import Screen
@@ -81,15 +82,16 @@ def headers(taken: Taken) -> dict[str, str]:
 
 @web.middleware
 async def unauthenticated_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A merchant request that fails authentication (401) draws from its client address's
-    bucket (`RiskControl.take_unauthenticated`): its answer carries that bucket's RateLimit
-    fields, and once the bucket is empty it is `429` instead, which slows down guessing keys.
-    The address is the connection's peer: behind a proxy, the proxy's."""
+    """A merchant request that fails authentication (401, or 403 for a key this router may
+    not take) draws from its client address's bucket (`RiskControl.take_unauthenticated`):
+    its answer carries that bucket's RateLimit fields, and once the bucket is empty it is
+    `429` instead, which slows down guessing keys. The address is the connection's peer:
+    behind a proxy, the proxy's."""
     if not _merchant_route(request):
         return await handler(request)
     try:
         return await handler(request)
-    except AuthenticationFailed as exc:
+    except (AuthenticationFailed, PermissionDenied) as exc:
         taken = await request.app[RUNTIME].risk.take_unauthenticated(request.remote or "unknown")
         if taken is None:
             raise
