@@ -8,6 +8,8 @@ Middlewares, outermost first:
    `api_error`, never a traceback;
 2. `authentication`: merchant routes (`/v1/...` except channel callbacks) get a `Principal`;
 3. `idempotency`: a POST with `Idempotency-Key` is run once; its final answer is replayed.
+   A create's BEGIN carries its risk screen in the same round trip (`PRESCREEN`, built by
+   `router.api.limits`, which runs between 2 and 3).
 
 Which answers an Idempotency-Key remembers (as Stripe: only those of a request that ran):
 2xx, and the 4xx `channel_error` of a create or refund the channel refused (the failed

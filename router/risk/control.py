@@ -137,12 +137,16 @@ class RiskControl:
     def _buckets(
         self, config: RiskConfig, mch: str, key_id: str | None, kind: Kind
     ) -> list[Bucket]:
+        """The merchant's bucket and, with `key_id`, its API key's (a buyer's scan has none)."""
         tier = config.tier_of(mch)
+        levels = (
+            [(tier.merchant, None)]
+            if key_id is None
+            else [(tier.merchant, None), (tier.key, key_id)]
+        )
         out = []
-        for budgets, key in ((tier.merchant, None), (tier.key, key_id)):
+        for budgets, key in levels:
             budget = budgets.of(kind)
-            if budgets is tier.key and key is None:
-                continue
             if budget is not None:
                 out.append(Bucket(kind, 1000 / budget.per_second, budget.burst, key))
         return out
