@@ -55,7 +55,10 @@ async def test_the_screen_goes_in_the_begin_round_trip(
     serving: list[web.AppRunner],
     http: aiohttp.ClientSession,
     sent: list[bytes],
+    redis_topology: str,
 ) -> None:
+    if redis_topology == "cluster":
+        pytest.skip("a cluster pipeline is one write per node, all sent before any reply")
     router, _ = await start(redis_url, simulator, tmp_path, serving, http, SHIPPED)
     idem_key = keys.idempotency(router.merchant_id, "rt-one").encode()
     bucket = keys.rate_bucket(router.merchant_id, "create").encode()
