@@ -9,7 +9,7 @@ full again) of its tightest bucket; a request without a token is `429 rate_limit
 address's bucket instead (`unauthenticated_limits`).
 
 A create takes its token in the same script that counts its velocity, and that script is
-sent in the round trip of the create's idempotency BEGIN (`middleware.PRESCREEN`): no round
+sent in the round trip of the create's idempotency BEGIN (`router.api.prescreen`): no round
 trip of its own. The handler judges the rules on what it found (`screen_create`). A create
 without an Idempotency-Key sends the script on its own; one whose body does not parse takes
 its token afterwards, and a 429 then replaces the answer (so does one whose key answered
@@ -25,15 +25,14 @@ from aiohttp import web
 
 from router.api.errors import api_error
 from router.api.middleware import (
-    PRESCREEN,
     RUNTIME,
     Handler,
-    Prescreen,
     error_response,
     http_error,
     parse_body,
     principal,
 )
+from router.api.prescreen import PRESCREEN, Prescreen
 from router.clock import from_ms
 from router.domain_errors import DomainError
 from router.errors import ApiError, AuthenticationFailed, PermissionDenied, RateLimited

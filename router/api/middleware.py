@@ -8,8 +8,8 @@ Middlewares, outermost first:
    `api_error`, never a traceback;
 2. `authentication`: merchant routes (`/v1/...` except channel callbacks) get a `Principal`;
 3. `idempotency`: a POST with `Idempotency-Key` is run once; its final answer is replayed.
-   A create's BEGIN carries its risk screen in the same round trip (`PRESCREEN`, built by
-   `router.api.limits`, which runs between 2 and 3).
+   A create's BEGIN carries its risk screen in the same round trip (`router.api.prescreen`,
+   built by `router.api.limits`, which runs between 2 and 3).
 
 Which answers an Idempotency-Key remembers (as Stripe: only those of a request that ran):
 2xx, and the 4xx `channel_error` of a create or refund the channel refused (the failed
@@ -32,7 +32,6 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -41,6 +40,7 @@ from pydantic import BaseModel, ValidationError
 from router import logs
 from router.api.auth import Principal, authenticate
 from router.api.errors import api_error
+from router.api.prescreen import begin
 from router.domain_errors import DomainError
 from router.errors import (
     ApiError,
@@ -55,12 +55,9 @@ from router.ids import new_id
 from router.logs import TraceContext
 from router.metrics import http_method
 from router.payments.binding import KeyBinding
-from router.risk.control import Pending
 from router.runtime import Runtime
-from router.store.batch import Batch
 from router.store.errors import STORE_UNAVAILABLE
-from router.store.idempotency import Begun, IdempotencyKeyLost
-from router.store.risk import Screened
+from router.store.idempotency import IdempotencyKeyLost
 
 log = logging.getLogger("payrouter.http")
 M = TypeVar("M", bound=BaseModel)
@@ -224,7 +221,7 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     ).hexdigest()
     token = new_id("idem", 16)
     lease_s = rt.settings.idempotency_lease_s
-    begun = await _begin(request, rt, mch, key, fingerprint, token, int(lease_s * 1000))
+    begun = await begin(request, rt, mch, key, fingerprint, token, int(lease_s * 1000))
     if begun.outcome == "replay":
         return web.Response(
             status=begun.status,
@@ -279,54 +276,6 @@ async def _run(request: web.Request, handler: Handler) -> tuple[web.StreamRespon
         remembered = isinstance(exc, ChannelFailed | RiskRefused) and exc.status < 500
         return error_response(exc), remembered
     return response, response.status < 300
-
-
-@dataclass
-class Prescreen:
-    """A create's risk screen (`router.api.limits`), built before the idempotency BEGIN so
-    that both go in one round trip; `screened` once it was sent."""
-
-    pending: Pending
-    screened: Screened | None = None
-
-
-PRESCREEN = web.RequestKey("prescreen", Prescreen)
-
-
-async def _begin(
-    request: web.Request,
-    rt: Runtime,
-    mch: str,
-    key: str,
-    fingerprint: str,
-    token: str,
-    lease_ms: int,
-) -> Begun:
-    """The idempotency BEGIN, with a create's risk screen in the same round trip.
-
-    Both run whatever the other finds (they live in different slots). A screen that refused
-    the create counted nothing, and the request then answers 429 and gives its key up, so a
-    retry is not kept waiting by it. A screen beside a request that will not run (a replay,
-    a key in use or reused) has its velocity counts taken back; its token stays taken, as
-    every request's does."""
-    pre = request.get(PRESCREEN)
-    if pre is None:
-        return await rt.store.idempotency.begin(mch, key, fingerprint, token, lease_ms)
-    batch = Batch(rt.store.redis)
-    begun_of = rt.store.idempotency.queue_begin(batch, mch, key, fingerprint, token, lease_ms)
-    call = pre.pending.call
-    indexes = rt.store.risk.queue(batch, call)
-    results = await batch.execute()
-    begun = begun_of(results)
-    pre.screened = call.decode_from(results, indexes)
-    taken = pre.screened.taken
-    if begun.outcome != "new" and (taken is None or taken.allowed):
-        try:
-            await rt.store.risk.uncount(call)
-        except STORE_UNAVAILABLE as exc:
-            # The replay's answer does not depend on it; the counts are one too high.
-            log.warning("velocity counts not taken back: %s: %s", type(exc).__name__, exc)
-    return begun
 
 
 def _key_in_use(retry_after_s: int) -> IdempotencyError:
