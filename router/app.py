@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import logs
 from router.api import admin, admin_ledger, checkout, events, links, notify, payments, risk
-from router.api.limits import rate_limits
+from router.api.limits import rate_limits, unauthenticated_limits
 from router.api.middleware import MAX_BODY, RUNTIME, authentication, idempotency, request_context
 from router.api.openapi import build_spec
 from router.api.payments import PAYMENTS, REFUNDS
@@ -110,7 +110,13 @@ async def build_app(
     refunds = RefundService(runtime, service)
 
     app = web.Application(
-        middlewares=[request_context, authentication, rate_limits, idempotency],
+        middlewares=[
+            request_context,
+            unauthenticated_limits,
+            authentication,
+            rate_limits,
+            idempotency,
+        ],
         client_max_size=MAX_BODY,
     )
     app[RUNTIME] = runtime

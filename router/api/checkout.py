@@ -27,7 +27,7 @@ from channels.registry import REGISTRY
 from router.api.middleware import RUNTIME
 from router.checkout import pages, qr
 from router.checkout.agent import wallet_of
-from router.domain_errors import DomainError, NotFound, StateConflict
+from router.domain_errors import DomainError, NotFound, RiskDeclined, StateConflict
 from router.ids import PAYMENT_ID
 from router.payments.checkout import Buyer, CheckoutService, page_url
 from router.store.payments import StoredPayment
@@ -87,6 +87,9 @@ async def pay_page(request: web.Request) -> web.StreamResponse:
             stored = await _in_wallet(request, stored, wallet)
         except StateConflict:
             notice = pages.STRINGS[lang]["other_wallet"]
+        except RiskDeclined:
+            notice = pages.STRINGS[lang]["declined"]
+            stored = await request.app[CHECKOUT].find(stored.payment.id)
         except (DomainError, ChannelError) as exc:
             log.warning("checkout %s in %s could not start: %s", stored.payment.id, wallet, exc)
             notice = pages.STRINGS[lang]["unavailable"]

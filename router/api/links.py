@@ -15,6 +15,7 @@ from it), "created_at", "livemode"}`; `url` and `qr_code` are `PAYROUTER_PUBLIC_
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -22,12 +23,15 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from router.api.checkout import html_page, message_page
+from router.api.limits import headers as limit_headers
 from router.api.middleware import RUNTIME, json_response, parse_body, principal
 from router.api.payments import query_params
 from router.checkout import pages
-from router.domain_errors import InvalidField, NotFound
+from router.clock import from_ms
+from router.domain_errors import InvalidField, NotFound, RiskDeclined
 from router.models import Amount, Limit, Url
 from router.payments.links import LinkService
+from router.risk.rules import RiskRequest
 from router.store.links import PaymentLink as StoredLink
 
 LINKS = web.AppKey("links", LinkService)
@@ -147,12 +151,40 @@ async def scan(request: web.Request) -> web.StreamResponse:
     elif link.amount is None:
         return await _form(request, link, lang, None, None)
     try:
-        stored = await service.pay(link, entered)
+        amount = service.amount_of(link, entered)
     except InvalidField as exc:
         if exc.param != "amount":
             raise
         return await _form(request, link, lang, entered, pages.STRINGS[lang]["amount_invalid"])
+    rt = request.app[RUNTIME]
+    screen = await rt.risk.screen_scan(link.id, _scan_request(request, link, amount))
+    if screen.taken is not None and not screen.taken.allowed:
+        page = message_page(request, "too_many", 429)
+        page.headers.update(limit_headers(screen.taken))
+        page.headers["Retry-After"] = str(max(1, math.ceil(screen.taken.retry_ms / 1000)))
+        return page
+    try:
+        stored = await service.pay(link, amount, screen.verdict)
+    except RiskDeclined:
+        return message_page(request, "declined", 402)
     raise web.HTTPSeeOther(f"/pay/{stored.payment.id}")
+
+
+def _scan_request(request: web.Request, link: StoredLink, amount: int) -> RiskRequest:
+    """What the risk rules see of a scan: the checkout it makes, from the scanning address."""
+    return RiskRequest(
+        merchant=link.merchant_id,
+        amount=amount,
+        currency=link.currency,
+        method="checkout",
+        wallet=None,
+        channel=None,
+        livemode=link.livemode,
+        metadata={"payment_link": link.id},
+        ip=request.remote,
+        payer=None,
+        now=from_ms(request.app[RUNTIME].clock.now_ms()),
+    )
 
 
 async def _form(

@@ -8,6 +8,8 @@ Middlewares, outermost first:
    `api_error`, never a traceback;
 2. `authentication`: merchant routes (`/v1/...` except channel callbacks) get a `Principal`;
 3. `idempotency`: a POST with `Idempotency-Key` is run once; its final answer is replayed.
+   A create's BEGIN carries its risk screen in the same round trip (`router.api.prescreen`,
+   built by `router.api.limits`, which runs between 2 and 3).
 
 Which answers an Idempotency-Key remembers (as Stripe: only those of a request that ran):
 2xx, and the 4xx `channel_error` of a create or refund the channel refused (the failed
@@ -38,6 +40,7 @@ from pydantic import BaseModel, ValidationError
 from router import logs
 from router.api.auth import Principal, authenticate
 from router.api.errors import api_error
+from router.api.prescreen import begin
 from router.domain_errors import DomainError
 from router.errors import (
     ApiError,
@@ -89,7 +92,9 @@ def json_response(model: BaseModel | dict[str, Any], status: int = 200) -> web.R
 IDEMPOTENT = web.RequestKey("idempotent", KeyBinding)
 
 
-def _http_error(exc: web.HTTPException) -> ApiError:
+def http_error(exc: web.HTTPException) -> ApiError:
+    """aiohttp's own error answer (an unknown URL, a method it has no route for) as the
+    contract's error object."""
     if exc.status == 404:
         return ApiError("resource_missing", "Unrecognized request URL", status=404, param="path")
     if exc.status == 405:
@@ -135,7 +140,7 @@ async def _answer(request: web.Request, handler: Handler, request_id: str) -> we
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = error_response(_http_error(exc))
+        response = error_response(http_error(exc))
     except STORE_UNAVAILABLE as exc:
         log.warning(
             "store unavailable request_id=%s %s %s: %s: %s",
@@ -232,7 +237,7 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     ).hexdigest()
     token = new_id("idem", 16)
     lease_s = rt.settings.idempotency_lease_s
-    begun = await rt.store.idempotency.begin(mch, key, fingerprint, token, int(lease_s * 1000))
+    begun = await begin(request, rt, mch, key, fingerprint, token, int(lease_s * 1000))
     if begun.outcome == "replay":
         return web.Response(
             status=begun.status,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 from pydantic_core import PydanticCustomError
 
 from channels.base import Method, Wallet
-from router.api.limits import screen_create
+from router.api.limits import create_body, screen_create
 from router.api.middleware import (
     RUNTIME,
     idempotent,
@@ -124,7 +124,7 @@ def _public(stored: StoredPayment, status: int = 200) -> web.Response:
 
 async def create_payment(request: web.Request) -> web.Response:
     who = principal(request)
-    req = await parse_body(request, CreatePaymentRequest)
+    req = create_body(request) or await parse_body(request, CreatePaymentRequest)
     screen = await screen_create(request, req)
     stored = await request.app[PAYMENTS].create(
         who.merchant.id, who.livemode, req, idempotent(request), screen.verdict

@@ -49,6 +49,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "link_submit": "下一步",
         "link_disabled": "该收款码已停用",
         "amount_invalid": "请输入有效金额",
+        "declined": "该笔支付已被拒绝",
+        "too_many": "请求过于频繁，请稍后再试",
         "language": "English",
     },
     "en": {
@@ -77,6 +79,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "link_submit": "Continue",
         "link_disabled": "This payment code is no longer in use",
         "amount_invalid": "Enter a valid amount",
+        "declined": "This payment was declined",
+        "too_many": "Too many attempts; please wait a moment and try again",
         "language": "中文",
     },
 }

@@ -47,7 +47,7 @@ from router.domain_errors import (
 )
 from router.models import Action, CreatePaymentRequest, Payment, Routing
 from router.payments.binding import KeyBinding, ensure_held
-from router.payments.blocked import block_created, risk_of
+from router.payments.blocked import block_created, risk_of, screen_attached
 from router.payments.failover import try_candidates
 from router.payments.moves import finish_payment
 from router.risk.rules import Verdict
@@ -258,6 +258,7 @@ class CheckoutService:
                 )
             return stored
         method = spec.in_app.method
+        risk = await screen_attached(rt, stored, buyer.wallet, buyer.client_ip, buyer.payer_id)
         table = rt.table
         decision = await decide(
             table.loaded.config,
@@ -275,6 +276,8 @@ class CheckoutService:
             "payer_id": buyer.payer_id,
             "routing": Routing(rule=decision.rule).model_dump(mode="json"),
         }
+        if risk is not None:
+            claim["risk"] = risk.model_dump(mode="json")
         if not await rt.store.payments.claim_channel(p.id, claim):
             return await self.payments.reload(stored)
         stored = replace(
@@ -284,6 +287,7 @@ class CheckoutService:
                     "channel": first.account,
                     "wallet": buyer.wallet,
                     "routing": Routing(rule=decision.rule),
+                    "risk": risk,
                 }
             ),
             client_ip=buyer.client_ip,

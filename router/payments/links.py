@@ -11,6 +11,7 @@ from router.domain_errors import InvalidField, NotFound
 from router.ids import new_id
 from router.models import MAX_AMOUNT, CreatePaymentRequest
 from router.payments.service import PaymentService
+from router.risk.rules import Verdict
 from router.store.links import LinkStore, PaymentLink
 from router.store.payments import StoredPayment
 
@@ -80,18 +81,22 @@ class LinkService:
         await self.store.disable(link_id)
         return await self.get(merchant_id, link_id)
 
-    async def pay(self, link: PaymentLink, entered: str | None) -> StoredPayment:
-        """A new checkout for one scan of an active link; `entered` is the buyer's amount
-        (yuan) when the link has none. Raises `InvalidField` naming `amount`, or `NotFound`
-        for a disabled link."""
+    def amount_of(self, link: PaymentLink, entered: str | None) -> int:
+        """What a scan pays: the link's amount, else the buyer's `entered` (yuan). Raises
+        `InvalidField` naming `amount`, or `NotFound` for a disabled link."""
         if not link.active:
             raise NotFound("payment_link", link.id)
         if link.amount is not None:
-            amount = link.amount
-        elif entered is None:
+            return link.amount
+        if entered is None:
             raise InvalidField("parameter_missing", "amount is required", param="amount")
-        else:
-            amount = parse_entered_amount(entered)
+        return parse_entered_amount(entered)
+
+    async def pay(
+        self, link: PaymentLink, amount: int, verdict: Verdict | None = None
+    ) -> StoredPayment:
+        """A new checkout for one scan of an active link, carrying the risk rules' `verdict`
+        on the scan (a block is written `failed` and raises `RiskDeclined`)."""
         count = await self.store.count_payment(link.id)
         req = CreatePaymentRequest(
             amount=amount,
@@ -102,4 +107,4 @@ class LinkService:
             return_url=link.return_url,
             metadata={"payment_link": link.id},
         )
-        return await self.payments.create(link.merchant_id, link.livemode, req)
+        return await self.payments.create(link.merchant_id, link.livemode, req, None, verdict)

@@ -87,6 +87,8 @@ class RateLimits(BaseModel):
     """Merchant id -> tier; every other merchant is in `default`."""
     global_: Budgets = Field(default=Budgets(), alias="global")
     """A ceiling over every merchant together, per router fleet."""
+    scan: Budget | None = Budget(per_second=0.1, burst=10)
+    """Scans of one payment link from one client address (a buyer's action)."""
 
     @model_validator(mode="after")
     def _known_tiers(self) -> RateLimits:

@@ -20,7 +20,7 @@ from router.clock import Clock
 from router.metrics import Metrics
 from router.risk.config import OFF, Kind, RiskConfig, RiskError, load_risk, window_s
 from router.risk.rules import RiskRequest, Verdict, activation, evaluate
-from router.store.risk import Bucket, RiskStore, Taken, Window
+from router.store.risk import Bucket, RiskStore, ScreenCall, Screened, Taken, Window
 
 log = logging.getLogger("payrouter.risk")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -74,6 +74,16 @@ class Screen:
     lists: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A create's screen, built by `RiskControl.prepare` and not yet sent."""
+
+    config: RiskConfig
+    req: RiskRequest
+    distinct: tuple[str, str, list[int]] | None
+    call: ScreenCall
+
+
 @dataclass
 class RiskStatus:
     """What the last reload of the risk file did (`/admin/risk`)."""
@@ -124,10 +134,18 @@ class RiskControl:
         found = await self.store.lists()
         self.lists = {name: RiskList.of(entries) for name, entries in found.items()}
 
-    def _buckets(self, config: RiskConfig, mch: str, key_id: str, kind: Kind) -> list[Bucket]:
+    def _buckets(
+        self, config: RiskConfig, mch: str, key_id: str | None, kind: Kind
+    ) -> list[Bucket]:
+        """The merchant's bucket and, with `key_id`, its API key's (a buyer's scan has none)."""
         tier = config.tier_of(mch)
+        levels = (
+            [(tier.merchant, None)]
+            if key_id is None
+            else [(tier.merchant, None), (tier.key, key_id)]
+        )
         out = []
-        for budgets, key in ((tier.merchant, None), (tier.key, key_id)):
+        for budgets, key in levels:
             budget = budgets.of(kind)
             if budget is not None:
                 out.append(Bucket(kind, 1000 / budget.per_second, budget.burst, key))
@@ -145,24 +163,48 @@ class RiskControl:
         if not buckets and glob is None:
             return None
         screened = await self.store.screen(mch, self.clock.now_ms(), buckets, global_bucket=glob)
-        self._count_refusal(screened.taken, kind)
+        self.count_refusal(screened.taken, kind)
         return screened.taken
 
-    def _count_refusal(self, taken: Taken | None, kind: Kind) -> None:
+    async def take_unauthenticated(self, address: str) -> Taken | None:
+        """Draw one token for a request that failed authentication, from its client
+        address's own bucket (the `default` tier's per-key `read` budget, else its merchant
+        `read` budget): guessing keys from one address is slowed down like one key's reads,
+        and no merchant's budget is spent by someone who is not it. None when not limited."""
+        tier = self.config.file.rate_limits.tiers["default"]
+        budget = tier.key.of("read") or tier.merchant.of("read")
+        if budget is None:
+            return None
+        bucket = Bucket("unauthenticated", 1000 / budget.per_second, budget.burst)
+        screened = await self.store.screen(f"ip:{address}", self.clock.now_ms(), [bucket])
+        self.count_refusal(screened.taken, "unauthenticated")
+        return screened.taken
+
+    def count_refusal(self, taken: Taken | None, kind: str) -> None:
+        """Count a 429 in the metrics."""
         if taken is not None and not taken.allowed:
             self.metrics.rate_limited.labels(kind).inc()
 
-    async def screen(self, key_id: str, req: RiskRequest) -> Screen:
-        """Draw a create's token, count the attempt in the velocity windows the rules read,
-        and run the rules: one round trip. A create refused by the rate limit is neither
-        counted nor judged."""
+    def prepare(self, key_id: str, req: RiskRequest) -> Pending | None:
+        """The screen script call of a create, built but not sent, so that it can share the
+        round trip of the create's first store call (`router.api.middleware.idempotency`);
+        None when nothing limits or judges creates."""
         config = self.config
         buckets = self._buckets(config, req.merchant, key_id, "create")
-        glob = self._global(config, "create")
+        return self._pending(config, req, buckets, self._global(config, "create"))
+
+    def _pending(
+        self,
+        config: RiskConfig,
+        req: RiskRequest,
+        buckets: list[Bucket],
+        glob: Bucket | None,
+        counted: frozenset[str] = frozenset(),
+    ) -> Pending | None:
         if not buckets and glob is None and not config.rules:
-            return Screen(None, Verdict("allow", (), None))
+            return None
         windows, distinct = self._windows(config, req)
-        screened = await self.store.screen(
+        call = ScreenCall(
             req.merchant,
             self.clock.now_ms(),
             buckets,
@@ -170,14 +212,59 @@ class RiskControl:
             (1, req.amount),
             distinct,
             glob,
+            counted,
         )
-        self._count_refusal(screened.taken, "create")
+        return Pending(config, req, distinct, call)
+
+    async def screen_scan(self, link_id: str, req: RiskRequest) -> Screen:
+        """A buyer's scan of a payment link, which makes a checkout: it draws from the link's
+        merchant's `create` budget (no API key is involved) and from the scanning address's
+        own bucket for this link (`rate_limits.scan`), then is counted and judged like a
+        create. One round trip."""
+        config = self.config
+        buckets = self._buckets(config, req.merchant, None, "create")
+        scan = config.file.rate_limits.scan
+        if scan is not None and req.ip:
+            key = f"{link_id}:{req.ip}"
+            buckets.append(Bucket("scan", 1000 / scan.per_second, scan.burst, key))
+        pending = self._pending(config, req, buckets, self._global(config, "create"))
+        if pending is None:
+            return Screen(None, Verdict("allow", (), None))
+        return self.conclude(pending, await self.store.run(pending.call))
+
+    async def screen_attach(self, req: RiskRequest, counted: frozenset[str]) -> Screen | None:
+        """A checkout once its buyer's wallet is known (and with it the buyer's address and
+        payer id): the rules judge the request again, complete now. No token is drawn (its
+        create drew one); the attempt is added to the windows of the subjects not `counted`
+        at create. None when no rules are in force."""
+        config = self.config
+        if not config.rules:
+            return None
+        pending = self._pending(config, req, [], None, counted)
+        assert pending is not None
+        return self.conclude(pending, await self.store.run(pending.call))
+
+    def conclude(self, pending: Pending, screened: Screened) -> Screen:
+        """Judge a prepared create on what its script found (a refusal is not judged)."""
+        self.count_refusal(screened.taken, "create")
         if screened.taken is not None and not screened.taken.allowed:
             return Screen(screened.taken, None)
-        features = self._features(config, windows, distinct, screened.windows, screened.payers)
-        verdict, lists = self.judge(config, req, features)
+        call = pending.call
+        features = self._features(
+            pending.config, list(call.windows), pending.distinct, screened.windows, screened.payers
+        )
+        verdict, lists = self.judge(pending.config, pending.req, features)
         self._count(verdict)
         return Screen(screened.taken, verdict, features, lists)
+
+    async def screen(self, key_id: str, req: RiskRequest) -> Screen:
+        """Draw a create's token, count the attempt in the velocity windows the rules read,
+        and run the rules: one round trip. A create refused by the rate limit is neither
+        counted nor judged."""
+        pending = self.prepare(key_id, req)
+        if pending is None:
+            return Screen(None, Verdict("allow", (), None))
+        return self.conclude(pending, await self.store.run(pending.call))
 
     async def peek(self, req: RiskRequest) -> Screen:
         """The verdict the rules in force give `req` on the counters as they are now,

@@ -11,8 +11,9 @@ make its own, and answers about it (`router.payments.service`, `router.payments.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
@@ -70,15 +71,26 @@ class IdempotencyStore:
             keys=[keys.idempotency(mch, key)],
             args=[fingerprint, token, now_ms, lease_ms, RECORD_TTL_S],
         )
-        outcome = str(raw[0])
-        if outcome == "replay":
-            return Begun("replay", int(raw[1]), str(raw[2]))
-        if outcome == "in_flight":
-            wait = math.ceil((int(raw[1]) - now_ms) / 1000)
-            return Begun("in_flight", retry_after_s=max(wait, 1))
-        if outcome in ("new", "mismatch"):
-            return Begun(outcome)  # type: ignore[arg-type]
-        raise RuntimeError(f"unexpected idempotency outcome {outcome!r}")
+        return _begun(raw, now_ms)
+
+    def queue_begin(
+        self,
+        batch: Batch,
+        mch: str,
+        key: str,
+        fingerprint: str,
+        token: str,
+        lease_ms: int = DEFAULT_LEASE_MS,
+    ) -> Callable[[list[Any]], Begun]:
+        """`begin` queued in `batch` (another call shares its round trip); returns what reads
+        its outcome from the batch's results."""
+        now_ms = self._clock.now_ms()
+        index = batch.script(
+            self._begin,
+            [keys.idempotency(mch, key)],
+            [fingerprint, token, now_ms, lease_ms, RECORD_TTL_S],
+        )
+        return lambda results: _begun(results[index], now_ms)
 
     async def renew(self, mch: str, key: str, token: str, lease_ms: int = DEFAULT_LEASE_MS) -> bool:
         """Extend the caller's lease; False once the key is no longer the caller's."""
@@ -103,3 +115,15 @@ class IdempotencyStore:
         """Give the key up without an answer to remember, so a retry runs again (and meets
         whatever this request made under the key)."""
         await self._release(keys=[keys.idempotency(mch, key)], args=[token])
+
+
+def _begun(raw: Any, now_ms: int) -> Begun:
+    outcome = str(raw[0])
+    if outcome == "replay":
+        return Begun("replay", int(raw[1]), str(raw[2]))
+    if outcome == "in_flight":
+        wait = math.ceil((int(raw[1]) - now_ms) / 1000)
+        return Begun("in_flight", retry_after_s=max(wait, 1))
+    if outcome in ("new", "mismatch"):
+        return Begun(outcome)  # type: ignore[arg-type]
+    raise RuntimeError(f"unexpected idempotency outcome {outcome!r}")

@@ -31,8 +31,8 @@ SCREEN = (
 -- KEYS: token buckets (nb), then one hash per velocity window, then one sorted set per
 --       distinct set. All share the merchant's tag (or all are the global bucket).
 -- ARGV: now_ms, nb, then per bucket: interval_ms, burst; then nw, per window: its current
---       bucket number, ttl_ms, count to add, amount to add; then nd, per distinct set:
---       member ('' = none), ttl_ms, window count, window lengths (ms)...
+--       bucket number, ttl_ms, count to add, amount to add (negative: taken back); then
+--       nd, per distinct set: member ('' = none), ttl_ms, window count, window lengths (ms)...
 -- A window's hash has fields `<bucket>c`, `<bucket>s`, `<bucket>f` (count, sum, failed) for
 -- its last BUCKETS buckets; older ones are removed when the hash grows past twice that.
 -- Returns {allowed, limit, remaining, reset_ms, retry_ms, per window: c, s, f,
@@ -81,7 +81,7 @@ for _ = 1, nw do
   local current, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
   local count, amount = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   a = a + 4
-  if count > 0 or amount > 0 then
+  if count ~= 0 or amount ~= 0 then
     redis.call('HINCRBY', KEYS[k], current .. 'c', count)
     redis.call('HINCRBY', KEYS[k], current .. 's', amount)
     redis.call('PEXPIRE', KEYS[k], ttl)
@@ -207,6 +207,61 @@ def _tighter(a: Taken | None, b: Taken) -> Taken:
     )
 
 
+class ScreenCall:
+    """One screen script call (and the global ceiling's, when set), built once so that it
+    can be queued in another request's round trip (`RiskStore.queue`)."""
+
+    def __init__(
+        self,
+        mch: str,
+        now_ms: int,
+        buckets: Sequence[Bucket],
+        windows: Sequence[Window] = (),
+        count: tuple[int, int] = (1, 0),
+        distinct: tuple[str, str, Sequence[int]] | None = None,
+        global_bucket: Bucket | None = None,
+        counted: frozenset[str] = frozenset(),
+    ) -> None:
+        """`counted`: subjects (`payer`, `ip`, `merchant`) whose windows are read without
+        adding this attempt (it was counted there already)."""
+        self.mch, self.now_ms, self.count = mch, now_ms, count
+        self.buckets, self.windows, self.global_bucket = buckets, windows, global_bucket
+        key_list: list[str] = [keys.rate_bucket(mch, b.kind, b.key_id) for b in buckets]
+        args: list[str | int | float] = [now_ms, len(buckets)]
+        for b in buckets:
+            args += [b.interval_ms, b.burst]
+        args.append(len(windows))
+        for w in windows:
+            key_list.append(keys.velocity_window(mch, w.subject, w.value, w.name))
+            adds = (0, 0) if w.subject in counted else count
+            args += [now_ms // w.bucket_ms, w.bucket_ms * (BUCKETS + 1), adds[0], adds[1]]
+        if distinct is None:
+            args.append(0)
+        else:
+            ip, payer, lengths = distinct
+            key_list.append(keys.ip_payers(mch, ip))
+            member = keys.payer_member(payer) if payer else ""
+            args += [1, member, max(lengths), len(lengths), *lengths]
+        self.keys, self.args = key_list, args
+
+    def decode_from(self, results: Sequence[Any], indexes: Sequence[int]) -> Screened:
+        """The `Screened` of a batch's results, at the indexes `RiskStore.queue` gave."""
+        return self.decode([[int(v) for v in results[i]] for i in indexes])
+
+    def decode(self, replies: Sequence[Sequence[int]]) -> Screened:
+        reply = replies[0]
+        taken = _taken(reply) if self.buckets else None
+        if len(replies) > 1:
+            glob = _taken(replies[1])
+            taken = glob if taken is None else _tighter(taken, glob)
+        if len(reply) == 5:  # refused: nothing was counted or read
+            return Screened(taken, [], [])
+        rest = reply[5:]
+        n = len(self.windows)
+        found = [(rest[3 * i], rest[3 * i + 1], rest[3 * i + 2]) for i in range(n)]
+        return Screened(taken, found, list(rest[3 * n :]))
+
+
 class RiskStore:
     """Token buckets, velocity windows and risk lists shared by every router process."""
 
@@ -228,43 +283,40 @@ class RiskStore:
         """Take a token from each bucket; if all had one, add `count` (attempts, amount) to
         `windows` and read them, and add the payer to the IP's set (`distinct`: ip, payer,
         window lengths in ms) and read its counts. One round trip."""
-        key_list: list[str] = [keys.rate_bucket(mch, b.kind, b.key_id) for b in buckets]
-        args: list[str | int | float] = [now_ms, len(buckets)]
-        for b in buckets:
-            args += [b.interval_ms, b.burst]
-        args.append(len(windows))
-        for w in windows:
-            key_list.append(keys.velocity_window(mch, w.subject, w.value, w.name))
-            args += [now_ms // w.bucket_ms, w.bucket_ms * (BUCKETS + 1), count[0], count[1]]
-        if distinct is None:
-            args.append(0)
-        else:
-            ip, payer, lengths = distinct
-            key_list.append(keys.ip_payers(mch, ip))
-            member = keys.payer_member(payer) if payer else ""
-            args += [1, member, max(lengths), len(lengths), *lengths]
-        if global_bucket is None:
-            reply = await self._run(key_list, args)
-            taken = _taken(reply) if buckets else None
-        else:
-            g = global_bucket
-            batch = Batch(self._redis)
-            index = batch.script(self._screen, key_list, args)
-            global_index = batch.script(
-                self._screen,
-                [keys.global_rate_bucket(g.kind)],
-                [now_ms, 1, g.interval_ms, g.burst, 0, 0],
+        return await self.run(
+            ScreenCall(mch, now_ms, buckets, windows, count, distinct, global_bucket)
+        )
+
+    async def run(self, call: ScreenCall) -> Screened:
+        """Send one screen call on its own (one round trip)."""
+        if call.global_bucket is None:
+            return call.decode([await self._run(call.keys, call.args)])
+        batch = Batch(self._redis)
+        indexes = self.queue(batch, call)
+        return call.decode_from(await batch.execute(), indexes)
+
+    def queue(self, batch: Batch, call: ScreenCall) -> list[int]:
+        """Queue `call` in `batch` (to share its round trip); returns the indexes of its
+        replies, for `ScreenCall.decode_from`."""
+        indexes = [batch.script(self._screen, call.keys, call.args)]
+        g = call.global_bucket
+        if g is not None:
+            indexes.append(
+                batch.script(
+                    self._screen,
+                    [keys.global_rate_bucket(g.kind)],
+                    [call.now_ms, 1, g.interval_ms, g.burst, 0, 0],
+                )
             )
-            results = await batch.execute()
-            reply = [int(v) for v in results[index]]
-            glob = _taken([int(v) for v in results[global_index]])
-            taken = glob if not buckets else _tighter(_taken(reply), glob)
-        if len(reply) == 5:  # refused: nothing was counted or read
-            return Screened(taken, [], [])
-        rest = reply[5:]
-        found = [(rest[3 * i], rest[3 * i + 1], rest[3 * i + 2]) for i in range(len(windows))]
-        payers = rest[3 * len(windows) :]
-        return Screened(taken, found, payers)
+        return indexes
+
+    async def uncount(self, call: ScreenCall) -> None:
+        """Take back what `call` added to its velocity windows (it ran beside a request that
+        then did nothing: an idempotent replay). Tokens stay taken, as for any request."""
+        if not call.windows:
+            return
+        back = ScreenCall(call.mch, call.now_ms, (), call.windows, (-call.count[0], -call.count[1]))
+        await self._run(back.keys, back.args)
 
     async def _run(self, key_list: list[str], args: list[str | int | float]) -> list[int]:
         """One call of the screen script, without a pipeline (the usual case: a pipeline

@@ -1,5 +1,6 @@
 """Rate limits shared by two real `payrouter serve` processes on one redis-server: the budget
-holds across them, every answer carries the headers, and nothing is a 5xx."""
+holds across them, every answer carries the headers, nothing is a 5xx, and a refused create
+leaves its Idempotency-Key free."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from router.clock import Clock
+from router.store import keys, open_store
 from tests.e2e.conftest import Processes, Simulator, routing_yaml
 from tests.e2e.fleet import new_merchant, start_fleet
 
@@ -33,12 +36,10 @@ async def fire(
     gate = asyncio.Semaphore(16)
 
     async def one(method: str, url: str, body: Any) -> tuple[int, dict[str, str]]:
-        async with (
-            gate,
-            http.request(
-                method, url, json=body, headers={"Authorization": f"Bearer {secret}"}
-            ) as resp,
-        ):
+        headers = {"Authorization": f"Bearer {secret}"}
+        if method == "POST":
+            headers["Idempotency-Key"] = f"key-{body['merchant_order_id']}"
+        async with gate, http.request(method, url, json=body, headers=headers) as resp:
             await resp.read()
             return resp.status, dict(resp.headers)
 
@@ -66,7 +67,7 @@ async def test_two_routers_share_one_budget(
     risk = tmp_path / "risk.yaml"
     risk.write_text(RISK)
     fleet = await start_fleet(2, redis_url, config, processes, {"PAYROUTER_RISK": str(risk)})
-    _, secret, _ = await new_merchant(redis_url)
+    mch, secret, _ = await new_merchant(redis_url)
 
     reads = [("GET", f"{fleet.urls[i % 2]}/v1/payments?limit=1", None) for i in range(2 * READS)]
     answers = await fire(http, reads, secret)
@@ -84,3 +85,12 @@ async def test_two_routers_share_one_budget(
     check_headers(answers, CREATES)
     made = sum(status == 201 for status, _ in answers)
     assert CREATES <= made <= CREATES + 1, made
+    # Each create's screen went with its key's BEGIN; a refused one gave its key up.
+    store = await open_store(redis_url, Clock())
+    try:
+        kept = [
+            await store.redis.exists(keys.idempotency(mch, f"key-F{i}")) for i in range(2 * CREATES)
+        ]
+    finally:
+        await store.close()
+    assert [k == 1 for k in kept] == [status == 201 for status, _ in answers]
