@@ -313,3 +313,11 @@ class Metrics:
             "The version (sha256 prefix) of the risk file in force.",
             registry=r,
         )
+        # Exported at 0 from the start, as the routing file's reloads: a counter's first
+        # count is then an increase the alerts (deploy/prometheus/alerts.yml) can see.
+        for outcome in ("applied", "unchanged", "refused"):
+            self.risk_reloads.labels(outcome)
+        for decision in ("allow", "flag", "block"):
+            self.risk_decisions.labels(decision)
+        for kind in ("create", "read", "refund"):
+            self.rate_limited.labels(kind)

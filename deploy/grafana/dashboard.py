@@ -283,6 +283,144 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
         ),
     ),
     (
+        "Record",
+        (
+            Panel(
+                "Record lag",
+                "Age of the oldest change not yet copied to PostgreSQL (0: none waiting). Shared "
+                "by all routers; alerts at 30 s.",
+                (Target(f"max(payrouter_record_lag_seconds{{{INSTANCE}}})", "lag"),),
+                unit="s",
+                width=6,
+            ),
+            Panel(
+                "Drained to the record",
+                "Rows the drainers wrote to the record, per second, by kind.",
+                (
+                    Target(
+                        "sum by (kind) (rate(payrouter_record_drained_total{"
+                        f"{INSTANCE}}}[{RATE}]))",
+                        "{{kind}}",
+                    ),
+                ),
+                unit="ops",
+                width=6,
+            ),
+            Panel(
+                "Record errors",
+                "Drained batches the database refused or could not take (retried), and creates "
+                "made without checking their merchant_order_id against the record, per second.",
+                (
+                    Target(
+                        "sum by (instance) (rate(payrouter_record_drain_errors_total{"
+                        f"{INSTANCE}}}[{RATE}]))",
+                        "{{instance}} drain errors",
+                    ),
+                    Target(
+                        "sum by (instance) (rate(payrouter_record_unchecked_orders_total{"
+                        f"{INSTANCE}}}[{RATE}]))",
+                        "{{instance}} unchecked creates",
+                    ),
+                ),
+                unit="ops",
+                width=6,
+            ),
+            Panel(
+                "Retired from Redis",
+                "Final, recorded objects removed from Redis after the retention, per second, by "
+                "kind.",
+                (
+                    Target(
+                        "sum by (kind) (rate(payrouter_record_retired_total{"
+                        f"{INSTANCE}}}[{RATE}]))",
+                        "{{kind}}",
+                    ),
+                ),
+                unit="ops",
+                width=6,
+            ),
+        ),
+    ),
+    (
+        "Risk and rate limits",
+        (
+            Panel(
+                "Risk decisions",
+                "Creates judged by the risk rules, per second, by decision.",
+                (
+                    Target(
+                        "sum by (decision) (rate(payrouter_risk_decisions_total{"
+                        f"{INSTANCE}}}[{RATE}]))",
+                        "{{decision}}",
+                    ),
+                ),
+                unit="reqps",
+                width=6,
+            ),
+            Panel(
+                "Top risk rules hit",
+                "The ten rules that fired most in the last hour, with their action.",
+                (
+                    Target(
+                        "topk(10, sum by (rule, action) (increase(payrouter_risk_rule_hits_total{"
+                        f"{INSTANCE}}}[1h])))",
+                        "{{rule}} {{action}}",
+                    ),
+                ),
+                kind="table",
+                width=6,
+            ),
+            Panel(
+                "Risk rule errors",
+                "Rules that failed on a request (taken as not fired), last hour.",
+                (
+                    Target(
+                        "sum by (rule) (increase(payrouter_risk_rule_errors_total{"
+                        f"{INSTANCE}}}[1h]))",
+                        "{{rule}}",
+                    ),
+                ),
+                width=6,
+            ),
+            Panel(
+                "429s by kind",
+                "Merchant requests refused by the rate limits, per second, by budget.",
+                (
+                    Target(
+                        f"sum by (kind) (rate(payrouter_rate_limited_total{{{INSTANCE}}}[{RATE}]))",
+                        "{{kind}}",
+                    ),
+                ),
+                unit="reqps",
+                width=6,
+            ),
+            Panel(
+                "Risk file reloads",
+                "Risk file reloads per router: applied, unchanged or refused.",
+                (
+                    Target(
+                        "sum by (instance, outcome) (increase("
+                        f"payrouter_risk_config_reloads_total{{{INSTANCE}}}[{RATE}]))",
+                        "{{instance}} {{outcome}}",
+                    ),
+                ),
+                width=12,
+            ),
+            Panel(
+                "Risk file version",
+                "The risk file version each router runs (`off`: none; all should agree).",
+                (
+                    Target(
+                        f"payrouter_risk_config_info{{{INSTANCE}}}",
+                        "{{instance}} {{version}}",
+                    ),
+                ),
+                kind="table",
+                width=12,
+            ),
+        ),
+    ),
+    (
         "Process and store",
         (
             Panel(

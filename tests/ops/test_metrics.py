@@ -129,3 +129,25 @@ async def test_the_scrape_answers_while_the_store_is_down(
         assert "payrouter_store_up 1.0" in await scrape(router)
     finally:
         await redis.stop()
+
+
+async def test_counters_the_alerts_read_are_exported_at_zero_from_the_start(
+    router: Router,
+) -> None:
+    # `increase` and `rate` need two samples of a series: a counter that first appears at 1
+    # would hide its first count from deploy/prometheus/alerts.yml.
+    found = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(await scrape(router))
+        for sample in family.samples
+    }
+    expected = [
+        ("payrouter_config_reloads_total", (("outcome", "refused"),)),
+        ("payrouter_risk_config_reloads_total", (("outcome", "refused"),)),
+        ("payrouter_record_drain_errors_total", ()),
+        ("payrouter_record_unchecked_orders_total", ()),
+        *(("payrouter_risk_decisions_total", (("decision", d),)) for d in ("allow", "block")),
+        *(("payrouter_rate_limited_total", (("kind", k),)) for k in ("create", "read", "refund")),
+    ]
+    for key in expected:
+        assert found.get(key) == 0, key

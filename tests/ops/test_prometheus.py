@@ -53,9 +53,18 @@ CORE_PANELS = {
     "Memory",
     "Config reloads",
     "Config version",
+    "Record lag",
+    "Drained to the record",
+    "Record errors",
+    "Retired from Redis",
+    "Risk decisions",
+    "429s by kind",
+    "Risk file reloads",
+    "Risk file version",
 }
-"""Panels that must show data during an outage with some traffic; the others (webhooks,
-notifications, conflicts, the re-query worker) need events this test does not cause, and
+"""Panels that must show data during an outage with some traffic (the record's and risk's
+counters are exported at 0 from the start); the others (webhooks, notifications, conflicts,
+the re-query worker, risk rules hit or failing) need events this test does not cause, and
 only have to be valid queries."""
 
 FAST_BREAKER = """\
