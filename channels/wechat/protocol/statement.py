@@ -1,0 +1,181 @@
+"""WeChat Pay's trade bill read as `StatementLine`s, streaming. Pure: no network.
+
+The file (gzip'd when asked with `tar_type=GZIP`) is UTF-8 CSV: a header row, one row per
+payment (交易状态 SUCCESS) or refund (REFUND), every value prefixed with a backquote; then
+the summary header and the summary line. `verify_sha1` checks WeChat's hash over the
+uncompressed bytes before anything is read; `read_trade_bill` yields the rows one by one and,
+at the end, holds the summary against the sums of the rows. Nothing here holds the whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+from collections.abc import Iterable, Iterator
+from typing import IO, cast
+
+from channels.base import StatementLine, StatementStatus
+from channels.statement import (
+    StatementInvalid,
+    Totals,
+    check_summary,
+    china_time_ms,
+    chunks,
+    format_error,
+    yuan_to_fen,
+)
+
+_HEADER_TEXT = (
+    "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
+    "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
+    "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,"
+    "费率备注"
+)
+_SUMMARY_TEXT = (
+    "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
+)
+HEADER = _HEADER_TEXT.split(",")
+SUMMARY_HEADER = _SUMMARY_TEXT.split(",")
+_COLUMN = {name: index for index, name in enumerate(HEADER)}
+_REFUND_STATES: dict[str, StatementStatus] = {
+    "SUCCESS": "succeeded",
+    "PROCESSING": "pending",
+    "CHANGE": "failed",
+    "REFUNDCLOSE": "failed",
+}
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def uncompressed(stream: IO[bytes]) -> IO[bytes]:
+    """The bill's bytes, inflated as they are read when the file is gzip'd (rewinds)."""
+    stream.seek(0)
+    magic = stream.read(2)
+    stream.seek(0)
+    if magic == _GZIP_MAGIC:
+        return cast(IO[bytes], gzip.GzipFile(fileobj=stream, mode="rb"))
+    return stream
+
+
+def verify_sha1(stream: IO[bytes], expected: str) -> None:
+    """WeChat's SHA1 over the uncompressed bill. Raises `StatementInvalid` on a mismatch."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for chunk in chunks(uncompressed(stream)):
+        digest.update(chunk)
+    if digest.hexdigest() != expected.lower():
+        raise StatementInvalid(
+            f"the bill's SHA1 is {digest.hexdigest()}, WeChat Pay said {expected}",
+            code="STATEMENT_HASH",
+        )
+    stream.seek(0)
+
+
+def text_rows(stream: IO[bytes]) -> Iterator[list[str]]:
+    """The bill's CSV rows, read from the (possibly gzip'd) stream as UTF-8."""
+    text = io.TextIOWrapper(uncompressed(stream), encoding="utf-8-sig", newline="")
+    yield from csv.reader(text)
+
+
+def _plain(cell: str) -> str:
+    return cell[1:] if cell.startswith("`") else cell
+
+
+def _line(row: list[str], number: int) -> StatementLine:
+    if len(row) != len(HEADER):
+        raise format_error(f"line {number}: {len(row)} columns, the header has {len(HEADER)}")
+    cells = [_plain(cell) for cell in row]
+
+    def cell(name: str) -> str:
+        return cells[_COLUMN[name]]
+
+    def fen(name: str, places: int = 2) -> int:
+        return yuan_to_fen(cell(name), f"line {number} {name}", places=places)
+
+    state = cell("交易状态")
+    fee = fen("手续费", 5)
+    time = china_time_ms(cell("交易时间"), "%Y-%m-%d %H:%M:%S", f"line {number} 交易时间")
+    raw = ",".join(row)
+    if state == "SUCCESS":
+        amount, settled = fen("订单金额"), fen("应结订单金额")
+        return StatementLine(
+            kind="payment",
+            order_no=cell("商户订单号"),
+            refund_no=None,
+            channel_trade_no=cell("微信订单号"),
+            channel_refund_no=None,
+            amount=amount,
+            settled=settled,
+            fee=fee,
+            discount=amount - settled,
+            currency=cell("货币种类"),
+            status="succeeded",
+            time=time,
+            raw=raw,
+        )
+    if state == "REFUND":
+        status = _REFUND_STATES.get(cell("退款状态"))
+        if status is None:
+            raise format_error(f"line {number} 退款状态: {cell('退款状态')[:32]!r} unknown")
+        amount, settled = fen("申请退款金额"), fen("退款金额")
+        return StatementLine(
+            kind="refund",
+            order_no=cell("商户订单号"),
+            refund_no=cell("商户退款单号"),
+            channel_trade_no=cell("微信订单号"),
+            channel_refund_no=cell("微信退款单号"),
+            amount=amount,
+            settled=settled,
+            fee=fee,
+            discount=amount - settled,
+            currency=cell("货币种类"),
+            status=status,
+            time=time,
+            raw=raw,
+        )
+    raise format_error(f"line {number} 交易状态: {state[:32]!r} is neither SUCCESS nor REFUND")
+
+
+def read_trade_bill(rows: Iterable[list[str]]) -> Iterator[StatementLine]:
+    """The bill's lines, then its summary checked. Raises `StatementInvalid`."""
+    source = iter(rows)
+    header = next(source, None)
+    if header != HEADER:
+        raise format_error("line 1: not WeChat Pay's trade bill header")
+    totals = Totals()
+    number = 1
+    for row in source:
+        number += 1
+        if row == SUMMARY_HEADER:
+            break
+        line = _line(row, number)
+        totals.add(line)
+        yield line
+    else:
+        raise format_error("the bill ends without its summary")
+    summary = next(source, None)
+    if summary is None or len(summary) != len(SUMMARY_HEADER):
+        raise format_error(f"line {number + 1}: the summary line is missing or malformed")
+    values = [_plain(cell) for cell in summary]
+    if not values[0].isdigit():
+        raise format_error(f"line {number + 1} 总交易单数: {values[0][:32]!r} is not a count")
+    where = f"line {number + 1}"
+    stated = {
+        "总交易单数": int(values[0]),
+        "应结订单总金额": yuan_to_fen(values[1], f"{where} 应结订单总金额"),
+        "退款总金额": yuan_to_fen(values[2], f"{where} 退款总金额"),
+        "手续费总金额": yuan_to_fen(values[4], f"{where} 手续费总金额", places=5),
+        "订单总金额": yuan_to_fen(values[5], f"{where} 订单总金额"),
+        "申请退款总金额": yuan_to_fen(values[6], f"{where} 申请退款总金额"),
+    }
+    found = {
+        "总交易单数": totals.payments + totals.refunds,
+        "应结订单总金额": totals.settled,
+        "退款总金额": totals.refunded,
+        "手续费总金额": totals.fees,
+        "订单总金额": totals.amount,
+        "申请退款总金额": totals.refund_asked,
+    }
+    check_summary(stated, found, "WeChat Pay trade bill")
+    if any(any(cell.strip() for cell in row) for row in source):
+        raise format_error(f"lines after the summary (line {number + 1})")
