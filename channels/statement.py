@@ -8,6 +8,7 @@ stream, so a statement of a million lines never sits in memory whole.
 
 from __future__ import annotations
 
+import functools
 import re
 import tempfile
 from collections.abc import Callable, Iterator
@@ -60,13 +61,36 @@ def yuan_to_fen(text: str, column: str, *, places: int = 2) -> int:
     return -fen if sign else fen
 
 
+_TIMES = {
+    "%Y-%m-%d %H:%M:%S": re.compile(
+        r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    ),
+    "%Y%m%d%H%M%S": re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})"),
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _midnight_ms(year: int, month: int, day: int) -> int:
+    moment = datetime(year, month, day, tzinfo=CHINA_TIME)
+    return int(moment.astimezone(UTC).timestamp()) * 1000
+
+
 def china_time_ms(text: str, fmt: str, column: str) -> int:
-    """A China-time timestamp of a statement as UTC epoch milliseconds."""
+    """A China-time timestamp of a statement (`fmt` one of `_TIMES`) as UTC epoch ms.
+
+    Read by hand rather than `strptime`: a statement has a million of them, all of a day.
+    """
+    match = _TIMES[fmt].fullmatch(text)
     try:
-        moment = datetime.strptime(text, fmt).replace(tzinfo=CHINA_TIME)
+        if match is None:
+            raise ValueError(text)
+        year, month, day, hour, minute, second = map(int, match.groups())
+        if hour > 23 or minute > 59 or second > 59:
+            raise ValueError(text)
+        midnight = _midnight_ms(year, month, day)
     except ValueError:
         raise format_error(f"{column}: {text[:32]!r} is not a time ({fmt})") from None
-    return int(moment.astimezone(UTC).timestamp()) * 1000
+    return midnight + ((hour * 60 + minute) * 60 + second) * 1000
 
 
 def china_day(moment: datetime) -> date:

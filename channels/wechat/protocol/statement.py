@@ -84,10 +84,9 @@ def _plain(cell: str) -> str:
 def _line(row: list[str], number: int) -> StatementLine:
     if len(row) != len(HEADER):
         raise format_error(f"line {number}: {len(row)} columns, the header has {len(HEADER)}")
-    cells = [_plain(cell) for cell in row]
 
     def cell(name: str) -> str:
-        return cells[_COLUMN[name]]
+        return _plain(row[_COLUMN[name]])
 
     def fen(name: str, places: int = 2) -> int:
         return yuan_to_fen(cell(name), f"line {number} {name}", places=places)
