@@ -170,13 +170,23 @@ def archive(found: Iterable[Row], seller_id: str, day: date) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         name = f"{seller_id}0156_{stamp}"
-        archive.writestr(
-            f"{name}_业务明细.csv", ("\r\n".join(detail) + "\r\n").encode("gbk", "replace")
-        )
-        archive.writestr(
-            f"{name}_业务明细(汇总).csv", ("\r\n".join(summary) + "\r\n").encode("gbk", "replace")
-        )
+        for suffix, lines in (("_业务明细.csv", detail), ("_业务明细(汇总).csv", summary)):
+            content = ("\r\n".join(lines) + "\r\n").encode("gbk", "replace")
+            archive.writestr(gbk_entry(name + suffix), content, zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
+
+
+class _GbkName(zipfile.ZipInfo):
+    # Alipay names the files in GBK without the zip's UTF-8 flag, as Windows tools do.
+    def _encodeFilenameFlags(self) -> tuple[bytes, int]:
+        return self.filename.encode("gbk"), self.flag_bits
+
+
+def gbk_entry(name: str) -> zipfile.ZipInfo:
+    """A zip entry whose name is written in GBK, as in Alipay's bills."""
+    entry = _GbkName(name, date_time=(2026, 1, 1, 0, 0, 0))
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    return entry
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from channels.alipay.protocol.statement import read_bill
+from channels.alipay.sim.bill import gbk_entry
 from channels.base import StatementLine
 from channels.statement import StatementInvalid
 
@@ -33,14 +34,21 @@ def ms(moment: str) -> int:
 def bill(detail: bytes = DETAIL, summary: bytes = SUMMARY) -> io.BytesIO:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(f"{NAME}_业务明细.csv", detail)
-        archive.writestr(f"{NAME}_业务明细(汇总).csv", summary)
+        archive.writestr(gbk_entry(f"{NAME}_业务明细.csv"), detail)
+        archive.writestr(gbk_entry(f"{NAME}_业务明细(汇总).csv"), summary)
     buffer.seek(0)
     return buffer
 
 
 def raw_line(number: int) -> str:
     return DETAIL.decode("gbk").split("\r\n")[number - 1]
+
+
+def test_the_zip_names_its_files_in_gbk_as_alipay_does() -> None:
+    with zipfile.ZipFile(bill()) as archive:
+        assert not any(entry.flag_bits & 0x800 for entry in archive.infolist())
+        raw_names = [entry.orig_filename for entry in archive.infolist()]
+    assert raw_names[0].encode("cp437") == f"{NAME}_业务明细.csv".encode("gbk")
 
 
 def test_the_golden_bill_reads_to_exact_lines() -> None:
