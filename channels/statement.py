@@ -12,8 +12,8 @@ import functools
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from typing import IO
 
 import aiohttp
@@ -93,11 +93,6 @@ def china_time_ms(text: str, fmt: str, column: str) -> int:
     return midnight + ((hour * 60 + minute) * 60 + second) * 1000
 
 
-def china_day(moment: datetime) -> date:
-    """The statement day a moment belongs to."""
-    return moment.astimezone(CHINA_TIME).date()
-
-
 @dataclass
 class Totals:
     """Running sums of what a statement's lines say, to hold against its summary."""
@@ -112,7 +107,6 @@ class Totals:
     """Settled amounts of refunds."""
     refund_asked: int = 0
     fees: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
     def add(self, line: StatementLine) -> None:
         if line.kind == "payment":

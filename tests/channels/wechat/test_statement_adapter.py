@@ -1,5 +1,6 @@
 """The WeChat Pay adapter checks the bill's SHA1 before it yields a line: a simulator that
-states another hash than its file's gets the statement refused."""
+states another hash than its file's gets the statement refused; a download the channel
+refuses is the channel's error, in the channel's words."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import aiohttp
 import pytest
 
 from channels.base import CreateOrder, StatementLine
+from channels.errors import ChannelRejected
+from channels.sim.bills import BillDesk
 from channels.statement import StatementInvalid
 from channels.wechat import WeChatChannel
 from channels.wechat.protocol.wire import CHINA_TIME
@@ -51,4 +54,10 @@ async def test_a_bill_whose_hash_is_not_its_files_is_refused(
     with pytest.raises(StatementInvalid) as caught:
         await read()
     assert caught.value.code == "STATEMENT_HASH"
+    assert seen == []
+
+    monkeypatch.setattr(BillDesk, "get", lambda self, token: None)
+    with pytest.raises(ChannelRejected) as refused:
+        await read()
+    assert refused.value.code == "RESOURCE_NOT_EXISTS"
     assert seen == []
