@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import IO
@@ -42,6 +42,19 @@ class StatementInvalid(ChannelError):
 
 def format_error(message: str) -> StatementInvalid:
     return StatementInvalid(message, code="STATEMENT_FORMAT")
+
+
+def columns(header: list[str], needed: Iterable[str], where: str) -> dict[str, int]:
+    """Column name → index from a header row, checked to have the `needed` columns.
+
+    Channels add columns to their files over the years; a reader finds its columns by name
+    and tolerates the others. Raises `StatementInvalid` naming what is missing.
+    """
+    index = {name.strip(): position for position, name in enumerate(header)}
+    missing = [name for name in needed if name not in index]
+    if missing:
+        raise format_error(f"{where}: the header has no {', '.join(missing)}")
+    return index
 
 
 def yuan_to_fen(text: str, column: str, *, places: int = 2) -> int:

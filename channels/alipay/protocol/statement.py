@@ -21,6 +21,7 @@ from channels.statement import (
     Totals,
     check_summary,
     china_time_ms,
+    columns,
     format_error,
     yuan_to_fen,
 )
@@ -36,12 +37,24 @@ _SUMMARY_TEXT = (
     "实收净额（元）"
 )
 HEADER = _HEADER_TEXT.split(",")
+"""The detail's columns as Alipay writes them today; they are found by name (`NEEDED`)."""
 SUMMARY_HEADER = _SUMMARY_TEXT.split(",")
 DETAIL_SUFFIX = "_业务明细.csv"
 SUMMARY_SUFFIX = "_业务明细(汇总).csv"
 ENCODING = "gb18030"
 """A superset of GBK: every GBK file reads the same, and nothing it writes is refused."""
-_COLUMN = {name: index for index, name in enumerate(HEADER)}
+NEEDED = (
+    "支付宝交易号", "商户订单号", "业务类型", "完成时间", "订单金额（元）", "商家实收（元）",
+    "退款批次号/请求号", "服务费（元）",
+)  # fmt: skip
+"""The columns a line is read from; others (a newer file's) are kept in `raw` only."""
+_SUMMARY_COUNTS = {"交易": "交易订单总笔数", "退款": "退款订单总笔数"}
+_SUMMARY_AMOUNTS = {
+    "订单金额": "订单金额（元）",
+    "商家实收": "商家实收（元）",
+    "服务费": "服务费（元）",
+    "实收净额": "实收净额（元）",
+}
 _FOOTER = re.compile(r"#交易合计：([0-9]+)笔，退款合计：([0-9]+)笔")
 _TIME = "%Y-%m-%d %H:%M:%S"
 
@@ -59,12 +72,12 @@ def _rows(archive: zipfile.ZipFile, name: str) -> Iterator[list[str]]:
         yield from csv.reader(text)
 
 
-def _line(row: list[str], number: int) -> StatementLine:
-    if len(row) != len(HEADER):
-        raise format_error(f"detail line {number}: {len(row)} columns, not {len(HEADER)}")
+def _line(row: list[str], number: int, column: dict[str, int], width: int) -> StatementLine:
+    if len(row) != width:
+        raise format_error(f"detail line {number}: {len(row)} columns, not {width}")
 
     def cell(name: str) -> str:
-        return row[_COLUMN[name]].strip()
+        return row[column[name]].strip()
 
     def fen(name: str) -> int:
         return yuan_to_fen(cell(name), f"detail line {number} {name}")
@@ -97,25 +110,29 @@ def _line(row: list[str], number: int) -> StatementLine:
 
 def _summary(archive: zipfile.ZipFile) -> dict[str, int]:
     stated = dict.fromkeys(("交易", "退款", "订单金额", "商家实收", "服务费", "实收净额"), 0)
-    seen_header = False
+    header: list[str] | None = None
+    column: dict[str, int] = {}
     for number, row in enumerate(_rows(archive, _member(archive, SUMMARY_SUFFIX)), 1):
         if not row or row[0].startswith("#"):
             continue
-        if row == SUMMARY_HEADER:
-            seen_header = True
+        if header is None:
+            header = row
+            needed = [*_SUMMARY_COUNTS.values(), *_SUMMARY_AMOUNTS.values()]
+            column = columns(row, needed, f"summary line {number}")
             continue
-        if not seen_header or len(row) != len(SUMMARY_HEADER):
+        if header is None or len(row) != len(header):
             raise format_error(f"summary line {number}: not a summary row")
         if row[0].strip() == "合计":
             continue
         where = f"summary line {number}"
-        for name, index in (("交易", 2), ("退款", 3)):
-            if not row[index].strip().isdigit():
-                raise format_error(f"{where} {SUMMARY_HEADER[index]}: not a count")
-            stated[name] += int(row[index])
-        for name, index in (("订单金额", 4), ("商家实收", 5), ("服务费", 6), ("实收净额", 7)):
-            stated[name] += yuan_to_fen(row[index].strip(), f"{where} {SUMMARY_HEADER[index]}")
-    if not seen_header:
+        for name, title in _SUMMARY_COUNTS.items():
+            count = row[column[title]].strip()
+            if not count.isdigit():
+                raise format_error(f"{where} {title}: not a count")
+            stated[name] += int(count)
+        for name, title in _SUMMARY_AMOUNTS.items():
+            stated[name] += yuan_to_fen(row[column[title]].strip(), f"{where} {title}")
+    if header is None:
         raise format_error("the summary file has no header")
     return stated
 
@@ -132,7 +149,8 @@ def read_bill(stream: IO[bytes]) -> Iterator[StatementLine]:
     with archive:
         totals = Totals()
         footer: tuple[int, int] | None = None
-        seen_header = False
+        header: list[str] | None = None
+        column: dict[str, int] = {}
         for number, row in enumerate(_rows(archive, _member(archive, DETAIL_SUFFIX)), 1):
             if not row:
                 continue
@@ -141,12 +159,14 @@ def read_bill(stream: IO[bytes]) -> Iterator[StatementLine]:
                 if match is not None:
                     footer = (int(match.group(1)), int(match.group(2)))
                 continue
-            if row == HEADER:
-                seen_header = True
+            if header is None:
+                # The first row that is not a comment names the columns.
+                header = row
+                column = columns(row, NEEDED, f"detail line {number}")
                 continue
-            if not seen_header or footer is not None:
+            if header is None or footer is not None:
                 raise format_error(f"detail line {number}: a row outside the detail list")
-            line = _line(row, number)
+            line = _line(row, number, column, len(header))
             totals.add(line)
             yield line
         if footer is None:

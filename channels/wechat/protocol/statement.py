@@ -23,6 +23,7 @@ from channels.statement import (
     check_summary,
     china_time_ms,
     chunks,
+    columns,
     format_error,
     yuan_to_fen,
 )
@@ -38,7 +39,19 @@ _SUMMARY_TEXT = (
 )
 HEADER = _HEADER_TEXT.split(",")
 SUMMARY_HEADER = _SUMMARY_TEXT.split(",")
-_COLUMN = {name: index for index, name in enumerate(HEADER)}
+NEEDED = (
+    "交易时间", "微信订单号", "商户订单号", "交易状态", "货币种类", "应结订单金额", "微信退款单号",
+    "商户退款单号", "退款金额", "退款状态", "手续费", "订单金额", "申请退款金额",
+)  # fmt: skip
+"""The columns a line is read from; others (a newer file's) are kept in `raw` only."""
+SUMMARY_NEEDED = (
+    "总交易单数",
+    "应结订单总金额",
+    "退款总金额",
+    "手续费总金额",
+    "订单总金额",
+    "申请退款总金额",
+)
 _REFUND_STATES: dict[str, StatementStatus] = {
     "SUCCESS": "succeeded",
     "PROCESSING": "pending",
@@ -81,12 +94,12 @@ def _plain(cell: str) -> str:
     return cell[1:] if cell.startswith("`") else cell
 
 
-def _line(row: list[str], number: int) -> StatementLine:
-    if len(row) != len(HEADER):
-        raise format_error(f"line {number}: {len(row)} columns, the header has {len(HEADER)}")
+def _line(row: list[str], number: int, column: dict[str, int], width: int) -> StatementLine:
+    if len(row) != width:
+        raise format_error(f"line {number}: {len(row)} columns, the header has {width}")
 
     def cell(name: str) -> str:
-        return _plain(row[_COLUMN[name]])
+        return _plain(row[column[name]])
 
     def fen(name: str, places: int = 2) -> int:
         return yuan_to_fen(cell(name), f"line {number} {name}", places=places)
@@ -139,33 +152,40 @@ def read_trade_bill(rows: Iterable[list[str]]) -> Iterator[StatementLine]:
     """The bill's lines, then its summary checked. Raises `StatementInvalid`."""
     source = iter(rows)
     header = next(source, None)
-    if header != HEADER:
+    if not header or header[0] != HEADER[0]:
         raise format_error("line 1: not WeChat Pay's trade bill header")
+    column = columns(header, NEEDED, "line 1")
     totals = Totals()
     number = 1
     for row in source:
         number += 1
-        if row == SUMMARY_HEADER:
+        if row and row[0] == SUMMARY_HEADER[0]:
+            summary_header = row
             break
-        line = _line(row, number)
+        line = _line(row, number, column, len(header))
         totals.add(line)
         yield line
     else:
         raise format_error("the bill ends without its summary")
-    summary = next(source, None)
-    if summary is None or len(summary) != len(SUMMARY_HEADER):
-        raise format_error(f"line {number + 1}: the summary line is missing or malformed")
-    values = [_plain(cell) for cell in summary]
-    if not values[0].isdigit():
-        raise format_error(f"line {number + 1} 总交易单数: {values[0][:32]!r} is not a count")
     where = f"line {number + 1}"
+    named = columns(summary_header, SUMMARY_NEEDED, f"line {number}")
+    summary = next(source, None)
+    if summary is None or len(summary) != len(summary_header):
+        raise format_error(f"{where}: the summary line is missing or malformed")
+
+    def value(name: str, places: int = 2) -> int:
+        return yuan_to_fen(_plain(summary[named[name]]), f"{where} {name}", places=places)
+
+    count = _plain(summary[named["总交易单数"]])
+    if not count.isdigit():
+        raise format_error(f"{where} 总交易单数: {count[:32]!r} is not a count")
     stated = {
-        "总交易单数": int(values[0]),
-        "应结订单总金额": yuan_to_fen(values[1], f"{where} 应结订单总金额"),
-        "退款总金额": yuan_to_fen(values[2], f"{where} 退款总金额"),
-        "手续费总金额": yuan_to_fen(values[4], f"{where} 手续费总金额", places=5),
-        "订单总金额": yuan_to_fen(values[5], f"{where} 订单总金额"),
-        "申请退款总金额": yuan_to_fen(values[6], f"{where} 申请退款总金额"),
+        "总交易单数": int(count),
+        "应结订单总金额": value("应结订单总金额"),
+        "退款总金额": value("退款总金额"),
+        "手续费总金额": value("手续费总金额", 5),
+        "订单总金额": value("订单总金额"),
+        "申请退款总金额": value("申请退款总金额"),
     }
     found = {
         "总交易单数": totals.payments + totals.refunds,

@@ -158,3 +158,16 @@ def test_a_zip_without_its_two_files_is_refused() -> None:
         list(read_bill(buffer))
     with pytest.raises(StatementInvalid, match="not a zip"):
         list(read_bill(io.BytesIO(DETAIL)))
+
+
+def test_columns_are_found_by_name_and_a_missing_one_is_named() -> None:
+    detail = DETAIL.decode("gbk").split("\r\n")
+    # A newer file: one more column at the front of the header and of every row.
+    widened = [f"门店类型,{row}" if 4 <= i <= 7 else row for i, row in enumerate(detail)]
+    lines = list(read_bill(bill(detail=gbk("\r\n".join(widened)))))
+    assert [(line.order_no, line.settled, line.fee) for line in lines] == [
+        (line.order_no, line.settled, line.fee) for line in read_bill(bill())
+    ]
+    renamed = DETAIL.decode("gbk").replace(",服务费（元）,", ",手续费（元）,")
+    with pytest.raises(StatementInvalid, match="detail line 5: the header has no 服务费"):
+        list(read_bill(bill(detail=gbk(renamed))))

@@ -144,3 +144,14 @@ def test_a_bill_cut_short_is_refused() -> None:
         read(b"\r\n".join(body[:4]) + b"\r\n")
     with pytest.raises(StatementInvalid, match="header"):
         read(b"\r\n".join(body[1:]))
+
+
+def test_columns_are_found_by_name_and_a_missing_one_is_named() -> None:
+    rows = GOLDEN.decode().split("\r\n")
+    widened = [row + (",费率备注2" if i == 0 else ",`x") for i, row in enumerate(rows[:4])]
+    lines = read(("\r\n".join(widened + rows[4:])).encode())
+    assert [(line.order_no, line.amount, line.fee) for line in lines] == [
+        (line.order_no, line.amount, line.fee) for line in read(GOLDEN)
+    ]
+    with pytest.raises(StatementInvalid, match="line 1: the header has no 手续费"):
+        read(GOLDEN.replace("手续费,".encode(), "服务费,".encode(), 1))
