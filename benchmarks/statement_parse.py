@@ -67,6 +67,7 @@ def _moment(i: int, lines: int) -> datetime:
 
 
 def wechat_rows(lines: int) -> Iterator[wechat_bill.Entry]:
+    """WeChat trade-bill rows: payments, every tenth line a refund of the one before."""
     for i in range(lines):
         at, refund = _moment(i, lines), i % 10 == 9
         payment = i - 1 if refund else i
@@ -91,6 +92,7 @@ def wechat_rows(lines: int) -> Iterator[wechat_bill.Entry]:
 
 
 def write_wechat(path: Path, lines: int) -> Callable[[IO[bytes]], Iterator[object]]:
+    """Write WeChat's gzip'd bill; returns its reader (SHA1 check, then the lines)."""
     digest = hashlib.sha1(usedforsecurity=False)
     with gzip.open(path, "wb") as out:
         for text in wechat_bill.render_trade_bill(wechat_rows(lines)):
@@ -107,6 +109,7 @@ def write_wechat(path: Path, lines: int) -> Callable[[IO[bytes]], Iterator[objec
 
 
 def write_alipay(path: Path, lines: int) -> Callable[[IO[bytes]], Iterator[object]]:
+    """Write Alipay's zip of GBK detail and summary, streaming; returns its reader."""
     count = {"交易": 0, "退款": 0}
     amount = settled = fees = 0
     name = f"20889999999999990156_{DAY:%Y%m%d}"
@@ -169,6 +172,7 @@ def write_alipay(path: Path, lines: int) -> Callable[[IO[bytes]], Iterator[objec
 
 
 def unionpay_rows(lines: int) -> Iterator[unionpay_bill.Row]:
+    """UnionPay settlement rows: consumes, every tenth a refund of the one before."""
     for i in range(lines):
         refund = i % 10 == 9
         payment = i - 1 if refund else i
@@ -189,6 +193,7 @@ def unionpay_rows(lines: int) -> Iterator[unionpay_bill.Row]:
 
 
 def write_unionpay(path: Path, lines: int) -> Callable[[IO[bytes]], Iterator[object]]:
+    """Write UnionPay's deflated zip as `fileContent` holds it; returns its reader."""
     with tempfile.TemporaryFile() as plain:
         name = unionpay_bill.member_name("777290058110048", DAY)
         with (

@@ -248,6 +248,7 @@ def render_fundflow_bill(rows: Iterable[Entry]) -> Iterator[str]:
 
 
 def as_file(lines: Iterable[str]) -> bytes:
+    """The bill's bytes: UTF-8, CRLF line ends, as WeChat Pay serves them."""
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
