@@ -4,7 +4,8 @@ The file (gzip'd when asked with `tar_type=GZIP`) is UTF-8 CSV: a header row, on
 payment (交易状态 SUCCESS) or refund (REFUND), every value prefixed with a backquote; then
 the summary header and the summary line. `verify_sha1` checks WeChat's hash over the
 uncompressed bytes before anything is read; `read_trade_bill` yields the rows one by one and,
-at the end, holds the summary against the sums of the rows. Nothing here holds the whole file.
+at the end, holds the summary against the sums of the rows; `read_fundflow_bill` does the same
+for the fund-flow bill's movements. Nothing here holds the whole file.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import gzip
 import hashlib
 import io
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO, cast
 
 from channels.base import StatementLine, StatementStatus
@@ -198,3 +200,85 @@ def read_trade_bill(rows: Iterable[list[str]]) -> Iterator[StatementLine]:
     check_summary(stated, found, "WeChat Pay trade bill")
     if any(any(cell.strip() for cell in row) for row in source):
         raise format_error(f"lines after the summary (line {number + 1})")
+
+
+FUNDFLOW_NEEDED = (
+    "记账时间",
+    "微信支付业务单号",
+    "资金流水单号",
+    "业务类型",
+    "收支类型",
+    "收支金额（元）",
+)
+FUNDFLOW_SUMMARY = ("资金流水总笔数", "收入笔数", "收入金额", "支出笔数", "支出金额")
+
+
+@dataclass(frozen=True, slots=True)
+class FundFlow:
+    """One movement of the basic account in WeChat Pay's fund-flow bill."""
+
+    time: int
+    """UTC epoch milliseconds."""
+    business_no: str
+    """The payment's or refund's WeChat number (微信支付业务单号)."""
+    flow_no: str
+    kind: str
+    """业务类型: 交易, 扣除交易手续费, 退款, ..."""
+    amount: int
+    """Positive for income (收入), negative for expense (支出), minor units."""
+    raw: str
+
+
+def read_fundflow_bill(rows: Iterable[list[str]]) -> Iterator[FundFlow]:
+    """The fund-flow bill's movements, then its summary checked. Raises `StatementInvalid`."""
+    source = iter(rows)
+    header = next(source, None)
+    if not header or header[0] != FUNDFLOW_NEEDED[0]:
+        raise format_error("line 1: not WeChat Pay's fund-flow bill header")
+    column = columns(header, FUNDFLOW_NEEDED, "line 1")
+    found = dict.fromkeys(FUNDFLOW_SUMMARY, 0)
+    number = 1
+    for row in source:
+        number += 1
+        if row and row[0] == FUNDFLOW_SUMMARY[0]:
+            named, width = columns(row, FUNDFLOW_SUMMARY, f"line {number}"), len(row)
+            break
+        if len(row) != len(header):
+            raise format_error(f"line {number}: {len(row)} columns, the header has {len(header)}")
+
+        def cell(name: str, row: list[str] = row) -> str:
+            return _plain(row[column[name]])
+
+        where = f"line {number}"
+        amount = yuan_to_fen(cell("收支金额（元）"), f"{where} 收支金额（元）")
+        direction = cell("收支类型")
+        if direction not in ("收入", "支出") or amount < 0:
+            raise format_error(f"{where} 收支类型: {direction[:32]!r} with {amount}")
+        income = direction == "收入"
+        found["资金流水总笔数"] += 1
+        found["收入笔数" if income else "支出笔数"] += 1
+        found["收入金额" if income else "支出金额"] += amount
+        yield FundFlow(
+            time=china_time_ms(cell("记账时间"), "%Y-%m-%d %H:%M:%S", f"{where} 记账时间"),
+            business_no=cell("微信支付业务单号"),
+            flow_no=cell("资金流水单号"),
+            kind=cell("业务类型"),
+            amount=amount if income else -amount,
+            raw=",".join(row),
+        )
+    else:
+        raise format_error("the fund-flow bill ends without its summary")
+    summary = next(source, None)
+    where = f"line {number + 1}"
+    if summary is None or len(summary) != width:
+        raise format_error(f"{where}: the summary line is missing or malformed")
+    stated: dict[str, int] = {}
+    for name in FUNDFLOW_SUMMARY:
+        text = _plain(summary[named[name]])
+        if name.endswith("金额"):
+            stated[name] = yuan_to_fen(text, f"{where} {name}")
+        elif text.isdigit():
+            stated[name] = int(text)
+        else:
+            raise format_error(f"{where} {name}: {text[:32]!r} is not a count")
+    check_summary(stated, found, "WeChat Pay fund-flow bill")
