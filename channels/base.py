@@ -12,9 +12,9 @@ Amounts are integers in the currency's minor unit on both sides of this contract
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal, Protocol, get_args, runtime_checkable
 
 Method = Literal["qr", "web", "h5", "app", "jsapi", "barcode"]
@@ -200,6 +200,42 @@ class Acknowledgement:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+StatementKind = Literal["payment", "refund"]
+StatementStatus = Literal["succeeded", "pending", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLine:
+    """One line of a channel's statement of a day, in neutral terms.
+
+    Amounts are positive integers in minor units whatever the line's kind (a channel that
+    writes refunds as negative amounts is read into positive ones); `fee` is what the channel
+    charges the merchant for this line, negative when a refund gives a fee back.
+    """
+
+    kind: StatementKind
+    order_no: str
+    """The merchant order number the channel holds, mapped back to ours (the payment id)."""
+    refund_no: str | None
+    """Our refund number for a refund line (the refund id), or the channel portal's own."""
+    channel_trade_no: str
+    channel_refund_no: str | None
+    amount: int
+    """The order amount (payment) or the amount asked to be refunded (refund)."""
+    settled: int
+    """What moves between the channel and the merchant: `amount` less buyer discounts the
+    merchant funds (a coupon)."""
+    fee: int
+    discount: int
+    """The merchant-funded part of the amount: `amount - settled`."""
+    currency: str
+    status: StatementStatus
+    time: int
+    """When the channel booked the line, UTC epoch milliseconds."""
+    raw: str
+    """The line as the file wrote it, for the reconciliation report."""
+
+
 class Channel(Protocol):
     """One configured channel account (for example `wechat_main`)."""
 
@@ -241,6 +277,13 @@ class Channel(Protocol):
     def acknowledgement(self, accepted: bool) -> Acknowledgement:
         """The answer the channel expects: accepted, or please retry later."""
         ...
+
+    def statement(self, day: date) -> AsyncIterator[StatementLine]:
+        """The channel's statement of `day` (its own day boundary, China time), downloaded,
+        verified (hash) and parsed as it streams. Raises `StatementInvalid` (from
+        `channels.statement`) when the file's hash or summary disagrees with its lines, at
+        the point it is found: a consumer discards whatever it read of a statement that
+        raised. A day without any line yields nothing."""
 
 
 @runtime_checkable

@@ -18,8 +18,9 @@ happened" (`ChannelOutcomeUnknown`), never a success.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, date, datetime
 
 import aiohttp
 
@@ -33,6 +34,7 @@ from channels.base import (
     OrderRef,
     RefundOrder,
     RefundStatus,
+    StatementLine,
     TradeState,
     TradeStatus,
 )
@@ -44,7 +46,7 @@ from channels.unionpay.config import (
 )
 from channels.unionpay.crypto import TEST_OWNER, UNIONPAY_OWNER, ChainVerifier
 from channels.unionpay.notification import parse_notification
-from channels.unionpay.protocol import answers, requests, wire
+from channels.unionpay.protocol import answers, requests, statement, wire
 
 
 class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
@@ -139,6 +141,22 @@ class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
         if accepted:
             return Acknowledgement(200, b"ok", content_type="text/plain")
         return Acknowledgement(500, b"fail", content_type="text/plain")
+
+    async def statement(self, day: date) -> AsyncIterator[StatementLine]:
+        """The day's settlement file by file transfer (txnType 76), inflated, then read."""
+        call = requests.build_statement_request(
+            self._merchant, self._config.base_url, day, self._moment()
+        )
+        content = answers.parse_statement_answer(await self._send(call))
+        if content is None:
+            return
+        with statement.inflate(content) as file:
+            del content
+            for count, line in enumerate(statement.read_file(file, day), 1):
+                yield line
+                if count % 1000 == 0:
+                    # A long file is read in one go; let the loop serve others meanwhile.
+                    await asyncio.sleep(0)
 
     def _moment(self) -> datetime:
         return datetime.fromtimestamp(self._clock.now(), UTC)

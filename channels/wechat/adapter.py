@@ -7,8 +7,11 @@ sends. Every 2xx answer must carry a valid platform signature; one that does not
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from datetime import date
+from typing import NoReturn
 
 import aiohttp
 from multidict import CIMultiDict
@@ -22,18 +25,20 @@ from channels.base import (
     OrderRef,
     RefundOrder,
     RefundStatus,
+    StatementLine,
     TradeStatus,
 )
 from channels.clock import Clock
 from channels.errors import ChannelOutcomeUnknown, ChannelRejected, NotificationRejected
 from channels.http import HttpAnswer, HttpRequest
+from channels.statement import download
 from channels.wechat.config import (
     WeChatAccount,
     WeChatCredentials,
 )
 from channels.wechat.crypto import VerificationError, verify_answer
 from channels.wechat.notification import decode_notification
-from channels.wechat.protocol import answers, requests, wire
+from channels.wechat.protocol import answers, codes, requests, statement, wire
 
 
 class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
@@ -192,6 +197,31 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
             return Acknowledgement(200, wire.dump_json(wire.ACK_ACCEPTED))
         return Acknowledgement(500, wire.dump_json(wire.ACK_REFUSED))
 
+    async def statement(self, day: date) -> AsyncIterator[StatementLine]:
+        """The day's trade bill (payments and refunds), SHA1-checked, then read as it streams."""
+        timestamp, nonce = self._stamp()
+        request = requests.build_statement_request(
+            self._merchant, self._config.base_url, day, timestamp=timestamp, nonce=nonce
+        )
+        found = answers.parse_statement_answer(await self._call(request))
+        if found is None:
+            return
+        timestamp, nonce = self._stamp()
+        fetch = requests.build_statement_download_request(
+            self._merchant,
+            self._config.base_url,
+            found.download_url,
+            timestamp=timestamp,
+            nonce=nonce,
+        )
+        with await download(self._session, fetch, self._timeouts, _refuse_download) as file:
+            statement.verify_sha1(file, found.hash_value)
+            for count, line in enumerate(statement.read_trade_bill(statement.text_rows(file)), 1):
+                yield line
+                if count % 1000 == 0:
+                    # A long bill is read in one go; let the loop serve others meanwhile.
+                    await asyncio.sleep(0)
+
     def _stamp(self) -> tuple[int, str]:
         return int(self._clock.now()), secrets.token_hex(16).upper()
 
@@ -208,6 +238,10 @@ class WeChatChannel(ChannelAdapter[WeChatAccount, WeChatCredentials]):
                     code="ANSWER_SIGNATURE",
                 ) from None
         return answer
+
+
+def _refuse_download(status: int, body: bytes) -> NoReturn:
+    raise codes.error_from_answer(HttpAnswer.build(status, {}, body))
 
 
 build = WeChatChannel.build

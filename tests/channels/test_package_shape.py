@@ -20,8 +20,8 @@ from channels.registry import REGISTRY
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = {"__init__", "adapter", "config", "crypto", "notification", "sandbox"}
 """The top-level modules of a wallet package (beside `protocol/` and `sim/`)."""
-PROTOCOL = {"__init__", "wire", "requests", "answers", "codes"}
-CALLS = ("create", "query", "close", "refund", "refund_query")
+PROTOCOL = {"__init__", "wire", "requests", "answers", "codes", "statement"}
+CALLS = ("create", "query", "close", "refund", "refund_query", "statement")
 ENTRY_POINTS = {
     "requests": {f"build_{call}_request" for call in CALLS},
     "answers": {f"parse_{call}_answer" for call in CALLS},

@@ -246,3 +246,16 @@ def parse_refund_query_answer(reply: Reply, refund: RefundOrder) -> RefundStatus
         amount=amount if amount is not None else refund.amount,
         refunded_at=refunded_at,
     )
+
+
+def parse_statement_answer(reply: Reply) -> str | None:
+    """The verified bill reply's `bill_download_url`; `None` when Alipay has no bill for the
+    day (`isp.bill_not_exist`: nothing happened). Other failures raise."""
+    if reply.sub_code == "isp.bill_not_exist":
+        return None
+    if not reply.ok:
+        raise reply_error(reply)
+    url = reply.text("bill_download_url")
+    if url is None:
+        raise ChannelOutcomeUnknown("the bill reply has no bill_download_url", code="BAD_ANSWER")
+    return url

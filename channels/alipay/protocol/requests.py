@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
+from yarl import URL
+
 from channels.alipay.protocol.wire import (
+    USER_AGENT,
     App,
     browser_url,
     fen_to_yuan,
@@ -22,7 +25,7 @@ from channels.alipay.protocol.wire import (
     signed_params,
 )
 from channels.base import Action, CreateOrder, Method, RefundOrder
-from channels.errors import ChannelRejected
+from channels.errors import ChannelOutcomeUnknown, ChannelRejected
 from channels.http import HttpRequest
 
 SUBJECT_MAX = 256
@@ -50,6 +53,7 @@ QUERY = "alipay.trade.query"
 CLOSE = "alipay.trade.close"
 REFUND = "alipay.trade.refund"
 REFUND_QUERY = "alipay.trade.fastpay.refund.query"
+STATEMENT = "alipay.data.dataservice.bill.downloadurl.query"
 
 
 def _required(value: str | None, name: str, method: str) -> str:
@@ -166,3 +170,25 @@ def build_refund_query_request(
         "query_options": ["gmt_refund_pay"],
     }
     return _call(app, gateway, REFUND_QUERY, biz, now)
+
+
+def build_statement_request(app: App, gateway: str, day: date, *, now: datetime) -> Call:
+    """`alipay.data.dataservice.bill.downloadurl.query` for the trade bill of `day`."""
+    biz = {"bill_type": "trade", "bill_date": day.isoformat()}
+    return _call(app, gateway, STATEMENT, biz, now)
+
+
+def build_statement_download_request(gateway: str, download_url: str) -> HttpRequest:
+    """The `GET` of a bill's `bill_download_url` (signed by Alipay itself, valid 30 s).
+
+    Alipay serves bills from its own download host over https; plain http is accepted only
+    from the gateway's host (a sandbox). Raises `ChannelOutcomeUnknown` otherwise.
+    """
+    base, target = URL(gateway), URL(download_url)
+    same_host = (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port)
+    if not same_host and target.scheme != "https":
+        raise ChannelOutcomeUnknown(
+            "the bill_download_url is neither https nor on the gateway's host",
+            code="STATEMENT_URL",
+        )
+    return HttpRequest("GET", download_url, {"User-Agent": USER_AGENT})

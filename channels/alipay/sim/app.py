@@ -41,6 +41,7 @@ from aiohttp import web
 from channels.alipay.crypto import ERROR_RESPONSE, response_key
 from channels.alipay.protocol.wire import fen_to_yuan
 from channels.alipay.sandbox import SandboxAccount
+from channels.alipay.sim import statements
 from channels.alipay.sim.handlers import METHODS, OPERATIONS
 from channels.alipay.sim.orders import (
     BROWSER_METHODS,
@@ -203,6 +204,7 @@ def build_app(settings: SimulatorSettings) -> web.Application:
             *_BUYER_ROUTES,
             web.get("/sim/orders/{out_trade_no}", _sim_order),
             pages.static_route(),
+            *statements.routes(),
             *fault_routes(_FAULTS),
         ]
     )

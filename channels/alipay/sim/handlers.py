@@ -20,6 +20,7 @@ from channels.alipay.sim import bill
 from channels.alipay.sim.orders import Trade, business, invalid, text
 from channels.alipay.sim.state import AlipaySimulator, parse_biz
 from channels.sim.kit import Operation
+from channels.sim.statements import knobs
 
 MethodHandler = Callable[
     [AlipaySimulator, SandboxAccount, Mapping[str, str], web.Request], dict[str, Any]
@@ -191,7 +192,7 @@ def _bill_url(
         raise invalid("bill_date", "须为 yyyy-MM-dd")
     if day > sim.trades.now().date():
         raise business("isp.bill_not_exist", "账单不存在")
-    content = bill.statement(sim.trades, account.app_id, account.seller_id, day)
+    content = bill.statement(sim.trades, knobs(sim), account.app_id, account.seller_id, day)
     if content is None:
         raise business("isp.bill_not_exist", "账单不存在")
     token = sim.bills.issue(bill.Bill(account.app_id, day, content))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -18,6 +19,7 @@ from channels.errors import ChannelOutcomeUnknown, ChannelUnavailable
 from channels.http import HttpAnswer
 from channels.unionpay.crypto import ChainVerifier, VerificationError, verify_signed
 from channels.unionpay.protocol.codes import (
+    NO_FILE,
     NOT_FOUND,
     PROCESSING,
     VOIDED,
@@ -155,3 +157,20 @@ def parse_close_answer(fields: Mapping[str, str]) -> None:
     if code in ("00", VOIDED):
         return
     raise error_for(code, fields.get("respMsg", ""), "void")
+
+
+def parse_statement_answer(fields: Mapping[str, str]) -> bytes | None:
+    """A verified file-transfer answer's `fileContent`, base64-decoded (still deflated);
+    `None` for respCode 98: no file, nothing was settled that day. Other codes raise."""
+    code = fields["respCode"]
+    if code == NO_FILE:
+        return None
+    if code != "00":
+        raise error_for(code, fields.get("respMsg", ""), "file transfer")
+    content = fields.get("fileContent")
+    if not content:
+        raise ChannelOutcomeUnknown("UnionPay's file-transfer answer has no fileContent")
+    try:
+        return base64.b64decode(content, validate=True)
+    except ValueError:
+        raise ChannelOutcomeUnknown("UnionPay's fileContent is not base64") from None

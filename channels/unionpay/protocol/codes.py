@@ -25,6 +25,8 @@ NOT_FOUND = "34"
 ORIGINAL_NOT_USABLE = "35"
 """原交易不存在或状态不正确: a refund or void of a transaction that cannot take it."""
 VOIDED = "45"
+NO_FILE = "98"
+"""A file transfer for a day without a settlement file (文件不存在)."""
 """已被成功退货或已被成功撤销: in a query, the transaction was voided (closed)."""
 
 QUERY_SCHEDULE: tuple[float, ...] = (1, 2, 4, 8, 16, 32)

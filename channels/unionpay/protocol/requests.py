@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from channels.base import Action, Method, RefundOrder
 from channels.errors import ChannelRejected
@@ -42,6 +42,7 @@ FRONT_PATH = "/gateway/api/frontTransReq.do"
 BACK_PATH = "/gateway/api/backTransReq.do"
 QUERY_PATH = "/gateway/api/queryTrans.do"
 APP_PATH = "/gateway/api/appTransReq.do"
+FILE_PATH = "/gateway/api/fileTransRequest.do"
 
 BIZ_GATEWAY = "000201"
 BIZ_QR = "000000"
@@ -265,3 +266,10 @@ def build_refund_query_request(
 ) -> Call:
     """A status query of a refund by its own `orderId` + `txnTime`."""
     return _call(base_url, QUERY_PATH, query_fields(merchant, refund_no, created_at))
+
+
+def build_statement_request(merchant: Merchant, base_url: str, day: date, now: datetime) -> Call:
+    """The file transfer (`txnType` 76, `fileType` 00) of the settlement file of `day`."""
+    fields = base_fields(merchant, "76", "01", "000000")
+    fields.update(settleDate=f"{day:%m%d}", txnTime=format_txn_time(now), fileType="00")
+    return _call(base_url, FILE_PATH, signed(merchant, fields))

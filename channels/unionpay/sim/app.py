@@ -9,11 +9,12 @@ answer is raw `k=v&...` signed with the channel's certificate, sent as `signPubK
     POST /gateway/api/backTransReq.do    QR code application (01/07), payment-code consume
                                          (01/06, `qrNo`), refund (04), void (31)
     POST /gateway/api/queryTrans.do      status by `orderId` + `txnTime`
+    POST /gateway/api/fileTransRequest.do  the day's settlement file (txnType 76)
 
 Control plane (sandbox only): `GET /sim/accounts`, `POST /sim/buyer/pay|decline {"code"}`
 (the tn, the qrCode, the form's orderId, or a payment code waiting for the buyer),
 `PUT|GET /sim/faults`, `GET /sim/orders/{orderId}`, and the statement of the day
-`GET /sim/statements/{YYYYMMDD}`.
+`GET /sim/statements/{YYYYMMDD}`, and `/sim/statement/...` (channels.sim.statements).
 
 Paid consumes and refunds are notified to their `backUrl` (a signed form post) until the
 merchant answers HTTP 200 (or 302): five attempts, 1, 2, 4 and 5 minutes apart, scaled by the
@@ -45,8 +46,9 @@ from channels.sim.kit import (
     fault_routes,
 )
 from channels.sim.pages import static_route
+from channels.sim.statements import knobs
 from channels.unionpay.protocol import codes, wire
-from channels.unionpay.sim import bill, pages
+from channels.unionpay.sim import bill, pages, statements
 from channels.unionpay.sim.orders import (
     Txn,
     UnionPayError,
@@ -273,8 +275,14 @@ async def _statement(request: web.Request) -> web.Response:
     if day is None:
         return control_error(400, "day: YYYYMMDD", "day")
     mer_id = request.query.get("merId") or sim.default_account().mer_id
-    text = bill.statement(sim.book, mer_id, day)
+    text = bill.statement(sim.book, knobs(sim), mer_id, day)
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
+async def _file_transfer(request: web.Request) -> web.Response:
+    """`fileTransRequest.do` (txnType 76): the day's settlement file, inline."""
+    sim = request.app[SIMULATOR]
+    return _answer(sim, await statements.file_transfer(request, _authenticated(request)))
 
 
 def build_app(settings: SimulatorSettings) -> web.Application:
@@ -296,6 +304,8 @@ def build_app(settings: SimulatorSettings) -> web.Application:
             web.get("/sim/front-return", _front_return),
             static_route(),
             web.get("/sim/statements/{day}", _statement),
+            web.post(statements.PATH, _file_transfer),
+            *statements.routes(),
             *fault_routes(_FAULTS),
         ]
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from channels.base import (
@@ -227,3 +228,31 @@ def parse_oauth_token_answer(body: bytes) -> str:
     if not isinstance(openid, str) or not openid:
         raise ValueError("the answer lacks openid")
     return openid
+
+
+@dataclass(frozen=True)
+class StatementFile:
+    """Where a bill is and what its uncompressed bytes hash to."""
+
+    download_url: str
+    hash_type: str
+    hash_value: str
+
+
+def parse_statement_answer(answer: HttpAnswer) -> StatementFile | None:
+    """The bill's URL and hash; `None` when WeChat has no bill for the day
+    (`400 NO_STATEMENT_EXIST`: nothing happened). Other errors raise."""
+    if answer.status == 400 and error_code(answer) == "NO_STATEMENT_EXIST":
+        return None
+    if answer.status != 200:
+        raise error_from_answer(answer)
+    try:
+        data = decode_object(answer.body)
+    except ValueError:
+        raise ChannelOutcomeUnknown("unreadable bill answer", code="BAD_ANSWER") from None
+    url, hash_type, hash_value = (data.get(n) for n in ("download_url", "hash_type", "hash_value"))
+    if not (isinstance(url, str) and isinstance(hash_type, str) and isinstance(hash_value, str)):
+        raise ChannelOutcomeUnknown("bill answer lacks download_url or hash", code="BAD_ANSWER")
+    if hash_type != "SHA1":
+        raise ChannelOutcomeUnknown(f"bill hash_type {hash_type!r} unknown", code="BAD_ANSWER")
+    return StatementFile(url, hash_type, hash_value.lower())

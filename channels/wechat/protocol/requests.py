@@ -6,6 +6,7 @@
     POST /v3/refund/domestic/refunds                  apply for a refund (`out_refund_no`
                                                       dedupes: a repeat returns the refund)
     GET  /v3/refund/domestic/refunds/{out_refund_no}  query one refund
+    GET  /v3/bill/tradebill?bill_date=                the day's trade bill (hash, URL)
 
 The adapter sends what `build_*_request` returns with `channels.http.send` and reads the answer
 with `channels.wechat.protocol.answers`.
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from yarl import URL
+
 from channels.base import Method
-from channels.errors import ChannelRejected
+from channels.errors import ChannelOutcomeUnknown, ChannelRejected
 from channels.http import HttpRequest
 from channels.wechat.protocol.wire import Merchant, format_time, signed_request
 
@@ -212,3 +215,29 @@ def oauth_token_url(api_host: str, appid: str, secret: str, code: str) -> str:
         {"appid": appid, "secret": secret, "code": code, "grant_type": "authorization_code"}
     )
     return f"{api_host}/sns/oauth2/access_token?{query}"
+
+
+def build_statement_request(
+    merchant: Merchant, base_url: str, day: date, *, timestamp: int, nonce: str
+) -> HttpRequest:
+    """`GET /v3/bill/tradebill` for every line of `day` (payments and refunds), gzip'd."""
+    path = f"/v3/bill/tradebill?bill_date={day.isoformat()}&bill_type=ALL&tar_type=GZIP"
+    return signed_request(merchant, base_url, "GET", path, None, timestamp=timestamp, nonce=nonce)
+
+
+def build_statement_download_request(
+    merchant: Merchant, base_url: str, download_url: str, *, timestamp: int, nonce: str
+) -> HttpRequest:
+    """The signed `GET` of a bill's `download_url`.
+
+    The URL must be on the account's own host: the request carries our signature, which is
+    sent nowhere else. Raises `ChannelOutcomeUnknown` otherwise.
+    """
+    base, target = URL(base_url), URL(download_url)
+    if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+        raise ChannelOutcomeUnknown(
+            "the bill's download_url is not on the account's host", code="STATEMENT_URL"
+        )
+    return signed_request(
+        merchant, base_url, "GET", target.raw_path_qs, None, timestamp=timestamp, nonce=nonce
+    )

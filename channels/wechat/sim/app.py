@@ -9,12 +9,13 @@ signed with the merchant key over the raw path and raw body):
     POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close          -> 204
     POST /v3/refund/domestic/refunds
     GET  /v3/refund/domestic/refunds/{out_refund_no}
-    GET  /v3/bill/tradebill?bill_date=YYYY-MM-DD, then its download_url
+    GET  /v3/bill/tradebill|fundflowbill?bill_date=YYYY-MM-DD, then its download_url
 
 Control plane (sandbox only): `GET /sim/accounts`, `POST /sim/buyer/pay|decline {"code"}`,
 `PUT|GET /sim/faults`, `GET /sim/orders/{out_trade_no}`, `GET /sim/refunds/{out_refund_no}`,
 and the buyer's pages: the h5 cashier, the in-app pay sheet and the web authorisation that
-gives a page the buyer's openid (`channels.wechat.sim.oauth`).
+gives a page the buyer's openid (`channels.wechat.sim.oauth`); `/sim/statement/...`
+(channels.sim.statements).
 
 A paid order's `TRANSACTION.SUCCESS` notification, and a finished refund's `REFUND.SUCCESS` (or
 `REFUND.ABNORMAL`), is encrypted with the APIv3 key, signed, and posted to the `notify_url`
@@ -31,7 +32,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,7 +48,7 @@ from channels.sim.kit import (
 )
 from channels.wechat.crypto import VerificationError, parse_authorization
 from channels.wechat.protocol.wire import dump_json
-from channels.wechat.sim import bill, oauth
+from channels.wechat.sim import oauth, statements
 from channels.wechat.sim.orders import KINDS, Order, WeChatError, param_error
 from channels.wechat.sim.state import ACCOUNT, SIMULATOR, WeChatSimulator
 
@@ -208,42 +208,6 @@ async def _query_refund(request: web.Request) -> web.Response:
     return _json(200, sim.reported(refund.answer()))
 
 
-async def _trade_bill(request: web.Request) -> web.Response:
-    """`GET /v3/bill/tradebill`: the day's statement, as a hash and a download URL."""
-    sim = request.app[SIMULATOR]
-    account = request[ACCOUNT]
-    raw_date = request.query.get("bill_date", "")
-    try:
-        day = date.fromisoformat(raw_date) if len(raw_date) == 10 else None
-    except ValueError:
-        day = None
-    if day is None:
-        raise param_error("/bill_date", "须为 YYYY-MM-DD", raw_date or None, location="query")
-    bill_type = request.query.get("bill_type", "ALL")
-    if bill_type not in bill.BILL_TYPES:
-        raise param_error("/bill_type", "须为 ALL、SUCCESS 或 REFUND", bill_type, location="query")
-    tar_type = request.query.get("tar_type")
-    if tar_type not in (None, "GZIP"):
-        raise param_error("/tar_type", "仅支持 GZIP", tar_type, location="query")
-    if day > sim.orders.now().date():
-        raise WeChatError(400, "INVALID_REQUEST", "账单日期不能晚于今天")
-    text = bill.statement(sim.orders, account.mchid, day, bill_type)
-    if text is None:
-        raise WeChatError(400, "NO_STATEMENT_EXIST", "账单文件不存在")
-    issued = bill.Bill(account.mchid, text.encode(), gzipped=tar_type == "GZIP")
-    token = sim.bills.issue(issued)
-    url = f"{_public_base(request, sim)}/v3/billdownload/file?token={token}"
-    return _json(200, {"hash_type": "SHA1", "hash_value": issued.sha1, "download_url": url})
-
-
-async def _download_bill(request: web.Request) -> web.Response:
-    """The statement file itself (gzip when asked for), for the merchant that asked."""
-    bill = request.app[SIMULATOR].bills.get(request.query.get("token", ""))
-    if bill is None or bill.mchid != request[ACCOUNT].mchid:
-        raise WeChatError(404, "RESOURCE_NOT_EXISTS", "账单文件不存在或已过期")
-    return web.Response(body=bill.download(), content_type="application/octet-stream")
-
-
 def _buyer_answer(order: Order) -> dict[str, object]:
     return {
         "out_trade_no": order.out_trade_no,
@@ -318,8 +282,7 @@ def build_app(settings: SimulatorSettings) -> web.Application:
             web.post("/v3/pay/transactions/out-trade-no/{out_trade_no}/close", _close_order),
             web.post("/v3/refund/domestic/refunds", _apply_refund),
             web.get("/v3/refund/domestic/refunds/{out_refund_no}", _query_refund),
-            web.get("/v3/bill/tradebill", _trade_bill),
-            web.get("/v3/billdownload/file", _download_bill),
+            *statements.routes(),
             accounts_route(SIMULATOR),
             *_BUYER_ROUTES,
             web.get("/sim/orders/{out_trade_no}", _sim_order),

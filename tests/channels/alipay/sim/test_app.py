@@ -836,7 +836,8 @@ async def test_statement_of_the_day(
     async with http_session.get(reply["bill_download_url"]) as response:
         assert response.status == 200
         content = await response.read()
-    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+    # Alipay names the files in GBK, without the zip's UTF-8 flag.
+    with zipfile.ZipFile(io.BytesIO(content), metadata_encoding="gbk") as archive:
         names = archive.namelist()
         (detail_name,) = [name for name in names if name.endswith("_业务明细.csv")]
         detail = archive.read(detail_name).decode("gbk")

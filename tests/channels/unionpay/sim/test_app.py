@@ -537,6 +537,7 @@ async def test_sim_accounts_and_statement(
     ) as response:
         text = await response.text()
     lines = text.splitlines()
-    assert lines[-1] == "TOTAL 2 1499"
+    # 1999 paid, 500 refunded; fees 0.60% of each, the refund's given back (12 - 3).
+    assert lines[-1] == "TOTAL 2 1499 1499 9"
     assert lines[0].startswith("S22") and query_id in lines[0]
-    assert lines[1].startswith("S30") and lines[1].endswith(query_id)
+    assert lines[1].startswith("S30") and lines[1].split()[-2] == query_id
