@@ -51,7 +51,7 @@ BATCH = 500
 """Change entries one pass reads and drains at once."""
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 """Waits before each new try of a batch the database refused or could not take."""
-RETIRE_S = 5.0
+RETIRE_S = 1.0
 """How often the retention schedule is looked at (64 reads, one per partition)."""
 LINGER_S = 0.1
 """After a batch smaller than `BATCH`, the wait before reading again: changes gather into
