@@ -65,8 +65,9 @@ PRUNE_AFTER_IDLE = 10
 RETIRE_LEASE_MS = 30_000
 RETIRE_LIMIT = 512
 RETIRE_ROUNDS = 40
-"""Claims one retention sweep makes at most: 40 × 512 objects per `RETIRE_S`, about 2,000
-payments a second per process, and a bound on how long a sweep holds the drain back."""
+"""Claims one retention sweep makes at most: 40 × 512 objects per `RETIRE_S`, about 10,000
+payments a second per process (each with its event), and a bound on how long a sweep holds
+the drain back."""
 FINAL_PAYMENT = frozenset({"succeeded", "failed", "closed"})
 FINAL_REFUND = frozenset({"succeeded", "failed"})
 RETIRED_EVENT = frozenset({"delivered", "no_endpoint"})

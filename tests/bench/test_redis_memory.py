@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import redis
 
 from benchmarks.harness.postgres import PostgresServer
 from benchmarks.redis_memory import run, slope
@@ -20,13 +21,17 @@ def test_slope_of_a_line_and_of_a_flat_series() -> None:
 
 @pytest.mark.postgres
 async def test_the_memory_bench_runs_small(
-    redis_url: str, postgres_server: PostgresServer, tmp_path: Path
+    redis_server: str, postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
+    # One server, whatever `--redis` says: INFO memory is read from a single node.
+    client = redis.Redis.from_url(redis_server)
+    client.flushall()
+    client.close()
     url = postgres_server.create_database("bench_memory_smoke")
     try:
         said: list[str] = []
         report = await run(
-            redis_url,
+            redis_server,
             url,
             tmp_path,
             rate=50,
