@@ -51,7 +51,7 @@ BATCH = 500
 """Change entries one pass reads and drains at once."""
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 """Waits before each new try of a batch the database refused or could not take."""
-RETIRE_S = 5.0
+RETIRE_S = 1.0
 """How often the retention schedule is looked at (64 reads, one per partition)."""
 LINGER_S = 0.1
 """After a batch smaller than `BATCH`, the wait before reading again: changes gather into
@@ -64,6 +64,10 @@ PRUNE_AFTER_IDLE = 10
 """A consumer idle this many claim periods with nothing pending belongs to a dead process."""
 RETIRE_LEASE_MS = 30_000
 RETIRE_LIMIT = 512
+RETIRE_ROUNDS = 40
+"""Claims one retention sweep makes at most: 40 × 512 objects per `RETIRE_S`, about 10,000
+payments a second per process (each with its event), and a bound on how long a sweep holds
+the drain back."""
 FINAL_PAYMENT = frozenset({"succeeded", "failed", "closed"})
 FINAL_REFUND = frozenset({"succeeded", "failed"})
 RETIRED_EVENT = frozenset({"delivered", "no_endpoint"})
@@ -335,11 +339,23 @@ class Drainer:
         return out
 
     async def retire(self) -> dict[str, int]:
-        """Remove from Redis the recorded final objects whose retention is over."""
-        gone = await self.changes.retire_due(self.rt.clock.now_ms(), RETIRE_LEASE_MS, RETIRE_LIMIT)
-        for kind, count in gone.items():
-            self.rt.metrics.record_retired.labels(kind).inc(count)
-        return gone
+        """Remove from Redis the recorded final objects whose retention is over.
+
+        One claim takes `RETIRE_LIMIT` at most; while claims come back at least half full,
+        more is due and another follows (up to `RETIRE_ROUNDS`): one claim per `retire_s`
+        would retire about 100 objects a second, two per payment, far below what one process
+        creates, and Redis would grow without bound (`benchmarks/redis_memory.py`)."""
+        total: dict[str, int] = {}
+        for _ in range(RETIRE_ROUNDS):
+            gone = await self.changes.retire_due(
+                self.rt.clock.now_ms(), RETIRE_LEASE_MS, RETIRE_LIMIT
+            )
+            for kind, count in gone.items():
+                self.rt.metrics.record_retired.labels(kind).inc(count)
+                total[kind] = total.get(kind, 0) + count
+            if sum(gone.values()) < RETIRE_LIMIT // 2:
+                break
+        return total
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:

@@ -3,6 +3,7 @@ idempotency, a drainer killed mid-batch, and versions that never go back."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -291,3 +292,25 @@ async def test_a_change_the_record_refuses_is_skipped_not_blocking(
     assert bad.payment.id not in await rows(migrated, payments)
     assert await store.changes.reader.length() == 0
     assert d.rt.metrics.unreadable_records.labels("change")._value.get() == 1
+
+
+async def test_one_sweep_retires_more_than_one_claim_holds(
+    store: Store, migrated: Record, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One claim of RETIRE_LIMIT per sweep retired about 100 objects a second: at a steady
+    # create rate above that, Redis grew without bound (benchmarks/redis_memory.py).
+    from benchmarks.drain_throughput import paid
+    from router.record import drain as drain_module
+
+    monkeypatch.setattr(drain_module, "RETIRE_LIMIT", 64)
+    clock = FrozenClock(Clock().now())
+    for first in range(0, 200, 20):
+        await asyncio.gather(*(paid(store, clock, n) for n in range(first, first + 20)))
+    d = drainer(store, migrated)
+    d.rt.clock = clock
+    d.rt.settings = Settings(redis_retention_s=60.0)
+    drained = await d.drain(await read_all(d))
+    assert len(drained.retiring) == 200
+    clock.advance(61)
+    gone = await d.retire()
+    assert 64 < gone["pay"] <= 200, gone
