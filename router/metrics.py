@@ -162,6 +162,13 @@ class Metrics:
             ["from_account", "reason"],
             registry=r,
         )
+        self.hedges = Counter(
+            "payrouter_hedges_total",
+            "Creates that were slow to answer, by account and what became of the hedge: sent "
+            "then won or lost, or not sent (budget spent, no account to send it to).",
+            ["account", "result"],
+            registry=r,
+        )
         self.health_score = Gauge(
             "payrouter_channel_health_score",
             "Health score 0..1 per account (success rate, lowered by slowness), shared state.",

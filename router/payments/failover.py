@@ -26,20 +26,19 @@ the payment is pointed at it, so a crash mid-call leaves the worker asking the r
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import Literal, NoReturn
 
 from channels.base import Channel, CreateOrder, CreateResult, TradeState, TradeStatus
 from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
 from router.domain_errors import ChannelDeclined, ChannelDown, OutcomeUnknown
 from router.models import RoutingAttempt
+from router.payments import hedged
 from router.payments.moves import finish_payment
 from router.routing.decide import Decision
-from router.routing.health import Outcome
 from router.routing.window import dimension
 from router.runtime import Runtime
 from router.store.payments import StoredPayment
@@ -100,8 +99,20 @@ async def try_candidates(
     _, breaker = rt.breakers.settings()
     reserve = decision.reserve[: breaker.last_resort]
     tries = [(c, False) for c in decision.candidates] + [(c, True) for c in reserve]
+    dim = dimension(stored.payment.method, stored.payment.amount)
+    hedging = rt.config.config.adaptive.hedge
+    may_hedge = (
+        decision.hedge_delay_ms is not None
+        and stored.payment.method in BUYER_INITIATED
+        and len(decision.candidates) > 1
+    )
+    if may_hedge:
+        rt.hedge_budget.earn(hedging)
+    tried: set[str] = set()
     for index, (channel, last_resort) in enumerate(tries):
         account = channel.account
+        if account in tried:
+            continue
         if index > 0:
             if rt.clock.monotonic() >= deadline:
                 break
@@ -115,41 +126,127 @@ async def try_candidates(
                 rt.metrics.failovers.labels(account, "breaker_open").inc()
                 continue
             probe = admission.probe_id
-        order = order_for(channel)
-        # Latency is measured, not decided on: perf_counter, not the clock.
-        started = time.perf_counter()
-        token = rt.breakers.call_started(account)
+        tried.add(account)
+        call = hedged.start(rt, channel, order_for(channel), probe)
+        later: list[RoutingAttempt] = []
+        if may_hedge and index == 0:
+            call, later = await _hedge(rt, out, decision, call, order_for, status, tried)
         try:
-            out.result = await rt.call(account, "create", partial(channel.create, order))
+            out.result = await call.task
         except ChannelError as exc:
-            ms = int((time.perf_counter() - started) * 1000)
             kind = _kind(exc)
             out.error = exc
             out.attempts.append(
-                RoutingAttempt(channel=account, outcome=kind, ms=ms, code=exc.code or None)
+                RoutingAttempt(channel=account, outcome=kind, ms=call.ms, code=exc.code or None)
             )
-            blame: Outcome = "neutral" if kind == "rejected" and exc.fault != "channel" else "fail"
-            dim = dimension(out.stored.payment.method, out.stored.payment.amount)
-            await rt.breakers.record(account, blame, ms, probe, dim)
+            out.attempts += later
+            blame = hedged.blame(exc)
+            await rt.breakers.record(account, blame, call.ms, probe, dim)
             if blame == "neutral":
                 out.stop = "refused"
                 return out
-            more = index + 1 < len(tries)
+            more = any(c.account not in tried for c, _ in tries[index + 1 :])
             if kind == "unknown" and not await _settle_unknown(rt, out, channel, more):
                 return out
             if out.stop == "paid":
                 return out
             rt.metrics.failovers.labels(account, kind).inc()
             continue
-        finally:
-            rt.breakers.call_ended(account, token)
-        ms = int((time.perf_counter() - started) * 1000)
-        out.success = (account, ms, probe)
-        out.attempts.append(RoutingAttempt(channel=account, outcome="created", ms=ms))
+        out.success = (call.account, call.ms, call.probe)
+        out.attempts.append(
+            RoutingAttempt(
+                channel=call.account, outcome="created", ms=call.ms, hedge=call.account != account
+            )
+        )
+        out.attempts += later
         out.stop = "created"
-        rt.metrics.routing_decisions.labels(decision.rule, account).inc()
+        rt.metrics.routing_decisions.labels(decision.rule, call.account).inc()
         return out
     return out
+
+
+def _attempt(call: hedged.Call, hedge: bool) -> RoutingAttempt:
+    """The attempt a raced create shows: `abandoned` while it is still under way."""
+    exc = None if not call.task.done() or call.created else call.task.exception()
+    if not isinstance(exc, ChannelError):
+        return RoutingAttempt(channel=call.account, outcome="abandoned", ms=call.ms, hedge=hedge)
+    return RoutingAttempt(
+        channel=call.account, outcome=_kind(exc), ms=call.ms, code=exc.code or None, hedge=hedge
+    )
+
+
+async def _hedge_target(
+    rt: Runtime, decision: Decision, tried: set[str]
+) -> tuple[Channel, str] | None:
+    """The next candidate that its breaker admits, with its probe id."""
+    for channel in decision.candidates:
+        if channel.account in tried:
+            continue
+        view = decision.health.get(channel.account)
+        if view is not None and view.admits_without_asking:
+            return channel, ""
+        admission = await rt.breakers.admit(channel.account)
+        if admission.admitted:
+            return channel, admission.probe_id
+    return None
+
+
+async def _hedge(
+    rt: Runtime,
+    out: Attempts,
+    decision: Decision,
+    primary: hedged.Call,
+    order_for: Callable[[Channel], CreateOrder],
+    status: str,
+    tried: set[str],
+) -> tuple[hedged.Call, list[RoutingAttempt]]:
+    """Wait for `primary` up to the hedge delay; then send the same order to the next
+    account as well (`router.routing.hedge`). Returns the call to finish the attempt with
+    (the winner, or the primary when neither created the order) and the attempts to show
+    after it."""
+    assert decision.hedge_delay_ms is not None
+    settings = rt.config.config.adaptive.hedge
+    finished, _ = await asyncio.wait({primary.task}, timeout=decision.hedge_delay_ms / 1000)
+    if finished:
+        return primary, []
+    if rt.hedge_budget.left(settings) < 1:
+        rt.metrics.hedges.labels(primary.account, "budget_spent").inc()
+        return primary, []
+    target = await _hedge_target(rt, decision, tried)
+    if target is None:
+        rt.metrics.hedges.labels(primary.account, "no_account").inc()
+        return primary, []
+    rt.hedge_budget.spend(settings)
+    channel, probe = target
+    tried.add(channel.account)
+    # On the abandoned list before it is sent: should this process die mid-race, the worker
+    # still closes the order there (not before the race could have ended).
+    out.abandoned.append(channel.account)
+    late_s = rt.settings.create_deadline_s + ABANDONED_CLOSE_AFTER_S
+    await _write_abandoned(rt, out, status, late_s)
+    second = hedged.start(rt, channel, order_for(channel), probe)
+    winner = await hedged.race(primary, second)
+    dim = dimension(out.stored.payment.method, out.stored.payment.amount)
+    if winner is None:
+        rt.metrics.hedges.labels(primary.account, "failed").inc()
+        await hedged.settle(rt, second, dim)
+        return primary, [_attempt(second, hedge=True)]
+    loser = second if winner is primary else primary
+    later: list[RoutingAttempt] = []
+    if winner is second:
+        rt.metrics.hedges.labels(primary.account, "won").inc()
+        out.attempts.append(_attempt(primary, hedge=False))
+        out.abandoned = [a for a in out.abandoned if a != second.account] + [primary.account]
+        out.stored = await _point_at(rt, out, second.channel, status)
+    else:
+        rt.metrics.hedges.labels(primary.account, "lost").inc()
+        later.append(_attempt(second, hedge=True))
+    await _write_abandoned(rt, out, status, ABANDONED_CLOSE_AFTER_S)
+    if loser.task.done():
+        await hedged.settle(rt, loser, dim)
+    else:
+        hedged.settle_later(rt, loser, dim)
+    return winner, later
 
 
 async def _point_at(rt: Runtime, out: Attempts, channel: Channel, status: str) -> StoredPayment:
@@ -159,6 +256,8 @@ async def _point_at(rt: Runtime, out: Attempts, channel: Channel, status: str) -
         "channel": channel.account,
         "wallet": channel.capabilities.wallet,
         "routing": routing.model_dump(mode="json"),
+        # In the same write: the account the payment moves to is never on the list.
+        "abandoned": list(out.abandoned),
     }
     await rt.store.payments.transition(out.stored, status, fields, require=status)
     updated = p.model_copy(
@@ -168,7 +267,7 @@ async def _point_at(rt: Runtime, out: Attempts, channel: Channel, status: str) -
             "routing": routing,
         }
     )
-    return replace(out.stored, payment=updated)
+    return replace(out.stored, payment=updated, abandoned=tuple(out.abandoned))
 
 
 async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel, more: bool) -> bool:
@@ -212,14 +311,19 @@ async def _abandon(rt: Runtime, out: Attempts, account: str) -> None:
     """Remember that `account` may hold an order for this payment, and have the worker close
     it: the list first, so that the worker's entry always finds it."""
     out.abandoned.append(account)
+    await _write_abandoned(rt, out, "processing", ABANDONED_CLOSE_AFTER_S)
+    rt.metrics.failovers.labels(account, "abandoned").inc()
+
+
+async def _write_abandoned(rt: Runtime, out: Attempts, status: str, after_s: float) -> None:
+    """Store `out.abandoned` on the payment and bring it to the worker in `after_s`."""
     stored = out.stored
     await rt.store.payments.transition(
-        stored, "processing", {"abandoned": list(out.abandoned)}, require="processing"
+        stored, status, {"abandoned": list(out.abandoned)}, require=status
     )
     out.stored = replace(stored, abandoned=tuple(out.abandoned))
-    due = rt.clock.now_ms() + int(ABANDONED_CLOSE_AFTER_S * 1000)
+    due = rt.clock.now_ms() + int(after_s * 1000)
     await rt.store.schedule.put_abandoned(stored.merchant_id, stored.payment.id, due)
-    rt.metrics.failovers.labels(account, "abandoned").inc()
 
 
 async def fail_create(rt: Runtime, tried: Attempts) -> NoReturn:

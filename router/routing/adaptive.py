@@ -42,6 +42,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from router.routing.health import AccountHealth
+from router.routing.hedge import HedgeSettings
 from router.routing.window import decay
 
 
@@ -63,6 +64,8 @@ class AdaptiveSettings(BaseModel):
     outlier_gap: Annotated[float, Field(gt=0, le=1)] = 0.15
     outlier_min_calls: Annotated[float, Field(ge=1)] = 10.0
     probe_share: Annotated[float, Field(ge=0, le=1)] = 0.2
+    hedge: HedgeSettings = HedgeSettings()
+    """Hedged creates (`router.routing.hedge`)."""
 
 
 @dataclass(frozen=True)
