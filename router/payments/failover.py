@@ -20,6 +20,13 @@ For each candidate, within the create deadline:
   one an operator forced open) are tried, best first, without asking their breaker; a
   failure there is recorded as usual and changes nothing, a success is a created payment.
 
+- hedged (`router.routing.hedge`): when the decision allows it, a buyer-initiated create the
+  first account has not answered within the hedge delay also goes to the next account; the
+  first created answer wins, the other account goes on the `abandoned` list (written before
+  the hedge is sent, so a crash mid-race leaves it to the worker too) and its call, if still
+  under way, finishes in the background to be recorded on its breaker
+  (`router.payments.hedged`).
+
 Every attempt is written to the payment's `routing.attempts`; before calling the next account
 the payment is pointed at it, so a crash mid-call leaves the worker asking the right channel.
 """
@@ -75,14 +82,6 @@ class Attempts:
     """Accounts whose order may exist and could not be closed (see the module's doc)."""
 
 
-def _kind(exc: ChannelError) -> Literal["rejected", "unknown", "unavailable"]:
-    if isinstance(exc, ChannelRejected):
-        return "rejected"
-    if isinstance(exc, ChannelOutcomeUnknown):
-        return "unknown"
-    return "unavailable"
-
-
 async def try_candidates(
     rt: Runtime,
     stored: StoredPayment,
@@ -134,7 +133,7 @@ async def try_candidates(
         try:
             out.result = await call.task
         except ChannelError as exc:
-            kind = _kind(exc)
+            kind = hedged.kind(exc)
             out.error = exc
             out.attempts.append(
                 RoutingAttempt(channel=account, outcome=kind, ms=call.ms, code=exc.code or None)
@@ -165,32 +164,6 @@ async def try_candidates(
     return out
 
 
-def _attempt(call: hedged.Call, hedge: bool) -> RoutingAttempt:
-    """The attempt a raced create shows: `abandoned` while it is still under way."""
-    exc = None if not call.task.done() or call.created else call.task.exception()
-    if not isinstance(exc, ChannelError):
-        return RoutingAttempt(channel=call.account, outcome="abandoned", ms=call.ms, hedge=hedge)
-    return RoutingAttempt(
-        channel=call.account, outcome=_kind(exc), ms=call.ms, code=exc.code or None, hedge=hedge
-    )
-
-
-async def _hedge_target(
-    rt: Runtime, decision: Decision, tried: set[str]
-) -> tuple[Channel, str] | None:
-    """The next candidate that its breaker admits, with its probe id."""
-    for channel in decision.candidates:
-        if channel.account in tried:
-            continue
-        view = decision.health.get(channel.account)
-        if view is not None and view.admits_without_asking:
-            return channel, ""
-        admission = await rt.breakers.admit(channel.account)
-        if admission.admitted:
-            return channel, admission.probe_id
-    return None
-
-
 async def _hedge(
     rt: Runtime,
     out: Attempts,
@@ -212,7 +185,7 @@ async def _hedge(
     if rt.hedge_budget.left(settings) < 1:
         rt.metrics.hedges.labels(primary.account, "budget_spent").inc()
         return primary, []
-    target = await _hedge_target(rt, decision, tried)
+    target = await hedged.target(rt, decision, tried)
     if target is None:
         rt.metrics.hedges.labels(primary.account, "no_account").inc()
         return primary, []
@@ -230,17 +203,17 @@ async def _hedge(
     if winner is None:
         rt.metrics.hedges.labels(primary.account, "failed").inc()
         await hedged.settle(rt, second, dim)
-        return primary, [_attempt(second, hedge=True)]
+        return primary, [hedged.attempt(second, hedge=True)]
     loser = second if winner is primary else primary
     later: list[RoutingAttempt] = []
     if winner is second:
         rt.metrics.hedges.labels(primary.account, "won").inc()
-        out.attempts.append(_attempt(primary, hedge=False))
+        out.attempts.append(hedged.attempt(primary, hedge=False))
         out.abandoned = [a for a in out.abandoned if a != second.account] + [primary.account]
         out.stored = await _point_at(rt, out, second.channel, status)
     else:
         rt.metrics.hedges.labels(primary.account, "lost").inc()
-        later.append(_attempt(second, hedge=True))
+        later.append(hedged.attempt(second, hedge=True))
     await _write_abandoned(rt, out, status, ABANDONED_CLOSE_AFTER_S)
     if loser.task.done():
         await hedged.settle(rt, loser, dim)

@@ -13,9 +13,12 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Literal
 
 from channels.base import Channel, CreateOrder, CreateResult
-from channels.errors import ChannelError, ChannelRejected
+from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
+from router.models import RoutingAttempt
+from router.routing.decide import Decision
 from router.routing.health import Outcome
 from router.runtime import Runtime
 
@@ -76,6 +79,39 @@ async def race(first: Call, second: Call) -> Call | None:
         for call in (first, second):
             if call.created:
                 return call
+    return None
+
+
+def kind(exc: ChannelError) -> Literal["rejected", "unknown", "unavailable"]:
+    """The attempt's outcome for a failed create."""
+    if isinstance(exc, ChannelRejected):
+        return "rejected"
+    if isinstance(exc, ChannelOutcomeUnknown):
+        return "unknown"
+    return "unavailable"
+
+
+def attempt(call: Call, hedge: bool) -> RoutingAttempt:
+    """The attempt a raced create shows: `abandoned` while it is still under way."""
+    exc = None if not call.task.done() or call.created else call.task.exception()
+    if not isinstance(exc, ChannelError):
+        return RoutingAttempt(channel=call.account, outcome="abandoned", ms=call.ms, hedge=hedge)
+    return RoutingAttempt(
+        channel=call.account, outcome=kind(exc), ms=call.ms, code=exc.code or None, hedge=hedge
+    )
+
+
+async def target(rt: Runtime, decision: Decision, tried: set[str]) -> tuple[Channel, str] | None:
+    """The next candidate that its breaker admits, with its probe id."""
+    for channel in decision.candidates:
+        if channel.account in tried:
+            continue
+        view = decision.health.get(channel.account)
+        if view is not None and view.admits_without_asking:
+            return channel, ""
+        admission = await rt.breakers.admit(channel.account)
+        if admission.admitted:
+            return channel, admission.probe_id
     return None
 
 
