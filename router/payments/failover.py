@@ -208,6 +208,9 @@ async def _hedge(
     later: list[RoutingAttempt] = []
     if winner is second:
         rt.metrics.hedges.labels(primary.account, "won").inc()
+        # A peer answered while this one is still under way: slow now, not when the
+        # machine merely stalled (that would have held up the peer as well).
+        rt.breakers.outraced(primary.account, primary.token)
         out.attempts.append(hedged.attempt(primary, hedge=False))
         out.abandoned = [a for a in out.abandoned if a != second.account] + [primary.account]
         out.stored = await _point_at(rt, out, second.channel, status)

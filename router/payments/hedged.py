@@ -31,6 +31,8 @@ class Call:
     probe: str
     started: float
     task: asyncio.Task[CreateResult]
+    token: int
+    """Its `Breakers.call_started` token."""
     ended: float | None = field(default=None)
 
     @property
@@ -61,7 +63,7 @@ def start(rt: Runtime, channel: Channel, order: CreateOrder, probe: str) -> Call
             rt.breakers.call_ended(account, token)
 
     # Latency is measured, not decided on: perf_counter, not the clock.
-    call = Call(channel, probe, time.perf_counter(), asyncio.create_task(create()))
+    call = Call(channel, probe, time.perf_counter(), asyncio.create_task(create()), token)
 
     def done(_: object) -> None:
         call.ended = time.perf_counter()

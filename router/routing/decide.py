@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from channels.base import Channel, Method, Wallet
 from router.domain_errors import ChannelDown, InvalidField
-from router.routing.adaptive import Terms, rank, rng_for
+from router.routing.adaptive import rank, rng_for
 from router.routing.config import RoutingConfig
 from router.routing.health import AccountHealth, Breakers
 from router.routing.hedge import hedge_delay_ms
@@ -178,29 +178,23 @@ async def decide(
     if strategy == "adaptive":
         window, _ = breakers.settings()
         hedging = config.adaptive.hedge
-
-        def ranked(slow_ms: float) -> tuple[list[str], dict[str, Terms]]:
-            return rank(
-                capable,
-                health,
-                settings=config.adaptive,
-                slo_ms=window.latency_slo_ms,
-                bucket_ms=window.window_s * 1000 // window.buckets,
-                fees=config.fees,
-                dim=dimension(req.method, req.amount),
-                exploration=exploration,
-                rng=rng_for(req.payment_id),
-                slow_in_flight={name: breakers.slow_in_flight(name, slow_ms) for name in capable},
-            )
-
-        ordered, scored = ranked(window.latency_slo_ms)
+        ordered, scored = rank(
+            capable,
+            health,
+            settings=config.adaptive,
+            slo_ms=window.latency_slo_ms,
+            bucket_ms=window.window_s * 1000 // window.buckets,
+            fees=config.fees,
+            dim=dimension(req.method, req.amount),
+            exploration=exploration,
+            rng=rng_for(req.payment_id),
+            slow_in_flight={
+                name: breakers.slow_in_flight(name, window.latency_slo_ms) for name in capable
+            },
+        )
         if pinned is None and hedging.enabled and req.method in hedging.methods:
             usable = [t.p95_ms for t in scored.values() if t.role not in ("outlier", "open")]
             hedge_ms = hedge_delay_ms(hedging, usable)
-            # A create still under way past the hedge delay is already a slow one: counting
-            # it now moves traffic off a slow account seconds before its slow calls end.
-            if hedge_ms < window.latency_slo_ms:
-                ordered, scored = ranked(hedge_ms)
         terms = {name: t.shown() for name, t in scored.items()}
     else:
         ordered = order(

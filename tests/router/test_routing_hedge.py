@@ -1,6 +1,6 @@
 """Hedged creates, the parts that are logic: the delay, the budget, the settings, and the
-decision (which payments may be hedged, and creates under way past the hedge delay counted
-as slow) with an injected clock and the embedded store."""
+decision (which payments may be hedged, and creates outraced by a hedge counted as slow)
+with an injected clock and the embedded store."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ async def decision(
     return await decide(config, table(), breakers, req, livemode=False, pinned=None, **kw)
 
 
-async def test_creates_under_way_past_the_hedge_delay_count_as_slow(
+async def test_creates_outraced_by_a_hedge_count_as_slow_at_once(
     tmp_path: Path, embedded: Store, clock: FrozenClock
 ) -> None:
     config = routing(tmp_path)
@@ -121,17 +121,20 @@ async def test_creates_under_way_past_the_hedge_delay_count_as_slow(
     assert first.explain()["hedge"] == {"delay_ms": 1500, "to": "wechat_backup"}
     tokens = [breakers.call_started("wechat_main") for _ in range(3)]
     clock.advance(1.6)
-    # Under way for 1.6 s: past the hedge delay, though not the 2 s SLO.
+    # Under way past the hedge delay, not the 2 s SLO: a stalled machine looks like this too.
+    assert (await decision(config, breakers)).candidates[0].account == "wechat_main"
+    for token in tokens:
+        breakers.outraced("wechat_main", token)
+    # A peer answered first while these are still under way: that is the account's doing.
     moved = await decision(config, breakers)
     assert [c.account for c in moved.candidates] == ["wechat_backup", "wechat_main"]
     assert moved.terms["wechat_main"]["p95_ms"] == 12_800
-    off = routing(tmp_path, "{enabled: false}")
-    kept = await decision(off, breakers)
-    assert kept.hedge_delay_ms is None and kept.explain()["hedge"] is None
-    assert kept.candidates[0].account == "wechat_main"
     for token in tokens:
         breakers.call_ended("wechat_main", token)
     assert (await decision(config, breakers)).candidates[0].account == "wechat_main"
+    off = routing(tmp_path, "{enabled: false}")
+    kept = await decision(off, breakers)
+    assert kept.hedge_delay_ms is None and kept.explain()["hedge"] is None
 
 
 async def test_barcode_and_methods_left_out_are_never_hedged(
