@@ -185,19 +185,18 @@ async def _hedge(
     if rt.hedge_budget.left(settings) < 1:
         rt.metrics.hedges.labels(primary.account, "budget_spent").inc()
         return primary, []
-    target = await hedged.target(rt, decision, tried)
-    if target is None:
+    channel = hedged.target(decision, tried)
+    if channel is None:
         rt.metrics.hedges.labels(primary.account, "no_account").inc()
         return primary, []
     rt.hedge_budget.spend(settings)
-    channel, probe = target
     tried.add(channel.account)
     # On the abandoned list before it is sent: should this process die mid-race, the worker
     # still closes the order there (not before the race could have ended).
     out.abandoned.append(channel.account)
     late_s = rt.settings.create_deadline_s + ABANDONED_CLOSE_AFTER_S
     await _write_abandoned(rt, out, status, late_s)
-    second = hedged.start(rt, channel, order_for(channel), probe)
+    second = hedged.start(rt, channel, order_for(channel), "")
     winner = await hedged.race(primary, second)
     dim = dimension(out.stored.payment.method, out.stored.payment.amount)
     if winner is None:

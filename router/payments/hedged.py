@@ -103,17 +103,17 @@ def attempt(call: Call, hedge: bool) -> RoutingAttempt:
     )
 
 
-async def target(rt: Runtime, decision: Decision, tried: set[str]) -> tuple[Channel, str] | None:
-    """The next candidate that its breaker admits, with its probe id."""
+def target(decision: Decision, tried: set[str]) -> Channel | None:
+    """The next candidate a hedge may go to: one whose breaker is closed and that the strategy
+    did not set aside as an outlier. A hedge is for speed: a half-open account's probe (and a
+    failure that would keep it open longer) is not spent on one."""
     for channel in decision.candidates:
-        if channel.account in tried:
-            continue
         view = decision.health.get(channel.account)
-        if view is not None and view.admits_without_asking:
-            return channel, ""
-        admission = await rt.breakers.admit(channel.account)
-        if admission.admitted:
-            return channel, admission.probe_id
+        role = decision.terms.get(channel.account, {}).get("role")
+        if channel.account in tried or view is None or role == "outlier":
+            continue
+        if view.admits_without_asking:
+            return channel
     return None
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from router.clock import FrozenClock
+from router.payments.hedged import target
 from router.routing.config import ConfigError, RoutingConfig, load_config
 from router.routing.decide import Decision, decide
 from router.routing.health import Breakers
@@ -17,6 +18,7 @@ from router.routing.hedge import HedgeBudget, HedgeSettings, hedge_delay_ms
 from router.routing.rules import RouteRequest
 from router.store import Store, open_store
 from tests.router.test_routing import ACCOUNTS, NOON_SHANGHAI, table
+from tests.router.test_routing_adaptive import view
 
 ADAPTIVE = """\
 rules:
@@ -147,3 +149,33 @@ async def test_barcode_and_methods_left_out_are_never_hedged(
     assert (await decision(config, breakers, "h5")).hedge_delay_ms == 1500
     default = routing(tmp_path)
     assert (await decision(default, breakers, "barcode")).hedge_delay_ms is None
+
+
+@pytest.mark.parametrize(
+    ("state", "role", "picked"),
+    [
+        ("closed", "ranked", "wechat_backup"),
+        ("forced_closed", "ranked", "wechat_backup"),
+        ("half_open", "probe", None),
+        ("closed", "outlier", None),
+    ],
+)
+def test_a_hedge_goes_only_to_a_closed_account_that_is_no_outlier(
+    state: str, role: str, picked: str | None
+) -> None:
+    accounts = table()
+    main, backup = accounts["wechat_main"].channel, accounts["wechat_backup"].channel
+    made = Decision(
+        "both",
+        "adaptive",
+        [main, backup],
+        {
+            "wechat_main": view("wechat_main", {}),
+            "wechat_backup": view("wechat_backup", {}, state=state),
+        },
+        terms={"wechat_main": {"role": "leader"}, "wechat_backup": {"role": role}},
+        hedge_delay_ms=250,
+    )
+    found = target(made, {"wechat_main"})
+    assert (found.account if found else None) == picked
+    assert target(made, {"wechat_main", "wechat_backup"}) is None
