@@ -151,6 +151,8 @@ async def build_app(
     # Cleaned up after the requests in flight have finished and before the store closes
     # (`_close`), so the final flush writes every success this process recorded.
     app.cleanup_ctx.append(_breaker_flusher)
+    # Torn down before the flusher (cleanup runs in reverse), so what they record is written.
+    app.cleanup_ctx.append(_background)
     app.on_cleanup.append(_close)
     runtime.metrics.config_version.info({"version": loaded.digest})
     log.info(
@@ -288,6 +290,12 @@ async def _breaker_flusher(app: web.Application) -> AsyncIterator[None]:
     stop.set()
     with contextlib.suppress(asyncio.CancelledError, TimeoutError):
         await asyncio.wait_for(task, timeout=5)
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """End the work requests left running (`Runtime.spawn`) at shutdown."""
+    yield
+    await app[RUNTIME].stop_background()
 
 
 async def _close(app: web.Application) -> None:

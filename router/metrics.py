@@ -55,6 +55,7 @@ LABEL_SOURCES: dict[str, str] = {
     "operation": "a channel operation: create, query, close, refund, query_refund",
     "outcome": "a literal of the code that counts it (ok, unavailable, delivered, refused...)",
     "reason": "a failover kind: unavailable, unknown, breaker_open",
+    "result": "what became of a hedged create: won, lost, failed, budget_spent, no_account",
     "method": "an HTTP method of HTTP_METHODS, or OTHER",
     "route": "a route of the application (its pattern, not the path), or `unmatched`",
     "status": "an HTTP status code (3 digits), or a payment/refund status of the contract",
@@ -165,6 +166,13 @@ class Metrics:
             "payrouter_failovers_total",
             "Times a payment moved on from one account to the next, by why.",
             ["from_account", "reason"],
+            registry=r,
+        )
+        self.hedges = Counter(
+            "payrouter_hedges_total",
+            "Creates that were slow to answer, by account and what became of the hedge: sent "
+            "then won or lost, or not sent (budget spent, no account to send it to).",
+            ["account", "result"],
             registry=r,
         )
         self.health_score = Gauge(

@@ -219,9 +219,13 @@ class Failure(BaseModel):
 
 class RoutingAttempt(BaseModel):
     channel: str
-    outcome: Literal["created", "rejected", "unavailable", "unknown"]
+    outcome: Literal["created", "rejected", "unavailable", "unknown", "abandoned"]
+    """`abandoned`: a hedged create that the other account answered first, still under way
+    when the payment moved on; its order is closed there by the router."""
     ms: int
     code: str | None = None
+    hedge: bool = False
+    """Sent to this account while the previous attempt was still under way (a hedge)."""
 
 
 class Routing(BaseModel):

@@ -6,9 +6,11 @@ whole on reload: a request sees either the old table or the new one, never a mix
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +28,7 @@ from router.risk.control import RiskControl
 from router.routing.config import AccountConfig, ConfigError, LoadedConfig, load_config
 from router.routing.decide import Candidate
 from router.routing.health import Breakers, BreakerSettings, HealthSettings
+from router.routing.hedge import HedgeBudget
 from router.settings import Settings
 from router.store import Store
 
@@ -100,6 +103,10 @@ class Runtime:
     record: Any = None
     """The record (`router.record.Record`), set by `router.app`: where reads of objects that
     left Redis go. Typed loosely: the record's package sits beside this one, not below."""
+    hedge_budget: HedgeBudget = field(default_factory=HedgeBudget)
+    """This process's allowance of hedged creates (`router.routing.hedge`)."""
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    """Work a request left running (a hedged create's loser); ended at shutdown."""
 
     def __post_init__(self) -> None:
         self.damaged = DamagedRecords(self.metrics)
@@ -189,6 +196,20 @@ class Runtime:
                     "duration_ms": round(elapsed * 1000, 1),
                 },
             )
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` beyond the request that started it (kept until it ends)."""
+        task = asyncio.create_task(work, name=name)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def stop_background(self) -> None:
+        """End what `spawn` started (at shutdown: a loser's outcome is only worth learning)."""
+        tasks = list(self.background)
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def callback_url(self, account: str) -> str:
         return f"{self.settings.base_url}/v1/notify/{account}"

@@ -10,9 +10,9 @@ the best account. Each strategy gets `rate` creates per second (open loop).
 
 Per strategy and phase (`routing_stats.summarise`): merchant-visible success, the share of
 first attempts that went to the phase's best account, channel calls per payment (creates,
-plus a query and a close after each unknown outcome), p50/p99 create latency, and how long
-the strategy took to follow the change (the first of 10 first attempts in a row to the best
-account).
+plus a query and a close after each unknown outcome or hedge loser), the share of payments
+hedged, p50/p99 create latency, and how long the strategy took to follow the change (the
+first of 10 first attempts in a row to the best account).
 """
 
 from __future__ import annotations
@@ -148,7 +148,9 @@ async def _create(bench: Bench, strategy: str, phase: int, started: float) -> No
     attempts = (data.get("routing") or {}).get("attempts") or []
     prefix = f"{strategy}_"
     tried = [str(a["channel"]).removeprefix(prefix) for a in attempts]
-    unknown = sum(1 for a in attempts if a.get("outcome") == "unknown")
+    # An unknown outcome costs a query and a close, now or by the worker; so does the
+    # abandoned loser of a hedged create.
+    unknown = sum(1 for a in attempts if a.get("outcome") in ("unknown", "abandoned"))
     bench.samples.append(
         Sample(
             strategy=strategy,
@@ -159,6 +161,7 @@ async def _create(bench: Bench, strategy: str, phase: int, started: float) -> No
             calls=len(tried) + 2 * unknown,
             ms=ms,
             code=(data.get("error") or {}).get("code") if status != 201 else None,
+            hedged=any(a.get("hedge") for a in attempts),
         )
     )
 

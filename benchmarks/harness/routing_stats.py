@@ -31,6 +31,8 @@ class Sample:
     calls: int
     ms: float
     code: str | None
+    hedged: bool = False
+    """A second create went out while the first was still under way (`adaptive.hedge`)."""
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -84,6 +86,7 @@ def _figures(
         "success": round(sum(s.ok for s in samples) / n, 4),
         "first_to_best": round(firsts / n, 4),
         "calls_per_payment": round(statistics.fmean(s.calls for s in samples), 3),
+        "hedged": round(sum(s.hedged for s in samples) / n, 4),
         "p50_ms": round(_percentile(latencies, 0.5) or 0.0, 1),
         "p99_ms": round(_percentile(latencies, 0.99) or 0.0, 1),
         "failures": dict(Counter(s.code or "?" for s in samples if not s.ok)),
@@ -104,7 +107,16 @@ def render_routing(report: Mapping[str, Any]) -> str:
         f"routing quality: {report['runs']} run(s), phases of {report['phase_s']:g} s, "
         f"{report['rate_per_strategy']:g} creates/s per strategy, fees {report['fees_pct']}",
     ]
-    headers = ["strategy", "success", "first→best", "calls/pay", "p50 ms", "p99 ms", "follow s"]
+    headers = [
+        "strategy",
+        "success",
+        "first→best",
+        "calls/pay",
+        "hedged",
+        "p50 ms",
+        "p99 ms",
+        "follow s",
+    ]
     for index, phase in enumerate(report["phases"]):
         lines += ["", f"phase {index + 1}: {phase['name']} (best: {phase['best']})"]
         rows = []
@@ -116,6 +128,7 @@ def render_routing(report: Mapping[str, Any]) -> str:
                     _pct(f.get("success")),
                     _pct(f.get("first_to_best")),
                     f"{f.get('calls_per_payment', 0):.3f}",
+                    _pct(f.get("hedged")),
                     f"{f.get('p50_ms', 0):.0f}",
                     f"{f.get('p99_ms', 0):.0f}",
                     _follow(f.get("follow_s", [])),
@@ -132,6 +145,7 @@ def render_routing(report: Mapping[str, Any]) -> str:
                 _pct(f.get("success")),
                 _pct(f.get("first_to_best")),
                 f"{f.get('calls_per_payment', 0):.3f}",
+                _pct(f.get("hedged")),
                 f"{f.get('p50_ms', 0):.0f}",
                 f"{f.get('p99_ms', 0):.0f}",
                 "",

@@ -154,6 +154,9 @@ def routes_explain(
     lines.append(f"pick: {result['pick']}   order: {', '.join(result['order'])}")
     if result.get("last_resort"):
         lines.append(f"last resort (breaker open): {', '.join(result['last_resort'])}")
+    if result.get("hedge"):
+        hedge = result["hedge"]
+        lines.append(f"hedge: after {hedge['delay_ms']} ms also to {hedge['to']}")
     emit(result, as_json, "\n".join(lines))
 
 

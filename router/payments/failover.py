@@ -20,26 +20,32 @@ For each candidate, within the create deadline:
   one an operator forced open) are tried, best first, without asking their breaker; a
   failure there is recorded as usual and changes nothing, a success is a created payment.
 
+- hedged (`router.routing.hedge`): when the decision allows it, a buyer-initiated create the
+  first account has not answered within the hedge delay also goes to the next account; the
+  first created answer wins, the other account goes on the `abandoned` list (written before
+  the hedge is sent, so a crash mid-race leaves it to the worker too) and its call, if still
+  under way, finishes in the background to be recorded on its breaker
+  (`router.payments.hedged`).
+
 Every attempt is written to the payment's `routing.attempts`; before calling the next account
 the payment is pointed at it, so a crash mid-call leaves the worker asking the right channel.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import Literal, NoReturn
 
 from channels.base import Channel, CreateOrder, CreateResult, TradeState, TradeStatus
 from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
 from router.domain_errors import ChannelDeclined, ChannelDown, OutcomeUnknown
 from router.models import RoutingAttempt
+from router.payments import hedged
 from router.payments.moves import finish_payment
 from router.routing.decide import Decision
-from router.routing.health import Outcome
 from router.routing.window import dimension
 from router.runtime import Runtime
 from router.store.payments import StoredPayment
@@ -76,14 +82,6 @@ class Attempts:
     """Accounts whose order may exist and could not be closed (see the module's doc)."""
 
 
-def _kind(exc: ChannelError) -> Literal["rejected", "unknown", "unavailable"]:
-    if isinstance(exc, ChannelRejected):
-        return "rejected"
-    if isinstance(exc, ChannelOutcomeUnknown):
-        return "unknown"
-    return "unavailable"
-
-
 async def try_candidates(
     rt: Runtime,
     stored: StoredPayment,
@@ -100,8 +98,20 @@ async def try_candidates(
     _, breaker = rt.breakers.settings()
     reserve = decision.reserve[: breaker.last_resort]
     tries = [(c, False) for c in decision.candidates] + [(c, True) for c in reserve]
+    dim = dimension(stored.payment.method, stored.payment.amount)
+    hedging = rt.config.config.adaptive.hedge
+    may_hedge = (
+        decision.hedge_delay_ms is not None
+        and stored.payment.method in BUYER_INITIATED
+        and len(decision.candidates) > 1
+    )
+    if may_hedge:
+        rt.hedge_budget.earn(hedging)
+    tried: set[str] = set()
     for index, (channel, last_resort) in enumerate(tries):
         account = channel.account
+        if account in tried:
+            continue
         if index > 0:
             if rt.clock.monotonic() >= deadline:
                 break
@@ -115,41 +125,103 @@ async def try_candidates(
                 rt.metrics.failovers.labels(account, "breaker_open").inc()
                 continue
             probe = admission.probe_id
-        order = order_for(channel)
-        # Latency is measured, not decided on: perf_counter, not the clock.
-        started = time.perf_counter()
-        token = rt.breakers.call_started(account)
+        tried.add(account)
+        call = hedged.start(rt, channel, order_for(channel), probe)
+        later: list[RoutingAttempt] = []
+        if may_hedge and index == 0:
+            call, later = await _hedge(rt, out, decision, call, order_for, status, tried)
         try:
-            out.result = await rt.call(account, "create", partial(channel.create, order))
+            out.result = await call.task
         except ChannelError as exc:
-            ms = int((time.perf_counter() - started) * 1000)
-            kind = _kind(exc)
+            kind = hedged.kind(exc)
             out.error = exc
             out.attempts.append(
-                RoutingAttempt(channel=account, outcome=kind, ms=ms, code=exc.code or None)
+                RoutingAttempt(channel=account, outcome=kind, ms=call.ms, code=exc.code or None)
             )
-            blame: Outcome = "neutral" if kind == "rejected" and exc.fault != "channel" else "fail"
-            dim = dimension(out.stored.payment.method, out.stored.payment.amount)
-            await rt.breakers.record(account, blame, ms, probe, dim)
+            out.attempts += later
+            blame = hedged.blame(exc)
+            await rt.breakers.record(account, blame, call.ms, probe, dim)
             if blame == "neutral":
                 out.stop = "refused"
                 return out
-            more = index + 1 < len(tries)
-            if kind == "unknown" and not await _settle_unknown(rt, out, channel, more):
+            more = any(c.account not in tried for c, _ in tries[index + 1 :])
+            if kind == "unknown" and not await _settle_unknown(rt, out, channel, more, status):
                 return out
             if out.stop == "paid":
                 return out
             rt.metrics.failovers.labels(account, kind).inc()
             continue
-        finally:
-            rt.breakers.call_ended(account, token)
-        ms = int((time.perf_counter() - started) * 1000)
-        out.success = (account, ms, probe)
-        out.attempts.append(RoutingAttempt(channel=account, outcome="created", ms=ms))
+        out.success = (call.account, call.ms, call.probe)
+        out.attempts.append(
+            RoutingAttempt(
+                channel=call.account, outcome="created", ms=call.ms, hedge=call.account != account
+            )
+        )
+        out.attempts += later
         out.stop = "created"
-        rt.metrics.routing_decisions.labels(decision.rule, account).inc()
+        rt.metrics.routing_decisions.labels(decision.rule, call.account).inc()
         return out
     return out
+
+
+async def _hedge(
+    rt: Runtime,
+    out: Attempts,
+    decision: Decision,
+    primary: hedged.Call,
+    order_for: Callable[[Channel], CreateOrder],
+    status: str,
+    tried: set[str],
+) -> tuple[hedged.Call, list[RoutingAttempt]]:
+    """Wait for `primary` up to the hedge delay; then send the same order to the next
+    account as well (`router.routing.hedge`). Returns the call to finish the attempt with
+    (the winner, or the primary when neither created the order) and the attempts to show
+    after it."""
+    assert decision.hedge_delay_ms is not None
+    settings = rt.config.config.adaptive.hedge
+    finished, _ = await asyncio.wait({primary.task}, timeout=decision.hedge_delay_ms / 1000)
+    if finished:
+        return primary, []
+    if rt.hedge_budget.left(settings) < 1:
+        rt.metrics.hedges.labels(primary.account, "budget_spent").inc()
+        return primary, []
+    channel = hedged.target(decision, tried)
+    if channel is None:
+        rt.metrics.hedges.labels(primary.account, "no_account").inc()
+        return primary, []
+    rt.hedge_budget.spend(settings)
+    tried.add(channel.account)
+    # On the abandoned list before it is sent: should this process die mid-race, the worker
+    # still closes the order there (not before the race could have ended).
+    out.abandoned.append(channel.account)
+    late_s = rt.settings.create_deadline_s + ABANDONED_CLOSE_AFTER_S
+    await _write_abandoned(rt, out, status, late_s)
+    second = hedged.start(rt, channel, order_for(channel), "")
+    winner = await hedged.race(primary, second)
+    dim = dimension(out.stored.payment.method, out.stored.payment.amount)
+    if winner is None:
+        rt.metrics.hedges.labels(primary.account, "failed").inc()
+        await hedged.settle(rt, second, dim)
+        return primary, [hedged.attempt(second, hedge=True)]
+    loser = second if winner is primary else primary
+    later: list[RoutingAttempt] = []
+    if winner is second:
+        rt.metrics.hedges.labels(primary.account, "won").inc()
+        # A peer answered while this one is still under way: slow now, not when the
+        # machine merely stalled (that would have held up the peer as well).
+        rt.breakers.outraced(primary.account, primary.token)
+        out.attempts.append(hedged.attempt(primary, hedge=False))
+        out.abandoned = [a for a in out.abandoned if a != second.account] + [primary.account]
+        out.stored = await _point_at(rt, out, second.channel, status)
+    else:
+        rt.metrics.hedges.labels(primary.account, "lost").inc()
+        later.append(hedged.attempt(second, hedge=True))
+    await _write_abandoned(rt, out, status, ABANDONED_CLOSE_AFTER_S)
+    if loser.task.done():
+        await hedged.settle(rt, loser, dim)
+    else:
+        hedged.settle_later(rt, loser, dim)
+    return winner, later
 
 
 async def _point_at(rt: Runtime, out: Attempts, channel: Channel, status: str) -> StoredPayment:
@@ -159,6 +231,8 @@ async def _point_at(rt: Runtime, out: Attempts, channel: Channel, status: str) -
         "channel": channel.account,
         "wallet": channel.capabilities.wallet,
         "routing": routing.model_dump(mode="json"),
+        # In the same write: the account the payment moves to is never on the list.
+        "abandoned": list(out.abandoned),
     }
     await rt.store.payments.transition(out.stored, status, fields, require=status)
     updated = p.model_copy(
@@ -168,10 +242,12 @@ async def _point_at(rt: Runtime, out: Attempts, channel: Channel, status: str) -
             "routing": routing,
         }
     )
-    return replace(out.stored, payment=updated)
+    return replace(out.stored, payment=updated, abandoned=tuple(out.abandoned))
 
 
-async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel, more: bool) -> bool:
+async def _settle_unknown(
+    rt: Runtime, out: Attempts, channel: Channel, more: bool, status: str
+) -> bool:
     """After an unknown outcome: True when it is safe to try the next account (`more`: there
     is one to try)."""
     order = out.stored.order_ref()
@@ -194,7 +270,7 @@ async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel, more: bo
                 account,
                 exc.message,
             )
-            await _abandon(rt, out, account)
+            await _abandon(rt, out, account, status)
             return True
         log.warning(
             "payment %s: %s outcome unknown and cannot be settled now (%s); "
@@ -208,18 +284,24 @@ async def _settle_unknown(rt: Runtime, out: Attempts, channel: Channel, more: bo
     return True
 
 
-async def _abandon(rt: Runtime, out: Attempts, account: str) -> None:
+async def _abandon(rt: Runtime, out: Attempts, account: str, status: str) -> None:
     """Remember that `account` may hold an order for this payment, and have the worker close
-    it: the list first, so that the worker's entry always finds it."""
+    it: the list first, so that the worker's entry always finds it. `status`: the payment's
+    while it is routed (`processing`; a checkout's `pending`)."""
     out.abandoned.append(account)
+    await _write_abandoned(rt, out, status, ABANDONED_CLOSE_AFTER_S)
+    rt.metrics.failovers.labels(account, "abandoned").inc()
+
+
+async def _write_abandoned(rt: Runtime, out: Attempts, status: str, after_s: float) -> None:
+    """Store `out.abandoned` on the payment and bring it to the worker in `after_s`."""
     stored = out.stored
     await rt.store.payments.transition(
-        stored, "processing", {"abandoned": list(out.abandoned)}, require="processing"
+        stored, status, {"abandoned": list(out.abandoned)}, require=status
     )
     out.stored = replace(stored, abandoned=tuple(out.abandoned))
-    due = rt.clock.now_ms() + int(ABANDONED_CLOSE_AFTER_S * 1000)
+    due = rt.clock.now_ms() + int(after_s * 1000)
     await rt.store.schedule.put_abandoned(stored.merchant_id, stored.payment.id, due)
-    rt.metrics.failovers.labels(account, "abandoned").inc()
 
 
 async def fail_create(rt: Runtime, tried: Attempts) -> NoReturn:

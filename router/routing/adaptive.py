@@ -9,7 +9,8 @@ For each candidate account, from its shared health window (`router.routing.windo
   posterior (Thompson sampling) decides exploration.
 - **latency**: the decayed latency histogram's p95 against `health.latency_slo_ms`: the
   success is multiplied by min(1, slo / p95). This process's creates still under way past
-  the SLO count as slow calls at once, so a slow account shows before its slow calls end.
+  the SLO, or outraced by their hedge (`router.routing.hedge`), count as slow calls at once,
+  so a slow account shows before its slow calls end.
 - **fee**: the account's fee (percent, the routing file's `fees`) times `fee_weight`,
   subtracted; with `fee_weight` 0 the fee only breaks ties.
 - **outlier**: an account with at least `outlier_min_calls` decayed calls whose success is
@@ -42,6 +43,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from router.routing.health import AccountHealth
+from router.routing.hedge import HedgeSettings
 from router.routing.window import decay
 
 
@@ -63,6 +65,8 @@ class AdaptiveSettings(BaseModel):
     outlier_gap: Annotated[float, Field(gt=0, le=1)] = 0.15
     outlier_min_calls: Annotated[float, Field(ge=1)] = 10.0
     probe_share: Annotated[float, Field(ge=0, le=1)] = 0.2
+    hedge: HedgeSettings = HedgeSettings()
+    """Hedged creates (`router.routing.hedge`)."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from router.domain_errors import ChannelDown, InvalidField
 from router.routing.adaptive import rank, rng_for
 from router.routing.config import RoutingConfig
 from router.routing.health import AccountHealth, Breakers
+from router.routing.hedge import hedge_delay_ms
 from router.routing.rules import RouteRequest, Strategy, matches, order
 from router.routing.window import dimension
 
@@ -54,6 +55,9 @@ class Decision:
     when every candidate failed (`breaker.last_resort`)."""
     terms: dict[str, dict[str, object]] = field(default_factory=dict)
     """Per account, the strategy's score terms (`adaptive` only), for `routes explain`."""
+    hedge_delay_ms: float | None = None
+    """After how long a create at the first candidate is also sent to the next one
+    (`router.routing.hedge`); None: this payment is not hedged."""
 
     @property
     def first(self) -> Channel:
@@ -68,6 +72,11 @@ class Decision:
             "pick": self.candidates[0].account if self.candidates else None,
             "order": [c.account for c in self.candidates],
             "last_resort": [c.account for c in self.reserve],
+            "hedge": (
+                {"delay_ms": round(self.hedge_delay_ms), "to": self.candidates[1].account}
+                if self.hedge_delay_ms is not None and len(self.candidates) > 1
+                else None
+            ),
             "considered": [
                 {
                     "account": c.account,
@@ -171,8 +180,10 @@ async def decide(
         raise _refuse([c.excluded or "" for c in considered], req, rule, pinned, mode)
     health = await breakers.snapshot(capable)
     terms: dict[str, dict[str, object]] = {}
+    hedge_ms: float | None = None
     if strategy == "adaptive":
         window, _ = breakers.settings()
+        hedging = config.adaptive.hedge
         ordered, scored = rank(
             capable,
             health,
@@ -187,6 +198,9 @@ async def decide(
                 name: breakers.slow_in_flight(name, window.latency_slo_ms) for name in capable
             },
         )
+        if pinned is None and hedging.enabled and req.method in hedging.methods:
+            usable = [t.p95_ms for t in scored.values() if t.role not in ("outlier", "open")]
+            hedge_ms = hedge_delay_ms(hedging, usable)
         terms = {name: t.shown() for name, t in scored.items()}
     else:
         ordered = order(
@@ -211,7 +225,9 @@ async def decide(
     _, breaker = breakers.settings()
     if breaker.last_resort == 0:
         reserve = []
-    decision = Decision(rule, strategy, candidates, health, considered, reserve, terms)
+    decision = Decision(
+        rule, strategy, candidates, health, considered, reserve, terms, hedge_delay_ms=hedge_ms
+    )
     if not candidates and not reserve:
         raise ChannelDown(
             "channel_unavailable",

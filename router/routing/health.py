@@ -174,9 +174,16 @@ class Breakers:
         """The create `call_started` returned `token` for has ended, however it ended."""
         self._in_flight.get(account, {}).pop(token, None)
 
+    def outraced(self, account: str, token: int) -> None:
+        """Another account answered a hedge of this create first: it counts as slow while it
+        is under way (`slow_in_flight`), whatever the threshold."""
+        if token in self._in_flight.get(account, {}):
+            self._in_flight[account][token] = float("-inf")
+
     def slow_in_flight(self, account: str, threshold_ms: float) -> int:
-        """This process's creates to `account` under way for longer than `threshold_ms`: a
-        slow channel shows in them before any of its slow calls has ended."""
+        """This process's creates to `account` under way for longer than `threshold_ms` (or
+        outraced by a hedge): a slow channel shows in them before any of its slow calls has
+        ended."""
         since = self._clock.monotonic() - threshold_ms / 1000
         return sum(1 for began in self._in_flight.get(account, {}).values() if began < since)
 

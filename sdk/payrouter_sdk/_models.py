@@ -44,6 +44,8 @@ class RoutingAttempt(APIObject):
     outcome: str
     ms: int
     code: str | None = None
+    hedge: bool = False
+    """Sent while the previous attempt was still under way (a hedged create)."""
 
 
 class Routing(APIObject):

@@ -4,6 +4,8 @@ the phase's best account first; no payment fails while a healthy account exists)
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from benchmarks.harness.routing_quality import PHASES, STRATEGIES
@@ -60,3 +62,10 @@ def test_summary_pools_runs_per_phase() -> None:
     assert phase["success"] == round(2 / 3, 4)
     assert phase["failures"] == {"?": 1}
     assert found["overall"]["first_to_best"] == phase["first_to_best"]
+    hedged = replace(sample(2, "a"), hedged=True)
+    assert (
+        summarise([[sample(0, "a"), hedged]], ["adaptive"], ["a"])["adaptive"]["phases"][0][
+            "hedged"
+        ]
+        == 0.5
+    )

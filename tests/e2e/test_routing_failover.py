@@ -10,6 +10,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from router.api.middleware import RUNTIME
+from tests.checkout.conftest import UA
 from tests.e2e.conftest import (
     ADMIN_TOKEN,
     Router,
@@ -232,3 +234,33 @@ async def test_when_no_account_is_left_to_try_the_last_unsure_one_is_settled_lat
     for sim in (simulator, backup):
         _, order = await sim_json(http, sim, "GET", f"/sim/orders/{pay_id}")
         assert order["order"]["trade_state"] == "CLOSED"
+
+
+async def test_a_checkout_moves_on_from_an_unsure_account_whose_order_is_then_closed(
+    redis_url: str,
+    simulator: Simulator,
+    backup: Simulator,
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+) -> None:
+    """A checkout is routed while `pending` (not `processing`): leaving an account whose create
+    timed out and whose query failed must keep that status, and the worker closes the order
+    left there like any other."""
+    router = await router_for("priority", redis_url, simulator, backup, tmp_path, serving, http)
+    await account_faults(http, simulator, {"timeout_rate": 1.0, "hang_ms": 1500})
+    status, created = await router.create(method="checkout")
+    assert status == 201, created
+    async with http.get(created["action"]["url"], headers={"User-Agent": UA["wechat"]}) as resp:
+        assert resp.status == 200
+    routed = await router.payment(created["id"])
+    assert (routed["status"], routed["channel"]) == ("pending", "wechat_backup"), routed
+    stored = await router.app[RUNTIME].store.payments.find(created["id"])
+    assert stored is not None and stored.abandoned == ("wechat_main",)
+    await account_faults(http, simulator, {})
+    router.clock.advance(6)
+    while await router.worker.run_once():
+        pass
+    _, order = await sim_json(http, simulator, "GET", f"/sim/orders/{created['id']}")
+    assert order["order"]["trade_state"] == "CLOSED"
+    assert (await router.payment(created["id"]))["status"] == "pending"
