@@ -103,6 +103,9 @@ class Runtime:
     record: Any = None
     """The record (`router.record.Record`), set by `router.app`: where reads of objects that
     left Redis go. Typed loosely: the record's package sits beside this one, not below."""
+    order_checks_paused_until: float = 0.0
+    """Monotonic time until which creates skip asking the record about their
+    merchant_order_id, after it failed to answer (`router.payments.recorded.order_holder`)."""
     hedge_budget: HedgeBudget = field(default_factory=HedgeBudget)
     """This process's allowance of hedged creates (`router.routing.hedge`)."""
     background: set[asyncio.Task[None]] = field(default_factory=set)

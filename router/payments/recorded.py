@@ -114,25 +114,21 @@ def _matches(stored: StoredPayment, filters: PaymentFilter) -> bool:
     )
 
 
-_paused_until = 0.0
-
-
 async def order_holder(rt: Runtime, mch: str, merchant_order_id: str) -> str | None:
     """The payment of the record holding the merchant_order_id (none failed), for a create
     whose order may have left Redis. A record that cannot answer quickly is skipped (and
     skipped for `ORDER_CHECK_PAUSE_S`), each create counted in
     `payrouter_record_unchecked_orders_total`: the create goes on without the check."""
-    global _paused_until
     if rt.record is None:
         return None
-    if rt.clock.monotonic() < _paused_until:
+    if rt.clock.monotonic() < rt.order_checks_paused_until:
         rt.metrics.record_unchecked_orders.inc()
         return None
     try:
         async with asyncio.timeout(ORDER_CHECK_S):
             return await reads.order_holder(rt.record, mch, merchant_order_id)
     except (RecordUnavailable, TimeoutError) as exc:
-        _paused_until = rt.clock.monotonic() + ORDER_CHECK_PAUSE_S
+        rt.order_checks_paused_until = rt.clock.monotonic() + ORDER_CHECK_PAUSE_S
         rt.metrics.record_unchecked_orders.inc()
         log.warning("record: merchant_order_id not checked (the database did not answer): %r", exc)
         return None

@@ -15,7 +15,11 @@ from sqlalchemy import select
 
 from router.api.middleware import RUNTIME
 from router.app import DRAINER, RECORD
+from router.payments import recorded
+from router.record import Record
+from router.record.connect import create_engine, engine_url
 from router.record.schema import channel_notifications
+from tests.conftest import loopback_socket
 from tests.e2e.conftest import Router, Simulator, eventually, start_router
 from tests.e2e.test_webhooks import paid_payment, start_receiver
 
@@ -169,3 +173,34 @@ async def test_after_the_retention_every_answer_comes_the_same_from_the_record(
     assert status == 409, duplicate
     assert duplicate["error"]["code"] == "duplicate_order"
     assert duplicate["error"]["payment_id"] == pay_id
+
+
+async def test_an_unanswering_record_pauses_order_checks_for_its_router_only(
+    redis_url: str,
+    simulator: Simulator,
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+) -> None:
+    """A create asks the record about its merchant_order_id; a record that does not answer
+    is skipped (counted) for a while by that router, and never by another one."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = await start_router(redis_url, simulator, tmp_path / "a", serving, http)
+    second = await start_router(redis_url, simulator, tmp_path / "b", serving, http)
+    rt = first.app[RUNTIME]
+    with loopback_socket() as closed:
+        url = engine_url(f"postgresql://u@127.0.0.1:{closed.getsockname()[1]}/x", Path())
+    working, rt.record = rt.record, Record(create_engine(url), "nowhere", embedded=False)
+    try:
+        assert await recorded.order_holder(rt, first.merchant_id, "O-1") is None
+        assert await recorded.order_holder(rt, first.merchant_id, "O-2") is None
+        assert rt.metrics.record_unchecked_orders._value.get() == 2
+        assert rt.order_checks_paused_until > rt.clock.monotonic()
+        other = second.app[RUNTIME]
+        assert other.order_checks_paused_until == 0.0
+        assert await recorded.order_holder(other, second.merchant_id, "O-3") is None
+        assert other.metrics.record_unchecked_orders._value.get() == 0
+    finally:
+        await rt.record.close()
+        rt.record = working
