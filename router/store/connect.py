@@ -26,9 +26,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.exceptions import RedisClusterException
+from redis.maint_notifications import MaintNotificationsConfig
 
 from router.settings import ConfigurationError, redacted
 from router.store.errors import ClusterUnreachable, connection_closed_under_us
+from router.store.fresh import FreshSentinelConnection, use_fresh_connections
 
 RedisClient = aioredis.Redis | RedisCluster
 """What `redis_client` returns: one server (also a Sentinel-managed primary) or a cluster."""
@@ -130,9 +132,14 @@ def redis_client(url: str) -> RedisClient:
             decode_responses=True,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             socket_timeout=REPLY_TIMEOUT_S,
+            # redis-py 8 defaults this to "auto", which (truthy) also turns off its check of
+            # pooled connections before lending them; the router speaks RESP2, where these
+            # notifications never come.
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
         )
     except ValueError as exc:
         raise _error(url, str(exc)) from None
+    use_fresh_connections(client.connection_pool)
     options = client.connection_pool.connection_kwargs
     _check_timeouts(url, options.get("socket_connect_timeout"), options.get("socket_timeout"))
     return client
@@ -212,6 +219,7 @@ def _sentinel(url: str) -> SentinelRedis:
         decode_responses=True,
         socket_connect_timeout=connect,
         socket_timeout=reply,
+        connection_class=FreshSentinelConnection,
     )
     assert isinstance(client, SentinelRedis)
     client.owner = sentinel
