@@ -47,10 +47,31 @@ metadata = MetaData(
 PAYMENT_STATUSES = ("processing", "pending", "succeeded", "failed", "closed")
 REFUND_STATUSES = ("pending", "succeeded", "failed")
 EVENT_STATES = ("pending", "retrying", "delivered", "dead", "no_endpoint")
-ACCOUNT_KINDS = ("merchant_receivable", "channel_clearing", "fees", "refunds", "settlement")
+ACCOUNT_KINDS = (
+    "merchant_receivable",
+    "channel_clearing",
+    "fees",
+    "refunds",
+    "settlement",
+    "discounts",
+)
 """What a ledger account holds (docs/record.md): what is owed to a merchant, what a channel
-holds for us, channel fees, refunds paid back to buyers, and what was paid out."""
-POSTING_KINDS = ("payment_captured", "refund_succeeded", "channel_fee", "settlement")
+holds for us, channel fees, refunds paid back to buyers, what was paid out, and coupons the
+merchant funds (the channel collected that much less)."""
+POSTING_KINDS = (
+    "payment_captured",
+    "refund_succeeded",
+    "channel_fee",
+    "settlement",
+    "merchant_discount",
+)
+RECON_RUN_STATUSES = ("running", "done", "failed")
+RECON_RESULTS = ("matched", "fixed", "needs_review")
+"""What became of a statement line: it agreed with the record, a channel query proved the
+record wrong and it was corrected, or it disagrees and waits for a person."""
+DISCREPANCY_KINDS = ("missing_here", "missing_there", "status_mismatch", "amount_mismatch")
+RESOLUTIONS = ("fixed", "needs_review")
+LINE_KINDS = ("payment", "refund")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -254,4 +275,118 @@ ledger_entries = Table(
     ForeignKeyConstraint(
         ["account_id", "currency"], ["ledger_accounts.id", "ledger_accounts.currency"]
     ),
+)
+
+# Reconciliation (docs/reconciliation.md). One run per channel account and statement day
+# (China time), reconciled again in place: a re-run replaces its lines and discrepancies.
+
+recon_runs = Table(
+    "recon_runs",
+    metadata,
+    Column("id", String(96), primary_key=True),  # rcn_<YYYYMMDD>_<account>
+    Column("day", String(10), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("wallet", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="1"),
+    Column("started_ms", BigInteger, nullable=False),
+    Column("finished_ms", BigInteger),
+    Column("lines", BigInteger, nullable=False, server_default="0"),
+    Column("matched", BigInteger, nullable=False, server_default="0"),
+    Column("fixed", Integer, nullable=False, server_default="0"),
+    Column("needs_review", Integer, nullable=False, server_default="0"),
+    Column("totals", JSON),
+    Column("error", Text),
+    CheckConstraint(_one_of("status", RECON_RUN_STATUSES), name="status"),
+    UniqueConstraint("day", "account"),
+    Index(None, "started_ms", "id"),
+)
+
+recon_lines = Table(
+    "recon_lines",
+    metadata,
+    Column("run_id", String(96), ForeignKey("recon_runs.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("merchant_id", Id),
+    Column("livemode", Boolean),
+    Column("payment_id", Id),
+    Column("refund_id", Id),
+    Column("order_no", String(64), nullable=False),
+    Column("refund_no", String(64)),
+    Column("channel_trade_no", String(64), nullable=False),
+    Column("channel_refund_no", String(64)),
+    Column("amount", BigInteger, nullable=False),
+    Column("settled", BigInteger, nullable=False),
+    Column("fee", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("booked_ms", BigInteger, nullable=False),
+    Column("result", String(16), nullable=False),
+    CheckConstraint(_one_of("kind", LINE_KINDS), name="kind"),
+    CheckConstraint(_one_of("result", RECON_RESULTS), name="result"),
+    Index(None, "payment_id"),
+    Index(None, "refund_id"),
+)
+
+recon_discrepancies = Table(
+    "recon_discrepancies",
+    metadata,
+    Column("run_id", String(96), ForeignKey("recon_runs.id"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("seq", Integer),
+    Column("kind", String(16), nullable=False),
+    Column("merchant_id", Id),
+    Column("payment_id", Id),
+    Column("refund_id", Id),
+    Column("channel_trade_no", String(64)),
+    Column("ours", JSON),
+    Column("theirs", JSON),
+    Column("resolution", String(16), nullable=False),
+    Column("note", Text),
+    CheckConstraint(_one_of("kind", DISCREPANCY_KINDS), name="kind"),
+    CheckConstraint(_one_of("resolution", RESOLUTIONS), name="resolution"),
+    Index(None, "payment_id"),
+)
+
+# Settlement (T+1): one per merchant, day, currency and mode, from reconciled lines only;
+# its lines are copied in, so a later re-run of reconciliation does not change a settlement.
+
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("merchant_id", Id, nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("livemode", Boolean, nullable=False),
+    Column("gross", BigInteger, nullable=False),
+    Column("refunds", BigInteger, nullable=False),
+    Column("discounts", BigInteger, nullable=False),
+    Column("fees", BigInteger, nullable=False),
+    Column("net", BigInteger, nullable=False),
+    Column("payment_count", Integer, nullable=False),
+    Column("refund_count", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    CheckConstraint("net = gross - refunds - discounts - fees", name="net"),
+    UniqueConstraint("merchant_id", "day", "currency", "livemode"),
+    Index(None, "merchant_id", "created_ms", "id"),
+)
+
+settlement_lines = Table(
+    "settlement_lines",
+    metadata,
+    Column("settlement_id", Id, ForeignKey("settlements.id"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("kind", String(8), nullable=False),
+    Column("payment_id", Id, nullable=False),
+    Column("refund_id", Id),
+    Column("merchant_order_id", String(64), nullable=False),
+    Column("account", String(64), nullable=False),
+    Column("channel_trade_no", String(64), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("discount", BigInteger, nullable=False),
+    Column("fee", BigInteger, nullable=False),
+    Column("net", BigInteger, nullable=False),
+    Column("booked_ms", BigInteger, nullable=False),
+    CheckConstraint(_one_of("kind", LINE_KINDS), name="kind"),
 )
