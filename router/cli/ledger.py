@@ -34,17 +34,26 @@ def render(report: Report, description: str) -> str:
     """The report as an operator reads it: the figures, then each check and its problems."""
     out = [f"ledger of {description}", ""]
     out += _table(
-        ["merchant", "cur", "captured", "refunded", "fees", "settled", "receivable"],
+        ["merchant", "cur", "captured", "refunded", "fees", "discounts", "settled", "receivable"],
         [
-            [m.merchant, m.currency, m.captured, m.refunded, m.fees, m.settled, m.receivable]
+            [
+                m.merchant,
+                m.currency,
+                m.captured,
+                m.refunded,
+                m.fees,
+                m.discounts,
+                m.settled,
+                m.receivable,
+            ]
             for m in report.merchants
         ],
     )
     out.append("")
     out += _table(
-        ["channel account", "cur", "captured", "refunded", "fees", "clearing"],
+        ["channel account", "cur", "captured", "refunded", "fees", "discounts", "clearing"],
         [
-            [c.account, c.currency, c.captured, c.refunded, c.fees, c.clearing]
+            [c.account, c.currency, c.captured, c.refunded, c.fees, c.discounts, c.clearing]
             for c in report.channels
         ],
     )

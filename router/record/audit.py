@@ -8,9 +8,10 @@ Three groups of checks (docs/record.md, "Checking the ledger"):
   `kind:owner:currency`, and the entries of each currency sum to zero;
 - payments: per merchant and currency, what the ledger says was captured and refunded is the
   sum of the succeeded payments and refunds in the record, each of them posted once with its
-  amount; each channel account's clearing balance is what it captured, less what it refunded
-  and the fees it kept; each merchant's receivable is what it was paid less what was settled,
-  and its refunds account what was refunded less what was settled.
+  amount; each channel account's clearing balance is what it captured, less what it refunded,
+  the fees it kept and the merchant-funded coupons it never collected; each merchant's
+  receivable is what it was paid less what was settled, and its refunds account what was
+  refunded less what was settled.
 
 Balances are not stored: an account's balance is always the sum of its entries, which the
 second group holds to its account and currency.
@@ -61,6 +62,7 @@ class MerchantLine:
     captured: int = 0
     refunded: int = 0
     fees: int = 0
+    discounts: int = 0
     settled: int = 0
     receivable: int = 0
 
@@ -74,6 +76,7 @@ class ChannelLine:
     captured: int = 0
     refunded: int = 0
     fees: int = 0
+    discounts: int = 0
     clearing: int = 0
 
 
@@ -260,6 +263,7 @@ async def _figures(
         settled_gross = ledger["settlement", "merchant_receivable", mch, cur]
         settled_refunds = -ledger["settlement", "refunds", mch, cur]
         m.fees = ledger["channel_fee", "fees", mch, cur]
+        m.discounts = ledger["merchant_discount", "discounts", mch, cur]
         m.settled = -ledger["settlement", "settlement", mch, cur]
         m.receivable = -balance["merchant_receivable", mch, cur]
         if captured != m.captured:
@@ -284,12 +288,14 @@ async def _figures(
             )
     for (acct, cur), c in sorted(channels.items()):
         c.fees = -ledger["channel_fee", "channel_clearing", acct, cur]
+        c.discounts = -ledger["merchant_discount", "channel_clearing", acct, cur]
         c.clearing = balance["channel_clearing", acct, cur]
-        expected = c.captured - c.refunded - c.fees
+        expected = c.captured - c.refunded - c.fees - c.discounts
         if c.clearing != expected:
             check.add(
                 f"channel_clearing:{acct}:{cur} is {c.clearing}, expected {expected} (captured "
-                f"{c.captured} - refunded {c.refunded} - fees {c.fees})"
+                f"{c.captured} - refunded {c.refunded} - fees {c.fees} - discounts "
+                f"{c.discounts})"
             )
     return merchants, channels, check
 

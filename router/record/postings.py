@@ -1,9 +1,10 @@
 """The postings payrouter makes, each exactly once per money movement.
 
 A movement's posting id is derived from what moved (`cap_<payment id>`, `ref_<refund id>`,
-`fee_<payment or refund id>`, `stl_<settlement id>`), and a posting is written only when no
-posting has that id yet. So the drainer may hand the same rows over again (a re-drain, a
-crash between the write and the acknowledgement, rows out of order): the ledger moves once.
+`fee_<payment or refund id>`, `dsc_<payment or refund id>`, `stl_<settlement id>`), and a
+posting is written only when no posting has that id yet. So the drainer may hand the same
+rows over again (a re-drain, a crash between the write and the acknowledgement, rows out of
+order): the ledger moves once.
 
 Two writers posting the same movement at once: on PostgreSQL each takes a transaction-level
 advisory lock per posting id (in one order, so two writers cannot deadlock on them) before
@@ -46,6 +47,11 @@ def refund_posting_id(refund_id: str) -> str:
 def fee_posting_id(object_id: str) -> str:
     """The fee posting of a payment or of a refund (a channel returning part of its fee)."""
     return f"fee_{object_id}"
+
+
+def discount_posting_id(object_id: str) -> str:
+    """The coupon posting of a payment or of a refund (the coupon's share handed back)."""
+    return f"dsc_{object_id}"
 
 
 def settlement_posting_id(settlement_id: str) -> str:
@@ -213,14 +219,70 @@ async def post_channel_fee(
     """`channel_fee`: what channel account `account` kept of a payment's (or gave back of a
     refund's, `amount` < 0) money, borne by `merchant`. `object_id` is the payment's or the
     refund's id. False when that fee was already posted (or `amount` is 0)."""
+    return await _merchant_borne(
+        conn,
+        "channel_fee",
+        fee_posting_id(object_id),
+        "fees",
+        object_id,
+        account,
+        merchant,
+        currency,
+        amount,
+        at_ms,
+    )
+
+
+async def post_merchant_discount(
+    conn: AsyncConnection,
+    object_id: str,
+    account: str,
+    merchant: str,
+    currency: str,
+    amount: int,
+    *,
+    at_ms: int,
+) -> bool:
+    """`merchant_discount`: a coupon `merchant` funds, so channel account `account` collected
+    `amount` less than the payment's amount (or, `amount` < 0, paid that much less back on a
+    refund: the coupon's share). `object_id` is the payment's or the refund's id. False when
+    that coupon was already posted (or `amount` is 0)."""
+    return await _merchant_borne(
+        conn,
+        "merchant_discount",
+        discount_posting_id(object_id),
+        "discounts",
+        object_id,
+        account,
+        merchant,
+        currency,
+        amount,
+        at_ms,
+    )
+
+
+async def _merchant_borne(
+    conn: AsyncConnection,
+    kind: str,
+    posting_id: str,
+    merchant_account: str,
+    object_id: str,
+    account: str,
+    merchant: str,
+    currency: str,
+    amount: int,
+    at_ms: int,
+) -> bool:
+    """A posting moving `amount` from channel account `account` onto one of `merchant`'s
+    accounts (`fees`, `discounts`), tied to the payment or refund `object_id`."""
     if amount == 0:
         return False
     is_refund = object_id.startswith("re_")
     movement = Movement(
-        fee_posting_id(object_id),
-        "channel_fee",
+        posting_id,
+        kind,
         (
-            Entry(Account("fees", merchant, currency), amount),
+            Entry(Account(merchant_account, merchant, currency), amount),
             Entry(Account("channel_clearing", account, currency), -amount),
         ),
         at_ms=at_ms,
@@ -239,16 +301,19 @@ async def post_settlement(
     gross: int,
     refunded: int,
     fees: int,
+    discounts: int = 0,
     at_ms: int,
     memo: str | None = None,
 ) -> bool:
     """`settlement`: pay out to `merchant` the net of what it was paid (`gross`), minus what
-    was refunded and the fees, clearing its receivable, refunds and fees by those amounts.
-    False when `settlement_id` was already posted, or when there is nothing to move."""
-    net = gross - refunded - fees
+    was refunded, the coupons it funded (`discounts`) and the fees, clearing its receivable,
+    refunds, discounts and fees by those amounts. False when `settlement_id` was already
+    posted, or when there is nothing to move."""
+    net = gross - refunded - discounts - fees
     entries = (
         Entry(Account("merchant_receivable", merchant, currency), gross),
         Entry(Account("refunds", merchant, currency), -refunded),
+        Entry(Account("discounts", merchant, currency), -discounts),
         Entry(Account("fees", merchant, currency), -fees),
         Entry(Account("settlement", merchant, currency), -net),
     )

@@ -46,7 +46,7 @@ async def test_check_passes_then_names_what_changed(empty: Target, migrated: Rec
     assert "ok    postings balance" in good.stdout
     assert "totals per currency: CNY 0" in good.stdout
     line = next(row for row in good.stdout.splitlines() if row.startswith("wechat_main"))
-    assert line.split() == ["wechat_main", "CNY", "1999", "500", "12", str(1999 - 500 - 12)]
+    assert line.split() == ["wechat_main", "CNY", "1999", "500", "12", "0", str(1999 - 500 - 12)]
 
     as_json = await check(empty, "--json")
     report = json.loads(as_json.stdout)
@@ -58,6 +58,7 @@ async def test_check_passes_then_names_what_changed(empty: Target, migrated: Rec
             "captured": 1999,
             "refunded": 500,
             "fees": 12,
+            "discounts": 0,
             "settled": 0,
             "receivable": 1999,
         }

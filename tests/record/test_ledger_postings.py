@@ -21,6 +21,7 @@ from router.record.ledger import balances, totals
 from router.record.postings import (
     capture_posting_id,
     post_channel_fee,
+    post_merchant_discount,
     post_settlement,
     post_state_changes,
     refund_posting_id,
@@ -117,8 +118,26 @@ async def test_fee_and_settlement_postings_have_fixed_ids(migrated: Record) -> N
         assert not await post_channel_fee(
             conn, "pay_nofee000001", "wechat_main", MCH, "CNY", 0, at_ms=1
         )
+        # A coupon of 100 the merchant funds, and its share (25) handed back on the refund.
+        assert await post_merchant_discount(
+            conn, pay["id"], "wechat_main", MCH, "CNY", 100, at_ms=1
+        )
+        assert not await post_merchant_discount(
+            conn, pay["id"], "wechat_main", MCH, "CNY", 100, at_ms=1
+        )
+        assert await post_merchant_discount(
+            conn, ref["id"], "wechat_main", MCH, "CNY", -25, at_ms=2
+        )
         done = await post_settlement(
-            conn, "stl_20261128_x", MCH, "CNY", gross=1999, refunded=500, fees=9, at_ms=3
+            conn,
+            "stl_20261128_x",
+            MCH,
+            "CNY",
+            gross=1999,
+            refunded=500,
+            fees=9,
+            discounts=75,
+            at_ms=3,
         )
         assert done
         assert not await post_settlement(
@@ -133,15 +152,16 @@ async def test_fee_and_settlement_postings_have_fixed_ids(migrated: Record) -> N
         kinds = dict(
             (await conn.execute(select(ledger_postings.c.id, ledger_postings.c.kind))).all()
         )
-    assert got[(f"settlement:{MCH}:CNY", "CNY")] == -(1999 - 500 - 9)
-    assert got[("channel_clearing:wechat_main:CNY", "CNY")] == 1999 - 500 - 9
-    for kind in ("merchant_receivable", "refunds", "fees"):
+    assert got[(f"settlement:{MCH}:CNY", "CNY")] == -(1999 - 500 - 9 - 75)
+    assert got[("channel_clearing:wechat_main:CNY", "CNY")] == 1999 - 500 - 9 - 75
+    for kind in ("merchant_receivable", "refunds", "fees", "discounts"):
         assert got[(f"{kind}:{MCH}:CNY", "CNY")] == 0
     assert kinds[f"fee_{pay['id']}"] == kinds[f"fee_{ref['id']}"] == "channel_fee"
+    assert kinds[f"dsc_{pay['id']}"] == kinds[f"dsc_{ref['id']}"] == "merchant_discount"
     assert kinds["stl_stl_20261128_x"] == "settlement"
     assert report.ok, report.as_json()
-    assert [(c.account, c.fees, c.clearing) for c in report.channels] == [
-        ("wechat_main", 9, 1999 - 500 - 9)
+    assert [(c.account, c.fees, c.discounts, c.clearing) for c in report.channels] == [
+        ("wechat_main", 9, 75, 1999 - 500 - 9 - 75)
     ]
 
 
