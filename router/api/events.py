@@ -21,6 +21,7 @@ from router.api.payments import query_params
 from router.clock import from_ms, rfc3339
 from router.errors import InvalidRequest, NotFound
 from router.models import Cursor, Limit
+from router.payments.recorded import FRESH_MS
 from router.record import reads
 from router.runtime import Runtime
 from router.store.endpoints import DisabledEndpoint
@@ -180,17 +181,27 @@ async def _recorded(rt: Runtime, mch: str, evt_id: str) -> web.Response | None:
     return json_response(_public(event, readable_attempts(rt, event, list(rows))))
 
 
-async def _restore(rt: Runtime, mch: str, evt_id: str) -> bool:
-    """Put an event the record holds (and Redis does not) back in Redis."""
+async def _gone_from_redis(
+    rt: Runtime, mch: str, evt_id: str
+) -> tuple[StoredEvent, list[dict[str, Any]], int] | None:
+    """The record's copy of an event Redis no longer holds (past PAYROUTER_REDIS_RETENTION),
+    with its attempts and version; None when Redis holds it, damaged or not (a damaged one is
+    not answered from an older copy), or the record has no such event of this merchant."""
     if rt.record is None or not EVENT_ID.fullmatch(evt_id):
-        return False
+        return None
     try:
         if await rt.store.events.get(mch, evt_id) is not None:
-            return False
+            return None
     except UnreadableEvent:
-        return False
+        return None
     found = await reads.event(rt.record, evt_id)
-    if found is None or found[0].merchant_id != mch:
+    return found if found is not None and found[0].merchant_id == mch else None
+
+
+async def _restore(rt: Runtime, mch: str, evt_id: str) -> bool:
+    """Put an event the record holds (and Redis does not) back in Redis."""
+    found = await _gone_from_redis(rt, mch, evt_id)
+    if found is None:
         return False
     event, attempts, version = found
     await rt.store.changes.restore_event(event, attempts, version)
@@ -205,31 +216,61 @@ async def _shown(rt: Runtime, event: StoredEvent) -> web.Response:
 
 async def list_events(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    store = rt.store
     mch = principal(request).merchant.id
     query = query_params(request, EventListQuery)
     cursor = None
     if query.starting_after is not None:
         if EVENT_ID.fullmatch(query.starting_after):
             cursor = await read_event(rt, mch, query.starting_after)
+            if cursor is None:
+                gone = await _gone_from_redis(rt, mch, query.starting_after)
+                cursor = None if gone is None else gone[0]
         if cursor is None:
             raise InvalidRequest(
                 "resource_missing",
                 f"starting_after: no such event {query.starting_after!r}",
                 param="starting_after",
             )
-    page = await store.events.page(mch, limit=query.limit, starting_after=cursor, type_=query.type)
+    events, has_more = await _events(rt, mch, query, cursor)
     shown = []
-    for event in page.events:
+    for event in events:
         try:
             shown.append(_public(event, None))
         except UnreadableEvent as exc:
             # A record the store can decode but that does not make an event (its type, say):
-            # left out too, so a page may hold fewer than `limit`.
-            page.unreadable.append(exc)
-    for damaged in page.unreadable:
-        rt.damaged.report("event", f"{mch}/{damaged.event_id}", damaged.reason)
-    return json_response(EventList(data=shown, has_more=page.has_more))
+            # left out, so a page may hold fewer than `limit`.
+            rt.damaged.report("event", f"{mch}/{event.id}", exc.reason)
+    return json_response(EventList(data=shown, has_more=has_more))
+
+
+async def _events(
+    rt: Runtime, mch: str, query: EventListQuery, cursor: StoredEvent | None
+) -> tuple[list[StoredEvent], bool]:
+    """A page of events, newest first: from the record, which holds every event ever made
+    (those past PAYROUTER_REDIS_RETENTION too), merged with the last `FRESH_MS` of Redis,
+    which the drainer may not have copied yet. Without a record, Redis alone."""
+    since = rt.clock.now_ms() - FRESH_MS
+    recorded: list[StoredEvent] = []
+    more = False
+    if rt.record is not None:
+        recorded, more = await reads.events_page(
+            rt.record, mch, type_=query.type, limit=query.limit, after=cursor
+        )
+        if cursor is not None and cursor.created_ms < since:
+            return recorded, more
+    page = await rt.store.events.page(
+        mch, limit=query.limit, starting_after=cursor, type_=query.type
+    )
+    for unreadable in page.unreadable:
+        rt.damaged.report("event", f"{mch}/{unreadable.event_id}", unreadable.reason)
+    if rt.record is None:
+        return page.events, page.has_more
+    recent = [e for e in page.events if e.created_ms >= since]
+    # Damaged in Redis (reported): left out, not answered from an older copy in the record.
+    damaged = {exc.event_id for exc in page.unreadable}
+    merged = {e.id: e for e in recorded if e.id not in damaged} | {e.id: e for e in recent}
+    ordered = sorted(merged.values(), key=lambda e: (e.created_ms, e.id), reverse=True)
+    return ordered[: query.limit], more or len(ordered) > query.limit
 
 
 async def get_event(request: web.Request) -> web.Response:

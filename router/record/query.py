@@ -180,8 +180,12 @@ async def list_events(
     type_: str | None = None,
     limit: int = 10,
     starting_after: str | None = None,
+    after: tuple[int, str] | None = None,
 ) -> Page:
-    """A merchant's events, of one type when `type_` is given, newest first."""
+    """A merchant's events, of one type when `type_` is given, newest first, after
+    `starting_after` (a recorded event's id) or the position `after` (`(created_ms, id)`)."""
     owner = events.c.merchant_id == merchant_id
     conditions = [] if type_ is None else [events.c.type == type_]
+    if after is not None:
+        conditions.append(tuple_(events.c.created_ms, events.c.id) < tuple_(*after))
     return await _page(conn, events, owner, "event", conditions, limit, starting_after)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from router.record import Record
 from router.record.connect import RecordUnavailable, reason
-from router.record.query import PaymentFilter, list_payments
+from router.record.query import PaymentFilter, list_events, list_payments
 from router.record.rows import attempt_object, stored_event, stored_payment, stored_refund
 from router.record.schema import event_attempts, events, payments, refunds
 from router.store.events import StoredEvent
@@ -125,3 +125,19 @@ async def payments_page(
     async with _reading(record) as conn:
         page = await list_payments(conn, mch, filters, limit=limit, after=position)
     return [stored_payment(row) for row in page.rows], page.has_more
+
+
+async def events_page(
+    record: Record,
+    mch: str,
+    *,
+    type_: str | None,
+    limit: int,
+    after: StoredEvent | None,
+) -> tuple[list[StoredEvent], bool]:
+    """A page of the merchant's recorded events (`router.record.query.list_events`), older
+    than `after` when given: (page, has_more)."""
+    position = None if after is None else (after.created_ms, after.id)
+    async with _reading(record) as conn:
+        page = await list_events(conn, mch, type_=type_, limit=limit, after=position)
+    return [stored_event(row) for row in page.rows], page.has_more

@@ -106,6 +106,9 @@ async def test_after_the_retention_every_answer_comes_the_same_from_the_record(
         f"/v1/payments?merchant_order_id={paid['merchant_order_id']}",
         "/v1/payments?limit=5",
         f"/v1/payments?status=succeeded&method={paid['method']}&amount_gte={paid['amount']}",
+        "/v1/events?limit=100",
+        "/v1/events?type=refund.succeeded",
+        f"/v1/events?limit=1&starting_after={event_ids[0]}",
     ]
     before = [await raw(r, "GET", path) for path in paths]
     closed_before = await raw(r, "POST", f"/v1/payments/{pay_id}/close")
