@@ -145,7 +145,7 @@ class UnionPayChannel(ChannelAdapter[UnionPayAccount, UnionPayCredentials]):
     async def statement(self, day: date) -> AsyncIterator[StatementLine]:
         """The day's settlement file by file transfer (txnType 76), inflated, then read."""
         call = requests.build_statement_request(
-            self._merchant, self._config.base_url, day, self._moment()
+            self._merchant, self._config.statement_url, day, self._moment()
         )
         content = answers.parse_statement_answer(await self._send(call))
         if content is None:

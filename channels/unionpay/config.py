@@ -5,6 +5,7 @@ Routing config entry (YAML)::
     unionpay_main:
       type: unionpay
       base_url: http://127.0.0.1:8093
+      file_transfer_url: https://filedownload.95516.com   # optional; default base_url
       credentials: {file: ../.sandbox/unionpay/777290058110048.json}
       timeouts: {connect: 2, total: 10}
       methods: [qr, web]         # optional subset
@@ -30,6 +31,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    field_validator,
     model_validator,
 )
 
@@ -59,6 +61,23 @@ class UnionPayAccount(AccountBase):
     supported_methods: ClassVar[frozenset[Method]] = SUPPORTED_METHODS
 
     type: Literal["unionpay"]
+    file_transfer_url: str | None = None
+    """Where the settlement file is fetched (`fileTransRequest.do`): production UnionPay
+    serves it from its own host; absent, `base_url` (the simulator serves both)."""
+
+    @field_validator("file_transfer_url")
+    @classmethod
+    def _file_transfer_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")) or "?" in value:
+            raise ValueError("file_transfer_url must be an http(s) URL without a query")
+        return value.rstrip("/")
+
+    @property
+    def statement_url(self) -> str:
+        """The base URL of the file transfer."""
+        return self.file_transfer_url or self.base_url
 
 
 class UnionPayCredentials(CredentialsBase):

@@ -176,3 +176,12 @@ def test_secrets_stay_out_of_reprs() -> None:
     text = repr(credentials) + str(credentials) + repr(credentials.model_dump())
     assert "PRIVATE KEY" not in text
     assert credentials.bundle() == chain().bundle()
+
+
+def test_the_file_transfer_url_defaults_to_base_url() -> None:
+    assert account().statement_url == "http://127.0.0.1:8093"
+    elsewhere = account(file_transfer_url="https://filedownload.95516.com/")
+    assert elsewhere.statement_url == "https://filedownload.95516.com"
+    with pytest.raises(ValidationError) as caught:
+        account(file_transfer_url="ftp://x")
+    assert caught.value.errors()[0]["loc"] == ("file_transfer_url",)
