@@ -9,12 +9,15 @@ keyed by the tables' column names.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import and_, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from router.record import Record
+from router.record.connect import RecordUnavailable, reason
 from router.record.postings import post_settlement
 from router.record.query import Page, _page
 from router.record.schema import (
@@ -197,3 +200,14 @@ async def all_lines(
             return
         yield rows
         after = rows[-1]["number"]
+
+
+@asynccontextmanager
+async def reading(record: Record) -> AsyncIterator[AsyncConnection]:
+    """A connection to read settlements with; a database that cannot answer is
+    `RecordUnavailable` (the API answers 503)."""
+    try:
+        async with record.engine.connect() as conn:
+            yield conn
+    except (SQLAlchemyError, OSError) as exc:
+        raise RecordUnavailable(reason(exc)) from exc
