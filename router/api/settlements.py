@@ -29,6 +29,7 @@ from router.models import Cursor, Limit
 from router.record import Record
 from router.record import settlements as rows
 from router.record.query import CursorNotFound
+from router.settle.objects import settlement_object
 
 SETTLEMENT_ID = re.compile(r"stl_[A-Za-z0-9]{8,64}")
 CSV_COLUMNS = (
@@ -121,10 +122,8 @@ class SettlementLineList(BaseModel):
     url: str
 
 
-def settlement_object(row: dict[str, Any]) -> Settlement:
-    """A `settlements` row as merchants see it."""
-    fields = {k: row[k] for k in Settlement.model_fields if k in row}
-    return Settlement.model_validate(fields | {"created_at": rfc3339(from_ms(row["created_ms"]))})
+def _settlement(row: dict[str, Any]) -> Settlement:
+    return Settlement.model_validate(settlement_object(row))
 
 
 def _line(row: dict[str, Any]) -> SettlementLine:
@@ -170,12 +169,12 @@ async def list_settlements(request: web.Request) -> web.Response:
         except CursorNotFound as exc:
             raise InvalidRequest("resource_missing", str(exc), param="starting_after") from None
     return json_response(
-        SettlementList(data=[settlement_object(r) for r in page.rows], has_more=page.has_more)
+        SettlementList(data=[_settlement(r) for r in page.rows], has_more=page.has_more)
     )
 
 
 async def get_settlement(request: web.Request) -> web.Response:
-    return json_response(settlement_object(await _mine(request)))
+    return json_response(_settlement(await _mine(request)))
 
 
 def wants_csv(request: web.Request) -> bool:

@@ -1,9 +1,14 @@
 """`payrouter settle run`: T+1 settlement of one day from its reconciled lines
 (router.settle, docs/reconciliation.md "Settlement").
 
-Exit code 0 when the day is settled (every settlement made now or before); 1 when some
-account of the day is not reconciled yet (or no account was reconciled at all), and nothing
-was settled; 2 on a configuration error (the database cannot be used, or a bad date).
+Exit code 0 when the day is settled (every settlement made now or before) and announced;
+1 when some account of the day is not reconciled yet (or no account was reconciled at all),
+and nothing was settled, or when Redis could not take the `settlement.created` events (the
+settlements are made; the next run sends them); 2 on a configuration error (the database
+cannot be used, or a bad date).
+
+Events go to Redis (PAYROUTER_REDIS_URL), where the routers' dispatchers deliver them; without
+it (the sandbox's embedded store lives inside `payrouter dev`) none are sent.
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ from router.cli.db import SANDBOX_OPTION
 from router.cli.ledger import _table
 from router.clock import Clock
 from router.record import open_checked
+from router.settings import ConfigurationError, Settings
 from router.settle import Outcome, parse_day, settle_day, yesterday
+from router.settle.announce import announce
+from router.store import open_store
+from router.store.errors import STORE_UNAVAILABLE
 
 COLUMNS = ["merchant", "cur", "mode", "gross", "refunds", "discounts", "fees", "net", "pay", "ref"]
 
@@ -83,16 +92,40 @@ def settle() -> None:
 def run_command(sandbox_dir: Path, day: str | None, as_json: bool) -> None:
     """Settle a day per merchant and currency; exit 1 while an account is not reconciled."""
     clock = Clock()
-
-    async def run() -> Outcome:
-        record = await open_checked(load_settings().database_url, sandbox_dir)
-        try:
-            return await settle_day(record, day or yesterday(clock), clock)
-        finally:
-            await record.close()
-
-    outcome = run_async(run)
-    data: dict[str, Any] = outcome.as_json()
-    emit(data, as_json, render(outcome))
-    if not outcome.complete:
+    settings = load_settings()
+    outcome, sent, problem = run_async(lambda: _run(settings, sandbox_dir, day, clock))
+    data: dict[str, Any] = outcome.as_json() | {"events_sent": sent, "events_error": problem}
+    text = render(outcome)
+    if sent:
+        text += f"\n{len(sent)} settlement.created event(s) sent"
+    if settings.redis_url is None:
+        text += "\nno settlement.created events: PAYROUTER_REDIS_URL is not set"
+    emit(data, as_json, text)
+    if problem is not None:
+        click.echo(f"settlement.created not sent: {problem}; run this again to send it", err=True)
+    if not outcome.complete or problem is not None:
         raise SystemExit(1)
+
+
+async def _run(
+    settings: Settings, sandbox_dir: Path, day: str | None, clock: Clock
+) -> tuple[Outcome, list[str], str | None]:
+    """Settle the day, then announce its settlements; the events sent and, if Redis could
+    not take them, why."""
+    record = await open_checked(settings.database_url, sandbox_dir)
+    try:
+        outcome = await settle_day(record, day or yesterday(clock), clock)
+        if settings.redis_url is None:
+            return outcome, [], None
+        try:
+            store = await open_store(settings.redis_url, clock, settings.secret_key)
+        except ConfigurationError as exc:
+            return outcome, [], str(exc)
+        try:
+            return outcome, await announce(record, store, outcome.day, clock), None
+        except STORE_UNAVAILABLE as exc:
+            return outcome, [], f"Redis: {type(exc).__name__}: {exc}"
+        finally:
+            await store.close()
+    finally:
+        await record.close()

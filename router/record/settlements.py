@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,6 +21,7 @@ from router.record.connect import RecordUnavailable, reason
 from router.record.postings import post_settlement
 from router.record.query import Page, _page
 from router.record.schema import (
+    events,
     payments,
     recon_lines,
     recon_runs,
@@ -211,3 +212,14 @@ async def reading(record: Record) -> AsyncIterator[AsyncConnection]:
             yield conn
     except (SQLAlchemyError, OSError) as exc:
         raise RecordUnavailable(reason(exc)) from exc
+
+
+async def recorded_events(conn: AsyncConnection, event_ids: Sequence[str]) -> set[str]:
+    """Which of `event_ids` the record holds (the drainer copied them from Redis)."""
+    if not event_ids:
+        return set()
+    found = await conn.execute(
+        select(events.c.id).where(events.c.id.in_(bindparam("ids", expanding=True))),
+        {"ids": list(event_ids)},
+    )
+    return {evt_id for (evt_id,) in found}
