@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, select
+from sqlalchemy import and_, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,8 +51,9 @@ async def day_runs(conn: AsyncConnection, day: str) -> list[dict[str, Any]]:
 
 
 async def settled_lines(conn: AsyncConnection, day: str) -> list[dict[str, Any]]:
-    """Every matched or fixed line of `day`'s finished runs that names a merchant, with its
-    run's account and its payment's `merchant_order_id`, in statement order."""
+    """Every matched or fixed line of `day`'s finished runs that names a merchant and a
+    payment, with its run's account and its payment's `merchant_order_id`, in statement
+    order."""
     statement = (
         select(
             recon_lines.c.kind,
@@ -67,15 +68,18 @@ async def settled_lines(conn: AsyncConnection, day: str) -> list[dict[str, Any]]
             recon_lines.c.currency,
             recon_lines.c.booked_ms,
             recon_runs.c.account,
-            payments.c.merchant_order_id,
+            func.coalesce(payments.c.merchant_order_id, "").label("merchant_order_id"),
         )
         .join(recon_runs, recon_runs.c.id == recon_lines.c.run_id)
-        .join(payments, payments.c.id == recon_lines.c.payment_id)
+        # Outer: a reconciled line is money the channel moved, settled even if its payment
+        # were missing from the record (its merchant_order_id is then empty).
+        .outerjoin(payments, payments.c.id == recon_lines.c.payment_id)
         .where(
             recon_runs.c.day == day,
             recon_runs.c.status == "done",
             recon_lines.c.result.in_(SETTLED_RESULTS),
             recon_lines.c.merchant_id.is_not(None),
+            recon_lines.c.payment_id.is_not(None),
         )
         .order_by(recon_runs.c.account, recon_lines.c.seq)
     )
