@@ -11,10 +11,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from router.cli.settle import render
+from router.clock import Clock
 from router.record import Record
 from router.record.audit import check_ledger
 from router.record.ledger import balances
 from router.record.schema import ledger_postings, settlement_lines, settlements
+from router.settle import settle_day
 from tests.record.conftest import Target
 from tests.router.test_cli import one_line_exit_2, payrouter
 from tests.settle.days import DAY, Run, write_day
@@ -36,6 +39,11 @@ async def settle_json(target: Target) -> tuple[int, dict[str, Any]]:
     result = await settle(target, "--json")
     assert "Traceback" not in result.stderr, result.stderr
     return result.returncode, json.loads(result.stdout)
+
+
+async def table(record: Record) -> str:
+    """What the run prints on a terminal (the day again, in this process: idempotent)."""
+    return render(await settle_day(record, DAY, Clock()))
 
 
 def by_merchant(out: dict[str, Any]) -> dict[tuple[str, str, bool], dict[str, Any]]:
@@ -110,53 +118,52 @@ async def test_a_day_settles_once_with_its_lines_and_posting(
         )
     assert (count, postings) == (3, 3)
 
-    table = await settle(empty)
-    assert table.returncode == 0
-    assert "0 settled now, 3 already settled" in table.stdout
-    assert SHOP in table.stdout
+    shown = await table(migrated)
+    assert "0 settled now, 3 already settled" in shown
+    assert SHOP in shown
 
 
-async def test_an_unfinished_account_holds_the_day(empty: Target, migrated: Record) -> None:
+async def test_an_unfinished_account_holds_the_day(sandbox: Target, sandbox_record: Record) -> None:
     done, running = Run("wechat_main"), Run("alipay_main", status="running")
     done.pay(SHOP, 1000, fee=6)
     running.pay(SHOP, 2000, fee=12)
-    async with migrated.engine.begin() as conn:
+    async with sandbox_record.engine.begin() as conn:
         await write_day(conn, DAY, [done, running])
 
-    code, out = await settle_json(empty)
+    code, out = await settle_json(sandbox)
     assert code == 1
     assert out["pending_accounts"] == ["alipay_main"]
     assert out["settlements"] == []
-    table = await settle(empty)
-    assert table.returncode == 1
-    assert "not reconciled yet (nothing settled): alipay_main" in table.stdout
-    async with migrated.engine.connect() as conn:
+    assert "not reconciled yet (nothing settled): alipay_main" in await table(sandbox_record)
+    async with sandbox_record.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(settlements)) == 0
 
 
-async def test_refunds_beyond_the_day_owe_the_merchant(empty: Target, migrated: Record) -> None:
+async def test_refunds_beyond_the_day_owe_the_merchant(
+    sandbox: Target, sandbox_record: Record
+) -> None:
     earlier, day = Run("unionpay_main"), Run("wechat_main")
     old = earlier.pay(SHOP, 9000, fee=54)
-    async with migrated.engine.begin() as conn:
+    async with sandbox_record.engine.begin() as conn:
         await write_day(conn, "2026-11-27", [earlier])
     day.pay(SHOP, 1000, fee=6)
     day.refund(old, 9000, fee=-54)
-    async with migrated.engine.begin() as conn:
+    async with sandbox_record.engine.begin() as conn:
         await write_day(conn, DAY, [day])
 
-    code, out = await settle_json(empty)
+    code, out = await settle_json(sandbox)
     assert code == 0
     (shop,) = out["settlements"]
     assert (shop["gross"], shop["refunds"], shop["fees"], shop["net"]) == (1000, 9000, -48, -7952)
-    table = await settle(empty)
-    assert f"{SHOP} owes 7952 CNY: refunds exceed payments" in table.stdout
+    assert f"{SHOP} owes 7952 CNY: refunds exceed payments" in await table(sandbox_record)
 
 
-async def test_a_day_without_reconciliation_is_not_settled(empty: Target, migrated: Record) -> None:
-    code, out = await settle_json(empty)
+async def test_a_day_without_reconciliation_is_not_settled(
+    sandbox: Target, sandbox_record: Record
+) -> None:
+    code, out = await settle_json(sandbox)
     assert (code, out["settlements"], out["pending_accounts"]) == (1, [], [])
-    table = await settle(empty)
-    assert "no reconciliation run for this day yet" in table.stdout
+    assert "no reconciliation run for this day yet" in await table(sandbox_record)
 
 
 async def test_a_bad_date_or_database_is_one_line() -> None:
