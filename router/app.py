@@ -13,7 +13,17 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import logs
-from router.api import admin, admin_ledger, checkout, events, links, notify, payments, risk
+from router.api import (
+    admin,
+    admin_ledger,
+    checkout,
+    events,
+    links,
+    notify,
+    payments,
+    risk,
+    settlements,
+)
 from router.api.limits import rate_limits, unauthenticated_limits
 from router.api.middleware import MAX_BODY, RUNTIME, authentication, idempotency, request_context
 from router.api.openapi import build_spec
@@ -129,6 +139,7 @@ async def build_app(
     checkout.add_routes(app, CheckoutService(service))
     links.add_routes(app, LinkService(service))
     events.add_routes(app)
+    settlements.add_routes(app)
     notify.add_routes(app)
     admin.add_routes(app)
     admin_ledger.add_routes(app, RECORD)

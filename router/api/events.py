@@ -30,7 +30,12 @@ from router.store.events import EventStore, StoredEvent, UnreadableEvent
 EVENT_ID = re.compile(r"evt_[A-Za-z0-9]{8,64}")
 ENDPOINT_ID = re.compile(r"we_[0-9a-f]{24}")
 EventType = Literal[
-    "payment.succeeded", "payment.failed", "payment.closed", "refund.succeeded", "refund.failed"
+    "payment.succeeded",
+    "payment.failed",
+    "payment.closed",
+    "refund.succeeded",
+    "refund.failed",
+    "settlement.created",
 ]
 
 

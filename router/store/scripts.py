@@ -684,7 +684,24 @@ redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[1])
 return 1
 """
 
+EMIT_ONCE = """
+-- KEYS: event hash, the merchant's events index, the partition's outbox, its change stream
+-- ARGV: evt_id, created_ms, merchant id, then field/value pairs (with `v`)
+-- An event not tied to a payment's state change (`settlement.created`): written with its
+-- outbox and change entries unless an event with that id is already there. Returns 1 if
+-- written.
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), ARGV[1])
+redis.call('XADD', KEYS[3], '*', 'event', ARGV[1], 'mch', ARGV[3])
+redis.call('XADD', KEYS[4], '*', 'evt', ARGV[1])
+return 1
+"""
+
 ALL = (
+    EMIT_ONCE,
     CREATE_PAYMENT,
     TRANSITION,
     IDEMPOTENCY_BEGIN,

@@ -55,11 +55,13 @@ from payrouter_sdk._resources import (
     AsyncPaymentLinks,
     AsyncPayments,
     AsyncRefunds,
+    AsyncSettlements,
     AsyncWebhookEndpoints,
     Events,
     PaymentLinks,
     Payments,
     Refunds,
+    Settlements,
     WebhookEndpoints,
 )
 from payrouter_sdk._version import __version__
@@ -152,6 +154,7 @@ class AsyncClient:
         self.events = AsyncEvents(self)
         self.webhook_endpoints = AsyncWebhookEndpoints(self)
         self.payment_links = AsyncPaymentLinks(self)
+        self.settlements = AsyncSettlements(self)
 
     def __repr__(self) -> str:
         mode = "signed" if self.signing_key_id else "bearer"
@@ -212,6 +215,12 @@ class AsyncClient:
                 status=status,
                 body=raw.decode("utf-8", "replace"),
             ) from exc
+
+    async def _text(self, method: str, path: str, *, accept: str) -> str:
+        """A GET answered in another format than JSON (`accept`, such as text/csv), as text."""
+        headers = {"Accept": accept, "User-Agent": USER_AGENT}
+        _, raw = await self._send_with_retries(method, self._base_path + path, b"", headers)
+        return raw.decode("utf-8")
 
     async def _call(
         self,
@@ -398,6 +407,7 @@ class Client:
         self.events = Events(self._async.events, self._run)
         self.webhook_endpoints = WebhookEndpoints(self._async.webhook_endpoints, self._run)
         self.payment_links = PaymentLinks(self._async.payment_links, self._run)
+        self.settlements = Settlements(self._async.settlements, self._run)
 
     @property
     def async_client(self) -> AsyncClient:

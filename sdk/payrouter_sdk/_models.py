@@ -207,3 +207,53 @@ class PaymentLink(APIObject):
 
 class PaymentLinkList(ListObject[PaymentLink]):
     pass
+
+
+class Settlement(APIObject):
+    """What the merchant is paid for one day in one currency (T+1), in minor units:
+    `net` = `gross` - `refunds` - `discounts` - `fees`; negative when the merchant owes."""
+
+    id: str
+    object: str = "settlement"
+    day: str
+    currency: str
+    livemode: bool
+    gross: int
+    refunds: int
+    discounts: int
+    fees: int
+    net: int
+    payment_count: int
+    refund_count: int
+    created_at: str
+
+
+class SettlementList(ListObject[Settlement]):
+    pass
+
+
+class SettlementLine(APIObject):
+    """One statement line of a settlement; `discount`, `fee` and `net` are its signed share."""
+
+    object: str = "settlement_line"
+    number: int
+    kind: str
+    payment_id: str
+    refund_id: str | None = None
+    merchant_order_id: str
+    account: str
+    channel_trade_no: str
+    amount: int
+    discount: int
+    fee: int
+    net: int
+    booked_at: str
+
+
+class SettlementLineList(APIObject):
+    """One page of a settlement's lines, in order (`starting_after` is a line's `number`)."""
+
+    object: str = "list"
+    data: list[SettlementLine]
+    has_more: bool
+    url: str | None = None

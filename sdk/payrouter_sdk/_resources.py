@@ -1,4 +1,5 @@
-"""The API's resources: `payments`, `refunds`, `events` and `webhook_endpoints` on a client.
+"""The API's resources: `payments`, `refunds`, `events`, `webhook_endpoints`,
+`payment_links` and `settlements` on a client.
 
 Each endpoint is written once, as an async method. The blocking client's resources are made
 from those methods by `_blocking` (same signature, same docstring, run on the client's loop).
@@ -6,6 +7,7 @@ from those methods by `_blocking` (same signature, same docstring, run on the cl
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -29,6 +31,10 @@ from payrouter_sdk._models import (
     PaymentList,
     Refund,
     RefundList,
+    Settlement,
+    SettlementLine,
+    SettlementLineList,
+    SettlementList,
     WebhookEndpoint,
     WebhookEndpointList,
 )
@@ -267,6 +273,58 @@ class AsyncEvents(_AsyncResource):
         )
 
 
+class AsyncSettlements(_AsyncResource):
+    """`/v1/settlements`: what the merchant is paid per day and currency (T+1)."""
+
+    async def list(
+        self,
+        *,
+        day: str | None = None,
+        currency: str | None = None,
+        limit: int | None = None,
+        starting_after: str | None = None,
+    ) -> SettlementList:
+        """One page of settlements, newest first; `day` as `YYYY-MM-DD`."""
+        params = {
+            "day": day,
+            "currency": currency,
+            "limit": limit,
+            "starting_after": starting_after,
+        }
+        return await self._client._call(SettlementList, "GET", "/v1/settlements", params=params)
+
+    def auto_paging_iter(
+        self, *, day: str | None = None, currency: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[Settlement]:
+        """Every settlement (of `day` and `currency`, if given), newest first."""
+        return _paginate(
+            lambda cursor: self.list(day=day, currency=currency, limit=limit, starting_after=cursor)
+        )
+
+    async def get(self, settlement_id: str) -> Settlement:
+        """One settlement."""
+        return await self._client._call(Settlement, "GET", f"/v1/settlements/{_seg(settlement_id)}")
+
+    async def lines(
+        self, settlement_id: str, *, csv: bool = False
+    ) -> str | builtins.list[SettlementLine]:
+        """Every line of a settlement: the CSV text the API streams (`csv=True`), or the
+        lines as objects, read page by page."""
+        path = f"/v1/settlements/{_seg(settlement_id)}/lines"
+        if csv:
+            return await self._client._text("GET", path, accept="text/csv")
+        out: builtins.list[SettlementLine] = []
+        after: int | None = None
+        while True:
+            page = await self._client._call(
+                SettlementLineList, "GET", path, params={"limit": 100, "starting_after": after}
+            )
+            out += page.data
+            if not page.has_more or not page.data:
+                return out
+            after = page.data[-1].number
+
+
 class AsyncWebhookEndpoints(_AsyncResource):
     """`/v1/webhook_endpoints`: endpoints payrouter stopped sending to after a 410 Gone."""
 
@@ -406,6 +464,15 @@ class Events(_SyncResource[AsyncEvents]):
     auto_paging_iter = _blocking_iter(AsyncEvents.auto_paging_iter)
     get = _blocking(AsyncEvents.get)
     resend = _blocking(AsyncEvents.resend)
+
+
+class Settlements(_SyncResource[AsyncSettlements]):
+    """`/v1/settlements`, blocking: the methods of `AsyncSettlements`."""
+
+    list = _blocking(AsyncSettlements.list)
+    auto_paging_iter = _blocking_iter(AsyncSettlements.auto_paging_iter)
+    get = _blocking(AsyncSettlements.get)
+    lines = _blocking(AsyncSettlements.lines)
 
 
 class WebhookEndpoints(_SyncResource[AsyncWebhookEndpoints]):

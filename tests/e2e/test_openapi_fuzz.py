@@ -94,6 +94,9 @@ SDK_MODELS: dict[str, type[BaseModel]] = {
     "EventList": payrouter_sdk.EventList,
     "WebhookEndpoint": payrouter_sdk.WebhookEndpoint,
     "WebhookEndpointList": payrouter_sdk.WebhookEndpointList,
+    "Settlement": payrouter_sdk.Settlement,
+    "SettlementList": payrouter_sdk.SettlementList,
+    "SettlementLineList": payrouter_sdk.SettlementLineList,
 }
 
 

@@ -31,6 +31,10 @@ SDK_OF = {
     "Attempt": payrouter_sdk.DeliveryAttempt,
     "WebhookEndpoint": payrouter_sdk.WebhookEndpoint,
     "WebhookEndpointList": payrouter_sdk.WebhookEndpointList,
+    "Settlement": payrouter_sdk.Settlement,
+    "SettlementList": payrouter_sdk.SettlementList,
+    "SettlementLine": payrouter_sdk.SettlementLine,
+    "SettlementLineList": payrouter_sdk.SettlementLineList,
 }
 
 

@@ -116,6 +116,10 @@ def _responses(op: Operation) -> dict[str, Any]:
             "headers": _headers(op, status),
             "content": {"application/json": {"schema": _ref(model)}},
         }
+        if op.csv is not None:
+            out[str(status)]["content"]["text/csv"] = {
+                "schema": {"type": "string", "description": op.csv}
+            }
     for status in sorted(op.errors):
         codes = ", ".join(f"`{c}`" for c in op.errors[status])
         out[str(status)] = {

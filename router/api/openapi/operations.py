@@ -27,6 +27,14 @@ from router.api.links import (
 )
 from router.api.middleware import MAX_BODY
 from router.api.payments import ListQuery, RefundListQuery
+from router.api.settlements import (
+    CSV_COLUMNS,
+    LineListQuery,
+    Settlement,
+    SettlementLineList,
+    SettlementList,
+    SettlementListQuery,
+)
 from router.models import (
     CreatePaymentRequest,
     CreateRefundRequest,
@@ -90,6 +98,8 @@ EVERY_POST: Codes = {
 BODY_CODES = ("invalid_json", "parameter_missing", "parameter_invalid", "parameter_unknown")
 QUERY_CODES = ("parameter_invalid", "parameter_unknown", "parameter_repeated")
 NOT_FOUND: Codes = {404: ("resource_missing",)}
+RECORD: Codes = {503: ("record_unavailable",)}
+"""Routes that read the record alone (settlements): its database may not answer."""
 UNREADABLE_EVENT = "No such event, or its stored record is damaged and cannot be read"
 
 
@@ -118,6 +128,9 @@ class Operation:
     description: str | None = None
     notes: Mapping[int, str] = field(default_factory=dict)
     """What a status means for this operation, where `STATUSES` says it too generally."""
+    csv: str | None = None
+    """What the success answer holds as `text/csv` (asked for with `Accept: text/csv`), for
+    an operation that can answer in CSV too."""
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -333,5 +346,37 @@ OPERATIONS: tuple[Operation, ...] = (
         id_of="payment link",
         ok={200: (PaymentLink, "The link, inactive")},
         errors=merged(EVERY_OPERATION, EVERY_POST, NOT_FOUND),
+    ),
+    Operation(
+        "listSettlements",
+        "get",
+        "/v1/settlements",
+        "Settlements (T+1), newest first",
+        description="One per day, currency and mode, made once the day is reconciled; "
+        "only the key's mode (test or live) is listed.",
+        ok={200: (SettlementList, "One page of settlements")},
+        query=SettlementListQuery,
+        errors=merged(EVERY_OPERATION, RECORD, {400: (*QUERY_CODES, "resource_missing")}),
+    ),
+    Operation(
+        "retrieveSettlement",
+        "get",
+        "/v1/settlements/{id}",
+        "Retrieve a settlement",
+        id_of="settlement",
+        ok={200: (Settlement, "The settlement")},
+        errors=merged(EVERY_OPERATION, RECORD, NOT_FOUND),
+    ),
+    Operation(
+        "listSettlementLines",
+        "get",
+        "/v1/settlements/{id}/lines",
+        "A settlement's lines: JSON pages, or every line as CSV with `Accept: text/csv`",
+        id_of="settlement",
+        ok={200: (SettlementLineList, "One page of lines, in order")},
+        query=LineListQuery,
+        csv="Every line, a header row first: " + ", ".join(CSV_COLUMNS) + " (amounts in "
+        "minor units, `booked_at` RFC 3339 UTC); the query parameters do not apply",
+        errors=merged(EVERY_OPERATION, RECORD, NOT_FOUND, {400: QUERY_CODES}),
     ),
 )
