@@ -21,7 +21,9 @@ from router.record import Record
 from router.record.connect import RecordUnavailable
 from router.record.ledger import read_balances
 
-AccountKind = Literal["merchant_receivable", "channel_clearing", "fees", "refunds", "settlement"]
+AccountKind = Literal[
+    "merchant_receivable", "channel_clearing", "fees", "refunds", "settlement", "discounts"
+]
 
 
 class RecordError(ApiError):
