@@ -425,7 +425,21 @@ def _verbs(help_text: str) -> set[str]:
 @pytest.mark.parametrize(
     ("group", "verbs"),
     [
-        ([], {"bench", "db", "dev", "ledger", "merchants", "risk", "routes", "serve", "sim"}),
+        (
+            [],
+            {
+                "bench",
+                "db",
+                "dev",
+                "ledger",
+                "merchants",
+                "recon",
+                "risk",
+                "routes",
+                "serve",
+                "sim",
+            },
+        ),
         (
             ["merchants"],
             {
