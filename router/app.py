@@ -13,7 +13,17 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import logs
-from router.api import admin, admin_ledger, checkout, events, links, notify, payments, risk
+from router.api import (
+    admin,
+    admin_ledger,
+    admin_recon,
+    checkout,
+    events,
+    links,
+    notify,
+    payments,
+    risk,
+)
 from router.api.limits import rate_limits, unauthenticated_limits
 from router.api.middleware import MAX_BODY, RUNTIME, authentication, idempotency, request_context
 from router.api.openapi import build_spec
@@ -132,6 +142,7 @@ async def build_app(
     notify.add_routes(app)
     admin.add_routes(app)
     admin_ledger.add_routes(app, RECORD)
+    admin_recon.add_routes(app, RECORD)
     risk.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

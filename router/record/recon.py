@@ -379,7 +379,7 @@ async def read_run(
                 if lines != "all":
                     query = query.where(ln.result == lines)
                 rows = await conn.execute(query.order_by(ln.seq).limit(limit))
-                run["lines"] = [dict(row._mapping) for row in rows]
+                run["statement_lines"] = [dict(row._mapping) for row in rows]
     except (SQLAlchemyError, OSError) as exc:
         raise RecordUnavailable(reason(exc)) from None
     return run
