@@ -70,7 +70,8 @@ async def test_runs_are_listed_newest_first_and_shown_with_discrepancies(
         "missing_here",
         outside["channel_trade_no"],
     )
-    assert [line["channel_trade_no"] for line in run["statement_lines"]] == [outside["channel_trade_no"]]
+    shown = [line["channel_trade_no"] for line in run["statement_lines"]]
+    assert shown == [outside["channel_trade_no"]]
     status, bare = await get(rr, f"/admin/recon/runs/{first['id']}")
     assert "statement_lines" not in bare and bare["lines"] == 2
 
