@@ -284,7 +284,7 @@ class Reconciler:
                     line.time,
                 )
         await sql.write_lines(conn, rows)
-        report.postings += await sql.post(conn, movements)
+        report.postings += await sql.post(conn, self.engine, movements)
         if self.progress is not None:
             self.progress(len(batch))
 
@@ -353,6 +353,7 @@ class Reconciler:
 
     async def _record_side(self, conn: Any, day: date, report: RunReport) -> None:
         start, end = day_bounds(day)
+        await sql.analyze_lines(conn)
         after = ""
         while page := await sql.unmatched_payments(
             conn, report.run_id, self.account, start, end, after, BATCH

@@ -8,7 +8,8 @@ previous attempt's lines, discrepancies and counts as they were, with the run ma
 `failed` and its `error` (`fail_attempt`).
 
 The engine (`router.recon.engine`) streams the statement and calls these per batch: one
-query for the batch's payments, one for its refunds, one bulk insert of its lines.
+query for the batch's payments, one for its refunds, one bulk insert of its lines, then the
+batch's fee and coupon postings (`post`: on PostgreSQL in short transactions of their own).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, insert, select, update
+from sqlalchemy import and_, bindparam, delete, exists, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -211,9 +212,35 @@ def fee_and_discount(
     return out
 
 
-async def post(conn: AsyncConnection, movements: Sequence[Movement]) -> int:
-    """Post what is not posted yet; how many postings were written."""
-    return len(await post_once(conn, movements)) if movements else 0
+POST_CHUNK = 500
+"""Postings per transaction on PostgreSQL: each takes two advisory locks per posting, held
+to its commit, and the server's lock table is shared and small (64 per connection)."""
+
+
+async def post(conn: AsyncConnection, engine: AsyncEngine, movements: Sequence[Movement]) -> int:
+    """Post what is not posted yet; how many postings were written.
+
+    On PostgreSQL each chunk is its own short transaction, not the run's: a run's postings
+    would hold a lock per posting until the run commits (a million lines cannot), and a
+    posting is a fact the statement line proves whatever becomes of the run (once-only by id,
+    so a re-run finds it and posts nothing). SQLite has one writer, the run's transaction."""
+    if not movements:
+        return 0
+    if conn.dialect.name != "postgresql":
+        return len(await post_once(conn, movements))
+    written = 0
+    for first in range(0, len(movements), POST_CHUNK):
+        async with engine.begin() as own:
+            written += len(await post_once(own, movements[first : first + POST_CHUNK]))
+    return written
+
+
+async def analyze_lines(conn: AsyncConnection) -> None:
+    """Give PostgreSQL's planner the run's lines (written in this very transaction, so
+    autovacuum has not seen them): without it the anti-joins below may scan the lines once
+    per payment."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("ANALYZE recon_lines"))
 
 
 async def unmatched_payments(
