@@ -15,6 +15,7 @@ from router.clock import from_ms
 from router.metrics import Metrics
 from router.payments.worker import RequeryWorker
 from router.recon.engine import Reconciler, RunReport
+from router.record.recon import last_done
 from router.record.schema import DISCREPANCY_KINDS, RECON_RESULTS
 from router.settings import ConfigurationError
 
@@ -107,9 +108,24 @@ def observe(metrics: Metrics, report: RunReport, seconds: float, now_s: float) -
         metrics.recon_lines.labels(account, result).inc(report.results.get(result, 0))
     if report.status != "done":
         return
-    metrics.recon_last_success.labels(account).set(now_s)
-    for kind in DISCREPANCY_KINDS:
-        count = sum(
+    counts = {
+        kind: sum(
             1 for d in report.discrepancies if d.kind == kind and d.resolution == "needs_review"
         )
-        metrics.recon_discrepancies.labels(account, kind).set(count)
+        for kind in DISCREPANCY_KINDS
+    }
+    set_last(metrics, account, now_s, counts)
+
+
+def set_last(metrics: Metrics, account: str, finished_s: float, counts: dict[str, int]) -> None:
+    """The gauges of an account's last successful run."""
+    metrics.recon_last_success.labels(account).set(finished_s)
+    for kind in DISCREPANCY_KINDS:
+        metrics.recon_discrepancies.labels(account, kind).set(counts.get(kind, 0))
+
+
+async def refresh_gauges(metrics: Metrics, record_engine: Any) -> None:
+    """Every router exports the last successful run of each account as the record has it
+    (whichever process ran it, and across restarts), so the alerts see one truth."""
+    for last in await last_done(record_engine):
+        set_last(metrics, last.account, last.finished_ms / 1000, last.needs_review)

@@ -20,7 +20,8 @@ from datetime import date, datetime, time
 from channels.statement import CHINA_TIME
 from router.payments.worker import RequeryWorker
 from router.recon.engine import RunReport
-from router.recon.fix import reconcile, yesterday
+from router.recon.fix import reconcile, refresh_gauges, yesterday
+from router.record.connect import RecordUnavailable
 from router.store.errors import STORE_UNAVAILABLE
 from router.store.leases import Leases
 
@@ -108,6 +109,10 @@ class DailyReconciliation:
     async def run(self, stop: asyncio.Event, poll_s: float = POLL_S) -> None:
         """Look every `poll_s` until `stop` is set."""
         while not stop.is_set():
+            try:
+                await refresh_gauges(self.rt.metrics, self.engine)
+            except RecordUnavailable as exc:
+                log.warning("reconciliation gauges: record unreachable: %s", exc)
             try:
                 await self.run_once()
             except STORE_UNAVAILABLE as exc:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, insert, select, text, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -410,3 +410,47 @@ async def read_run(
     except (SQLAlchemyError, OSError) as exc:
         raise RecordUnavailable(reason(exc)) from None
     return run
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """An account's latest finished (`done`) run, for the metrics every router exports."""
+
+    account: str
+    finished_ms: int
+    needs_review: dict[str, int]
+    """Discrepancies needing review by kind."""
+
+
+async def last_done(engine: AsyncEngine) -> list[LastRun]:
+    """Each account's most recently finished `done` run and its discrepancies needing review
+    by kind; `RecordUnavailable` when the database cannot answer."""
+    c, d = recon_runs.c, recon_discrepancies.c
+    newest = (
+        select(c.account, func.max(c.finished_ms).label("finished_ms"))
+        .where(c.status == "done")
+        .group_by(c.account)
+        .subquery()
+    )
+    try:
+        async with engine.connect() as conn:
+            runs = (
+                await conn.execute(
+                    select(c.id, c.account, c.finished_ms).join(
+                        newest,
+                        and_(c.account == newest.c.account, c.finished_ms == newest.c.finished_ms),
+                    )
+                )
+            ).all()
+            counts: dict[str, dict[str, int]] = {run.id: {} for run in runs}
+            if counts:
+                rows = await conn.execute(
+                    select(d.run_id, d.kind, func.count())
+                    .where(d.run_id.in_(list(counts)), d.resolution == "needs_review")
+                    .group_by(d.run_id, d.kind)
+                )
+                for run_id, kind, count in rows:
+                    counts[run_id][kind] = int(count)
+    except (SQLAlchemyError, OSError) as exc:
+        raise RecordUnavailable(reason(exc)) from None
+    return [LastRun(run.account, int(run.finished_ms), counts[run.id]) for run in runs]

@@ -11,9 +11,11 @@ from sqlalchemy import func, select
 
 from channels.statement import CHINA_TIME
 from channels.unionpay.protocol.wire import to_order_id
+from router.api.middleware import RUNTIME
 from router.app import RECORD
+from router.metrics import Metrics
 from router.recon.engine import RunReport
-from router.recon.fix import reconcile
+from router.recon.fix import reconcile, refresh_gauges
 from router.record.ledger import read_balances
 from router.record.schema import ledger_postings, recon_lines, recon_runs
 from tests.channels.harness import Harness
@@ -160,3 +162,19 @@ async def test_every_kind_of_discrepancy_is_found_and_a_lost_notification_fixed(
         row = (await conn.execute(select(recon_runs).where(recon_runs.c.id == again.run_id))).one()
         lines = (await conn.execute(select(func.count()).select_from(recon_lines))).scalar_one()
     assert (row.status, row.attempts, row.needs_review, lines) == ("done", 2, 4, 5)
+
+    # What every router exports, from the record: the last run's discrepancies by kind.
+    fresh = Metrics()
+    await refresh_gauges(fresh, rr.app[RECORD].engine)
+    account = f"{wallet}_main"
+    gauge = "payrouter_recon_discrepancies"
+    assert {
+        kind: fresh.registry.get_sample_value(gauge, {"account": account, "kind": kind})
+        for kind in ("missing_here", "missing_there", "amount_mismatch", "status_mismatch")
+    } == {"missing_here": 2, "missing_there": 1, "amount_mismatch": 1, "status_mismatch": 0}
+    last = fresh.registry.get_sample_value(
+        "payrouter_recon_last_success_timestamp_seconds", {"account": account}
+    )
+    assert last is not None and abs(last - rr.clock.now()) < 60
+    own = rr.app[RUNTIME].metrics.registry.get_sample_value
+    assert own("payrouter_recon_lines_total", {"account": account, "result": "matched"}) == 3
