@@ -28,6 +28,9 @@ from router.record import recon as sql
 
 BATCH = 1000
 """Lines per lookup and bulk insert."""
+ANALYZE_FROM = 1024
+"""Postings a run writes before it refreshes the ledger's statistics (then at each
+doubling: `router.record.recon.analyze_ledger`)."""
 
 
 class Fixer(Protocol):
@@ -284,7 +287,10 @@ class Reconciler:
                     line.time,
                 )
         await sql.write_lines(conn, rows)
+        before = report.postings
         report.postings += await sql.post(conn, self.engine, movements)
+        if report.postings >= ANALYZE_FROM and report.postings.bit_length() > before.bit_length():
+            await sql.analyze_ledger(self.engine)
         if self.progress is not None:
             self.progress(len(batch))
 

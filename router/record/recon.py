@@ -243,6 +243,17 @@ async def analyze_lines(conn: AsyncConnection) -> None:
         await conn.execute(text("ANALYZE recon_lines"))
 
 
+async def analyze_ledger(engine: AsyncEngine) -> None:
+    """Refresh the planner's view of the ledger on PostgreSQL. A plan cached while the ledger
+    was small (a prepared statement's, a ledger trigger's) scans the whole table; a run that
+    grows the ledger by a posting a line would turn quadratic. ANALYZE invalidates those
+    plans; the engine calls this each time its postings double."""
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:
+            await conn.execute(text("ANALYZE ledger_postings, ledger_entries"))
+            await conn.commit()
+
+
 async def unmatched_payments(
     conn: AsyncConnection,
     rid: str,
