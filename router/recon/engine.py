@@ -13,6 +13,7 @@ move, and the line is `fixed`. docs/reconciliation.md "Matching" has the rules.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from router.clock import Clock
 from router.domain_errors import ChannelProblem, TradeMismatch
 from router.record import recon as sql
 
+log = logging.getLogger("payrouter.recon")
 BATCH = 1000
 """Lines per lookup and bulk insert."""
 ANALYZE_FROM = 1024
@@ -215,8 +217,10 @@ class Reconciler:
         except ChannelError as exc:
             return await self._failed(report, f"{exc.code or type(exc).__name__}: {exc.message}")
         except Exception as exc:
-            await self._failed(report, f"{type(exc).__name__}: {exc}")
-            raise
+            # The record failing mid-run, or a bug: the run says so rather than a traceback
+            # (the previous attempt's rows are intact: the transaction rolled back).
+            log.exception("reconciliation of %s %s failed", self.account, day_s)
+            return await self._failed(report, f"{type(exc).__name__}: {exc}")
         return report
 
     async def _failed(self, report: RunReport, error: str) -> RunReport:

@@ -178,3 +178,23 @@ async def test_every_kind_of_discrepancy_is_found_and_a_lost_notification_fixed(
     assert last is not None and abs(last - rr.clock.now()) < 60
     own = rr.app[RUNTIME].metrics.registry.get_sample_value
     assert own("payrouter_recon_lines_total", {"account": account, "result": "matched"}) == 3
+
+
+async def test_a_run_that_fails_keeps_the_previous_attempt(
+    rr: Router, harnesses: Harnesses
+) -> None:
+    h = harnesses[0]["wechat"]
+    payment = await paid(rr, h, 1_234)
+    await recorded(rr, payment["id"])
+    first = await run(rr, "wechat")
+    assert (first.status, first.lines, first.matched) == ("done", 1, 1)
+
+    await h.set_faults({"outage": True})
+    failed = await run(rr, "wechat")
+    assert failed.status == "failed" and failed.error
+    async with rr.app[RECORD].engine.connect() as conn:
+        row = (await conn.execute(select(recon_runs).where(recon_runs.c.id == first.run_id))).one()
+        kept = (await conn.execute(select(recon_lines.c.order_no))).scalars().all()
+    assert (row.status, row.attempts, row.lines, row.matched) == ("failed", 2, 1, 1)
+    assert row.error == failed.error
+    assert kept == [payment["id"]]
