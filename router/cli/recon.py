@@ -105,6 +105,11 @@ def run(sandbox_dir: Path, day: date | None, accounts: tuple[str, ...], as_json:
     reports = run_async(go)
     data: dict[str, Any] = {"date": wanted.isoformat(), "accounts": [r.as_json() for r in reports]}
     emit(data, as_json, "" if as_json else render(wanted, reports))
+    if as_json:
+        # The JSON is the contract's shape; a failed run is said beside it.
+        for r in reports:
+            if r.error:
+                click.echo(f"{r.account}: reconciliation failed: {r.error}", err=True)
     if any(r.status != "done" or r.needs_review for r in reports):
         raise SystemExit(1)
 

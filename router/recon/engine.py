@@ -98,18 +98,13 @@ class RunReport:
     postings: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        """The contract's per-account object (with the run's id, status and totals)."""
+        """The contract's per-account object, exactly: `account`, `lines`, `matched` and
+        the `discrepancies` (the run's id, status and totals are in the record and at
+        `GET /admin/recon/runs/{id}`)."""
         return {
             "account": self.account,
-            "run_id": self.run_id,
-            "status": self.status,
             "lines": self.lines,
             "matched": self.matched,
-            "fixed": self.fixed,
-            "needs_review": self.needs_review,
-            "neighbour_day": self.neighbour_day,
-            "totals": self.totals,
-            "error": self.error,
             "discrepancies": [d.as_json() for d in self.discrepancies],
         }
 

@@ -36,8 +36,9 @@ async def test_recon_run_reports_as_json_and_exits_by_what_needs_review(
     clean = await recon(redis_url, tmp_path, "--date", day, "--account", "wechat_main", "--json")
     assert clean.returncode == 0, clean.stderr
     report = json.loads(clean.stdout)
-    assert report["date"] == day
+    assert set(report) == {"date", "accounts"} and report["date"] == day
     [account] = report["accounts"]
+    assert set(account) == {"account", "lines", "matched", "discrepancies"}
     assert (account["account"], account["lines"], account["matched"]) == ("wechat_main", 1, 1)
     assert account["discrepancies"] == []
 
