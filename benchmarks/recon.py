@@ -36,7 +36,8 @@ from benchmarks.statement_parse import DAY, _amount, _moment, write_alipay
 from channels.alipay.protocol import statement as alipay
 from channels.base import StatementLine
 from router.clock import Clock
-from router.recon.engine import Reconciler, RunReport
+from router.recon.engine import Reconciler
+from router.recon.report import RunReport
 from router.record import open_record
 
 ACCOUNT = "alipay_main"

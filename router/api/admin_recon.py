@@ -24,7 +24,7 @@ from router.errors import InvalidRequest, NotFound
 from router.models import Cursor, Limit
 from router.record import Record
 from router.record.connect import RecordUnavailable
-from router.record.recon import list_runs, read_run
+from router.record.recon_reads import list_runs, read_run
 
 
 class RunsQuery(BaseModel):

@@ -21,8 +21,8 @@ from router.app import RECORD, WORKER, build_app
 from router.cli.common import emit, load_settings, run_async
 from router.cli.db import SANDBOX_OPTION
 from router.clock import Clock
-from router.recon.engine import RunReport
 from router.recon.fix import reconcile, yesterday
+from router.recon.report import RunReport
 from router.settings import ConfigurationError
 
 

@@ -14,9 +14,7 @@ move, and the line is `fixed`. docs/reconciliation.md "Matching" has the rules.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
 
@@ -25,6 +23,15 @@ from channels.errors import ChannelError
 from channels.statement import CHINA_TIME
 from router.clock import Clock
 from router.domain_errors import ChannelProblem, TradeMismatch
+from router.recon.report import (
+    Discrepancy,
+    RunReport,
+    add_totals,
+    discrepancy_row,
+    ours,
+    payment_id,
+    theirs,
+)
 from router.record import recon as sql
 
 log = logging.getLogger("payrouter.recon")
@@ -51,111 +58,10 @@ class Fixer(Protocol):
         ...
 
 
-@dataclass
-class Discrepancy:
-    kind: str
-    resolution: str
-    seq: int | None = None
-    merchant_id: str | None = None
-    payment_id: str | None = None
-    refund_id: str | None = None
-    channel_trade_no: str | None = None
-    ours: dict[str, Any] | None = None
-    theirs: dict[str, Any] | None = None
-    note: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        """The contract's shape of a discrepancy."""
-        return {
-            "kind": self.kind,
-            "payment_id": self.payment_id,
-            "refund_id": self.refund_id,
-            "channel_trade_no": self.channel_trade_no,
-            "ours": self.ours,
-            "theirs": self.theirs,
-            "resolution": self.resolution,
-        }
-
-
-@dataclass
-class RunReport:
-    """One run's outcome, as `payrouter recon run` prints it."""
-
-    run_id: str
-    day: str
-    account: str
-    status: str = "running"
-    attempts: int = 0
-    lines: int = 0
-    matched: int = 0
-    fixed: int = 0
-    needs_review: int = 0
-    neighbour_day: int = 0
-    results: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    totals: dict[str, dict[str, int]] = field(default_factory=dict)
-    discrepancies: list[Discrepancy] = field(default_factory=list)
-    error: str | None = None
-    postings: int = 0
-
-    def as_json(self) -> dict[str, Any]:
-        """The contract's per-account object, exactly: `account`, `lines`, `matched` and
-        the `discrepancies` (the run's id, status and totals are in the record and at
-        `GET /admin/recon/runs/{id}`)."""
-        return {
-            "account": self.account,
-            "lines": self.lines,
-            "matched": self.matched,
-            "discrepancies": [d.as_json() for d in self.discrepancies],
-        }
-
-
 def day_bounds(day: date) -> tuple[int, int]:
     """The statement day in China time as [start, end) epoch milliseconds."""
     start = datetime.combine(day, time(0), CHINA_TIME)
     return int(start.timestamp() * 1000), int((start + timedelta(days=1)).timestamp() * 1000)
-
-
-def _theirs(line: StatementLine) -> dict[str, Any]:
-    return {
-        "order_no": line.order_no,
-        "refund_no": line.refund_no,
-        "status": line.status,
-        "amount": line.amount,
-        "settled": line.settled,
-        "fee": line.fee,
-        "currency": line.currency,
-        "booked_ms": line.time,
-    }
-
-
-def _ours(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("status", "amount", "currency", "channel", "paid_ms", "succeeded_ms")
-    return {k: row[k] for k in keys if k in row}
-
-
-def _add_totals(totals: dict[str, dict[str, int]], line: StatementLine) -> None:
-    t = totals.setdefault(
-        line.currency,
-        {
-            "payments": 0,
-            "payment_lines": 0,
-            "refunds": 0,
-            "refund_lines": 0,
-            "settled": 0,
-            "fees": 0,
-            "discounts": 0,
-        },
-    )
-    sign = 1 if line.kind == "payment" else -1
-    if line.kind == "payment":
-        t["payments"] += line.amount
-        t["payment_lines"] += 1
-    else:
-        t["refunds"] += line.amount
-        t["refund_lines"] += 1
-    t["settled"] += sign * line.settled
-    t["fees"] += line.fee
-    t["discounts"] += sign * line.discount
 
 
 class Reconciler:
@@ -194,7 +100,7 @@ class Reconciler:
                 await self._statement(conn, day, report)
                 await self._record_side(conn, day, report)
                 rows = [
-                    {"run_id": rid, "number": n, **_discrepancy_row(d)}
+                    {"run_id": rid, "number": n, **discrepancy_row(d)}
                     for n, d in enumerate(report.discrepancies, 1)
                 ]
                 await sql.write_discrepancies(conn, rows)
@@ -245,7 +151,7 @@ class Reconciler:
         for line in batch:
             report.lines += 1
             seq = report.lines
-            _add_totals(report.totals, line)
+            add_totals(report.totals, line)
             rec = (
                 pays.get(line.order_no)
                 if line.kind == "payment"
@@ -260,7 +166,7 @@ class Reconciler:
                 "kind": line.kind,
                 "merchant_id": owner["merchant_id"] if owner else None,
                 "livemode": owner["livemode"] if owner else None,
-                "payment_id": _payment_id(owner),
+                "payment_id": payment_id(owner),
                 "refund_id": rec["id"] if rec and line.kind == "refund" else None,
                 "order_no": line.order_no,
                 "refund_no": line.refund_no,
@@ -309,11 +215,11 @@ class Reconciler:
                     "needs_review",
                     seq=seq,
                     merchant_id=owner["merchant_id"] if owner else None,
-                    payment_id=_payment_id(owner),
+                    payment_id=payment_id(owner),
                     refund_id=rec["id"] if rec and line.kind == "refund" else None,
                     channel_trade_no=line.channel_trade_no,
-                    ours=_ours(rec) if rec else None,
-                    theirs=_theirs(line),
+                    ours=ours(rec) if rec else None,
+                    theirs=theirs(line),
                     note=note,
                 )
             )
@@ -349,8 +255,8 @@ class Reconciler:
                 payment_id=rec["id"] if line.kind == "payment" else rec["payment_id"],
                 refund_id=rec["id"] if line.kind == "refund" else None,
                 channel_trade_no=line.channel_trade_no,
-                ours=_ours(rec),
-                theirs=_theirs(line),
+                ours=ours(rec),
+                theirs=theirs(line),
                 note=f"was {rec['status']}; the channel's answer was applied",
             )
         )
@@ -399,25 +305,3 @@ class Reconciler:
                 note=note,
             )
         )
-
-
-def _payment_id(row: dict[str, Any] | None) -> str | None:
-    """The payment a record row is or belongs to (a refund row has `payment_id`)."""
-    if row is None:
-        return None
-    return str(row.get("payment_id") or row["id"])
-
-
-def _discrepancy_row(d: Discrepancy) -> dict[str, Any]:
-    return {
-        "seq": d.seq,
-        "kind": d.kind,
-        "merchant_id": d.merchant_id,
-        "payment_id": d.payment_id,
-        "refund_id": d.refund_id,
-        "channel_trade_no": d.channel_trade_no,
-        "ours": d.ours,
-        "theirs": d.theirs,
-        "resolution": d.resolution,
-        "note": d.note,
-    }

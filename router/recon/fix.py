@@ -14,8 +14,9 @@ from channels.statement import CHINA_TIME
 from router.clock import from_ms
 from router.metrics import Metrics
 from router.payments.worker import RequeryWorker
-from router.recon.engine import Reconciler, RunReport
-from router.record.recon import last_done
+from router.recon.engine import Reconciler
+from router.recon.report import RunReport
+from router.record.recon_reads import last_done
 from router.record.schema import DISCREPANCY_KINDS, RECON_RESULTS
 from router.settings import ConfigurationError
 

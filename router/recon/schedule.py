@@ -19,8 +19,8 @@ from datetime import date, datetime, time
 
 from channels.statement import CHINA_TIME
 from router.payments.worker import RequeryWorker
-from router.recon.engine import RunReport
 from router.recon.fix import reconcile, refresh_gauges, yesterday
+from router.recon.report import RunReport
 from router.record.connect import RecordUnavailable
 from router.store.errors import STORE_UNAVAILABLE
 from router.store.leases import Leases

@@ -14,8 +14,8 @@ from channels.unionpay.protocol.wire import to_order_id
 from router.api.middleware import RUNTIME
 from router.app import RECORD
 from router.metrics import Metrics
-from router.recon.engine import RunReport
 from router.recon.fix import reconcile, refresh_gauges
+from router.recon.report import RunReport
 from router.record.ledger import read_balances
 from router.record.schema import ledger_postings, recon_lines, recon_runs
 from tests.channels.harness import Harness

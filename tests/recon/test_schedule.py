@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from router.app import RECORD
-from router.recon.engine import RunReport
+from router.recon.report import RunReport
 from router.recon.schedule import DailyReconciliation, due_day
 from tests.e2e.conftest import Router, Simulator, eventually, routing, start_router
 from tests.recon.conftest import Harnesses
