@@ -23,6 +23,7 @@ from router.cli.db import SANDBOX_OPTION
 from router.clock import Clock
 from router.recon.fix import reconcile, yesterday
 from router.recon.report import RunReport
+from router.record.connect import RecordUnavailable
 from router.settings import ConfigurationError
 
 
@@ -99,6 +100,8 @@ def run(sandbox_dir: Path, day: date | None, accounts: tuple[str, ...], as_json:
         await runner.setup()
         try:
             return await _with_progress(app, wanted, list(accounts), as_json)
+        except RecordUnavailable as exc:
+            raise ConfigurationError(f"the record cannot be used: {exc}") from None
         finally:
             await runner.cleanup()
 

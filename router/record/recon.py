@@ -18,8 +18,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, exists, insert, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from router.record.connect import RecordUnavailable, reason
 from router.record.ledger import Account, Entry
 from router.record.postings import Movement, discount_posting_id, fee_posting_id, post_once
 from router.record.schema import payments, recon_discrepancies, recon_lines, recon_runs, refunds
@@ -36,7 +38,17 @@ def run_id(day: str, account: str) -> str:
 async def begin_attempt(
     engine: AsyncEngine, rid: str, day: str, account: str, wallet: str, now_ms: int
 ) -> int:
-    """Mark the run `running` (created, or its attempts counted up); the attempt's number."""
+    """Mark the run `running` (created, or its attempts counted up); the attempt's number.
+    `RecordUnavailable` when the database cannot answer."""
+    try:
+        return await _begin_attempt(engine, rid, day, account, wallet, now_ms)
+    except (SQLAlchemyError, OSError) as exc:
+        raise RecordUnavailable(reason(exc)) from None
+
+
+async def _begin_attempt(
+    engine: AsyncEngine, rid: str, day: str, account: str, wallet: str, now_ms: int
+) -> int:
     async with engine.begin() as conn:
         found = await conn.execute(
             select(recon_runs.c.attempts).where(recon_runs.c.id == rid).with_for_update()
