@@ -97,7 +97,12 @@ class Reconciler:
         try:
             async with self.engine.begin() as conn:
                 await sql.replace_attempt(conn, rid)
-                await self._statement(conn, day, report)
+                poster = sql.Poster(conn, self.engine)
+                try:
+                    await self._statement(conn, poster, day, report)
+                    report.postings = await poster.close()
+                finally:
+                    poster.abort()
                 await self._record_side(conn, day, report)
                 rows = [
                     {"run_id": rid, "number": n, **discrepancy_row(d)}
@@ -129,17 +134,23 @@ class Reconciler:
         await sql.fail_attempt(self.engine, report.run_id, error, self.clock.now_ms())
         return report
 
-    async def _statement(self, conn: Any, day: date, report: RunReport) -> None:
+    async def _statement(self, conn: Any, poster: sql.Poster, day: date, report: RunReport) -> None:
         batch: list[StatementLine] = []
+        analyzed = 0
         async for line in self.channel.statement(day):
             batch.append(line)
             if len(batch) >= BATCH:
-                await self._batch(conn, batch, report)
+                await self._batch(conn, poster, batch, report)
                 batch = []
+                if poster.written >= ANALYZE_FROM and poster.written >= 2 * analyzed:
+                    analyzed = poster.written
+                    await sql.analyze_ledger(self.engine)
         if batch:
-            await self._batch(conn, batch, report)
+            await self._batch(conn, poster, batch, report)
 
-    async def _batch(self, conn: Any, batch: list[StatementLine], report: RunReport) -> None:
+    async def _batch(
+        self, conn: Any, poster: sql.Poster, batch: list[StatementLine], report: RunReport
+    ) -> None:
         pays, refs = await sql.lookup(
             conn,
             # A refund's payment too: a refund the record lacks still names whose it is.
@@ -192,10 +203,7 @@ class Reconciler:
                     line.time,
                 )
         await sql.write_lines(conn, rows)
-        before = report.postings
-        report.postings += await sql.post(conn, self.engine, movements)
-        if report.postings >= ANALYZE_FROM and report.postings.bit_length() > before.bit_length():
-            await sql.analyze_ledger(self.engine)
+        await poster.put(movements)
         if self.progress is not None:
             self.progress(len(batch))
 

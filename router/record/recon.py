@@ -14,6 +14,7 @@ batch's fee and coupon postings (`post`: on PostgreSQL in short transactions of 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from router.record.connect import RecordUnavailable, reason
-from router.record.ledger import Account, Entry
+from router.record.ledger import Account, Entry, ensure_accounts
 from router.record.postings import Movement, discount_posting_id, fee_posting_id, post_once
 from router.record.schema import payments, recon_discrepancies, recon_lines, recon_runs, refunds
 
@@ -224,24 +225,78 @@ def fee_and_discount(
 POST_CHUNK = 500
 """Postings per transaction on PostgreSQL: each takes two advisory locks per posting, held
 to its commit, and the server's lock table is shared and small (64 per connection)."""
+POSTERS = 2
+"""Connections posting at once beside the run's (PostgreSQL)."""
 
 
-async def post(conn: AsyncConnection, engine: AsyncEngine, movements: Sequence[Movement]) -> int:
-    """Post what is not posted yet; how many postings were written.
+class Poster:
+    """Posts a run's fees and coupons.
 
-    On PostgreSQL each chunk is its own short transaction, not the run's: a run's postings
-    would hold a lock per posting until the run commits (a million lines cannot), and a
-    posting is a fact the statement line proves whatever becomes of the run (once-only by id,
-    so a re-run finds it and posts nothing). SQLite has one writer, the run's transaction."""
-    if not movements:
-        return 0
-    if conn.dialect.name != "postgresql":
-        return len(await post_once(conn, movements))
-    written = 0
-    for first in range(0, len(movements), POST_CHUNK):
-        async with engine.begin() as own:
-            written += len(await post_once(own, movements[first : first + POST_CHUNK]))
-    return written
+    On PostgreSQL in chunks, each its own short transaction on one of `POSTERS` connections
+    beside the run's, while the run reads and matches the next lines: a run's postings in its
+    own transaction would hold a lock per posting until it commits (a million lines cannot),
+    and a posting is a fact the statement line proves whatever becomes of the run (once-only
+    by id, so a re-run finds it and posts nothing). New ledger accounts are created first, in
+    one order, so two posters never wait on each other's. SQLite has one writer: there the
+    postings go into the run's transaction."""
+
+    def __init__(self, conn: AsyncConnection, engine: AsyncEngine) -> None:
+        self.conn = conn
+        self.engine = engine
+        self.written = 0
+        self.error: BaseException | None = None
+        self._accounts: set[str] = set()
+        self._queue: asyncio.Queue[Sequence[Movement] | None] = asyncio.Queue(maxsize=POSTERS)
+        self._tasks: list[asyncio.Task[None]] = []
+        if conn.dialect.name == "postgresql":
+            self._tasks = [asyncio.create_task(self._work()) for _ in range(POSTERS)]
+
+    async def put(self, movements: Sequence[Movement]) -> None:
+        """Post `movements` (at once on SQLite; queued on PostgreSQL)."""
+        if not movements:
+            return
+        if not self._tasks:
+            done = await post_once(self.conn, movements)
+            self.written += len(done)
+            return
+        if self.error is not None:
+            raise self.error
+        new = {e.account.id: e.account for m in movements for e in m.entries}
+        fresh = [new[k] for k in sorted(new.keys() - self._accounts)]
+        if fresh:
+            async with self.engine.begin() as own:
+                await ensure_accounts(own, fresh)
+            self._accounts.update(a.id for a in fresh)
+        for first in range(0, len(movements), POST_CHUNK):
+            await self._queue.put(movements[first : first + POST_CHUNK])
+
+    async def _work(self) -> None:
+        while (chunk := await self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    async with self.engine.begin() as own:
+                        done = await post_once(own, chunk)
+                    # Counted after the await: `written += await ...` would read it before,
+                    # and the other poster's count in between would be lost.
+                    self.written += len(done)
+                except Exception as exc:
+                    # Keep taking chunks (unposted) so `put` never waits on a dead poster.
+                    self.error = exc
+
+    async def close(self) -> int:
+        """Wait for every queued posting; the number written. Raises a poster's error."""
+        for _ in self._tasks:
+            await self._queue.put(None)
+        await asyncio.gather(*self._tasks)
+        self._tasks = []
+        if self.error is not None:
+            raise self.error
+        return self.written
+
+    def abort(self) -> None:
+        """Stop posting (the run failed)."""
+        for task in self._tasks:
+            task.cancel()
 
 
 async def analyze_lines(conn: AsyncConnection) -> None:

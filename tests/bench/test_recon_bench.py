@@ -17,7 +17,7 @@ async def test_a_day_of_lines_reconciles_in_flat_memory(
     postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
     results = []
-    for lines in (500, 2_500):
+    for lines in (2_000, 6_000):
         url = postgres_server.create_database(f"recon_bench_{lines}")
         (tmp_path / str(lines)).mkdir()
         results.append(await bench(url, lines, tmp_path / str(lines), trace=True))
