@@ -102,7 +102,7 @@ class Reconciler:
                     await self._statement(conn, poster, day, report)
                     report.postings = await poster.close()
                 finally:
-                    poster.abort()
+                    await poster.abort()
                 await self._record_side(conn, day, report)
                 rows = [
                     {"run_id": rid, "number": n, **discrepancy_row(d)}

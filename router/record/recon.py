@@ -293,10 +293,12 @@ class Poster:
             raise self.error
         return self.written
 
-    def abort(self) -> None:
-        """Stop posting (the run failed)."""
+    async def abort(self) -> None:
+        """Stop posting (the run failed): the chunk each poster is writing is rolled back."""
         for task in self._tasks:
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
 
 async def analyze_lines(conn: AsyncConnection) -> None:

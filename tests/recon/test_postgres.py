@@ -65,3 +65,8 @@ async def test_a_day_reconciles_the_same_twice_on_postgresql(
     [again] = await reconcile(r.worker, engine, today(), ["alipay_main"])
     assert again.as_json() == report.as_json() and again.attempts == 2
     assert await counts() == (lines, posted)
+
+    await h.set_faults({"outage": True})
+    [failed] = await reconcile(r.worker, engine, today(), ["alipay_main"])
+    assert failed.status == "failed" and failed.error
+    assert await counts() == (lines, posted)
