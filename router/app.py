@@ -16,6 +16,7 @@ from router import logs
 from router.api import (
     admin,
     admin_ledger,
+    admin_recon,
     checkout,
     events,
     links,
@@ -34,6 +35,7 @@ from router.payments.links import LinkService
 from router.payments.refunds import RefundService
 from router.payments.service import PaymentService
 from router.payments.worker import RequeryWorker, check_lease
+from router.recon.schedule import DailyReconciliation
 from router.record import Record, open_checked, open_record
 from router.record.drain import Drainer, set_lag
 from router.runtime import RoutingTable, Runtime
@@ -49,6 +51,7 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 RECORD = web.AppKey("record", Record)
 """The record: PostgreSQL (PAYROUTER_DATABASE_URL), else the sandbox's embedded database."""
 DRAINER = web.AppKey("drainer", Drainer)
+RECON = web.AppKey("recon", DailyReconciliation)
 EMBEDDED_WARNING = (
     "PAYROUTER_REDIS_URL is not set: using the EMBEDDED in-process store. It is for the sandbox "
     "only: test keys only, one process only, and everything is lost when the process stops."
@@ -63,6 +66,7 @@ async def build_app(
     watch_config: bool = True,
     run_dispatcher: bool = True,
     run_drainer: bool = True,
+    run_recon: bool = False,
 ) -> web.Application:
     """Load the routing file, connect the store and build the application.
 
@@ -70,7 +74,7 @@ async def build_app(
     `router.risk.config.RiskError` for an unusable risk file and
     `router.settings.ConfigurationError` for a store or a database that cannot be used, a
     database schema older than the code, or a worker lease too short for the routing file's
-    timeouts.
+    timeouts. `run_recon`: reconcile yesterday every morning at PAYROUTER_RECON_AT (`serve`).
     """
     clock = clock or Clock()
     logs.install([settings.admin_token])
@@ -143,6 +147,7 @@ async def build_app(
     notify.add_routes(app)
     admin.add_routes(app)
     admin_ledger.add_routes(app, RECORD)
+    admin_recon.add_routes(app, RECORD)
     risk.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -159,6 +164,9 @@ async def build_app(
     if run_drainer:
         app[DRAINER] = Drainer(runtime, record)
         app.cleanup_ctx.append(_drainer)
+    if run_recon and settings.recon_at is not None:
+        app[RECON] = DailyReconciliation(app[WORKER], record.engine)
+        app.cleanup_ctx.append(_recon)
     # Cleaned up after the requests in flight have finished and before the store closes
     # (`_close`), so the final flush writes every success this process recorded.
     app.cleanup_ctx.append(_breaker_flusher)
@@ -281,6 +289,16 @@ async def _risk_lists(app: web.Application) -> AsyncIterator[None]:
     stop.set()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _recon(app: web.Application) -> AsyncIterator[None]:
+    """Reconcile yesterday every morning, in one router process (`router.recon.schedule`)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(app[RECON].run(stop), name="daily-reconciliation")
+    yield
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(task, timeout=5)
 
 
 async def _worker(app: web.Application) -> AsyncIterator[None]:

@@ -329,3 +329,29 @@ class Metrics:
             self.risk_decisions.labels(decision)
         for kind in ("create", "read", "refund"):
             self.rate_limited.labels(kind)
+        self.recon_discrepancies = Gauge(
+            "payrouter_recon_discrepancies",
+            "Discrepancies needing review in the last reconciliation run of each account, by "
+            "kind (docs/reconciliation.md).",
+            ["account", "kind"],
+            registry=r,
+        )
+        self.recon_last_success = Gauge(
+            "payrouter_recon_last_success_timestamp_seconds",
+            "When the last reconciliation run of each account ended done (epoch seconds).",
+            ["account"],
+            registry=r,
+        )
+        self.recon_lines = Counter(
+            "payrouter_recon_lines_total",
+            "Statement lines reconciled, by account and result (matched, fixed, needs_review).",
+            ["account", "result"],
+            registry=r,
+        )
+        self.recon_duration = Histogram(
+            "payrouter_recon_run_duration_seconds",
+            "Time a reconciliation run took, by account.",
+            ["account"],
+            buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900),
+            registry=r,
+        )

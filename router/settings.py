@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import overload
 from urllib.parse import SplitResult, urlsplit
@@ -127,6 +128,10 @@ class Settings:
     redis_retention_s: float = DEFAULT_RETENTION_S
     """How long a payment, refund or event stays in Redis once it is final and recorded;
     older ones are read from the record (`router.record.drain`)."""
+    recon_at: time | None = None
+    """When, in China time, one `serve` process reconciles yesterday for every account
+    (`PAYROUTER_RECON_AT`, `HH:MM`, 04:00 when unset); None (`off`, and settings made in code):
+    never by itself (`router.recon.schedule`)."""
 
     @property
     def base_url(self) -> str:
@@ -161,7 +166,23 @@ class Settings:
             redis_wait_s=_seconds(env, "PAYROUTER_REDIS_WAIT_TIMEOUT", 0.1),
             log_format=_log_format(env.get("PAYROUTER_LOG_FORMAT") or None),
             redis_retention_s=_duration(env, "PAYROUTER_REDIS_RETENTION", DEFAULT_RETENTION_S),
+            recon_at=_time_of_day(env.get("PAYROUTER_RECON_AT") or "04:00"),
         )
+
+
+def _time_of_day(raw: str) -> time | None:
+    """`HH:MM` (24 h) or `off`, for PAYROUTER_RECON_AT."""
+    if raw.strip().lower() == "off":
+        return None
+    try:
+        hours, minutes = raw.strip().split(":")
+        if len(hours) != 2 or len(minutes) != 2:
+            raise ValueError(raw)
+        return time(int(hours), int(minutes))
+    except ValueError:
+        raise SettingsError(
+            f"PAYROUTER_RECON_AT must be a time of day HH:MM (China time) or off, not {raw!r}"
+        ) from None
 
 
 def _risk_path(value: str | None) -> Path | None:

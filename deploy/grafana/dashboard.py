@@ -480,6 +480,48 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
             ),
         ),
     ),
+    (
+        "Reconciliation",
+        (
+            Panel(
+                "Discrepancies to review",
+                "Lines of each account's last successful reconciliation that need a person, "
+                "by kind (docs/reconciliation.md). Alerts above 0.",
+                (
+                    Target(
+                        f"max by (account, kind) (payrouter_recon_discrepancies{{{ACCOUNT}}})",
+                        "{{account}} {{kind}}",
+                    ),
+                ),
+                width=8,
+            ),
+            Panel(
+                "Since the last reconciliation",
+                "Time since each account's last successful reconciliation. Alerts past 30 h.",
+                (
+                    Target(
+                        "time() - max by (account) "
+                        f"(payrouter_recon_last_success_timestamp_seconds{{{ACCOUNT}}})",
+                        "{{account}}",
+                    ),
+                ),
+                unit="s",
+                width=8,
+            ),
+            Panel(
+                "Reconciled lines",
+                "Statement lines reconciled in the window, by account and result.",
+                (
+                    Target(
+                        "sum by (account, result) (increase(payrouter_recon_lines_total{"
+                        f"{INSTANCE},{ACCOUNT}}}[1d]))",
+                        "{{account}} {{result}}",
+                    ),
+                ),
+                width=8,
+            ),
+        ),
+    ),
 )
 """The dashboard's rows and their panels, top to bottom."""
 

@@ -48,6 +48,11 @@ VARIABLES: tuple[Variable, ...] = (
         lambda s: _duration(s.redis_retention_s),
         "how long a final, recorded payment, refund or event stays in Redis",
     ),
+    Variable(
+        "PAYROUTER_RECON_AT",
+        "04:00",
+        "when (HH:MM, China time) one router reconciles yesterday's statements; off: never",
+    ),
     Variable("PAYROUTER_HOST", lambda s: s.host, "address to listen on"),
     Variable("PAYROUTER_PORT", lambda s: s.port, "port to listen on"),
     Variable(

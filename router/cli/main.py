@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from router import logs
-from router.cli import db, ledger, merchants, risk, routes, run, settle, webhooks
+from router.cli import db, ledger, merchants, recon, risk, routes, run, settle, webhooks
 from router.settings import ConfigurationError
 
 
@@ -64,6 +64,7 @@ def build_cli() -> click.Group:
     payrouter.add_command(risk.risk)
     payrouter.add_command(db.db)
     payrouter.add_command(ledger.ledger)
+    payrouter.add_command(recon.recon)
     payrouter.add_command(settle.settle)
     for command in run.COMMANDS:
         payrouter.add_command(command)

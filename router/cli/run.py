@@ -65,7 +65,7 @@ def serve() -> None:
     )
 
     async def run() -> None:
-        app = await build_app(settings)
+        app = await build_app(settings, run_recon=True)
         runner = await start_site(app, settings.host, settings.port)
         stop = stop_signals(on_hangup=app[RUNTIME].reload)
         # A log record, not a bare line: in JSON mode every line of stderr is an object.

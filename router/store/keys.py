@@ -64,6 +64,9 @@ id be used twice.
     pr:{rl:global}:rl:{kind}         string  the token bucket of every merchant together
     pr:{risk}:lists                  set     the names of the operators' risk lists
     pr:{risk}:list:{name}            set     one list's entries (payer ids, IP networks)
+    pr:lease:{name}                  string  a lease for one process's work: its holder's
+                                             token, or `done:<token>` (router.store.leases;
+                                             `recon:<YYYY-MM-DD>`: that day's reconciliation)
 
 (`{P}` stands for the partition's tag, `p<i>.<n>`.) A merchant's rate limits and velocity
 counters share the tag `{rk:mch}`, so a create takes its tokens and counts its velocity in
@@ -282,6 +285,11 @@ def fallback_secret_key() -> str:
 
 def secret_key_check() -> str:
     return f"{PREFIX}:{{sys}}:secret-key-check"
+
+
+def lease(name: str) -> str:
+    """A lease one router process holds for shared work (`router.store.leases`)."""
+    return f"{PREFIX}:lease:{name}"
 
 
 def breaker(account: str) -> str:

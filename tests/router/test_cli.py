@@ -433,6 +433,7 @@ def _verbs(help_text: str) -> set[str]:
                 "dev",
                 "ledger",
                 "merchants",
+                "recon",
                 "risk",
                 "routes",
                 "serve",

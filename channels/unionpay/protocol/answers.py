@@ -27,7 +27,13 @@ from channels.unionpay.protocol.codes import (
     map_refund_state,
     map_trade_state,
 )
-from channels.unionpay.protocol.wire import WireError, currency_of, decode_answer, parse_amount
+from channels.unionpay.protocol.wire import (
+    WireError,
+    currency_of,
+    decode_answer,
+    parse_amount,
+    parse_txn_time,
+)
 
 
 def read_answer(
@@ -110,8 +116,25 @@ def parse_query_answer(fields: Mapping[str, str], order_no: str) -> TradeStatus:
         channel_trade_no=fields.get("queryId") or None,
         amount=_amount(fields),
         currency=currency_of(fields.get("currencyCode", "156")),
+        paid_at=_trace_time(fields),
         account_id=fields.get("merId") or None,
     )
+
+
+def _trace_time(fields: Mapping[str, str]) -> datetime | None:
+    """When UnionPay booked a paid transaction: `traceTime` (MMDDhhmmss, Beijing) in the
+    year of its `txnTime` (the next year when the order was made on 31 December and paid on
+    1 January). None when either is missing or malformed: the time is a detail, not a reason
+    to refuse the answer."""
+    trace, txn = fields.get("traceTime", ""), fields.get("txnTime", "")
+    if len(trace) != 10 or not trace.isdigit():
+        return None
+    try:
+        ordered = parse_txn_time(txn)
+        year = ordered.year + (1 if trace[:2] < ordered.strftime("%m") else 0)
+        return parse_txn_time(f"{year}{trace}")
+    except WireError:
+        return None
 
 
 def parse_refund_answer(fields: Mapping[str, str], refund_no: str, order_no: str) -> RefundStatus:
