@@ -165,7 +165,7 @@ async def build_app(
         app[DRAINER] = Drainer(runtime, record)
         app.cleanup_ctx.append(_drainer)
     if run_recon and settings.recon_at is not None:
-        app[RECON] = DailyReconciliation(app[WORKER], record.engine)
+        app[RECON] = DailyReconciliation(app[WORKER], record)
         app.cleanup_ctx.append(_recon)
     # Cleaned up after the requests in flight have finished and before the store closes
     # (`_close`), so the final flush writes every success this process recorded.

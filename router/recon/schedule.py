@@ -1,5 +1,8 @@
-"""Reconciliation every morning by itself: at `PAYROUTER_RECON_AT` (China time) one router
-process reconciles yesterday for every account of the routing file.
+"""Reconciliation and settlement every morning by themselves: at `PAYROUTER_RECON_AT` (China
+time) one router process reconciles yesterday for every account of the routing file, then,
+once every account's run is done, settles the day T+1 and announces the settlements
+(`router.settle`; what it does not finish, such as events Redis could not take, the next look
+or `payrouter settle run` does).
 
 Every `serve` process runs this loop; a lease in Redis per day (`recon:<YYYY-MM-DD>`,
 `router.store.leases`) lets exactly one of them do the day. The holder renews the lease while
@@ -21,7 +24,10 @@ from channels.statement import CHINA_TIME
 from router.payments.worker import RequeryWorker
 from router.recon.fix import reconcile, refresh_gauges, yesterday
 from router.recon.report import RunReport
+from router.record import Record
 from router.record.connect import RecordUnavailable
+from router.settle import settle_day
+from router.settle.announce import announce
 from router.store.errors import STORE_UNAVAILABLE
 from router.store.leases import Leases
 
@@ -44,12 +50,11 @@ def due_day(now: datetime, at: time | None) -> date | None:
 class DailyReconciliation:
     """The loop `serve` runs (`router.app`); `run_once` is one look at the clock."""
 
-    def __init__(
-        self, worker: RequeryWorker, record_engine: object, *, lease_s: float = LEASE_S
-    ) -> None:
+    def __init__(self, worker: RequeryWorker, record: Record, *, lease_s: float = LEASE_S) -> None:
         self.worker = worker
         self.rt = worker.rt
-        self.engine = record_engine
+        self.record = record
+        self.engine = record.engine
         self.lease_s = lease_s
         self.leases = Leases(self.rt.store.redis)
         self.holder = secrets.token_hex(8)
@@ -82,6 +87,7 @@ class DailyReconciliation:
             await self.leases.finish(name, self.holder, int(keep * 1000))
         if ok:
             self.done = day
+            await self._settle(day)
         for r in reports:
             log.info(
                 "reconciled %s %s: %s, %d lines, %d matched, %d fixed, %d need review",
@@ -94,6 +100,32 @@ class DailyReconciliation:
                 r.needs_review,
             )
         return reports
+
+    async def _settle(self, day: date) -> None:
+        """Settle the reconciled day and announce it; a failure is logged, and the operator's
+        `payrouter settle run` (idempotent) finishes the day."""
+        problem: Exception | None = None
+        try:
+            outcome = await settle_day(self.record, day.isoformat(), self.rt.clock)
+            sent = await announce(self.record, self.rt.store, day.isoformat(), self.rt.clock)
+        except RecordUnavailable as exc:
+            problem = exc
+        except STORE_UNAVAILABLE as exc:
+            problem = exc
+        if problem is not None:
+            log.warning(
+                "settlement of %s not finished: %s; run `payrouter settle run`", day, problem
+            )
+            return
+        made = sum(1 for s in outcome.settlements if s["created"])
+        log.info(
+            "settled %s: %d settlement(s) made, %d already made, %d event(s) sent, %s",
+            day,
+            made,
+            len(outcome.settlements) - made,
+            len(sent),
+            "complete" if outcome.complete else f"pending {outcome.pending_accounts}",
+        )
 
     async def _renew(self, name: str, ttl_ms: int, stop: asyncio.Event) -> None:
         while not stop.is_set():

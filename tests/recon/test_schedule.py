@@ -5,10 +5,12 @@ runs before PAYROUTER_RECON_AT or with it off. Time moves through the routers' c
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from router.app import RECORD
@@ -21,7 +23,7 @@ ACCOUNTS = {"wechat_main", "alipay_main", "unionpay_main"}
 
 
 def daily(r: Router, lease_s: float = 5.0) -> DailyReconciliation:
-    return DailyReconciliation(r.worker, r.app[RECORD].engine, lease_s=lease_s)
+    return DailyReconciliation(r.worker, r.app[RECORD], lease_s=lease_s)
 
 
 async def test_one_router_of_two_reconciles_each_day_and_takes_over_from_a_dead_holder(
@@ -30,7 +32,9 @@ async def test_one_router_of_two_reconciles_each_day_and_takes_over_from_a_dead_
     tmp_path: Path,
     serving: list[web.AppRunner],
     http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="payrouter.recon")
     found, folders = harnesses
     placeholder = Simulator(url="", sandbox=None)  # type: ignore[arg-type]
     for name in ("one", "two"):
@@ -56,6 +60,11 @@ async def test_one_router_of_two_reconciles_each_day_and_takes_over_from_a_dead_
     assert {r.account for r in reports} == ACCOUNTS
     assert all(r.status == "done" for r in reports)
     assert reports[0].day == first.due().isoformat()  # type: ignore[union-attr]
+    # Every account's run is done, so the day was settled right after (nothing was paid).
+    settled = [m for m in caplog.messages if m.startswith(f"settled {reports[0].day}:")]
+    assert settled == [
+        f"settled {reports[0].day}: 0 settlement(s) made, 0 already made, 0 event(s) sent, complete"
+    ], caplog.messages
     # The day is done: neither looks at it again, even a fresh process.
     assert await first.run_once() is None and await second.run_once() is None
     assert await daily(routers[0]).run_once() is None
