@@ -51,7 +51,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "PAYROUTER_RECON_AT",
         "04:00",
-        "when (HH:MM, China time) one router reconciles yesterday's statements; off: never",
+        "when (HH:MM, China time) one router reconciles and settles yesterday; off: never",
     ),
     Variable("PAYROUTER_HOST", lambda s: s.host, "address to listen on"),
     Variable("PAYROUTER_PORT", lambda s: s.port, "port to listen on"),
