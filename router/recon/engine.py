@@ -37,9 +37,6 @@ from router.record import recon as sql
 log = logging.getLogger("payrouter.recon")
 BATCH = 1000
 """Lines per lookup and bulk insert."""
-ANALYZE_FROM = 1024
-"""Postings a run writes before it refreshes the ledger's statistics (then at each
-doubling: `router.record.recon.analyze_ledger`)."""
 
 
 class Fixer(Protocol):
@@ -97,12 +94,11 @@ class Reconciler:
         try:
             async with self.engine.begin() as conn:
                 await sql.replace_attempt(conn, rid)
-                poster = sql.Poster(conn, self.engine)
-                try:
-                    await self._statement(conn, poster, day, report)
-                    report.postings = await poster.close()
-                finally:
-                    await poster.abort()
+                sums: dict[tuple[str, str], list[int]] = {}
+                await self._statement(conn, sums, day, report)
+                report.postings = await sql.post_run_totals(
+                    conn, rid, self.account, report.attempts, sums, self.clock.now_ms()
+                )
                 await self._record_side(conn, day, report)
                 rows = [
                     {"run_id": rid, "number": n, **discrepancy_row(d)}
@@ -134,22 +130,26 @@ class Reconciler:
         await sql.fail_attempt(self.engine, report.run_id, error, self.clock.now_ms())
         return report
 
-    async def _statement(self, conn: Any, poster: sql.Poster, day: date, report: RunReport) -> None:
+    async def _statement(
+        self, conn: Any, sums: dict[tuple[str, str], list[int]], day: date, report: RunReport
+    ) -> None:
+        """Read, match and write the statement's lines; add each reconciled line's fee and
+        coupon to `sums` (per merchant and currency: [fee, discount])."""
         batch: list[StatementLine] = []
-        analyzed = 0
         async for line in self.channel.statement(day):
             batch.append(line)
             if len(batch) >= BATCH:
-                await self._batch(conn, poster, batch, report)
+                await self._batch(conn, sums, batch, report)
                 batch = []
-                if poster.written >= ANALYZE_FROM and poster.written >= 2 * analyzed:
-                    analyzed = poster.written
-                    await sql.analyze_ledger(self.engine)
         if batch:
-            await self._batch(conn, poster, batch, report)
+            await self._batch(conn, sums, batch, report)
 
     async def _batch(
-        self, conn: Any, poster: sql.Poster, batch: list[StatementLine], report: RunReport
+        self,
+        conn: Any,
+        sums: dict[tuple[str, str], list[int]],
+        batch: list[StatementLine],
+        report: RunReport,
     ) -> None:
         pays, refs = await sql.lookup(
             conn,
@@ -158,7 +158,6 @@ class Reconciler:
             [ln.refund_no for ln in batch if ln.kind == "refund" and ln.refund_no],
         )
         rows: list[dict[str, Any]] = []
-        movements = []
         for line in batch:
             report.lines += 1
             seq = report.lines
@@ -193,17 +192,10 @@ class Reconciler:
             rows.append(row)
             if rec is not None and result != "needs_review" and line.status == "succeeded":
                 discount = line.discount if line.kind == "payment" else -line.discount
-                movements += sql.fee_and_discount(
-                    rec["id"],
-                    self.account,
-                    rec["merchant_id"],
-                    line.currency,
-                    line.fee,
-                    discount,
-                    line.time,
-                )
+                total = sums.setdefault((rec["merchant_id"], line.currency), [0, 0])
+                total[0] += line.fee
+                total[1] += discount
         await sql.write_lines(conn, rows)
-        await poster.put(movements)
         if self.progress is not None:
             self.progress(len(batch))
 

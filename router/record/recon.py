@@ -8,24 +8,33 @@ previous attempt's lines, discrepancies and counts as they were, with the run ma
 `failed` and its `error` (`fail_attempt`).
 
 The engine (`router.recon.engine`) streams the statement and calls these per batch: one
-query for the batch's payments, one for its refunds, one bulk insert of its lines, then the
-batch's fee and coupon postings (`post`: on PostgreSQL in short transactions of their own).
+query for the batch's payments, one for its refunds, one bulk insert of its lines. Once the
+statement is read, the run's fees and coupons are posted per merchant and currency
+(`post_run_totals`), in the run's transaction.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, insert, select, text, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from router.record.connect import RecordUnavailable, reason
-from router.record.ledger import Account, Entry, ensure_accounts
-from router.record.postings import Movement, discount_posting_id, fee_posting_id, post_once
-from router.record.schema import payments, recon_discrepancies, recon_lines, recon_runs, refunds
+from router.record.ledger import Account, Entry
+from router.record.postings import Movement, post_once
+from router.record.schema import (
+    ledger_accounts,
+    ledger_entries,
+    ledger_postings,
+    payments,
+    recon_discrepancies,
+    recon_lines,
+    recon_runs,
+    refunds,
+)
 
 Row = dict[str, Any]
 LINE_COLUMNS = tuple(c.name for c in recon_lines.columns)
@@ -194,111 +203,74 @@ async def write_discrepancies(conn: AsyncConnection, rows: Sequence[Row]) -> Non
         await conn.execute(insert(recon_discrepancies), list(rows))
 
 
-def fee_and_discount(
-    object_id: str, account: str, merchant: str, currency: str, fee: int, discount: int, at_ms: int
-) -> list[Movement]:
-    """The `channel_fee` and `merchant_discount` postings a reconciled line proves (each
-    once-only by id: `fee_<id>`, `dsc_<id>`); a zero amount posts nothing."""
-    is_refund = object_id.startswith("re_")
-    out = []
-    for kind, posting_id, merchant_account, amount in (
-        ("channel_fee", fee_posting_id(object_id), "fees", fee),
-        ("merchant_discount", discount_posting_id(object_id), "discounts", discount),
-    ):
-        if amount:
-            out.append(
-                Movement(
-                    posting_id,
-                    kind,
-                    (
-                        Entry(Account(merchant_account, merchant, currency), amount),
-                        Entry(Account("channel_clearing", account, currency), -amount),
-                    ),
-                    at_ms=at_ms,
-                    payment_id=None if is_refund else object_id,
-                    refund_id=object_id if is_refund else None,
+FEE_PREFIX, DISCOUNT_PREFIX = "fee_", "dsc_"
+
+
+def _stem(prefix: str, rid: str) -> str:
+    """The start of every id of a run's postings of one kind: `fee_<run id>/`. Account names
+    have no `/`, so one run's stem never starts another's."""
+    return f"{prefix}{rid}/"
+
+
+async def _posted(conn: AsyncConnection, rid: str) -> dict[tuple[str, str, str], int]:
+    """What the run's earlier attempts posted, per (account kind, merchant, currency)."""
+    a, e, p = ledger_accounts, ledger_entries, ledger_postings
+    stems = [_stem(FEE_PREFIX, rid), _stem(DISCOUNT_PREFIX, rid)]
+    found = await conn.execute(
+        select(a.c.kind, a.c.merchant_id, a.c.currency, func.sum(e.c.amount))
+        .select_from(e.join(p, p.c.id == e.c.posting_id).join(a, a.c.id == e.c.account_id))
+        .where(
+            or_(*(p.c.id.startswith(stem, autoescape=True) for stem in stems)),
+            a.c.kind.in_(("fees", "discounts")),
+        )
+        .group_by(a.c.kind, a.c.merchant_id, a.c.currency)
+    )
+    return {(kind, mch, cur): int(total) for kind, mch, cur, total in found}
+
+
+async def post_run_totals(
+    conn: AsyncConnection,
+    rid: str,
+    account: str,
+    attempt: int,
+    sums: Mapping[tuple[str, str], Sequence[int]],
+    at_ms: int,
+) -> int:
+    """Post what the run's reconciled lines prove: per merchant and currency, one
+    `channel_fee` posting (what `account` kept) and one `merchant_discount` posting (coupons
+    the merchant funded), of the difference between this attempt's sums (`sums`:
+    [fee, discount]) and what the run's earlier attempts posted. A re-run of an unchanged day
+    posts nothing; one whose lines changed (a line fixed since) posts the change. The lines
+    themselves keep the detail (`recon_lines.fee`, `amount` − `settled`). The number of
+    postings written.
+
+    The run's row is locked first (PostgreSQL), so two attempts of one run at once post one
+    after the other, each seeing what the other committed."""
+    await conn.execute(select(recon_runs.c.id).where(recon_runs.c.id == rid).with_for_update())
+    before = await _posted(conn, rid)
+    merchants = {(m, c) for _, m, c in before} | set(sums)
+    movements = []
+    for number, (merchant, currency) in enumerate(sorted(merchants), 1):
+        fee, discount = sums.get((merchant, currency), (0, 0))
+        for kind, prefix, holder, total in (
+            ("channel_fee", FEE_PREFIX, "fees", fee),
+            ("merchant_discount", DISCOUNT_PREFIX, "discounts", discount),
+        ):
+            change = total - before.get((holder, merchant, currency), 0)
+            if change:
+                movements.append(
+                    Movement(
+                        f"{_stem(prefix, rid)}{attempt}/{number}",
+                        kind,
+                        (
+                            Entry(Account(holder, merchant, currency), change),
+                            Entry(Account("channel_clearing", account, currency), -change),
+                        ),
+                        at_ms=at_ms,
+                        memo=f"reconciliation {rid}, attempt {attempt}",
+                    )
                 )
-            )
-    return out
-
-
-POST_CHUNK = 500
-"""Postings per transaction on PostgreSQL: each takes two advisory locks per posting, held
-to its commit, and the server's lock table is shared and small (64 per connection)."""
-POSTERS = 2
-"""Connections posting at once beside the run's (PostgreSQL)."""
-
-
-class Poster:
-    """Posts a run's fees and coupons.
-
-    On PostgreSQL in chunks, each its own short transaction on one of `POSTERS` connections
-    beside the run's, while the run reads and matches the next lines: a run's postings in its
-    own transaction would hold a lock per posting until it commits (a million lines cannot),
-    and a posting is a fact the statement line proves whatever becomes of the run (once-only
-    by id, so a re-run finds it and posts nothing). New ledger accounts are created first, in
-    one order, so two posters never wait on each other's. SQLite has one writer: there the
-    postings go into the run's transaction."""
-
-    def __init__(self, conn: AsyncConnection, engine: AsyncEngine) -> None:
-        self.conn = conn
-        self.engine = engine
-        self.written = 0
-        self.error: BaseException | None = None
-        self._accounts: set[str] = set()
-        self._queue: asyncio.Queue[Sequence[Movement] | None] = asyncio.Queue(maxsize=POSTERS)
-        self._tasks: list[asyncio.Task[None]] = []
-        if conn.dialect.name == "postgresql":
-            self._tasks = [asyncio.create_task(self._work()) for _ in range(POSTERS)]
-
-    async def put(self, movements: Sequence[Movement]) -> None:
-        """Post `movements` (at once on SQLite; queued on PostgreSQL)."""
-        if not movements:
-            return
-        if not self._tasks:
-            done = await post_once(self.conn, movements)
-            self.written += len(done)
-            return
-        if self.error is not None:
-            raise self.error
-        new = {e.account.id: e.account for m in movements for e in m.entries}
-        fresh = [new[k] for k in sorted(new.keys() - self._accounts)]
-        if fresh:
-            async with self.engine.begin() as own:
-                await ensure_accounts(own, fresh)
-            self._accounts.update(a.id for a in fresh)
-        for first in range(0, len(movements), POST_CHUNK):
-            await self._queue.put(movements[first : first + POST_CHUNK])
-
-    async def _work(self) -> None:
-        while (chunk := await self._queue.get()) is not None:
-            if self.error is None:
-                try:
-                    async with self.engine.begin() as own:
-                        done = await post_once(own, chunk)
-                    # Counted after the await: `written += await ...` would read it before,
-                    # and the other poster's count in between would be lost.
-                    self.written += len(done)
-                except Exception as exc:
-                    # Keep taking chunks (unposted) so `put` never waits on a dead poster.
-                    self.error = exc
-
-    async def close(self) -> int:
-        """Wait for every queued posting; the number written. Raises a poster's error."""
-        for _ in self._tasks:
-            await self._queue.put(None)
-        await asyncio.gather(*self._tasks)
-        self._tasks = []
-        if self.error is not None:
-            raise self.error
-        return self.written
-
-    async def abort(self) -> None:
-        """Stop posting (the run failed): the chunk each poster is writing is rolled back."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+    return len(await post_once(conn, movements))
 
 
 async def analyze_lines(conn: AsyncConnection) -> None:
@@ -307,17 +279,6 @@ async def analyze_lines(conn: AsyncConnection) -> None:
     per payment."""
     if conn.dialect.name == "postgresql":
         await conn.execute(text("ANALYZE recon_lines"))
-
-
-async def analyze_ledger(engine: AsyncEngine) -> None:
-    """Refresh the planner's view of the ledger on PostgreSQL. A plan cached while the ledger
-    was small (a prepared statement's, a ledger trigger's) scans the whole table; a run that
-    grows the ledger by a posting a line would turn quadratic. ANALYZE invalidates those
-    plans; the engine calls this each time its postings double."""
-    if engine.dialect.name == "postgresql":
-        async with engine.connect() as conn:
-            await conn.execute(text("ANALYZE ledger_postings, ledger_entries"))
-            await conn.commit()
 
 
 async def unmatched_payments(

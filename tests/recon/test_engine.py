@@ -179,6 +179,22 @@ async def test_every_kind_of_discrepancy_is_found_and_a_lost_notification_fixed(
     own = rr.app[RUNTIME].metrics.registry.get_sample_value
     assert own("payrouter_recon_lines_total", {"account": account, "result": "matched"}) == 3
 
+    # Someone puts the record right: the next attempt matches the line and posts only what
+    # changed, the fee of that one line (fees and coupons are posted per run and merchant).
+    fees_before, count_before = await balance(rr, "fees"), await postings(rr)
+    await sql(rr, "UPDATE payments SET amount = 2000 WHERE id = :id", id=changed["id"])
+    third = await run(rr, wallet)
+    assert (third.matched, third.needs_review) == (3, 3)
+    async with rr.app[RECORD].engine.connect() as conn:
+        fee = (
+            await conn.execute(
+                select(recon_lines.c.fee).where(recon_lines.c.payment_id == changed["id"])
+            )
+        ).scalar_one()
+    assert fee != 0
+    assert await balance(rr, "fees") == fees_before + fee
+    assert await postings(rr) == count_before + 1
+
 
 async def test_a_run_that_fails_keeps_the_previous_attempt(
     rr: Router, harnesses: Harnesses
