@@ -4,6 +4,8 @@ through the simulators' control plane (or the record changed behind the router's
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -18,6 +20,7 @@ from router.recon.fix import reconcile, refresh_gauges
 from router.recon.report import RunReport
 from router.record.ledger import read_balances
 from router.record.schema import ledger_postings, recon_lines, recon_runs
+from router.settle import settle_day
 from tests.channels.harness import Harness
 from tests.e2e.conftest import WALLETS, Router
 from tests.recon.conftest import (
@@ -85,6 +88,24 @@ async def test_a_clean_day_matches_every_line_and_posts_fees_and_coupons(
     assert again.as_json() == report.as_json()
     assert again.attempts == 2 and again.postings == 0
     assert await postings(rr) == before
+
+    # T+1: the reconciled day settles, and the merchant downloads its lines.
+    outcome = await settle_day(rr.app[RECORD], today().isoformat(), rr.clock)
+    assert outcome.complete
+    [made] = outcome.settlements
+    assert (made["merchant_id"], made["gross"], made["refunds"]) == (rr.merchant_id, 11_999, 5_000)
+    assert (made["discounts"], made["fees"]) == (400, cny["fees"])
+    assert made["net"] == 11_999 - 5_000 - 400 - cny["fees"]
+    async with rr.http.get(
+        f"{rr.url}/v1/settlements/{made['id']}/lines",
+        headers=rr.auth | {"Accept": "text/csv"},
+    ) as resp:
+        assert resp.status == 200
+        rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    assert sorted((r["kind"], r["payment_id"]) for r in rows) == sorted(
+        [("payment", first["id"]), ("payment", second["id"]), ("refund", second["id"])]
+    )
+    assert sum(int(r["net"]) for r in rows) == made["net"]
 
 
 @pytest.mark.parametrize("wallet", WALLETS)
