@@ -7,8 +7,9 @@ Starts a private PostgreSQL (`benchmarks/harness/postgres.py`), fills the record
 (every tenth line a refund of the payment before, as `benchmarks/statement_parse.py` writes
 the statement), writes the statement file, then runs `router.recon.engine.Reconciler` for the
 day: every line is looked up, classified and written to `recon_lines`, and the day's fees and
-coupons posted (per merchant and currency). Prints lines/s, the run's time, the peak RSS of the process and (with `--trace`, a
-second run under tracemalloc) the peak Python allocation of the run. Asserts nothing but that
+coupons posted (per merchant and currency). Prints lines/s, the run's time, the peak RSS of
+the process and (with `--trace`, a second run under tracemalloc) the peak Python allocation
+of the run. Asserts nothing but that
 every line matched. Target: 1,000,000 lines in under 60 s, in flat memory.
 """
 
