@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select
+from sqlalchemy import and_, bindparam, case, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -50,40 +50,104 @@ async def day_runs(conn: AsyncConnection, day: str) -> list[dict[str, Any]]:
     return [dict(row) for row in (await conn.execute(statement)).mappings()]
 
 
-async def settled_lines(conn: AsyncConnection, day: str) -> list[dict[str, Any]]:
-    """Every matched or fixed line of `day`'s finished runs that names a merchant and a
-    payment, with its run's account and its payment's `merchant_order_id`, in statement
-    order."""
+def _settled(day: str) -> list[Any]:
+    """Which lines settle on `day`: matched or fixed lines of the day's finished runs that
+    name a merchant and a payment."""
+    return [
+        recon_runs.c.day == day,
+        recon_runs.c.status == "done",
+        recon_lines.c.result.in_(SETTLED_RESULTS),
+        recon_lines.c.merchant_id.is_not(None),
+        recon_lines.c.payment_id.is_not(None),
+    ]
+
+
+def _signed(payment: Any, refund: Any) -> Any:
+    return case((recon_lines.c.kind == "payment", payment), else_=refund)
+
+
+_COUPON = recon_lines.c.amount - recon_lines.c.settled
+_LINE_DISCOUNT = _signed(_COUPON, -_COUPON)
+"""A line's share of the coupons: a payment's, less what a refund hands back."""
+_LINE_NET = _signed(recon_lines.c.settled, -recon_lines.c.settled) - recon_lines.c.fee
+"""What a line moves to the merchant: amount − discount − fee, signed."""
+
+
+async def day_totals(conn: AsyncConnection, day: str) -> list[dict[str, Any]]:
+    """Per merchant, currency and mode, the figures of `day`'s settled lines, summed by the
+    database (nothing per line comes back): gross, refunds, discounts, fees, counts."""
+    c = recon_lines.c
+    zero = literal(0)
     statement = (
         select(
-            recon_lines.c.kind,
-            recon_lines.c.merchant_id,
-            recon_lines.c.livemode,
-            recon_lines.c.payment_id,
-            recon_lines.c.refund_id,
-            recon_lines.c.channel_trade_no,
-            recon_lines.c.amount,
-            recon_lines.c.settled,
-            recon_lines.c.fee,
-            recon_lines.c.currency,
-            recon_lines.c.booked_ms,
-            recon_runs.c.account,
-            func.coalesce(payments.c.merchant_order_id, "").label("merchant_order_id"),
+            c.merchant_id,
+            c.currency,
+            c.livemode,
+            func.sum(_signed(c.amount, zero)).label("gross"),
+            func.sum(_signed(zero, c.amount)).label("refunds"),
+            func.sum(_LINE_DISCOUNT).label("discounts"),
+            func.sum(c.fee).label("fees"),
+            func.sum(_signed(literal(1), zero)).label("payment_count"),
+            func.sum(_signed(zero, literal(1))).label("refund_count"),
         )
-        .join(recon_runs, recon_runs.c.id == recon_lines.c.run_id)
-        # Outer: a reconciled line is money the channel moved, settled even if its payment
-        # were missing from the record (its merchant_order_id is then empty).
-        .outerjoin(payments, payments.c.id == recon_lines.c.payment_id)
-        .where(
-            recon_runs.c.day == day,
-            recon_runs.c.status == "done",
-            recon_lines.c.result.in_(SETTLED_RESULTS),
-            recon_lines.c.merchant_id.is_not(None),
-            recon_lines.c.payment_id.is_not(None),
-        )
-        .order_by(recon_runs.c.account, recon_lines.c.seq)
+        .join(recon_runs, recon_runs.c.id == c.run_id)
+        .where(*_settled(day))
+        .group_by(c.merchant_id, c.currency, c.livemode)
+        .order_by(c.merchant_id, c.currency, c.livemode)
     )
-    return [dict(row) for row in (await conn.execute(statement)).mappings()]
+    return [
+        {k: (v if k in ("merchant_id", "currency", "livemode") else int(v)) for k, v in row.items()}
+        for row in (await conn.execute(statement)).mappings()
+    ]
+
+
+async def _copy_lines(conn: AsyncConnection, settlement: Mapping[str, Any]) -> None:
+    """Copy the settlement's lines from `recon_lines` in one INSERT ... SELECT, numbered in
+    statement order (account, then line): nothing passes through this process."""
+    c = recon_lines.c
+    lines = (
+        select(
+            literal(settlement["id"]),
+            func.row_number().over(order_by=(recon_runs.c.account, c.seq)),
+            c.kind,
+            c.payment_id,
+            c.refund_id,
+            # Outer: a reconciled line is money the channel moved, settled even if its
+            # payment were missing from the record (its merchant_order_id is then empty).
+            func.coalesce(payments.c.merchant_order_id, ""),
+            recon_runs.c.account,
+            c.channel_trade_no,
+            c.amount,
+            _LINE_DISCOUNT,
+            c.fee,
+            _LINE_NET,
+            c.booked_ms,
+        )
+        .join(recon_runs, recon_runs.c.id == c.run_id)
+        .outerjoin(payments, payments.c.id == c.payment_id)
+        .where(
+            *_settled(settlement["day"]),
+            c.merchant_id == settlement["merchant_id"],
+            c.currency == settlement["currency"],
+            c.livemode == settlement["livemode"],
+        )
+    )
+    columns = [
+        "settlement_id",
+        "number",
+        "kind",
+        "payment_id",
+        "refund_id",
+        "merchant_order_id",
+        "account",
+        "channel_trade_no",
+        "amount",
+        "discount",
+        "fee",
+        "net",
+        "booked_ms",
+    ]
+    await conn.execute(insert(settlement_lines).from_select(columns, lines))
 
 
 async def find(
@@ -114,10 +178,8 @@ async def of_day(conn: AsyncConnection, day: str) -> list[dict[str, Any]]:
     return [dict(row) for row in (await conn.execute(statement)).mappings()]
 
 
-async def write(
-    conn: AsyncConnection, settlement: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]
-) -> bool:
-    """Insert `settlement` (a `settlements` row), its `settlement_lines` and its ledger
+async def write(conn: AsyncConnection, settlement: Mapping[str, Any]) -> bool:
+    """Insert `settlement` (a `settlements` row), a copy of its lines and its ledger
     posting, in the caller's transaction. False, with nothing written, when another writer
     made the same merchant's day first (the unique constraint refused it)."""
     try:
@@ -125,14 +187,7 @@ async def write(
             await conn.execute(insert(settlements), [dict(settlement)])
     except IntegrityError:
         return False
-    if lines:
-        await conn.execute(
-            insert(settlement_lines),
-            [
-                {"settlement_id": settlement["id"], "number": n, **line}
-                for n, line in enumerate(lines, 1)
-            ],
-        )
+    await _copy_lines(conn, settlement)
     await post_settlement(
         conn,
         settlement["id"],

@@ -20,7 +20,7 @@ from router.clock import Clock
 from router.ids import new_id
 from router.record import Record
 from router.record import settlements as rows
-from router.settle.compute import CHINA_TIME, Key, Totals, settle
+from router.settle.compute import CHINA_TIME, Key, Totals
 
 SETTLEMENT_PREFIX = "stl"
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -112,13 +112,23 @@ async def settle_day(record: Record, day: str, clock: Clock) -> Outcome:
         outcome.needs_review = sum(int(r["needs_review"] or 0) for r in runs)
         if not outcome.complete:
             return outcome
-        figures = settle(await rows.settled_lines(conn, day))
+        figures = {
+            Key(t["merchant_id"], t["currency"], bool(t["livemode"])): Totals(
+                gross=t["gross"],
+                refunds=t["refunds"],
+                discounts=t["discounts"],
+                fees=t["fees"],
+                payment_count=t["payment_count"],
+                refund_count=t["refund_count"],
+            )
+            for t in await rows.day_totals(conn, day)
+        }
     for key, totals in figures.items():
         async with record.engine.begin() as conn:
             existing = await rows.find(conn, key.merchant_id, day, key.currency, key.livemode)
             if existing is None:
                 row = _row(day, key, totals, clock.now_ms())
-                if await rows.write(conn, row, totals.lines):
+                if await rows.write(conn, row):
                     outcome.settlements.append(_report(row, True))
                     continue
                 existing = await rows.find(conn, key.merchant_id, day, key.currency, key.livemode)
