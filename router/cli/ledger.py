@@ -17,7 +17,8 @@ from router.record import open_checked
 from router.record.audit import Report, check_ledger
 
 
-def _table(headers: list[str], rows: list[list[object]]) -> list[str]:
+def table(headers: list[str], rows: list[list[object]]) -> list[str]:
+    """`rows` under `headers` as aligned text lines (the ledger and settlement reports)."""
     cells = [headers, *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
@@ -33,7 +34,7 @@ def _table(headers: list[str], rows: list[list[object]]) -> list[str]:
 def render(report: Report, description: str) -> str:
     """The report as an operator reads it: the figures, then each check and its problems."""
     out = [f"ledger of {description}", ""]
-    out += _table(
+    out += table(
         ["merchant", "cur", "captured", "refunded", "fees", "discounts", "settled", "receivable"],
         [
             [
@@ -50,7 +51,7 @@ def render(report: Report, description: str) -> str:
         ],
     )
     out.append("")
-    out += _table(
+    out += table(
         ["channel account", "cur", "captured", "refunded", "fees", "discounts", "clearing"],
         [
             [c.account, c.currency, c.captured, c.refunded, c.fees, c.discounts, c.clearing]

@@ -20,7 +20,7 @@ import click
 
 from router.cli.common import emit, load_settings, run_async
 from router.cli.db import SANDBOX_OPTION
-from router.cli.ledger import _table
+from router.cli.ledger import table
 from router.clock import Clock
 from router.record import open_checked
 from router.settings import ConfigurationError, Settings
@@ -62,7 +62,7 @@ def render(outcome: Outcome) -> str:
             ]
         )
     if rows:
-        out += ["", *_table(COLUMNS, rows), ""]
+        out += ["", *table(COLUMNS, rows), ""]
     made = sum(1 for s in outcome.settlements if s["created"])
     if outcome.complete:
         out.append(f"{made} settled now, {len(outcome.settlements) - made} already settled")

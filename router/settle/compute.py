@@ -22,11 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta, timezone
 from typing import Any, NamedTuple
-
-CHINA_TIME = timezone(timedelta(hours=8), "CST")
-"""Every channel closes its statement day, and so its settlement day, at midnight here."""
 
 
 class Key(NamedTuple):

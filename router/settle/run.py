@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from channels.statement import CHINA_TIME
 from router.clock import Clock
 from router.ids import new_id
 from router.record import Record
 from router.record import settlements as rows
-from router.settle.compute import CHINA_TIME, Key, Totals
+from router.settle.compute import Key, Totals
 
 SETTLEMENT_PREFIX = "stl"
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
