@@ -9,10 +9,12 @@ same moments. The oracle is `priority` over the phase's accounts best first: it 
 the best account. Each strategy gets `rate` creates per second (open loop).
 
 Per strategy and phase (`routing_stats.summarise`): merchant-visible success, the share of
-first attempts that went to the phase's best account, channel calls per payment (creates,
-plus a query and a close after each unknown outcome or hedge loser), the share of payments
-hedged, p50/p99 create latency, and how long the strategy took to follow the change (the
-first of 10 first attempts in a row to the best account).
+first attempts that went to the phase's best account, channel calls per payment (every call
+the router made to the strategy's accounts during the phase, as its own
+`payrouter_channel_calls_total` counts them: creates, hedges, probes, queries and closes,
+the worker's included), the share of payments hedged, p50/p99 create latency, and how long
+the strategy took to follow the change (the first window of 20 payments with 80% of first
+attempts to the best account).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +41,16 @@ from channels.wechat.sim.app import build_app as build_simulator
 from router.api.middleware import RUNTIME
 from router.app import build_app
 from router.logs import Runner
+from router.metrics import Metrics
+from router.payments.failover import ABANDONED_CLOSE_AFTER_S
 from router.settings import Settings, Workers
 
 ACCOUNTS = ("a", "b", "c")
 FEES = {"a": 0.38, "b": 0.55, "c": 0.6}
 STRATEGIES = ("oracle", "adaptive", "score", "priority")
 HEALTHY = {"error_rate": 0.005}
+SETTLE_S = ABANDONED_CLOSE_AFTER_S + 3.0
+"""After the last phase: time for the worker to close the orders its payments left behind."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,11 @@ class Bench:
     router_url: str
     api_key: str
     sims: dict[str, str]
+    calls_made: Callable[[str], int]
+    """Channel calls the router has made so far to one strategy's accounts."""
     samples: list[Sample] = field(default_factory=list)
+    calls: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Per (strategy, phase): the channel calls made while the phase ran."""
     ids: itertools.count[int] = field(default_factory=itertools.count)
 
 
@@ -148,9 +159,6 @@ async def _create(bench: Bench, strategy: str, phase: int, started: float) -> No
     attempts = (data.get("routing") or {}).get("attempts") or []
     prefix = f"{strategy}_"
     tried = [str(a["channel"]).removeprefix(prefix) for a in attempts]
-    # An unknown outcome costs a query and a close, now or by the worker; so does the
-    # abandoned loser of a hedged create.
-    unknown = sum(1 for a in attempts if a.get("outcome") in ("unknown", "abandoned"))
     bench.samples.append(
         Sample(
             strategy=strategy,
@@ -158,10 +166,23 @@ async def _create(bench: Bench, strategy: str, phase: int, started: float) -> No
             at_s=t0 - started,
             ok=status == 201,
             first=tried[0] if tried else None,
-            calls=len(tried) + 2 * unknown,
             ms=ms,
             code=(data.get("error") or {}).get("code") if status != 201 else None,
             hedged=any(a.get("hedge") for a in attempts),
+        )
+    )
+
+
+def calls_made(metrics: Metrics, strategy: str) -> int:
+    """Every channel call the router has made to `strategy`'s accounts, whatever the
+    operation and outcome."""
+    prefix = f"{strategy}_"
+    return int(
+        sum(
+            sample.value
+            for family in metrics.channel_calls.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total") and sample.labels["account"].startswith(prefix)
         )
     )
 
@@ -173,9 +194,21 @@ async def _set_faults(bench: Bench, phase: Phase) -> None:
 
 
 async def drive(bench: Bench, phase_s: float, rate: float, say: Callable[[str], None]) -> None:
-    """Every phase in turn, `rate` creates per second per strategy."""
+    """Every phase in turn, `rate` creates per second per strategy. The calls of a phase are
+    those made from its start to the next one's (the last: until its payments are answered
+    and the worker has closed what they left behind)."""
     tasks: set[asyncio.Task[None]] = set()
+    before = {s: bench.calls_made(s) for s in STRATEGIES}
+
+    def count(index: int) -> None:
+        for strategy in STRATEGIES:
+            now = bench.calls_made(strategy)
+            bench.calls[(strategy, index)] = now - before[strategy]
+            before[strategy] = now
+
     for index, phase in enumerate(PHASES):
+        if index:
+            count(index - 1)
         await _set_faults(bench, phase)
         say(f"phase {index + 1}/{len(PHASES)}: {phase.name} (best: {phase.best})")
         started = time.perf_counter()
@@ -189,6 +222,8 @@ async def drive(bench: Bench, phase_s: float, rate: float, say: Callable[[str], 
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
+    await asyncio.sleep(SETTLE_S)
+    count(len(PHASES) - 1)
 
 
 async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -207,8 +242,8 @@ async def run_routing_quality(
     reports = []
     for run in range(runs):
         say(f"routing quality run {run + 1}/{runs}: {len(PHASES)} phases of {phase_s:g} s")
-        samples = await _one_run(phase_s, rate, max_open_s, seed + run, say)
-        reports.append([s.__dict__ for s in samples])
+        samples, calls = await _one_run(phase_s, rate, max_open_s, seed + run, say)
+        reports.append(([s.__dict__ for s in samples], calls))
     return {
         "scenario": "routing-quality",
         "quick": quick,
@@ -219,16 +254,17 @@ async def run_routing_quality(
         "phases": [{"name": p.name, "best": p.best} for p in PHASES],
         "fees_pct": FEES,
         "strategies": summarise(
-            [[Sample(**raw) for raw in run] for run in reports],
+            [[Sample(**raw) for raw in run] for run, _ in reports],
             STRATEGIES,
             [p.best for p in PHASES],
+            [calls for _, calls in reports],
         ),
     }
 
 
 async def _one_run(
     phase_s: float, rate: float, max_open_s: float, seed: int, say: Callable[[str], None]
-) -> list[Sample]:
+) -> tuple[list[Sample], dict[tuple[str, int], int]]:
     with tempfile.TemporaryDirectory(prefix="payrouter-rq-") as tmp:
         work = Path(tmp)
         runners: list[web.AppRunner] = []
@@ -255,11 +291,11 @@ async def _one_run(
                 app = await build_app(settings, watch_config=False, run_dispatcher=False)
                 runner, url = await _serve(app)
                 runners.append(runner)
-                store = app[RUNTIME].store
-                _, issued = await store.merchants.create("Routing bench")
-                bench = Bench(session, url, issued.secret, sims)
+                rt = app[RUNTIME]
+                _, issued = await rt.store.merchants.create("Routing bench")
+                bench = Bench(session, url, issued.secret, sims, partial(calls_made, rt.metrics))
                 await drive(bench, phase_s, rate, say)
-                return bench.samples
+                return bench.samples, bench.calls
             finally:
                 for runner in reversed(runners):
                     await runner.cleanup()

@@ -3,7 +3,6 @@ phase over every run, and the table `payrouter bench --routing-quality` prints."
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ class Sample:
     ok: bool
     first: str | None
     """The account tried first (None: none was)."""
-    calls: int
     ms: float
     code: str | None
     hedged: bool = False
@@ -53,11 +51,18 @@ def follow_s(samples: Sequence[Sample], best: str) -> float | None:
     return None
 
 
+Calls = Mapping[tuple[str, int], int]
+"""One run's channel calls per (strategy, phase)."""
+
+
 def summarise(
-    runs: Sequence[Sequence[Sample]], strategies: Sequence[str], bests: Sequence[str]
+    runs: Sequence[Sequence[Sample]],
+    strategies: Sequence[str],
+    bests: Sequence[str],
+    calls: Sequence[Calls],
 ) -> dict[str, Any]:
     """Per strategy: per phase and over all phases, every run pooled (follow times: each
-    run's, listed)."""
+    run's, listed). `calls`: each run's channel calls per strategy and phase."""
     out: dict[str, Any] = {}
     for strategy in strategies:
         phases = []
@@ -66,15 +71,21 @@ def summarise(
             mine = [[s for s in run if s.strategy == strategy and s.phase == index] for run in runs]
             flat = [s for run in mine for s in run]
             pooled += flat
-            phases.append(_figures(flat, best) | {"follow_s": [follow_s(r, best) for r in mine]})
+            made = sum(run.get((strategy, index), 0) for run in calls)
+            figures = _figures(flat, made, best)
+            phases.append(figures | {"follow_s": [follow_s(r, best) for r in mine]})
         best_of = {index: best for index, best in enumerate(bests)}
-        overall = _figures(pooled, None, best_of)
+        made = sum(n for run in calls for (s, _), n in run.items() if s == strategy)
+        overall = _figures(pooled, made, None, best_of)
         out[strategy] = {"phases": phases, "overall": overall}
     return out
 
 
 def _figures(
-    samples: Sequence[Sample], best: str | None, best_of: Mapping[int, str] | None = None
+    samples: Sequence[Sample],
+    calls: int,
+    best: str | None,
+    best_of: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
     n = len(samples)
     if n == 0:
@@ -85,7 +96,7 @@ def _figures(
         "payments": n,
         "success": round(sum(s.ok for s in samples) / n, 4),
         "first_to_best": round(firsts / n, 4),
-        "calls_per_payment": round(statistics.fmean(s.calls for s in samples), 3),
+        "calls_per_payment": round(calls / n, 3),
         "hedged": round(sum(s.hedged for s in samples) / n, 4),
         "p50_ms": round(_percentile(latencies, 0.5) or 0.0, 1),
         "p99_ms": round(_percentile(latencies, 0.99) or 0.0, 1),

@@ -25,7 +25,8 @@ For each candidate, within the create deadline:
   first created answer wins, the other account goes on the `abandoned` list (written before
   the hedge is sent, so a crash mid-race leaves it to the worker too) and its call, if still
   under way, finishes in the background to be recorded on its breaker
-  (`router.payments.hedged`).
+  (`router.payments.hedged`); then the order it created is closed and the account taken off
+  the list (`router.payments.abandoned.close_loser`).
 
 Every attempt is written to the payment's `routing.attempts`; before calling the next account
 the payment is pointed at it, so a crash mid-call leaves the worker asking the right channel.
@@ -44,6 +45,7 @@ from channels.errors import ChannelError, ChannelOutcomeUnknown, ChannelRejected
 from router.domain_errors import ChannelDeclined, ChannelDown, OutcomeUnknown
 from router.models import RoutingAttempt
 from router.payments import hedged
+from router.payments.abandoned import close_loser
 from router.payments.moves import finish_payment
 from router.routing.decide import Decision
 from router.routing.window import dimension
@@ -219,9 +221,16 @@ async def _hedge(
     await _write_abandoned(rt, out, status, ABANDONED_CLOSE_AFTER_S)
     if loser.task.done():
         await hedged.settle(rt, loser, dim)
-    else:
-        hedged.settle_later(rt, loser, dim)
+    # Beyond the request: the loser's outcome on its breaker once it ends, then its order
+    # closed and its account off the abandoned list (nothing writes the list after this).
+    rt.spawn(_after_loser(rt, out.stored, loser, dim), name=f"hedge-loser-{loser.account}")
     return winner, later
+
+
+async def _after_loser(rt: Runtime, stored: StoredPayment, loser: hedged.Call, dim: str) -> None:
+    if not loser.task.done():
+        await hedged.settle(rt, loser, dim)
+    await close_loser(rt, stored, loser)
 
 
 async def _point_at(rt: Runtime, out: Attempts, channel: Channel, status: str) -> StoredPayment:

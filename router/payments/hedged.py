@@ -2,9 +2,9 @@
 
 `start` sends a create and counts it in flight (`Breakers.call_started`) until it ends,
 whoever waits for it. `race` waits for the first of two to create the order. A loser still
-under way is left to finish in the background (`Runtime.spawn`): its outcome and latency
-are recorded on its account's breaker like any call's, so a slow account is learned from
-the very calls a hedge saved the buyer from waiting on.
+under way is left to finish in the background (`router.payments.failover`): its outcome and
+latency are recorded on its account's breaker like any call's, so a slow account is learned
+from the very calls a hedge saved the buyer from waiting on.
 """
 
 from __future__ import annotations
@@ -133,8 +133,3 @@ async def settle(rt: Runtime, call: Call, dim: str) -> None:
         await rt.breakers.record(call.account, blame(exc), call.ms, call.probe, dim)
         return
     await rt.breakers.record(call.account, "ok", call.ms, call.probe, dim)
-
-
-def settle_later(rt: Runtime, call: Call, dim: str) -> None:
-    """`settle` once `call` ends, beyond the request."""
-    rt.spawn(settle(rt, call, dim), name=f"hedge-loser-{call.account}")

@@ -39,7 +39,7 @@ def test_quick_routing_quality_run() -> None:
 
 
 def sample(at_s: float, first: str, ok: bool = True) -> Sample:
-    return Sample("adaptive", 0, at_s, ok, first, 1, 10.0, None)
+    return Sample("adaptive", 0, at_s, ok, first, 10.0, None)
 
 
 def test_follow_time_is_where_the_first_window_mostly_goes_to_the_best() -> None:
@@ -55,16 +55,18 @@ def test_follow_time_is_where_the_first_window_mostly_goes_to_the_best() -> None
 
 def test_summary_pools_runs_per_phase() -> None:
     runs = [[sample(0, "a"), sample(1, "b", ok=False)], [sample(0, "a")]]
-    found = summarise(runs, ["adaptive"], ["a"])["adaptive"]
+    calls = [{("adaptive", 0): 4, ("oracle", 0): 9}, {("adaptive", 0): 2}]
+    found = summarise(runs, ["adaptive"], ["a"], calls)["adaptive"]
     phase = found["phases"][0]
     assert phase["payments"] == 3
+    assert phase["calls_per_payment"] == 2.0
     assert phase["first_to_best"] == round(2 / 3, 4)
     assert phase["success"] == round(2 / 3, 4)
     assert phase["failures"] == {"?": 1}
     assert found["overall"]["first_to_best"] == phase["first_to_best"]
     hedged = replace(sample(2, "a"), hedged=True)
     assert (
-        summarise([[sample(0, "a"), hedged]], ["adaptive"], ["a"])["adaptive"]["phases"][0][
+        summarise([[sample(0, "a"), hedged]], ["adaptive"], ["a"], [{}])["adaptive"]["phases"][0][
             "hedged"
         ]
         == 0.5

@@ -1,6 +1,7 @@
 """Hedged creates through the real API, against two simulators whose faults are set per
 account: a slow leader's create is answered by the next account, the slow order is closed by
-the worker, a barcode is never hedged, and the hedging budget holds."""
+the router as soon as it is created (by the worker when that fails), a barcode is never
+hedged, and the hedging budget holds."""
 
 from __future__ import annotations
 
@@ -75,6 +76,23 @@ async def losers_settled(router: Router) -> None:
     await eventually(idle)
 
 
+async def abandoned(router: Router, pay_id: str) -> tuple[str, ...]:
+    stored = await router.app[RUNTIME].store.payments.find(pay_id)
+    assert stored is not None
+    return stored.abandoned
+
+
+async def calls(router: Router, account: str) -> dict[str, int]:
+    """The channel calls the router made to `account`, per operation."""
+    found: dict[str, int] = {}
+    for family in router.app[RUNTIME].metrics.channel_calls.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels["account"] == account:
+                operation = sample.labels["operation"]
+                found[operation] = found.get(operation, 0) + int(sample.value)
+    return found
+
+
 async def hedges(router: Router) -> dict[str, float]:
     async with router.http.get(f"{router.url}/metrics") as resp:
         text = await resp.text()
@@ -117,13 +135,17 @@ async def test_a_slow_leaders_create_is_answered_by_the_hedge_and_the_loser_clos
     assert body["channel"] == "wechat_backup" and body["status"] == "pending"
     pay_id = body["id"]
     await losers_settled(router)
-    # The leader's order was opened after all, and the payment's record says to close it.
-    assert await order_state(http, simulator, pay_id) == "NOTPAY"
+    # The leader's order was opened after all: the router closed it as soon as its create
+    # answered (no query first) and took the account off the abandoned list.
+    assert await order_state(http, simulator, pay_id) == "CLOSED"
+    assert await abandoned(router, pay_id) == ()
+    assert await calls(router, "wechat_main") == {"create": 1, "close": 1}
+    # So the worker, when the payment's entry comes due, has nothing to ask the channel.
     await faults(http, simulator, {})
     router.clock.advance(6)
     while await router.worker.run_once():
         pass
-    assert await order_state(http, simulator, pay_id) == "CLOSED"
+    assert await calls(router, "wechat_main") == {"create": 1, "close": 1}
     # The winner's order is untouched: the buyer pays there.
     assert await order_state(http, backup, pay_id) == "NOTPAY"
     shown = await router.payment(pay_id)
@@ -136,6 +158,41 @@ async def test_a_slow_leaders_create_is_answered_by_the_hedge_and_the_loser_clos
         explained = await r.json()
     assert explained["hedge"]["to"] in ("wechat_main", "wechat_backup")
     assert 100 <= explained["hedge"]["delay_ms"] <= 150
+
+
+async def test_a_loser_the_router_cannot_close_is_left_to_the_worker(
+    redis_url: str,
+    simulator: Simulator,
+    backup: Simulator,
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+) -> None:
+    router = await router_with(
+        "{min_delay_ms: 100, max_delay_ms: 150}",
+        redis_url,
+        simulator,
+        backup,
+        tmp_path,
+        serving,
+        http,
+    )
+    await faults(http, simulator, SLOW)
+    status, body = await router.create()
+    assert status == 201, body
+    pay_id = body["id"]
+    # The leader's create is still under way (0.7 s); its channel now fails every close.
+    await faults(http, simulator, {"error_rate": 1.0, "only": ["close"]})
+    await losers_settled(router)
+    assert await order_state(http, simulator, pay_id) == "NOTPAY"
+    assert await abandoned(router, pay_id) == ("wechat_main",)
+    await faults(http, simulator, {})
+    router.clock.advance(6)
+    while await router.worker.run_once():
+        pass
+    assert await order_state(http, simulator, pay_id) == "CLOSED"
+    assert await abandoned(router, pay_id) == ("wechat_main",)  # the worker's entry is done
+    assert await calls(router, "wechat_main") == {"create": 1, "close": 2, "query": 1}
 
 
 async def test_a_barcode_is_never_hedged(
