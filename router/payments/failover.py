@@ -142,7 +142,8 @@ async def try_candidates(
             )
             out.attempts += later
             blame = hedged.blame(exc)
-            await rt.breakers.record(account, blame, call.ms, probe, dim)
+            refused = kind == "unavailable"
+            await rt.breakers.record(account, blame, call.ms, probe, dim, refused=refused)
             if blame == "neutral":
                 out.stop = "refused"
                 return out

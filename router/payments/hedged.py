@@ -130,6 +130,9 @@ async def settle(rt: Runtime, call: Call, dim: str) -> None:
     try:
         await call.task
     except ChannelError as exc:
-        await rt.breakers.record(call.account, blame(exc), call.ms, call.probe, dim)
+        refused = kind(exc) == "unavailable"
+        await rt.breakers.record(
+            call.account, blame(exc), call.ms, call.probe, dim, refused=refused
+        )
         return
     await rt.breakers.record(call.account, "ok", call.ms, call.probe, dim)

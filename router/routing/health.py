@@ -5,6 +5,7 @@ time buckets, and a breaker:
 
     closed ──(failure rate ≥ threshold over ≥ min_calls, or a run of hard failures)──> open
     open ──(open_s, doubling on every trip up to max_open_s, plus up to 20% jitter)──> half_open
+    (a probe the channel refused at once, within the latency SLO, does not double it)
     half_open ──(close_after probe successes)──> closed      half_open ──(a probe fails)──> open
 
 Half-open admits at most `half_open_probes` calls at once across all processes together.
@@ -309,12 +310,19 @@ class Breakers:
         latency_ms: int,
         probe_id: str = "",
         dim: str | None = None,
+        *,
+        refused: bool = False,
     ) -> str:
         """Record one call's outcome; returns the breaker state after it (for a plain
         success, which is only tallied, the state this process last read). `dim`: the
-        payment's dimension (`router.routing.window.dimension`), counted for `adaptive`."""
+        payment's dimension (`router.routing.window.dimension`), counted for `adaptive`.
+        `refused`: a failure where the channel certainly did nothing (unreachable, 503,
+        429); answered within the latency SLO, a failed probe of that kind does not double
+        the breaker's next open span."""
         batch = self._store.batch()
-        index = self.queue_record(batch, account, outcome, latency_ms, probe_id, dim)
+        index = self.queue_record(
+            batch, account, outcome, latency_ms, probe_id, dim, refused=refused
+        )
         if index is None:
             cached = self._cache.get(account)
             if cached is None:
@@ -330,6 +338,8 @@ class Breakers:
         latency_ms: int,
         probe_id: str = "",
         dim: str | None = None,
+        *,
+        refused: bool = False,
     ) -> int | None:
         """`record`, queued in a batch with other writes: the index of the breaker's new
         state in the batch's results, or None for a plain success, which is tallied here
@@ -363,6 +373,7 @@ class Breakers:
                 close_after=breaker.close_after,
             ),
             jitter=self._rng(),
+            grow=not (refused and latency_ms <= health.latency_slo_ms),
             pending=tally.successes(buckets[-1]) if tally is not None else None,
             extra=extra,
         )

@@ -113,6 +113,7 @@ class BreakerStore:
         probe_id: str,
         rule: TripRule,
         jitter: float,
+        grow: bool = True,
         pending: Successes | None = None,
         extra: Mapping[str, int] | None = None,
     ) -> int:
@@ -121,7 +122,8 @@ class BreakerStore:
 
         `pending`: this process's unflushed successes of the account, written first in the
         same script, so the breaker's move counts them. Those outside `buckets` are dropped.
-        `extra`: the caller's own fields to add to `buckets[0]` for this call.
+        `extra`: the caller's own fields to add to `buckets[0]` for this call. `grow`: False
+        when a failed probe was refused at once, so the next open span is not doubled.
         """
         folded: list[str | int] = [0]
         if pending is not None:
@@ -148,6 +150,7 @@ class BreakerStore:
                 rule.max_open_ms,
                 jitter,
                 rule.close_after,
+                1 if grow else 0,
                 *_pairs(extra or {}),
                 *folded,
             ],

@@ -367,7 +367,9 @@ BREAKER_RECORD = """
 -- KEYS: breaker state hash, probes zset, then the window's bucket hashes (current first)
 -- ARGV: now_ms, outcome (ok|fail|neutral), latency_ms, probe_id or '', bucket_ttl_s,
 --       min_calls, failure_rate, consecutive_limit, open_ms, max_open_ms, jitter (0..1,
---       drawn by the caller), close_after, then the caller's own fields for this call (a
+--       drawn by the caller), close_after, grow ('1': a failed probe lengthens the next open
+--       span; '0': it was refused at once and does not), then the caller's own fields for
+--       this call (a
 --       count, then field, increment, ...), then the caller's successes not yet flushed: the
 --       time of the latest (0: none) and, for each of the window's buckets in KEYS order, a
 --       count and that many field, increment pairs (`ok` and `lat` among them)
@@ -375,7 +377,7 @@ BREAKER_RECORD = """
 -- breaker. Returns the state now.
 local now = tonumber(ARGV[1])
 local outcome = ARGV[2]
-local at = 13
+local at = 14
 local extra = tonumber(ARGV[at])
 local extra_at = at + 1
 at = at + 1 + 2 * extra
@@ -419,8 +421,13 @@ if outcome == 'fail' then
     fails = fails + fail
   end
 end
-local function trip()
-  local trips = redis.call('HINCRBY', KEYS[1], 'trips', 1)
+local function trip(grow)
+  -- Each trip doubles the open span, but a probe the channel refused at once (cheap to
+  -- repeat: nothing done, nobody kept waiting) keeps it, so a recovery is seen soon.
+  local trips = tonumber(redis.call('HGET', KEYS[1], 'trips') or '0')
+  if grow or trips < 1 then
+    trips = redis.call('HINCRBY', KEYS[1], 'trips', 1)
+  end
   local span = math.min(tonumber(ARGV[9]) * 2 ^ (trips - 1), tonumber(ARGV[10]))
   span = math.floor(span * (1 + 0.2 * tonumber(ARGV[11])))
   redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', now + span, 'consecutive', 0,
@@ -434,7 +441,7 @@ if ARGV[4] ~= '' then
 end
 if state == 'half_open' and ARGV[4] ~= '' then
   if outcome == 'fail' then
-    return trip()
+    return trip(ARGV[13] == '1')
   elseif outcome == 'ok' then
     if redis.call('HINCRBY', KEYS[1], 'probe_ok', 1) >= tonumber(ARGV[12]) then
       redis.call('HSET', KEYS[1], 'state', 'closed', 'trips', 0, 'consecutive', 0,
@@ -466,7 +473,7 @@ if state == 'closed' then
     local run = redis.call('HINCRBY', KEYS[1], 'consecutive', 1)
     if run >= tonumber(ARGV[8]) or
        (calls >= tonumber(ARGV[6]) and fails / calls >= tonumber(ARGV[7])) then
-      return trip()
+      return trip(true)
     end
   elseif outcome == 'ok' and (redis.call('HGET', KEYS[1], 'consecutive') or '0') ~= '0' then
     redis.call('HSET', KEYS[1], 'consecutive', 0)
