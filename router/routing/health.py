@@ -5,7 +5,7 @@ time buckets, and a breaker:
 
     closed ──(failure rate ≥ threshold over ≥ min_calls, or a run of hard failures)──> open
     open ──(open_s, doubling on every trip up to max_open_s, plus up to 20% jitter)──> half_open
-    (a probe the channel refused at once, within the latency SLO, does not double it)
+    (after a probe the channel refused at once, within the latency SLO: open_s again)
     half_open ──(close_after probe successes)──> closed      half_open ──(a probe fails)──> open
 
 Half-open admits at most `half_open_probes` calls at once across all processes together.
@@ -317,8 +317,8 @@ class Breakers:
         success, which is only tallied, the state this process last read). `dim`: the
         payment's dimension (`router.routing.window.dimension`), counted for `adaptive`.
         `refused`: a failure where the channel certainly did nothing (unreachable, 503,
-        429); answered within the latency SLO, a failed probe of that kind does not double
-        the breaker's next open span."""
+        429); answered within the latency SLO, a failed probe of that kind opens the
+        breaker for `open_s` again instead of doubling the span."""
         batch = self._store.batch()
         index = self.queue_record(
             batch, account, outcome, latency_ms, probe_id, dim, refused=refused

@@ -123,7 +123,7 @@ class BreakerStore:
         `pending`: this process's unflushed successes of the account, written first in the
         same script, so the breaker's move counts them. Those outside `buckets` are dropped.
         `extra`: the caller's own fields to add to `buckets[0]` for this call. `grow`: False
-        when a failed probe was refused at once, so the next open span is not doubled.
+        when a failed probe was refused at once: the next open span is `open_ms` again.
         """
         folded: list[str | int] = [0]
         if pending is not None:

@@ -367,8 +367,8 @@ BREAKER_RECORD = """
 -- KEYS: breaker state hash, probes zset, then the window's bucket hashes (current first)
 -- ARGV: now_ms, outcome (ok|fail|neutral), latency_ms, probe_id or '', bucket_ttl_s,
 --       min_calls, failure_rate, consecutive_limit, open_ms, max_open_ms, jitter (0..1,
---       drawn by the caller), close_after, grow ('1': a failed probe lengthens the next open
---       span; '0': it was refused at once and does not), then the caller's own fields for
+--       drawn by the caller), close_after, grow ('1': a failed probe doubles the next open
+--       span; '0': it was refused at once, and the span is open_ms again), then the caller's own fields for
 --       this call (a
 --       count, then field, increment, ...), then the caller's successes not yet flushed: the
 --       time of the latest (0: none) and, for each of the window's buckets in KEYS order, a
@@ -422,11 +422,14 @@ if outcome == 'fail' then
   end
 end
 local function trip(grow)
-  -- Each trip doubles the open span, but a probe the channel refused at once (cheap to
-  -- repeat: nothing done, nobody kept waiting) keeps it, so a recovery is seen soon.
-  local trips = tonumber(redis.call('HGET', KEYS[1], 'trips') or '0')
-  if grow or trips < 1 then
+  -- Each trip doubles the open span, but after a probe the channel refused at once (cheap
+  -- to repeat: nothing done, nobody kept waiting) it is open_ms again, so a recovery is seen
+  -- within open_ms.
+  local trips = 1
+  if grow then
     trips = redis.call('HINCRBY', KEYS[1], 'trips', 1)
+  else
+    redis.call('HSET', KEYS[1], 'trips', 1)
   end
   local span = math.min(tonumber(ARGV[9]) * 2 ^ (trips - 1), tonumber(ARGV[10]))
   span = math.floor(span * (1 + 0.2 * tonumber(ARGV[11])))

@@ -117,21 +117,26 @@ async def test_a_failed_probe_reopens_for_longer(store: Store, clock: FrozenCloc
     assert (await b.snapshot([A]))[A].open_until_ms == clock.now_ms() + 60_000
 
 
-async def test_a_probe_refused_at_once_keeps_the_open_time(
+async def test_a_probe_refused_at_once_reopens_for_open_s(
     store: Store, clock: FrozenClock
 ) -> None:
     b = breakers(store, clock)
     for _ in range(5):
         await b.record(A, "fail", 100)
+    clock.advance(10)
+    probe = await b.admit(A)
+    await b.record(A, "fail", 100, probe.probe_id)
+    assert (await b.snapshot([A]))[A].open_until_ms == clock.now_ms() + 20_000
+    clock.advance(20)
     for _ in range(3):
-        # Unreachable or 503 within the SLO: cheap to repeat, so probed again after open_s.
-        clock.advance(10)
+        # Unreachable or 503 within the SLO: cheap to repeat, so probed again after open_s,
+        # however long it was open before.
         probe = await b.admit(A)
         assert probe.admitted
         assert await b.record(A, "fail", 20, probe.probe_id, refused=True) == "open"
         assert (await b.snapshot([A]))[A].open_until_ms == clock.now_ms() + 10_000
+        clock.advance(10)
     # A refusal that kept the probe waiting past the SLO is no cheaper than any failure.
-    clock.advance(10)
     probe = await b.admit(A)
     await b.record(A, "fail", 1500, probe.probe_id, refused=True)
     assert (await b.snapshot([A]))[A].open_until_ms == clock.now_ms() + 20_000
