@@ -171,7 +171,8 @@ class Metrics:
         self.hedges = Counter(
             "payrouter_hedges_total",
             "Creates that were slow to answer, by account and what became of the hedge: sent "
-            "then won or lost, or not sent (budget spent, no account to send it to).",
+            "then won or lost, or not sent (budget spent, no account to send it to, or the "
+            "router itself had stalled and the create answered in the grace that followed).",
             ["account", "result"],
             registry=r,
         )

@@ -182,9 +182,20 @@ async def _hedge(
     after it."""
     assert decision.hedge_delay_ms is not None
     settings = rt.config.config.adaptive.hedge
-    finished, _ = await asyncio.wait({primary.task}, timeout=decision.hedge_delay_ms / 1000)
+    delay_s = decision.hedge_delay_ms / 1000
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    finished, _ = await asyncio.wait({primary.task}, timeout=delay_s)
     if finished:
         return primary, []
+    # This process itself stalled (the timer fired late): the answer may be waiting to be
+    # read. Give the primary that long again, up to the delay, before blaming its channel.
+    late_s = loop.time() - began - delay_s
+    if late_s > delay_s / 2:
+        finished, _ = await asyncio.wait({primary.task}, timeout=min(late_s, delay_s))
+        if finished:
+            rt.metrics.hedges.labels(primary.account, "stalled").inc()
+            return primary, []
     if rt.hedge_budget.left(settings) < 1:
         rt.metrics.hedges.labels(primary.account, "budget_spent").inc()
         return primary, []

@@ -368,11 +368,11 @@ BREAKER_RECORD = """
 -- ARGV: now_ms, outcome (ok|fail|neutral), latency_ms, probe_id or '', bucket_ttl_s,
 --       min_calls, failure_rate, consecutive_limit, open_ms, max_open_ms, jitter (0..1,
 --       drawn by the caller), close_after, grow ('1': a failed probe doubles the next open
---       span; '0': it was refused at once, and the span is open_ms again), then the caller's own fields for
---       this call (a
---       count, then field, increment, ...), then the caller's successes not yet flushed: the
---       time of the latest (0: none) and, for each of the window's buckets in KEYS order, a
---       count and that many field, increment pairs (`ok` and `lat` among them)
+--       span; '0': it was refused at once, and the span is open_ms again), then the caller's
+--       own fields for this call (a count, then field, increment, ...), then the caller's
+--       successes not yet flushed: the time of the latest (0: none) and, for each of the
+--       window's buckets in KEYS order, a count and that many field, increment pairs (`ok`
+--       and `lat` among them)
 -- Records the unflushed successes and then one call in the sliding window, and moves the
 -- breaker. Returns the state now.
 local now = tonumber(ARGV[1])

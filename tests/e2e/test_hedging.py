@@ -1,17 +1,22 @@
 """Hedged creates through the real API, against two simulators whose faults are set per
 account: a slow leader's create is answered by the next account, the slow order is closed by
-the router as soon as it is created (by the worker when that fails), a barcode is never
-hedged, and the hedging budget holds."""
+the router as soon as it is created (by the worker when that fails), a router that stalled
+gives its create a grace before hedging, a barcode is never hedged, and the hedging budget
+holds."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from router.api.middleware import RUNTIME
+from router.payments import hedged
 from tests.e2e.conftest import (
     ADMIN_TOKEN,
     Router,
@@ -193,6 +198,42 @@ async def test_a_loser_the_router_cannot_close_is_left_to_the_worker(
     assert await order_state(http, simulator, pay_id) == "CLOSED"
     assert await abandoned(router, pay_id) == ("wechat_main",)  # the worker's entry is done
     assert await calls(router, "wechat_main") == {"create": 1, "close": 2, "query": 1}
+
+
+async def test_a_stalled_router_does_not_hedge_a_create_its_channel_answered(
+    redis_url: str,
+    simulator: Simulator,
+    backup: Simulator,
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    router = await router_with(
+        "{min_delay_ms: 100, max_delay_ms: 150}",
+        redis_url,
+        simulator,
+        backup,
+        tmp_path,
+        serving,
+        http,
+    )
+    start = hedged.start
+
+    def stalling(*args: Any) -> hedged.Call:
+        # The whole process stops for 0.4 s right after the create is sent: the hedge timer
+        # fires late, while the channel's prompt answer waits to be read.
+        call = start(*args)
+        asyncio.get_running_loop().call_soon(time.sleep, 0.4)
+        return call
+
+    monkeypatch.setattr(hedged, "start", stalling)
+    status, body = await router.create()
+    assert status == 201, body
+    attempts = [(a["channel"], a["outcome"], a["hedge"]) for a in body["routing"]["attempts"]]
+    assert attempts == [("wechat_main", "created", False)]
+    assert await order_state(http, backup, body["id"]) is None
+    assert await hedges(router) == {"stalled": 1}
 
 
 async def test_a_barcode_is_never_hedged(
