@@ -8,10 +8,12 @@ For each candidate, within the create deadline:
   own fault): record a failure on its breaker and move on.
 - the channel refused because of the request or the buyer: stop; the next channel would
   refuse too, and the merchant must see why.
-- outcome unknown (timeout after sending, 5xx): never just move on. Ask the channel; an order
-  that exists (or might) is closed there first; only then move on. A paid order (a barcode the
-  buyer already confirmed) ends the search: the payment succeeded there. If the channel cannot
-  be asked: a buyer-initiated method (qr, web, h5, app, jsapi, checkout) moves on to the
+- outcome unknown (timeout after sending, 5xx): never just move on. The order that exists (or
+  might) is closed there first; only then move on. A barcode's channel is asked first: a paid
+  order (the buyer already confirmed) ends the search, the payment succeeded there. A
+  buyer-initiated method's (qr, web, h5, app, jsapi, checkout) is closed without asking: the
+  buyer never saw that order, so nobody can have paid it. If the channel cannot be asked or
+  the close fails: a buyer-initiated method moves on to the
   next account all the same, since the buyer never saw that order and cannot pay it; the
   account is written to the payment's `abandoned` list and the re-query worker closes the
   order there later. A barcode (the buyer's code may already be charged), or any payment with
@@ -274,6 +276,11 @@ async def _settle_unknown(
     order = out.stored.order_ref()
     account = channel.account
     try:
+        if out.stored.payment.method in BUYER_INITIATED:
+            # Nobody has seen this order, so nobody can have paid it: close it without asking
+            # first (closing an order the channel does not know changes nothing there).
+            await rt.call(account, "close", lambda: channel.close(order))
+            return True
         trade = await rt.call(account, "query", lambda: channel.query(order))
         if trade.state is TradeState.SUCCEEDED:
             out.stop, out.paid = "paid", trade

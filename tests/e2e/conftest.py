@@ -322,3 +322,15 @@ async def multi(
         config_text=routing(found, folders),
         run_worker=True,
     )
+
+
+def channel_calls(router: Router, account: str) -> dict[str, int]:
+    """The channel calls `router` made to `account`, per operation (its own
+    `payrouter_channel_calls_total`)."""
+    found: dict[str, int] = {}
+    for family in router.app[RUNTIME].metrics.channel_calls.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels["account"] == account:
+                operation = sample.labels["operation"]
+                found[operation] = found.get(operation, 0) + int(sample.value)
+    return found

@@ -20,6 +20,7 @@ from tests.e2e.conftest import (
     Router,
     Simulator,
     account_yaml,
+    channel_calls,
     eventually,
     sim_json,
     start_router,
@@ -178,30 +179,38 @@ async def test_unknown_barcode_outcome_that_cannot_be_checked_is_not_failed_over
 async def test_buyer_initiated_unknown_outcome_fails_over_and_the_order_is_closed_later(
     pair: Router, simulator: Simulator, backup: Simulator, http: aiohttp.ClientSession
 ) -> None:
-    # Creates hang after being processed, and queries and closes fail: no proof either way.
+    # Creates and closes are processed but answered too late: no proof either way.
     await sim_json(http, simulator, "PUT", "/sim/faults", {"timeout_rate": 1.0, "hang_ms": 2500})
     status, body = await pair.create()
     assert status == 201, body
     assert body["channel"] == "wechat_backup"
     outcomes = [(a["channel"], a["outcome"]) for a in body["routing"]["attempts"]]
     assert outcomes == [("wechat_main", "unknown"), ("wechat_backup", "created")]
+    # The close went out without a query first (nobody saw that order, nobody can have paid
+    # it); it was carried out, but its answer never came: the account is left to the worker.
+    assert (channel_calls(pair, "wechat_main")) == {"create": 1, "close": 1}
+    stored = await pair.app[RUNTIME].store.payments.find(body["id"])
+    assert stored is not None and stored.abandoned == ("wechat_main",)
     _, left = await sim_json(http, simulator, "GET", f"/sim/orders/{body['id']}")
-    assert left["order"]["trade_state"] == "NOTPAY"
+    assert left["order"]["trade_state"] == "CLOSED"
 
-    # The worker closes the abandoned order once the channel answers again.
+    # While the channel still hangs, the worker cannot settle it and looks again later; once
+    # the channel answers, it finds the order closed and has nothing more to do.
     worker = pair.worker
     pair.clock.advance(6)
     # The payment's entry and its abandoned order's share a partition: one per pass.
     while await worker.run_once():
         pass
-    _, still = await sim_json(http, simulator, "GET", f"/sim/orders/{body['id']}")
-    assert still["order"]["trade_state"] == "NOTPAY"
+    assert (channel_calls(pair, "wechat_main")) == {"create": 1, "close": 1, "query": 1}
     await sim_json(http, simulator, "PUT", "/sim/faults", {})
     pair.clock.advance(31)
     while await worker.run_once():
         pass
-    _, closed = await sim_json(http, simulator, "GET", f"/sim/orders/{body['id']}")
-    assert closed["order"]["trade_state"] == "CLOSED"
+    assert (channel_calls(pair, "wechat_main")) == {"create": 1, "close": 1, "query": 2}
+    pair.clock.advance(31)
+    while await worker.run_once():
+        pass
+    assert (channel_calls(pair, "wechat_main")) == {"create": 1, "close": 1, "query": 2}
     _, live = await sim_json(http, backup, "GET", f"/sim/orders/{body['id']}")
     assert live["order"]["trade_state"] == "NOTPAY"
 

@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
     Router,
     Simulator,
     account_yaml,
+    channel_calls,
     eventually,
     sim_json,
     start_router,
@@ -87,17 +88,6 @@ async def abandoned(router: Router, pay_id: str) -> tuple[str, ...]:
     return stored.abandoned
 
 
-async def calls(router: Router, account: str) -> dict[str, int]:
-    """The channel calls the router made to `account`, per operation."""
-    found: dict[str, int] = {}
-    for family in router.app[RUNTIME].metrics.channel_calls.collect():
-        for sample in family.samples:
-            if sample.name.endswith("_total") and sample.labels["account"] == account:
-                operation = sample.labels["operation"]
-                found[operation] = found.get(operation, 0) + int(sample.value)
-    return found
-
-
 async def hedges(router: Router) -> dict[str, float]:
     async with router.http.get(f"{router.url}/metrics") as resp:
         text = await resp.text()
@@ -144,13 +134,13 @@ async def test_a_slow_leaders_create_is_answered_by_the_hedge_and_the_loser_clos
     # answered (no query first) and took the account off the abandoned list.
     assert await order_state(http, simulator, pay_id) == "CLOSED"
     assert await abandoned(router, pay_id) == ()
-    assert await calls(router, "wechat_main") == {"create": 1, "close": 1}
+    assert channel_calls(router, "wechat_main") == {"create": 1, "close": 1}
     # So the worker, when the payment's entry comes due, has nothing to ask the channel.
     await faults(http, simulator, {})
     router.clock.advance(6)
     while await router.worker.run_once():
         pass
-    assert await calls(router, "wechat_main") == {"create": 1, "close": 1}
+    assert channel_calls(router, "wechat_main") == {"create": 1, "close": 1}
     # The winner's order is untouched: the buyer pays there.
     assert await order_state(http, backup, pay_id) == "NOTPAY"
     shown = await router.payment(pay_id)
@@ -197,7 +187,7 @@ async def test_a_loser_the_router_cannot_close_is_left_to_the_worker(
         pass
     assert await order_state(http, simulator, pay_id) == "CLOSED"
     assert await abandoned(router, pay_id) == ("wechat_main",)  # the worker's entry is done
-    assert await calls(router, "wechat_main") == {"create": 1, "close": 2, "query": 1}
+    assert channel_calls(router, "wechat_main") == {"create": 1, "close": 2, "query": 1}
 
 
 async def test_a_stalled_router_does_not_hedge_a_create_its_channel_answered(
