@@ -163,9 +163,10 @@ def routes_explain(
 def _terms_line(terms: dict[str, Any]) -> str:
     """The `adaptive` strategy's terms of one account, on one line."""
     p95 = "-" if terms["p95_ms"] is None else f"{terms['p95_ms']:.0f} ms"
+    p99 = "-" if terms.get("p99_ms") is None else f"{terms['p99_ms']:.0f} ms"
     return (
         f"{terms['role']}: utility {terms['utility']:.4f} = success {terms['success']:.4f}"
-        f" x latency {terms['latency']:.2f} (p95 {p95}) - fee {terms['fee_cost']:.4f}"
+        f" x latency {terms['latency']:.2f} (p95 {p95}, p99 {p99}) - fee {terms['fee_cost']:.4f}"
         f" ({terms['fee_pct']:g}%); {terms['calls']:.1f} recent calls, draw {terms['draw']:.4f}"
         + (", outlier" if terms["outlier"] else "")
     )

@@ -18,7 +18,10 @@ For each candidate account, from its shared health window (`router.routing.windo
   only when every other account has failed, and never explored, until its evidence fades.
 
 Order: the accounts whose utility is within `tolerance` of the best (or could be, within
-`confidence` standard deviations of their posterior), cheapest first (then by utility); then
+`confidence` standard deviations of their posterior), cheapest first (then by utility), but
+those whose p99 is past the SLO after the others: one slow call in a hundred, or a create
+outraced by its hedge, is enough to hand the lead to an equally reliable account that is
+fast, long before the p95 moves the utility; then
 the others by utility; half-open accounts after them and outliers last. A half-open account
 goes first for `probe_share` of payments, so its probes (limited by the breaker across every
 process) come at once instead of by chance. With probability `exploration` (the rule's) the
@@ -54,7 +57,7 @@ class AdaptiveSettings(BaseModel):
 
     half_life_s: Annotated[float, Field(ge=1, le=3600)] = 10.0
     prior_success: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.98
-    prior_weight: Annotated[float, Field(gt=0, le=1000)] = 10.0
+    prior_weight: Annotated[float, Field(gt=0, le=1000)] = 50.0
     dimension_weight: Annotated[float, Field(ge=0, le=1)] = 0.25
     tolerance: Annotated[float, Field(ge=0, le=0.2)] = 0.01
     confidence: Annotated[float, Field(ge=0, le=5)] = 0.5
@@ -77,6 +80,7 @@ class Terms:
     draw: float
     calls: float
     p95_ms: float | None
+    p99_ms: float | None
     latency: float
     fee_pct: float
     fee_cost: float
@@ -106,9 +110,12 @@ class _Scored:
     draw: float
     calls: float
     p95_ms: float | None
+    p99_ms: float | None
     latency: float
     fee_pct: float
     fee_cost: float
+    slow_tail: bool
+    """Its p99 is past the SLO: among tied accounts, it goes after those whose is not."""
 
     @property
     def utility(self) -> float:
@@ -152,7 +159,9 @@ def _score(
     if slow:
         *fast, slowest = window.histogram
         window = replace(window, histogram=(*fast, slowest + slow))
-    p95 = window.p95_ms() if sum(window.histogram) >= 3 else None
+    known = sum(window.histogram) >= 3
+    p95 = window.p95_ms() if known else None
+    p99 = window.quantile_ms(0.99) if known else None
     total = alpha + beta
     return _Scored(
         success=alpha / total,
@@ -160,9 +169,11 @@ def _score(
         draw=rng.betavariate(alpha, beta),
         calls=window.calls,
         p95_ms=p95,
+        p99_ms=p99,
         latency=min(1.0, slo_ms / p95) if p95 else 1.0,
         fee_pct=fee,
         fee_cost=settings.fee_weight * fee / 100,
+        slow_tail=p99 is not None and p99 > slo_ms,
     )
 
 
@@ -207,7 +218,7 @@ def rank(
     usual = [n for n in names if n not in outliers and n not in probing and n not in shut]
     top = max((scored[n].utility for n in usual), default=0.0)
     group = [n for n in usual if scored[n].hopeful(settings.confidence) >= top - settings.tolerance]
-    group.sort(key=lambda n: (scored[n].fee_pct, -scored[n].utility))
+    group.sort(key=lambda n: (scored[n].slow_tail, scored[n].fee_pct, -scored[n].utility))
     rest = sorted((n for n in usual if n not in group), key=lambda n: -scored[n].utility)
     ordered = group + rest
     roles = {n: "group" for n in group} | {n: "ranked" for n in rest}
@@ -235,6 +246,7 @@ def rank(
             draw=s.draw,
             calls=s.calls,
             p95_ms=s.p95_ms,
+            p99_ms=s.p99_ms,
             latency=s.latency,
             fee_pct=s.fee_pct,
             fee_cost=s.fee_cost,

@@ -59,6 +59,10 @@ class Decayed:
 
     def p95_ms(self) -> float | None:
         """The 95th percentile latency, as the upper edge of its bin (None: no calls)."""
+        return self.quantile_ms(0.95)
+
+    def quantile_ms(self, q: float) -> float | None:
+        """The `q` quantile of latency, as the upper edge of its bin (None: no calls)."""
         total = sum(self.histogram)
         if total <= 0:
             return None
@@ -66,7 +70,7 @@ class Decayed:
         seen = 0.0
         for edge, count in zip(edges, self.histogram, strict=True):
             seen += count
-            if seen >= 0.95 * total:
+            if seen >= q * total:
                 return float(edge)
         return float(SLOWEST_MS)
 

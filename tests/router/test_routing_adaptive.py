@@ -167,6 +167,32 @@ def test_latency_above_the_slo_lowers_an_account_below_a_fast_one() -> None:
     assert decide(health, "p", fees={"slow": 0.38, "fast": 0.6}, exploration=0.0)[0] == "fast"
 
 
+def test_a_slow_tail_hands_the_lead_to_a_tied_fast_account() -> None:
+    # One call in the window past the SLO: the p95 (and the utility) has not moved, but the
+    # p99 has, and the cheaper account gives the lead to the equally reliable fast one.
+    cheap = steady(20)
+    cheap[0] = calls(20, slow=2)
+    health = {"cheap": view("cheap", cheap), "dear": view("dear", steady(20))}
+    fees = {"cheap": 0.38, "dear": 0.6}
+    _, terms = rank(
+        ["cheap", "dear"],
+        health,
+        settings=SETTINGS,
+        slo_ms=2000,
+        bucket_ms=BUCKET_MS,
+        fees=fees,
+        dim=DIM,
+        exploration=0.0,
+        rng=random.Random(2),
+    )
+    assert terms["cheap"].p95_ms == 50 and terms["cheap"].latency == 1.0
+    assert terms["cheap"].p99_ms == 3200 and terms["dear"].p99_ms == 50
+    assert decide(health, "p", fees=fees, exploration=0.0) == ["dear", "cheap"]
+    # Without the slow calls, the cheaper one leads.
+    health["cheap"] = view("cheap", steady(20))
+    assert decide(health, "p", fees=fees, exploration=0.0) == ["cheap", "dear"]
+
+
 def test_the_fee_breaks_ties_and_the_weight_can_outweigh_success() -> None:
     health = {"a": view("a", steady(20)), "b": view("b", steady(20))}
     assert decide(health, "p", fees={"a": 0.6, "b": 0.38}, exploration=0.0)[0] == "b"
