@@ -56,6 +56,8 @@ class AdaptiveSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     half_life_s: Annotated[float, Field(ge=1, le=3600)] = 10.0
+    half_calls: Annotated[float | None, Field(ge=1, le=100_000)] = None
+    """Evidence also halves per this many newer calls of the account (None: by time only)."""
     prior_success: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.98
     prior_weight: Annotated[float, Field(gt=0, le=1000)] = 50.0
     dimension_weight: Annotated[float, Field(ge=0, le=1)] = 0.25
@@ -148,6 +150,7 @@ def _score(
         bucket_s=bucket_ms / 1000,
         half_life_s=settings.half_life_s,
         dim=dim,
+        half_calls=settings.half_calls,
     )
     ok, fail = window.ok, window.fail
     if dim is not None:

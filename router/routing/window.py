@@ -82,12 +82,20 @@ def decay(
     bucket_s: float,
     half_life_s: float,
     dim: str | None,
+    half_calls: float | None = None,
 ) -> Decayed:
-    """Sum the buckets (number, fields), each weighed by 0.5 ** (age / half_life_s)."""
+    """Sum the buckets (number, fields), each weighed by 0.5 ** (age / half_life_s) and, with
+    `half_calls`, by 0.5 ** (calls in newer buckets / half_calls) as well: newer evidence
+    pushes older evidence out, so a busy account is judged on its last calls while one
+    nobody calls keeps what it showed, fading only with time."""
     ok = fail = dim_ok = dim_fail = 0.0
     histogram = [0.0] * (len(LATENCY_EDGES_MS) + 1)
-    for number, fields in buckets:
+    newer = 0
+    for number, fields in sorted(buckets, key=lambda b: -b[0]):
         weight = 0.5 ** (max(0, now_bucket - number) * bucket_s / half_life_s)
+        if half_calls:
+            weight *= 0.5 ** (newer / half_calls)
+            newer += fields.get("ok", 0) + fields.get("fail", 0)
         ok += weight * fields.get("ok", 0)
         fail += weight * fields.get("fail", 0)
         if dim is not None:

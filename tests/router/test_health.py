@@ -117,9 +117,7 @@ async def test_a_failed_probe_reopens_for_longer(store: Store, clock: FrozenCloc
     assert (await b.snapshot([A]))[A].open_until_ms == clock.now_ms() + 60_000
 
 
-async def test_a_probe_refused_at_once_reopens_for_open_s(
-    store: Store, clock: FrozenClock
-) -> None:
+async def test_a_probe_refused_at_once_reopens_for_open_s(store: Store, clock: FrozenClock) -> None:
     b = breakers(store, clock)
     for _ in range(5):
         await b.record(A, "fail", 100)

@@ -9,6 +9,8 @@ import random
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+
 from channels.wechat.sandbox import ensure_sandbox
 from router.clock import FrozenClock
 from router.routing.adaptive import AdaptiveSettings, rank, rng_for
@@ -225,6 +227,19 @@ def test_decay_halves_per_half_life() -> None:
     buckets = ((100, {"ok": 8}), (97, {"ok": 8}))
     decayed = decay(buckets, now_bucket=100, bucket_s=5, half_life_s=15, dim=None)
     assert decayed.ok == 12.0
+
+
+def test_decay_by_newer_calls_keeps_an_idle_accounts_evidence() -> None:
+    # Newest first: 10 calls, then 20, then 5 failures. Each bucket also halves per 10 newer
+    # calls; time alone (a half-life of an hour) hardly counts.
+    busy = ((100, {"ok": 10}), (99, {"ok": 20}), (98, {"fail": 4}))
+    decayed = decay(busy, now_bucket=100, bucket_s=5, half_life_s=3600, dim=None, half_calls=10)
+    assert decayed.ok == pytest.approx(20.0, rel=0.01)
+    assert decayed.fail == pytest.approx(0.5, rel=0.01)
+    # An account nobody called since its failures keeps them in full.
+    idle = ((98, {"fail": 4}),)
+    decayed = decay(idle, now_bucket=100, bucket_s=5, half_life_s=3600, dim=None, half_calls=10)
+    assert decayed.fail == pytest.approx(4.0, rel=0.01)
 
 
 async def test_closing_a_breaker_keeps_the_successes_the_strategy_needs(
