@@ -25,8 +25,12 @@ def test_quick_routing_quality_run() -> None:
         for phase in found["phases"]:
             assert phase["payments"] > 0
             assert 0.0 <= phase["first_to_best"] <= 1.0
-            assert phase["calls_per_payment"] >= 1.0 or phase["success"] < 1.0
+            # Calls are counted per phase as the router made them: a create under way at a
+            # phase's end counts in the next one, so only the total must cover every payment.
+            assert phase["calls_per_payment"] > 0.0
             assert phase["p50_ms"] <= phase["p99_ms"]
+        overall = found["overall"]
+        assert overall["calls_per_payment"] >= 1.0 or overall["success"] < 1.0
     oracle = report["strategies"]["oracle"]
     assert all(p["first_to_best"] == 1.0 for p in oracle["phases"])
     # A healthy account exists in every phase: the failover behind each strategy keeps every
