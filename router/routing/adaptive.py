@@ -3,7 +3,9 @@
 For each candidate account, from its shared health window (`router.routing.window`):
 
 - **success**: a Beta posterior over decayed counts (each window bucket weighs
-  0.5 ** (age / `half_life_s`)), starting from a prior of `prior_weight` pseudo-calls at
+  0.5 ** (age / `half_life_s`) × 0.5 ** (newer calls / `half_calls`): a busy leader is
+  judged on its last calls, an idle account keeps its record, fading with time), starting
+  from a prior of `prior_weight` pseudo-calls at
   `prior_success`. Calls of the payment's own dimension (method and amount band) count in
   full, the account's other calls at `dimension_weight`. The mean ranks; one draw from the
   posterior (Thompson sampling) decides exploration.
@@ -55,8 +57,8 @@ class AdaptiveSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    half_life_s: Annotated[float, Field(ge=1, le=3600)] = 10.0
-    half_calls: Annotated[float | None, Field(ge=1, le=100_000)] = None
+    half_life_s: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    half_calls: Annotated[float | None, Field(ge=1, le=100_000)] = 25.0
     """Evidence also halves per this many newer calls of the account (None: by time only)."""
     prior_success: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.98
     prior_weight: Annotated[float, Field(gt=0, le=1000)] = 50.0
