@@ -50,11 +50,12 @@ from router.payments import recorded
 from router.payments.binding import KeyBinding, ensure_held
 from router.payments.blocked import block_created, count_declined, risk_of
 from router.payments.checkout import create_checkout
-from router.payments.failover import Attempts, fail_create, try_candidates
+from router.payments.failover import Attempts, try_candidates
 from router.payments.intake import check_create
 from router.payments.mismatch import check_payment
 from router.payments.moves import PaymentFinal, finish_payment
 from router.payments.stranded import answer_for_bound
+from router.payments.unrouted import fail_create
 from router.risk.rules import Verdict
 from router.routing.decide import decide
 from router.routing.rules import RouteRequest

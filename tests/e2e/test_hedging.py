@@ -63,6 +63,20 @@ async def router_with(
     return await start_router(redis_url, simulator, tmp_path, serving, http, config_text=text)
 
 
+@pytest.fixture
+async def router(
+    redis_url: str,
+    simulator: Simulator,
+    backup: Simulator,
+    tmp_path: Path,
+    serving: list[web.AppRunner],
+    http: aiohttp.ClientSession,
+) -> Router:
+    """A router hedging after 100 to 150 ms between the two simulators."""
+    hedge = "{min_delay_ms: 100, max_delay_ms: 150}"
+    return await router_with(hedge, redis_url, simulator, backup, tmp_path, serving, http)
+
+
 async def faults(http: aiohttp.ClientSession, sim: Simulator, body: object) -> None:
     status, _ = await sim_json(http, sim, "PUT", f"/sim/faults?account={sim.sandbox.mchid}", body)
     assert status == 200
@@ -101,22 +115,11 @@ async def hedges(router: Router) -> dict[str, float]:
 
 
 async def test_a_slow_leaders_create_is_answered_by_the_hedge_and_the_loser_closed(
-    redis_url: str,
+    router: Router,
     simulator: Simulator,
     backup: Simulator,
-    tmp_path: Path,
-    serving: list[web.AppRunner],
     http: aiohttp.ClientSession,
 ) -> None:
-    router = await router_with(
-        "{min_delay_ms: 100, max_delay_ms: 150}",
-        redis_url,
-        simulator,
-        backup,
-        tmp_path,
-        serving,
-        http,
-    )
     await faults(http, simulator, SLOW)
     status, body = await router.create()
     assert status == 201, body
@@ -156,22 +159,11 @@ async def test_a_slow_leaders_create_is_answered_by_the_hedge_and_the_loser_clos
 
 
 async def test_a_loser_the_router_cannot_close_is_left_to_the_worker(
-    redis_url: str,
+    router: Router,
     simulator: Simulator,
     backup: Simulator,
-    tmp_path: Path,
-    serving: list[web.AppRunner],
     http: aiohttp.ClientSession,
 ) -> None:
-    router = await router_with(
-        "{min_delay_ms: 100, max_delay_ms: 150}",
-        redis_url,
-        simulator,
-        backup,
-        tmp_path,
-        serving,
-        http,
-    )
     await faults(http, simulator, SLOW)
     status, body = await router.create()
     assert status == 201, body
@@ -191,23 +183,12 @@ async def test_a_loser_the_router_cannot_close_is_left_to_the_worker(
 
 
 async def test_a_stalled_router_does_not_hedge_a_create_its_channel_answered(
-    redis_url: str,
+    router: Router,
     simulator: Simulator,
     backup: Simulator,
-    tmp_path: Path,
-    serving: list[web.AppRunner],
     http: aiohttp.ClientSession,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    router = await router_with(
-        "{min_delay_ms: 100, max_delay_ms: 150}",
-        redis_url,
-        simulator,
-        backup,
-        tmp_path,
-        serving,
-        http,
-    )
     start = hedged.start
 
     def stalling(*args: Any) -> hedged.Call:
@@ -227,22 +208,11 @@ async def test_a_stalled_router_does_not_hedge_a_create_its_channel_answered(
 
 
 async def test_a_barcode_is_never_hedged(
-    redis_url: str,
+    router: Router,
     simulator: Simulator,
     backup: Simulator,
-    tmp_path: Path,
-    serving: list[web.AppRunner],
     http: aiohttp.ClientSession,
 ) -> None:
-    router = await router_with(
-        "{min_delay_ms: 100, max_delay_ms: 150}",
-        redis_url,
-        simulator,
-        backup,
-        tmp_path,
-        serving,
-        http,
-    )
     await faults(http, simulator, SLOW)
     status, body = await router.create(method="barcode", auth_code="134567890123456789")
     assert status in (200, 201), body

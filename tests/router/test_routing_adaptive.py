@@ -13,7 +13,7 @@ import pytest
 
 from channels.wechat.sandbox import ensure_sandbox
 from router.clock import FrozenClock
-from router.routing.adaptive import AdaptiveSettings, rank, rng_for
+from router.routing.adaptive import AdaptiveSettings, Terms, rank, rng_for
 from router.routing.health import AccountHealth, Breakers, BreakerSettings, HealthSettings
 from router.routing.window import decay, dimension, latency_bin
 from router.store import Store
@@ -88,6 +88,22 @@ def decide(
     return ordered
 
 
+def terms_of(health: Mapping[str, AccountHealth], fees: Mapping[str, float]) -> dict[str, Terms]:
+    """Each account's terms, without exploration."""
+    _, terms = rank(
+        list(health),
+        health,
+        settings=SETTINGS,
+        slo_ms=2000,
+        bucket_ms=BUCKET_MS,
+        fees=fees,
+        dim=DIM,
+        exploration=0.0,
+        rng=random.Random(2),
+    )
+    return terms
+
+
 def first_share(
     health: Mapping[str, AccountHealth], account: str, n: int = 1000, **kw: object
 ) -> float:
@@ -153,17 +169,7 @@ def test_a_degrading_leader_hands_over_to_the_best_other_account() -> None:
 def test_latency_above_the_slo_lowers_an_account_below_a_fast_one() -> None:
     fast, slow = steady(20), steady(20, slow=6)
     health = {"slow": view("slow", slow), "fast": view("fast", fast)}
-    _, terms = rank(
-        ["slow", "fast"],
-        health,
-        settings=SETTINGS,
-        slo_ms=2000,
-        bucket_ms=BUCKET_MS,
-        fees={"slow": 0.38, "fast": 0.6},
-        dim=DIM,
-        exploration=0.0,
-        rng=random.Random(2),
-    )
+    terms = terms_of(health, {"slow": 0.38, "fast": 0.6})
     assert terms["slow"].p95_ms == 3200 and terms["fast"].p95_ms == 50
     assert terms["slow"].latency < 0.7 and terms["fast"].latency == 1.0
     assert decide(health, "p", fees={"slow": 0.38, "fast": 0.6}, exploration=0.0)[0] == "fast"
@@ -176,17 +182,7 @@ def test_a_slow_tail_hands_the_lead_to_a_tied_fast_account() -> None:
     cheap[0] = calls(20, slow=2)
     health = {"cheap": view("cheap", cheap), "dear": view("dear", steady(20))}
     fees = {"cheap": 0.38, "dear": 0.6}
-    _, terms = rank(
-        ["cheap", "dear"],
-        health,
-        settings=SETTINGS,
-        slo_ms=2000,
-        bucket_ms=BUCKET_MS,
-        fees=fees,
-        dim=DIM,
-        exploration=0.0,
-        rng=random.Random(2),
-    )
+    terms = terms_of(health, fees)
     assert terms["cheap"].p95_ms == 50 and terms["cheap"].latency == 1.0
     assert terms["cheap"].p99_ms == 3200 and terms["dear"].p99_ms == 50
     assert decide(health, "p", fees=fees, exploration=0.0) == ["dear", "cheap"]
