@@ -189,6 +189,12 @@ def test_a_slow_tail_hands_the_lead_to_a_tied_fast_account() -> None:
     # Without the slow calls, the cheaper one leads.
     health["cheap"] = view("cheap", steady(20))
     assert decide(health, "p", fees=fees, exploration=0.0) == ["cheap", "dear"]
+    # An account whose record has all but faded: two calls, one of them slow, are enough to
+    # order it after the fast one (too few to judge its p95).
+    health["cheap"] = view("cheap", {0: calls(2, slow=1)})
+    terms = terms_of(health, fees)
+    assert terms["cheap"].p95_ms is None and terms["cheap"].p99_ms == 3200
+    assert decide(health, "p", fees=fees, exploration=0.0) == ["dear", "cheap"]
 
 
 def test_the_fee_breaks_ties_and_the_weight_can_outweigh_success() -> None:
