@@ -13,8 +13,7 @@ For each candidate, within the create deadline:
   order (the buyer already confirmed) ends the search, the payment succeeded there. A
   buyer-initiated method's (qr, web, h5, app, jsapi, checkout) is closed without asking: the
   buyer never saw that order, so nobody can have paid it. If the channel cannot be asked or
-  the close fails: a buyer-initiated method moves on to the
-  next account all the same, since the buyer never saw that order and cannot pay it; the
+  the close fails: a buyer-initiated method moves on to the next account all the same; the
   account is written to the payment's `abandoned` list and the re-query worker closes the
   order there later. A barcode (the buyer's code may already be charged), or any payment with
   no account left to try, stops and stays `processing` for the re-query worker.
