@@ -101,6 +101,7 @@ def _figures(
         "p50_ms": round(_percentile(latencies, 0.5) or 0.0, 1),
         "p99_ms": round(_percentile(latencies, 0.99) or 0.0, 1),
         "failures": dict(Counter(s.code or "?" for s in samples if not s.ok)),
+        "first_by_account": dict(sorted(Counter(s.first or "-" for s in samples).items())),
     }
 
 

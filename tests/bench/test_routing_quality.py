@@ -67,6 +67,7 @@ def test_summary_pools_runs_per_phase() -> None:
     assert phase["first_to_best"] == round(2 / 3, 4)
     assert phase["success"] == round(2 / 3, 4)
     assert phase["failures"] == {"?": 1}
+    assert phase["first_by_account"] == {"a": 2, "b": 1}
     assert found["overall"]["first_to_best"] == phase["first_to_best"]
     hedged = replace(sample(2, "a"), hedged=True)
     assert (
