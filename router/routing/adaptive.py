@@ -25,8 +25,9 @@ those whose p99 is past the SLO after the others: one slow call in a hundred, or
 outraced by its hedge, is enough to hand the lead to an equally reliable account that is
 fast, long before the p95 moves the utility; then
 the others by utility; half-open accounts after them and outliers last. A half-open account
-goes first for `probe_share` of payments, so its probes (limited by the breaker across every
-process) come at once instead of by chance. With probability `exploration` (the rule's) the
+(an outlier or not: its probes are how it shows it has recovered) goes first for
+`probe_share` of payments, so its probes (limited by the breaker across every process) come
+at once instead of by chance. With probability `exploration` (the rule's) the
 non-leader with the best Thompson draw goes first if that draw comes within `tolerance` of
 the leader. A well-known poor account's draw never does; an account nobody has called for a
 while has faded back to the prior, whose draws often do: the rate at which it is retried
@@ -213,14 +214,18 @@ def rank(
     }
     best_success = max(s.success for s in scored.values())
     shut = [n for n in names if health[n].state in ("open", "forced_open")]
+    # A half-open account is its breaker's question whether it has recovered: it is probed
+    # whatever its (older) record says, or an account whose failures opened the breaker
+    # would wait as an outlier until they faded.
+    probing = [n for n in names if health[n].state == "half_open"]
     outliers = {
         n
         for n, s in scored.items()
         if s.calls >= settings.outlier_min_calls
         and s.success < best_success - settings.outlier_gap
         and n not in shut
+        and n not in probing
     }
-    probing = [n for n in names if health[n].state == "half_open" and n not in outliers]
     usual = [n for n in names if n not in outliers and n not in probing and n not in shut]
     top = max((scored[n].utility for n in usual), default=0.0)
     group = [n for n in usual if scored[n].hopeful(settings.confidence) >= top - settings.tolerance]

@@ -216,6 +216,11 @@ def test_a_half_open_account_is_probed_first_for_its_share() -> None:
     assert 0.15 < share < 0.25
     orders = {tuple(decide(health, f"p{i}", exploration=0.0)) for i in range(50)}
     assert orders == {("a", "b"), ("b", "a")}
+    # So is one whose record (the failures that opened its breaker, say) makes it an
+    # outlier: the probes are how it shows it has recovered.
+    health["b"] = view("b", steady(10, 10), state="half_open")
+    share = first_share(health, "b", exploration=0.0)
+    assert 0.15 < share < 0.25
 
 
 def test_the_same_payment_gets_the_same_decision() -> None:
