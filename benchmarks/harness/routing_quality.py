@@ -242,8 +242,10 @@ async def run_routing_quality(
     *, quick: bool, runs: int, say: Callable[[str], None], seed: int = 1
 ) -> dict[str, Any]:
     """Run the scenario `runs` times; the report (JSON-able)."""
-    # The quick run's phases are 4 s: its breakers are scaled down with them.
-    phase_s, rate, breaker = (4.0, 5.0, (1.0, 4.0)) if quick else (60.0, 5.0, None)
+    # The phases last a minute (4 s in a quick run), not the hours an incident may: the
+    # breakers are scaled to them (shipped: open_s 10, max_open_s 300), or a trip in one
+    # phase would keep an account open through the next two.
+    phase_s, rate, breaker = (4.0, 5.0, (1.0, 4.0)) if quick else (60.0, 5.0, (5.0, 30.0))
     reports = []
     for run in range(runs):
         say(f"routing quality run {run + 1}/{runs}: {len(PHASES)} phases of {phase_s:g} s")
