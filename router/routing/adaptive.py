@@ -58,7 +58,7 @@ class AdaptiveSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    half_life_s: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    half_life_s: Annotated[float, Field(ge=1, le=3600)] = 20.0
     half_calls: Annotated[float | None, Field(ge=1, le=100_000)] = 25.0
     """Evidence also halves per this many newer calls of the account (None: by time only)."""
     prior_success: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.98

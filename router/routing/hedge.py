@@ -36,7 +36,7 @@ class HedgeSettings(BaseModel):
     enabled: bool = True
     delay_factor: Annotated[float, Field(ge=1, le=20)] = 2.0
     """The hedge delay, in multiples of the fastest candidate's p95."""
-    min_delay_ms: Annotated[int, Field(ge=10, le=60_000)] = 100
+    min_delay_ms: Annotated[int, Field(ge=10, le=60_000)] = 50
     max_delay_ms: Annotated[int, Field(ge=10, le=60_000)] = 1500
     """Also the delay while no candidate has a measured p95 yet."""
     budget: Annotated[float, Field(ge=0, le=0.5)] = 0.05

@@ -1,6 +1,6 @@
 """What the `adaptive` strategy keeps in an account's health window beside `ok`/`fail`/`lat`.
 
-Each call adds, in its window bucket, one to a latency histogram bin (`h0`..`h8`) and one to
+Each call adds, in its window bucket, one to a latency histogram bin (`t0`..`t11`) and one to
 its dimension's count (`d:<method>.<band>:ok` or `:fail`; the band is the amount's order of
 magnitude, see `BANDS`). They travel in the same scripts and round trips as the breaker's own
 counts (`router.store.breakers`). Reading them back, `Decayed` weighs each bucket by its age
@@ -14,8 +14,9 @@ import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-LATENCY_EDGES_MS = (50, 100, 200, 400, 800, 1600, 3200, 6400)
-"""Upper edges of the histogram bins; the last bin (`h8`) is everything slower."""
+LATENCY_EDGES_MS = (10, 20, 30, 50, 100, 200, 400, 800, 1600, 3200, 6400)
+"""Upper edges of the histogram bins; the last bin (`t11`) is everything slower. Fine below
+50 ms, where a healthy channel's p95 (and so the hedge delay) lies."""
 SLOWEST_MS = 12_800
 """What a call in the last bin counts as."""
 BANDS = (1_000, 10_000, 100_000)
@@ -29,7 +30,7 @@ def dimension(method: str, amount: int) -> str:
 
 def latency_bin(latency_ms: int) -> str:
     """The histogram field a call of `latency_ms` is counted in."""
-    return f"h{bisect.bisect_left(LATENCY_EDGES_MS, max(0, latency_ms))}"
+    return f"t{bisect.bisect_left(LATENCY_EDGES_MS, max(0, latency_ms))}"
 
 
 def call_fields(outcome: str, latency_ms: int, dim: str | None) -> dict[str, int]:
@@ -102,5 +103,5 @@ def decay(
             dim_ok += weight * fields.get(f"d:{dim}:ok", 0)
             dim_fail += weight * fields.get(f"d:{dim}:fail", 0)
         for index in range(len(histogram)):
-            histogram[index] += weight * fields.get(f"h{index}", 0)
+            histogram[index] += weight * fields.get(f"t{index}", 0)
     return Decayed(ok, fail, dim_ok, dim_fail, tuple(histogram))

@@ -170,7 +170,7 @@ def test_latency_above_the_slo_lowers_an_account_below_a_fast_one() -> None:
     fast, slow = steady(20), steady(20, slow=6)
     health = {"slow": view("slow", slow), "fast": view("fast", fast)}
     terms = terms_of(health, {"slow": 0.38, "fast": 0.6})
-    assert terms["slow"].p95_ms == 3200 and terms["fast"].p95_ms == 50
+    assert terms["slow"].p95_ms == 3200 and terms["fast"].p95_ms == 30
     assert terms["slow"].latency < 0.7 and terms["fast"].latency == 1.0
     assert decide(health, "p", fees={"slow": 0.38, "fast": 0.6}, exploration=0.0)[0] == "fast"
 
@@ -179,12 +179,12 @@ def test_a_slow_tail_hands_the_lead_to_a_tied_fast_account() -> None:
     # One call in the window past the SLO: the p95 (and the utility) has not moved, but the
     # p99 has, and the cheaper account gives the lead to the equally reliable fast one.
     cheap = steady(20)
-    cheap[0] = calls(20, slow=2)
+    cheap[0] = calls(20, slow=1)
     health = {"cheap": view("cheap", cheap), "dear": view("dear", steady(20))}
     fees = {"cheap": 0.38, "dear": 0.6}
     terms = terms_of(health, fees)
-    assert terms["cheap"].p95_ms == 50 and terms["cheap"].latency == 1.0
-    assert terms["cheap"].p99_ms == 3200 and terms["dear"].p99_ms == 50
+    assert terms["cheap"].p95_ms == 30 and terms["cheap"].latency == 1.0
+    assert terms["cheap"].p99_ms == 3200 and terms["dear"].p99_ms == 30
     assert decide(health, "p", fees=fees, exploration=0.0) == ["dear", "cheap"]
     # Without the slow calls, the cheaper one leads.
     health["cheap"] = view("cheap", steady(20))
