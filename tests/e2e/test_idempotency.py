@@ -24,8 +24,9 @@ from tests.e2e.conftest import (
 
 pytestmark = pytest.mark.every_topology
 
-UNANSWERED = {"timeout_rate": 1.0, "hang_ms": 1500, "only": ["create", "query"]}
-"""The channel takes the create but answers too late, and cannot be asked about it either."""
+UNANSWERED = {"timeout_rate": 1.0, "hang_ms": 1500, "only": ["create", "query", "close"]}
+"""The channel takes the create but answers too late, and cannot be asked about it or answer
+a close of it either."""
 
 
 def order(moid: str, **fields: Any) -> dict[str, Any]:
