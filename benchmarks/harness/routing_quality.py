@@ -102,11 +102,11 @@ class Bench:
 
 
 def routing_yaml(
-    sims: Mapping[str, str], sandboxes: Mapping[str, Path], breaker: tuple[float, float] | None
+    sims: Mapping[str, str], sandboxes: Mapping[str, Path], breaker: tuple[float, float]
 ) -> str:
     """Every strategy's accounts (`<strategy>_<account>`) and one rule per strategy (the
     oracle: one per phase), selected by the payment's metadata. `breaker`: (open_s,
-    max_open_s), or None for the shipped defaults."""
+    max_open_s)."""
     lines = ["version: 1", "accounts:"]
     for strategy, account in itertools.product(STRATEGIES, ACCOUNTS):
         lines += [
@@ -137,8 +137,7 @@ def routing_yaml(
         ]
     lines.append("fees:")
     lines += [f"  {s}_{a}: {FEES[a]}" for s, a in itertools.product(STRATEGIES, ACCOUNTS)]
-    if breaker is not None:
-        lines += ["breaker:", f"  open_s: {breaker[0]:g}", f"  max_open_s: {breaker[1]:g}"]
+    lines += ["breaker:", f"  open_s: {breaker[0]:g}", f"  max_open_s: {breaker[1]:g}"]
     return "\n".join(lines) + "\n"
 
 
@@ -257,7 +256,7 @@ async def run_routing_quality(
         "runs": runs,
         "phase_s": phase_s,
         "rate_per_strategy": rate,
-        "breaker": "shipped defaults" if breaker is None else list(breaker),
+        "breaker": list(breaker),
         "phases": [{"name": p.name, "best": p.best} for p in PHASES],
         "fees_pct": FEES,
         "strategies": summarise(
@@ -272,7 +271,7 @@ async def run_routing_quality(
 async def _one_run(
     phase_s: float,
     rate: float,
-    breaker: tuple[float, float] | None,
+    breaker: tuple[float, float],
     seed: int,
     say: Callable[[str], None],
 ) -> tuple[list[Sample], dict[tuple[str, int], int]]:
